@@ -1,0 +1,3 @@
+"""shiftbench: measure what distribution shift costs a text model."""
+
+__version__ = "0.1.0"

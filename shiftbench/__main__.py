@@ -1,0 +1,3 @@
+from shiftbench.cli import main
+
+raise SystemExit(main())

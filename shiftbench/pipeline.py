@@ -1,0 +1,218 @@
+"""`shiftbench run`: suite -> splits -> one batched inference pass -> metrics -> report.
+
+The report directory appears only when complete (written beside it, then renamed);
+inference results live in the runner's cache, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shiftbench import __version__
+from shiftbench.config import Domain, Suite, load_suite
+from shiftbench.data import read_source, select, to_split
+from shiftbench.errors import ShiftbenchError
+from shiftbench.registry import SHIFTS
+from shiftbench.split import Split
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shiftbench.models import ModelAdapter
+
+REPORTED_PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "scipy", "scikit-learn",
+                     "pandas", "nlpaug")
+
+
+@dataclass
+class RunOptions:
+    reports_dir: Path = Path("reports")
+    cache_dir: Path | None = None
+    data_dir: Path | None = None
+    limit: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 64
+    run_id: str | None = None
+    progress: bool | None = None
+
+    def resolved_cache_dir(self) -> Path:
+        env = os.environ.get("SHIFTBENCH_CACHE_DIR")
+        return self.cache_dir or (Path(env) if env else self.reports_dir / ".cache")
+
+
+@dataclass
+class SuiteSplits:
+    train: Split | None
+    reference: Split
+    shifted: list[Split]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def data_base_dir(suite: Suite, suite_path: Path, data_dir: Path | None) -> Path:
+    """Relative data paths resolve against --data-dir, else the suite's data_dir, else its folder."""
+    if data_dir is not None:
+        return data_dir
+    if suite.data_dir is not None:
+        return (suite_path.parent / suite.data_dir).resolve()
+    return suite_path.parent
+
+
+def build_splits(suite: Suite, suite_path: Path, options: RunOptions, need_train: bool
+                 ) -> SuiteSplits:
+    """Read the data once per source and make every split the suite names."""
+    t0 = time.perf_counter()
+    base = data_base_dir(suite, suite_path, options.data_dir)
+    frames: dict[str, pd.DataFrame] = {}
+
+    def rows(selection, limit):
+        source = selection.source or suite.data
+        key = source.model_dump_json()
+        if key not in frames:
+            frames[key] = read_source(source, base)
+        return select(frames[key], selection, suite.seed, limit)
+
+    limit = options.limit or suite.limit
+    train = None
+    if need_train:
+        if suite.train is None:
+            raise ShiftbenchError(f"{suite_path}: train: the model needs a train split; add one")
+        train = to_split(rows(suite.train, suite.train.limit), "train", True, kind="train")
+    reference = to_split(rows(suite.reference, _min(suite.reference.limit, limit)), "reference",
+                         True, kind="reference")
+    t1 = time.perf_counter()
+    shifted = []
+    for index, entry in enumerate(suite.shifts):
+        if isinstance(entry, Domain):
+            frame = rows(entry, _min(entry.limit, limit))
+            shifted.append(to_split(frame, entry.name, True, kind="domain"))
+            continue
+        try:
+            shift_cls = SHIFTS.load(entry.shift)
+        except ShiftbenchError as exc:
+            raise ShiftbenchError(f"{suite_path}: shifts.{index}.shift: {exc}") from None
+        from shiftbench.shifts import apply_shift
+
+        for severity in entry.severities:
+            shift = shift_cls(severity=severity, **entry.params)
+            shifted.append(apply_shift(shift, reference, suite.seed,
+                                       f"{entry.name or entry.shift}@{severity}"))
+    t2 = time.perf_counter()
+    return SuiteSplits(train, reference, shifted, {"load_data_s": t1 - t0, "shifts_s": t2 - t1})
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    return min(x for x in (a, b) if x is not None) if a is not None or b is not None else None
+
+
+def check_labels(model: ModelAdapter, splits: list[Split]) -> None:
+    known = set(model.classes_)
+    for split in splits:
+        for id_, label in zip(split.ids, split.labels or [], strict=False):
+            if label not in known:
+                raise ShiftbenchError(
+                    f"split {split.name!r}, id {id_}: label {label!r} is not one the model knows "
+                    f"({', '.join(model.classes_)})"
+                )
+
+
+def environment(runner) -> dict:
+    packages = {}
+    for name in REPORTED_PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": packages, "device": runner.device_, "precision": runner.precision_}
+
+
+def new_run_id(fingerprint: str) -> str:
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{fingerprint[:8]}"
+
+
+def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> Path:
+    """Run a suite against a model; return the finished report directory."""
+    from shiftbench.evaluate import evaluate
+    from shiftbench.models import load_model
+    from shiftbench.report import SCHEMA_VERSION
+    from shiftbench.runner import Runner
+
+    started = time.perf_counter()
+    suite_path = Path(suite_path)
+    suite = load_suite(suite_path)
+    model = load_model(model_spec)
+    splits = build_splits(suite, suite_path, options, model.needs_training)
+    runner = Runner(cache_dir=options.resolved_cache_dir(), device=options.device,
+                    precision=options.precision, batch_size=options.batch_size,
+                    progress=options.progress)
+    timings = dict(splits.timings)
+
+    t0 = time.perf_counter()
+    if splits.train is not None:
+        model.fit(splits.train, runner)
+    timings["fit_s"] = time.perf_counter() - t0
+    evaluated = [splits.reference, *splits.shifted]
+    check_labels(model, evaluated)
+
+    t0 = time.perf_counter()
+    texts = [text for split in evaluated for text in split.texts]
+    proba = model.predict_proba(texts, runner)
+    timings["inference_s"] = time.perf_counter() - t0
+    per_split, start = [], 0
+    for split in evaluated:
+        per_split.append(proba[start:start + len(split)])
+        start += len(split)
+
+    t0 = time.perf_counter()
+    records, predictions = evaluate(splits.reference, per_split[0],
+                                    list(zip(splits.shifted, per_split[1:], strict=True)),
+                                    model.classes_, list(suite.metrics), suite.seed)
+    timings["metrics_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - started
+
+    fingerprint = model.fingerprint()
+    run_id = options.run_id or new_run_id(fingerprint)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "shiftbench_version": __version__,
+        "run_id": run_id,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "suite": {"name": suite.name, "path": str(suite_path), "hash": suite.spec_hash(),
+                  "spec": suite.model_dump(mode="json", by_alias=True)},
+        "model": {**model.describe(), "fingerprint": fingerprint, "classes": model.classes_},
+        "environment": environment(runner),
+        "seed": suite.seed,
+        "timings": timings,
+        "runner": dict(runner.stats),
+        "splits": records,
+        "predictions_file": "predictions.parquet",
+    }
+    return publish(options.reports_dir / suite.name, run_id, report, predictions)
+
+
+def publish(parent: Path, run_id: str, report: dict, predictions: pd.DataFrame) -> Path:
+    """Write into a hidden partial folder, then rename: a report dir is always complete."""
+    from shiftbench.report import write_run
+
+    final = parent / run_id
+    if final.exists():
+        raise ShiftbenchError(f"{final}: a run with this id already exists")
+    partial = parent / f".{run_id}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        write_run(partial, report, predictions)
+        partial.rename(final)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final

@@ -1,0 +1,68 @@
+"""Shifts: texts + per-example rng -> texts.
+
+Determinism follows HELM: each example's rng is seeded from (suite seed, shift key,
+example id), so a perturbed text never depends on batch order, batch size or process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from shiftbench.errors import ShiftbenchError
+from shiftbench.split import Split
+
+
+def example_seed(seed: int, shift_key: str, example_id: str) -> int:
+    """A 63-bit seed that is the same in every process (unlike ``hash()``)."""
+    digest = hashlib.sha256(f"{seed}\x1f{shift_key}\x1f{example_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+class Shift:
+    """Base class: subclasses set ``name`` and implement :meth:`perturb`.
+
+    ``__init__`` only stores parameters (scikit-learn style), so ``key`` and the
+    report can describe a shift exactly. Shifts that batch (translation) override
+    :meth:`transform` instead.
+    """
+
+    name: ClassVar[str] = "shift"
+
+    def __init__(self, severity: int = 1, **params: Any) -> None:
+        if not isinstance(severity, int) or not 1 <= severity <= 5:
+            raise ShiftbenchError(f"shift {self.name!r}: severity must be an integer 1-5, got {severity!r}")
+        self.severity = severity
+        self.params = params
+
+    @property
+    def key(self) -> str:
+        params = json.dumps(self.params, sort_keys=True, default=str)
+        return f"{self.name}@{self.severity}:{params}"
+
+    def perturb(self, text: str, rng: random.Random) -> str:
+        raise NotImplementedError
+
+    def transform(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+        return [self.perturb(text, random.Random(s)) for text, s in zip(texts, seeds, strict=True)]
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in sorted(self.params.items()))
+        return f"{type(self).__name__}(severity={self.severity}{extra})"
+
+
+def apply_shift(shift: Shift, split: Split, seed: int, name: str | None = None) -> Split:
+    """Perturb every example of ``split``; ids and labels stay, so results pair by id."""
+    seeds = [example_seed(seed, shift.key, i) for i in split.ids]
+    texts = shift.transform(split.texts, seeds)
+    return split.derive(
+        name or f"{shift.name}@{shift.severity}",
+        texts,
+        kind="perturbation",
+        shift=shift.name,
+        severity=shift.severity,
+        params=shift.params,
+    )
