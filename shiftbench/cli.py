@@ -71,8 +71,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _first_line(obj: object) -> str:
-    return ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+def _first_line(text: str | None) -> str:
+    return ((text or "").strip().splitlines() or [""])[0]
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -82,14 +82,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for title, registry in (("shifts", SHIFTS), ("model adapters", MODELS)):
         print(f"{title}:")
         for name in registry.names():
-            print(f"  {name:<16} {_first_line(registry.load(name))}")
+            print(f"  {name:<16} {_first_line(registry.load(name).__doc__)}")
     print(f"suites ({args.suites_dir}):")
     for path in sorted(args.suites_dir.glob("*.yaml")):
         if path.name.endswith(".gate.yaml"):
             continue
         try:
-            suite = load_suite(path)
-            print(f"  {path.name:<24} {suite.description.strip().splitlines()[0] if suite.description else ''}")
+            print(f"  {path.name:<24} {_first_line(load_suite(path).description)}")
         except ShiftbenchError as exc:
             print(f"  {path.name:<24} INVALID: {exc}")
     return EXIT_OK

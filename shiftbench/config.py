@@ -58,7 +58,9 @@ class Filter(Strict):
         set_ = [k for k in ("equals", "isin", "not_in", "matches", "not_matches")
                 if getattr(self, k) is not None]
         if len(set_) != 1:
-            raise ValueError("a filter takes exactly one of: equals, in, not_in, matches, not_matches")
+            raise ValueError(
+                "a filter takes exactly one of: equals, in, not_in, matches, not_matches"
+            )
         return self
 
 

@@ -73,7 +73,7 @@ def _read_hf(source: Source, path: Path | None) -> pd.DataFrame:
     try:
         import datasets
     except ImportError:
-        raise ShiftbenchError("hf sources need the 'datasets' package: pip install datasets") from None
+        raise ShiftbenchError("hf sources need 'datasets': pip install datasets") from None
     try:
         if path is not None and (path / "dataset_info.json").exists():
             data = datasets.load_from_disk(str(path))
@@ -142,7 +142,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
-        raise ShiftbenchError(f"{path}: not a readable Parquet file ({exc.__class__.__name__})") from None
+        raise ShiftbenchError(
+            f"{path}: not a readable Parquet file ({exc.__class__.__name__})"
+        ) from None
 
 
 def _standardise(frame: pd.DataFrame, source: Source, where: object) -> pd.DataFrame:

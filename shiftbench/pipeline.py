@@ -59,7 +59,7 @@ class SuiteSplits:
 
 
 def data_base_dir(suite: Suite, suite_path: Path, data_dir: Path | None) -> Path:
-    """Relative data paths resolve against --data-dir, else the suite's data_dir, else its folder."""
+    """Relative data paths resolve against --data-dir, else suite.data_dir, else its folder."""
     if data_dir is not None:
         return data_dir
     if suite.data_dir is not None:

@@ -21,10 +21,11 @@ class Split:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.ids) != len(self.texts):
-            raise ValueError(f"split {self.name!r}: {len(self.ids)} ids but {len(self.texts)} texts")
-        if self.labels is not None and len(self.labels) != len(self.ids):
-            raise ValueError(f"split {self.name!r}: {len(self.labels)} labels for {len(self.ids)} ids")
+        n = len(self.ids)
+        if len(self.texts) != n:
+            raise ValueError(f"split {self.name!r}: {n} ids but {len(self.texts)} texts")
+        if self.labels is not None and len(self.labels) != n:
+            raise ValueError(f"split {self.name!r}: {len(self.labels)} labels for {n} ids")
         if len(set(self.ids)) != len(self.ids):
             raise ValueError(f"split {self.name!r}: example ids are not unique")
 

@@ -33,8 +33,10 @@ class Shift:
     name: ClassVar[str] = "shift"
 
     def __init__(self, severity: int = 1, **params: Any) -> None:
-        if not isinstance(severity, int) or not 1 <= severity <= 5:
-            raise ShiftbenchError(f"shift {self.name!r}: severity must be an integer 1-5, got {severity!r}")
+        if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
+            raise ShiftbenchError(
+                f"shift {self.name!r}: severity must be an integer 1-5, got {severity!r}"
+            )
         self.severity = severity
         self.params = params
 

@@ -1,0 +1,314 @@
+"""Metrics with 95% intervals, so no robustness number is reported without its uncertainty.
+
+Inputs are integer class indices (``y_true``, ``y_pred``) and probability matrices
+(rows = examples, columns = classes). Conventions, stated once:
+
+- accuracy: Wilson score interval (good at k=0 and k=n, unlike the normal interval).
+- macro-F1: mean F1 over the classes present in the labels *or* the predictions of the
+  sample at hand (scikit-learn's default), so a class nobody predicts counts as F1 = 0
+  and a class absent from both sides does not dilute the mean.
+- ECE: top-label expected calibration error, 15 equal-width confidence bins
+  (lo, hi] (confidence 0 falls in the first bin), sum over bins of
+  |bin| / n * |accuracy(bin) - mean confidence(bin)|.
+- NLL: mean of -log p(true class), probabilities clipped at 1e-12.
+- macro-F1, ECE, NLL: percentile bootstrap over examples (seeded, vectorised).
+- paired deltas resample the pairs; unpaired deltas resample each side on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from shiftbench.errors import ShiftbenchError
+
+LEVEL = 0.95
+N_BOOT = 1000
+ECE_BINS = 15
+PROB_FLOOR = 1e-12
+METRIC_NAMES = ("accuracy", "macro_f1", "ece", "nll")
+
+# Bootstrap index matrices are drawn in chunks of at most this many entries (~16 MB).
+_CHUNK = 2_000_000
+
+Seed = int | np.random.Generator
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point value with its interval; ``n`` is the number of examples (or pairs) used.
+
+    ``n_boot`` is set for bootstrap intervals; ``p_value`` for estimates that come with a
+    test (McNemar for paired accuracy deltas).
+    """
+
+    value: float
+    low: float
+    high: float
+    n: int
+    method: str
+    level: float = LEVEL
+    n_boot: int | None = None
+    p_value: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _z(level: float) -> float:
+    if not 0 < level < 1:
+        raise ValueError(f"interval level must be in (0, 1), got {level}")
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def wilson(k: int, n: int, level: float = LEVEL) -> Estimate:
+    """Wilson score interval for a proportion k/n."""
+    if n <= 0:
+        raise ShiftbenchError("cannot estimate a proportion from 0 examples")
+    if not 0 <= k <= n:
+        raise ValueError(f"wilson: k={k} is outside 0..n={n}")
+    z2 = _z(level) ** 2
+    p = k / n
+    denom = 1 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = math.sqrt(z2) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    low = 0.0 if k == 0 else max(0.0, center - half)
+    high = 1.0 if k == n else min(1.0, center + half)
+    return Estimate(float(p), float(low), float(high), int(n), "wilson", level)
+
+
+def _percentile(draws: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap draws."""
+    _z(level)
+    if draws.size == 0:
+        raise ValueError("n_boot must be >= 1")
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def _binary(x: Any, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ShiftbenchError(f"{name}: cannot estimate from 0 examples")
+    if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0/1 or booleans")
+    return arr.astype(bool)
+
+
+def _pair(a: Any, b: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    a_arr, b_arr = np.asarray(a), np.asarray(b)
+    if a_arr.shape != b_arr.shape or a_arr.ndim != 1:
+        raise ValueError(f"{names[0]} and {names[1]} must be 1-D and aligned by pair")
+    if a_arr.size == 0:
+        raise ShiftbenchError(f"{names[0]}/{names[1]}: cannot estimate from 0 examples")
+    return a_arr, b_arr
+
+
+def _labels(y_true: Any, proba: np.ndarray) -> np.ndarray:
+    y = np.asarray(y_true, dtype=np.int64)
+    if proba.ndim != 2 or y.shape != (proba.shape[0],):
+        raise ValueError(f"labels of shape {y.shape} do not match probabilities {proba.shape}")
+    if y.size == 0:
+        raise ShiftbenchError("cannot compute a metric on 0 examples")
+    if y.min() < 0 or y.max() >= proba.shape[1]:
+        raise ValueError("labels must be class indices into the probability columns")
+    return y
+
+
+# Statistics as functions of a (b, n) index matrix -> b values. The point estimate is the
+# same function at the identity resample: one definition serves both.
+Stat = Callable[[np.ndarray], np.ndarray]
+
+
+def _identity(n: int) -> np.ndarray:
+    return np.arange(n)[None, :]
+
+
+def _n_classes(y_true: np.ndarray, y_pred: np.ndarray) -> int:
+    return int(max(y_true.max(), y_pred.max())) + 1
+
+
+def _macro_f1_stat(y_true: np.ndarray, y_pred: np.ndarray) -> Stat:
+    k = _n_classes(y_true, y_pred)
+    cell = y_true * k + y_pred  # each row's confusion-matrix cell
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        b = idx.shape[0]
+        key = cell[idx] + (np.arange(b) * k * k)[:, None]
+        confusion = np.bincount(key.ravel(), minlength=b * k * k).reshape(b, k, k)
+        tp = np.diagonal(confusion, axis1=1, axis2=2)
+        support = confusion.sum(axis=2) + confusion.sum(axis=1)  # true + predicted counts
+        present = support > 0
+        f1 = np.divide(2 * tp, support, out=np.zeros((b, k)), where=present)
+        return f1.sum(axis=1) / present.sum(axis=1)
+
+    return stat
+
+
+def _ece_stat(proba: np.ndarray, y_true: np.ndarray, n_bins: int) -> Stat:
+    conf = proba.max(axis=1)
+    gap = (proba.argmax(axis=1) == y_true) - conf
+    bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        b, n = idx.shape
+        key = bins[idx] + (np.arange(b) * n_bins)[:, None]
+        per_bin = np.bincount(key.ravel(), weights=gap[idx].ravel(), minlength=b * n_bins)
+        return np.abs(per_bin.reshape(b, n_bins)).sum(axis=1) / n
+
+    return stat
+
+
+def _nll_stat(proba: np.ndarray, y_true: np.ndarray) -> Stat:
+    p_true = proba[np.arange(len(y_true)), y_true]
+    loss = -np.log(np.clip(p_true, PROB_FLOOR, 1.0))
+    return lambda idx: loss[idx].mean(axis=1)
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    y_true, y_pred = _pair(y_true, y_pred, ("y_true", "y_pred"))
+    return float(np.mean(y_true == y_pred))
+
+
+def macro_f1(y_true: Any, y_pred: Any) -> float:
+    y_true, y_pred = _pair(np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64),
+                           ("y_true", "y_pred"))
+    return float(_macro_f1_stat(y_true, y_pred)(_identity(len(y_true)))[0])
+
+
+def expected_calibration_error(proba: Any, y_true: Any, n_bins: int = ECE_BINS) -> float:
+    proba = np.asarray(proba, dtype=float)
+    y = _labels(y_true, proba)
+    return float(_ece_stat(proba, y, n_bins)(_identity(len(y)))[0])
+
+
+def nll(proba: Any, y_true: Any) -> float:
+    proba = np.asarray(proba, dtype=float)
+    y = _labels(y_true, proba)
+    return float(_nll_stat(proba, y)(_identity(len(y)))[0])
+
+
+def _percentile_bootstrap(stat: Stat, n: int, rng: Seed, n_boot: int, level: float,
+                          cells: int = 1) -> Estimate:
+    """Point value of ``stat`` plus a percentile interval over ``n_boot`` resamples.
+
+    ``cells`` is how many counters ``stat`` keeps per resample; with ``n`` it bounds the
+    memory of one chunk of resamples.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    gen = np.random.default_rng(rng)
+    rows = max(1, _CHUNK // max(n, cells))
+    draws = [stat(gen.integers(0, n, size=(min(rows, n_boot - start), n)))
+             for start in range(0, n_boot, rows)]
+    low, high = _percentile(np.concatenate(draws), level)
+    value = float(stat(_identity(n))[0])
+    return Estimate(value, low, high, n, "percentile_bootstrap", level, n_boot)
+
+
+def accuracy_ci(y_true: Any, y_pred: Any, level: float = LEVEL) -> Estimate:
+    y_true, y_pred = _pair(y_true, y_pred, ("y_true", "y_pred"))
+    return wilson(int(np.sum(y_true == y_pred)), len(y_true), level)
+
+
+def macro_f1_ci(y_true: Any, y_pred: Any, rng: Seed = 0, n_boot: int = N_BOOT,
+                level: float = LEVEL) -> Estimate:
+    y_true, y_pred = _pair(np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64),
+                           ("y_true", "y_pred"))
+    return _percentile_bootstrap(_macro_f1_stat(y_true, y_pred), len(y_true), rng, n_boot, level,
+                                 cells=_n_classes(y_true, y_pred) ** 2)
+
+
+def ece_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT, level: float = LEVEL,
+           n_bins: int = ECE_BINS) -> Estimate:
+    proba = np.asarray(proba, dtype=float)
+    y = _labels(y_true, proba)
+    return _percentile_bootstrap(_ece_stat(proba, y, n_bins), len(y), rng, n_boot, level)
+
+
+def nll_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT,
+           level: float = LEVEL) -> Estimate:
+    proba = np.asarray(proba, dtype=float)
+    y = _labels(y_true, proba)
+    return _percentile_bootstrap(_nll_stat(proba, y), len(y), rng, n_boot, level)
+
+
+def estimate(metric: str, proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT,
+             level: float = LEVEL) -> Estimate:
+    """One named metric (see ``METRIC_NAMES``) of a model's probabilities, with interval."""
+    proba = np.asarray(proba, dtype=float)
+    y = _labels(y_true, proba)
+    if metric == "accuracy":
+        return accuracy_ci(y, proba.argmax(axis=1), level)
+    if metric == "macro_f1":
+        return macro_f1_ci(y, proba.argmax(axis=1), rng, n_boot, level)
+    if metric == "ece":
+        return ece_ci(proba, y, rng, n_boot, level)
+    if metric == "nll":
+        return nll_ci(proba, y, rng, n_boot, level)
+    raise ShiftbenchError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
+
+
+def mcnemar_exact(ref_only: int, shift_only: int) -> float:
+    """Two-sided exact McNemar p-value: binomial(discordant, 1/2) on the discordant pairs.
+
+    ``ref_only`` = pairs right on the reference only; ``shift_only`` = right when shifted only.
+    """
+    from scipy.stats import binom
+
+    discordant = ref_only + shift_only
+    if discordant == 0:
+        return 1.0
+    return float(min(1.0, 2 * binom.cdf(min(ref_only, shift_only), discordant, 0.5)))
+
+
+def paired_delta(correct_ref: Any, correct_shift: Any, rng: Seed = 0, n_boot: int = N_BOOT,
+                 level: float = LEVEL) -> Estimate:
+    """mean(correct_shift - correct_ref) over pairs, paired bootstrap interval, McNemar p.
+
+    Resampling n pairs with replacement only changes how many pairs of each kind
+    (-1, 0, +1) the resample holds, which is Multinomial(n, observed shares): drawing
+    those counts is the pair bootstrap exactly, in O(n_boot) instead of O(n_boot * n).
+    """
+    ref, shift = _pair(_binary(correct_ref, "correct_ref"),
+                       _binary(correct_shift, "correct_shift"), ("correct_ref", "correct_shift"))
+    n = len(ref)
+    ref_only = int(np.sum(ref & ~shift))
+    shift_only = int(np.sum(~ref & shift))
+    shares = np.array([ref_only, n - ref_only - shift_only, shift_only]) / n
+    counts = np.random.default_rng(rng).multinomial(n, shares, size=n_boot)
+    low, high = _percentile((counts[:, 2] - counts[:, 0]) / n, level)
+    return Estimate((shift_only - ref_only) / n, low, high, n, "paired_bootstrap", level,
+                    n_boot, mcnemar_exact(ref_only, shift_only))
+
+
+def unpaired_delta(correct_ref: Any, correct_shift: Any, rng: Seed = 0, n_boot: int = N_BOOT,
+                   level: float = LEVEL) -> Estimate:
+    """mean(correct_shift) - mean(correct_ref) for different examples (natural domain shift).
+
+    Each side is resampled on its own; for 0/1 outcomes the resampled count of correct
+    examples is Binomial(n, observed accuracy), which is what is drawn. ``n`` is the
+    shifted sample's size.
+    """
+    ref = _binary(correct_ref, "correct_ref")
+    shift = _binary(correct_shift, "correct_shift")
+    gen = np.random.default_rng(rng)
+    p_ref, p_shift = ref.mean(), shift.mean()
+    boot_ref = gen.binomial(len(ref), p_ref, size=n_boot) / len(ref)
+    boot_shift = gen.binomial(len(shift), p_shift, size=n_boot) / len(shift)
+    low, high = _percentile(boot_shift - boot_ref, level)
+    return Estimate(float(p_shift - p_ref), low, high, len(shift), "unpaired_bootstrap", level,
+                    n_boot)
+
+
+def flip_rate(pred_ref: Any, pred_shift: Any, level: float = LEVEL) -> Estimate:
+    """Share of paired examples whose predicted class changed under the shift (Wilson)."""
+    ref, shift = _pair(pred_ref, pred_shift, ("pred_ref", "pred_shift"))
+    return wilson(int(np.sum(ref != shift)), len(ref), level)

@@ -1,0 +1,122 @@
+"""A run directory: report.json (versioned schema) + predictions + summary.md + report.html.
+
+report.json is the source of truth; the Markdown and HTML views can be re-rendered from
+it at any time (``shiftbench report <run dir>``), so a newer renderer can redraw old runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shiftbench.errors import ShiftbenchError
+from shiftbench.report.html import report_html
+from shiftbench.report.markdown import summary_markdown
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+REPORT_FILE = "report.json"
+SUMMARY_FILE = "summary.md"
+HTML_FILE = "report.html"
+REQUIRED_KEYS = (
+    "schema_version", "shiftbench_version", "run_id", "created", "suite", "model",
+    "environment", "seed", "timings", "runner", "splits", "predictions_file",
+)
+MAPPING_KEYS = ("suite", "model", "environment", "timings", "runner")
+SPLIT_KEYS = ("name", "kind", "n", "metrics", "delta", "flip_rate", "n_paired")
+
+
+def check_report(report: Any, source: Path) -> None:
+    """Raise ShiftbenchError naming ``source`` if ``report`` does not follow the schema."""
+    if not isinstance(report, dict):
+        raise ShiftbenchError(f"{source}: a report is a JSON object, got {type(report).__name__}")
+    version = report.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ShiftbenchError(
+            f"{source}: schema_version {version!r} is not supported (this shiftbench reads "
+            f"{SCHEMA_VERSION})"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in report]
+    if missing:
+        raise ShiftbenchError(f"{source}: missing required key(s) {', '.join(missing)}")
+    for key in MAPPING_KEYS:
+        if not isinstance(report[key], dict):
+            raise ShiftbenchError(f"{source}: {key!r} must be an object")
+    if not isinstance(report["splits"], list):
+        raise ShiftbenchError(f"{source}: 'splits' must be a list")
+    for i, record in enumerate(report["splits"]):
+        lacking = [k for k in SPLIT_KEYS if not isinstance(record, dict) or k not in record]
+        if lacking:
+            raise ShiftbenchError(f"{source}: splits[{i}] lacks {', '.join(lacking)}")
+    name = report["predictions_file"]
+    if not isinstance(name, str) or Path(name).name != name or not name:
+        raise ShiftbenchError(f"{source}: predictions_file must be a file name, got {name!r}")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays as Python ones, NaN/inf as null."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary file, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _render_views(run_dir: Path, report: dict[str, Any]) -> None:
+    _write_text(run_dir / SUMMARY_FILE, summary_markdown(report))
+    _write_text(run_dir / HTML_FILE, report_html(report))
+
+
+def write_run(run_dir: Path, report: dict[str, Any], predictions: pd.DataFrame) -> None:
+    """Write a finished run: predictions first, then report.json (it marks the run complete)."""
+    run_dir = Path(run_dir)
+    report = _jsonable(report)
+    check_report(report, run_dir / REPORT_FILE)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    predictions.to_parquet(run_dir / report["predictions_file"], index=False)
+    _write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _render_views(run_dir, report)
+
+
+def load_report(run_dir: Path) -> dict[str, Any]:
+    """Read and check a run directory's report.json."""
+    run_dir = Path(run_dir)
+    path = run_dir / REPORT_FILE
+    if not run_dir.is_dir():
+        raise ShiftbenchError(f"{run_dir}: run directory not found")
+    if not path.is_file():
+        raise ShiftbenchError(f"{path}: report file not found")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ShiftbenchError(f"{path}: not UTF-8 text") from exc
+    except json.JSONDecodeError as exc:
+        raise ShiftbenchError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    check_report(report, path)
+    return report
+
+
+def render(run_dir: Path) -> None:
+    """Re-create summary.md and report.html from report.json."""
+    run_dir = Path(run_dir)
+    _render_views(run_dir, load_report(run_dir))

@@ -1,0 +1,162 @@
+"""One self-contained HTML report: run facts, the summary table and two inline SVG plots.
+
+Nothing is fetched when the file is opened (no scripts, stylesheets or fonts from
+elsewhere), so it can be attached to a CI run or mailed. Every text is escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from shiftbench.report import svg
+from shiftbench.report.markdown import footnote, summary_rows, title
+
+KIND_COLORS = {"reference": "#444444", "perturbation": svg.PALETTE[0], "domain": svg.PALETTE[1]}
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
+margin:0 auto;max-width:1100px;padding:24px}
+h1{font-size:20px;margin:0 0 12px}h2{font-size:16px;margin:28px 0 8px}
+table{border-collapse:collapse;margin:4px 0}
+th,td{padding:4px 10px;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th{background:#f5f5f5;font-weight:600}
+.facts{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:0 32px}
+.facts th{background:none;width:9em;color:#555;font-weight:500}.facts td{word-break:break-all}
+pre{font-size:12px;background:#f7f7f7;padding:8px;overflow:auto}
+.note{color:#555;font-size:13px}
+svg{width:100%;max-width:720px;height:auto;display:block;margin:8px 0 20px}
+svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600}
+svg .grid{stroke:#e8e8e8}svg .ref{stroke:#444;stroke-dasharray:5 4}
+svg .reflabel{fill:#444;font-style:italic}
+"""
+
+
+def _facts(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(
+        f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
+        for k, v in rows
+        if v not in (None, "", {})
+    )
+    return f"<table>{body}</table>"
+
+
+def _key_values(heading: str, values: dict[str, Any], unit: str = "") -> str:
+    if not values:
+        return ""
+    body = "".join(
+        f'<tr><td>{escape(str(k))}</td><td class="num">{escape(_fmt(v, unit))}</td></tr>'
+        for k, v in values.items()
+    )
+    return f"<h2>{escape(heading)}</h2><table>{body}</table>"
+
+
+def _fmt(value: Any, unit: str) -> str:
+    return f"{value:.2f}{unit}" if isinstance(value, float) else f"{value}"
+
+
+def _model_params(model: dict[str, Any]) -> dict[str, Any]:
+    """The adapter's ``params``, else whatever it described beyond name, fingerprint, classes."""
+    if isinstance(model.get("params"), dict):
+        return model["params"]
+    return {k: v for k, v in model.items() if k not in ("adapter", "fingerprint", "classes")}
+
+
+def _header(report: dict[str, Any]) -> str:
+    suite, model, env = report["suite"], report["model"], report["environment"]
+    left = _facts([
+        ("suite", suite.get("name")),
+        ("suite file", suite.get("path")),
+        ("suite hash", suite.get("hash")),
+        ("model", model.get("adapter")),
+        ("fingerprint", model.get("fingerprint")),
+        ("classes", ", ".join(map(str, model.get("classes") or []))),
+        ("model params", json.dumps(_model_params(model), sort_keys=True, default=str)),
+    ])
+    right = _facts([
+        ("run id", report.get("run_id")),
+        ("created", report.get("created")),
+        ("seed", report.get("seed")),
+        ("device", env.get("device")),
+        ("precision", env.get("precision")),
+        ("shiftbench", report.get("shiftbench_version")),
+        ("python", env.get("python")),
+        ("platform", env.get("platform")),
+        ("predictions", report.get("predictions_file")),
+    ])
+    return f'<div class="facts">{left}{right}</div>'
+
+
+def _table(report: dict[str, Any]) -> str:
+    header, rows = summary_rows(report)
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{escape(c)}</td>" if i < 2 else f'<td class="num">{escape(c)}</td>'
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _accuracy(record: dict[str, Any]) -> dict[str, Any] | None:
+    return (record.get("metrics") or {}).get("accuracy")
+
+
+def _point(x: str | float, record: dict[str, Any], color: str) -> svg.Point:
+    est = _accuracy(record)
+    tip = (f"{record['name']}: {est['value'] * 100:.1f}% "
+           f"[{est['low'] * 100:.1f}, {est['high'] * 100:.1f}] (n={record['n']})")
+    return svg.Point(x, est["value"], est["low"], est["high"], color, tip)
+
+
+def _plots(report: dict[str, Any]) -> str:
+    records = [r for r in report["splits"] if _accuracy(r)]
+    ref = next((r for r in records if r["kind"] == "reference"), None)
+    ref_value = _accuracy(ref)["value"] if ref else None
+    per_split = svg.category_chart(
+        [_point(r["name"], r, KIND_COLORS.get(r["kind"], svg.PALETTE[2])) for r in records],
+        ref_value,
+        "Accuracy per split (95% intervals)",
+        {k: c for k, c in KIND_COLORS.items() if any(r["kind"] == k for r in records)},
+    )
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["kind"] == "perturbation" and isinstance(r.get("severity"), (int, float)):
+            groups.setdefault(str(r.get("shift") or r["name"]), []).append(r)
+    series = {
+        name: [_point(r["severity"], r, svg.PALETTE[i % len(svg.PALETTE)]) for r in rs]
+        for i, (name, rs) in enumerate(groups.items())
+    }
+    by_severity = svg.line_chart(
+        series, ref_value, "Accuracy vs severity per shift (95% intervals)", "severity"
+    ) or '<p class="note">No perturbation with a severity: nothing to plot.</p>'
+    return per_split + by_severity
+
+
+def report_html(report: dict[str, Any]) -> str:
+    """The whole report as one HTML document."""
+    env = report["environment"]
+    suite_spec = json.dumps(report["suite"].get("spec") or {}, indent=2, default=str)
+    return "".join([
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>{escape(title(report))}</title><style>{CSS}</style></head><body>",
+        f"<h1>{escape(title(report))}</h1>",
+        _header(report),
+        "<h2>Summary</h2>",
+        _table(report),
+        f'<p class="note">{escape(footnote(report))}</p>',
+        "<h2>Plots</h2>",
+        _plots(report),
+        _key_values("Timings", report.get("timings") or {}, " s"),
+        _key_values("Runner", report.get("runner") or {}),
+        _key_values("Packages", env.get("packages") or {}),
+        f"<h2>Suite</h2><details><summary>spec</summary><pre>{escape(suite_spec)}</pre>"
+        "</details>",
+        "</body></html>\n",
+    ])

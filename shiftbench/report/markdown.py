@@ -1,0 +1,120 @@
+"""The summary a person reads in a pull request: one title line, one table, one footnote.
+
+Proportions (accuracy, flip rate) are percentages with one decimal, accuracy deltas are
+percentage points, macro-F1 and ECE are plain numbers with three decimals. The table's
+cells come from :func:`summary_rows`, which the HTML report shares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MISSING = "–"
+COLUMNS = ("split", "kind", "n", "accuracy", "Δ accuracy", "flip rate", "macro-F1", "ECE")
+METHOD_TEXT = {
+    "wilson": "Wilson score",
+    "percentile_bootstrap": "percentile bootstrap over examples",
+    "paired_bootstrap": "paired bootstrap over example ids",
+    "unpaired_bootstrap": "independent bootstrap of each side",
+}
+
+
+def _pct(est: dict[str, Any] | None) -> str:
+    if not est:
+        return MISSING
+    return f"{est['value'] * 100:.1f}% [{est['low'] * 100:.1f}, {est['high'] * 100:.1f}]"
+
+
+def _pp(est: dict[str, Any] | None) -> str:
+    if not est:
+        return MISSING
+    return f"{est['value'] * 100:+.1f} pp [{est['low'] * 100:+.1f}, {est['high'] * 100:+.1f}]"
+
+
+def _num(est: dict[str, Any] | None) -> str:
+    if not est:
+        return MISSING
+    return f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
+
+
+def _cells(record: dict[str, Any]) -> dict[str, Any]:
+    """The estimate behind each numeric column of one split's row."""
+    metrics = record.get("metrics") or {}
+    return {
+        "accuracy": metrics.get("accuracy"),
+        "Δ accuracy": (record.get("delta") or {}).get("accuracy"),
+        "flip rate": record.get("flip_rate"),
+        "macro-F1": metrics.get("macro_f1"),
+        "ECE": metrics.get("ece"),
+    }
+
+
+FORMATS = {"accuracy": _pct, "Δ accuracy": _pp, "flip rate": _pct, "macro-F1": _num, "ECE": _num}
+
+
+def level_label(report: dict[str, Any]) -> str:
+    """'95% CI' (or whatever level the report's intervals use)."""
+    levels = {
+        est["level"]
+        for record in report["splits"]
+        for est in _cells(record).values()
+        if est and est.get("level")
+    }
+    level = levels.pop() if len(levels) == 1 else 0.95
+    return f"{level * 100:g}% CI"
+
+
+def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the summary table, splits in report order (plain text cells)."""
+    ci = level_label(report)
+    header = [c if c in COLUMNS[:3] else f"{c} [{ci}]" for c in COLUMNS]
+    rows = []
+    for record in report["splits"]:
+        cells = _cells(record)
+        rows.append(
+            [str(record["name"]), str(record["kind"]), str(record["n"])]
+            + [FORMATS[c](cells[c]) for c in COLUMNS[3:]]
+        )
+    return header, rows
+
+
+def footnote(report: dict[str, Any]) -> str:
+    """One sentence naming the interval method(s) actually used for each column."""
+    parts = []
+    for column in COLUMNS[3:]:
+        methods = []
+        for record in report["splits"]:
+            est = _cells(record)[column]
+            if not est:
+                continue
+            text = METHOD_TEXT.get(est["method"], est["method"])
+            if est.get("n_boot"):
+                text += f" (B={est['n_boot']})"
+            if text not in methods:
+                methods.append(text)
+        if methods:
+            parts.append(f"{column}: {', '.join(methods)}")
+    extra = "Δ = shifted − reference (negative: the shift costs accuracy)"
+    return f"Intervals ({level_label(report)}) — {'; '.join(parts)}. {extra}."
+
+
+def title(report: dict[str, Any]) -> str:
+    suite = report["suite"].get("name", "?")
+    model = report["model"]
+    fingerprint = str(model.get("fingerprint", ""))[:12]
+    device = report["environment"].get("device", "?")
+    return f"shiftbench: {suite} — {model.get('adapter', '?')} {fingerprint} on {device}"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    header, rows = summary_rows(report)
+    align = ["---", "---", "---:"] + ["---:"] * (len(header) - 3)
+    lines = [f"# {_md_cell(title(report))}", ""]
+    for row in (header, align, *rows):
+        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+    lines += ["", footnote(report), ""]
+    return "\n".join(lines)

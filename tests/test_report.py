@@ -1,0 +1,163 @@
+"""Run directories: write / load / re-render, the Markdown table and the standalone HTML."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shiftbench.errors import ShiftbenchError
+from shiftbench.evaluate import evaluate
+from shiftbench.report import SCHEMA_VERSION, load_report, render, write_run
+from shiftbench.report.markdown import summary_markdown
+from shiftbench.report.svg import nice_ticks
+from shiftbench.split import Split
+
+CLASSES = ["neg", "pos"]
+
+
+def _proba(y: np.ndarray, acc: float, rng: np.random.Generator) -> np.ndarray:
+    right = rng.random(len(y)) < acc
+    p_pos = np.where(right == (y == 1), 0.8, 0.2) + rng.uniform(-0.1, 0.1, len(y))
+    return np.column_stack([1 - p_pos, p_pos])
+
+
+@pytest.fixture(scope="module")
+def run() -> tuple[dict, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    n = 120
+    y = rng.integers(0, 2, n)
+    ref = Split("clean", [f"e{i}" for i in range(n)], [f"t{i}" for i in range(n)],
+                [CLASSES[k] for k in y], {"kind": "reference"})
+    shifted = []
+    for shift in ("typo", "ocr"):
+        for sev in (1, 3):
+            split = ref.derive(f"{shift}@{sev}", ref.texts, kind="perturbation", shift=shift,
+                               severity=sev, params={})
+            shifted.append((split, _proba(y, 0.85 - 0.1 * sev, rng)))
+    domain = Split("<b>tweets</b> | x", ["d1", "d2", "d3"], ["a", "b", "c"], ["neg", "pos", "pos"],
+                   {"kind": "domain", "source": "demo"})
+    shifted.append((domain, np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])))
+    records, frame = evaluate(ref, _proba(y, 0.85, rng), shifted, CLASSES,
+                              ["accuracy", "macro_f1", "ece", "nll"], seed=1, n_boot=200)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "shiftbench_version": "0.1.0",
+        "run_id": "r1",
+        "created": "2024-05-01T12:00:00+00:00",
+        "suite": {"name": "unit", "path": "suites/unit.yaml", "hash": "abc123",
+                  "spec": {"seed": 1}},
+        "model": {"adapter": "sklearn", "fingerprint": "f" * 40, "params": {"C": 1.0},
+                  "classes": CLASSES},
+        "environment": {"python": "3.11", "platform": "linux", "packages": {"numpy": "2"},
+                        "device": "cpu", "precision": "fp32"},
+        "seed": 1,
+        "timings": {"inference_s": 0.5},
+        "runner": {"requests": 483},
+        "splits": records,
+        "predictions_file": "predictions.parquet",
+    }
+    return report, frame
+
+
+def test_write_then_load_round_trip(tmp_path, run):
+    report, frame = run
+    write_run(tmp_path / "r1", report, frame)
+    assert sorted(p.name for p in (tmp_path / "r1").iterdir()) == [
+        "predictions.parquet", "report.html", "report.json", "summary.md"]
+    assert load_report(tmp_path / "r1") == json.loads(json.dumps(report))
+    back = pd.read_parquet(tmp_path / "r1" / "predictions.parquet")
+    pd.testing.assert_frame_equal(back, frame)
+
+
+def test_numpy_values_and_nan_are_written_as_plain_json(tmp_path, run):
+    report, frame = run
+    odd = {**report, "seed": np.int64(1), "timings": {"a_s": np.float64(0.25), "b_s": float("nan")}}
+    write_run(tmp_path, odd, frame)
+    loaded = load_report(tmp_path)
+    assert loaded["seed"] == 1 and loaded["timings"] == {"a_s": 0.25, "b_s": None}
+
+
+def test_render_recreates_the_views(tmp_path, run):
+    report, frame = run
+    write_run(tmp_path, report, frame)
+    before = {name: (tmp_path / name).read_text() for name in ("summary.md", "report.html")}
+    for name in before:
+        (tmp_path / name).unlink()
+    render(tmp_path)
+    assert {name: (tmp_path / name).read_text() for name in before} == before
+
+
+def test_summary_table_has_every_split_in_order(run):
+    report, _ = run
+    md = summary_markdown(report)
+    lines = md.splitlines()
+    assert lines[0].startswith("# ") and "unit" in lines[0] and "sklearn" in lines[0]
+    assert "ffffffffffff" in lines[0] and "cpu" in lines[0]
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    names = [r["name"].replace("|", "\\|") for r in report["splits"]]
+    assert [row.split(" | ")[0][2:] for row in rows] == names
+    clean = report["splits"][0]["metrics"]["accuracy"]
+    expected = f"{clean['value'] * 100:.1f}% [{clean['low'] * 100:.1f}, {clean['high'] * 100:.1f}]"
+    assert expected in rows[0]
+    delta = report["splits"][1]["delta"]["accuracy"]
+    assert f"{delta['value'] * 100:+.1f} pp" in rows[1]
+    assert "Wilson" in md and "paired bootstrap" in md and "independent bootstrap" in md
+
+
+def test_html_is_self_contained_escaped_and_has_plots(run):
+    from shiftbench.report.html import report_html
+
+    html = report_html(run[0])
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert "<script" not in html and "@import" not in html and "url(" not in html
+    assert html.count("<svg") == 2
+    assert "<b>tweets</b>" not in html and "&lt;b&gt;tweets&lt;/b&gt;" in html
+    for record in run[0]["splits"]:
+        assert record["name"].replace("<", "&lt;").replace(">", "&gt;") in html
+    for fact in ("abc123", "f" * 40, "fp32", "inference_s", "0.1.0"):
+        assert fact in html
+
+
+def test_html_without_severities_explains_the_missing_plot(run):
+    from shiftbench.report.html import report_html
+
+    report = {**run[0], "splits": [run[0]["splits"][0], run[0]["splits"][-1]]}
+    html = report_html(report)
+    assert html.count("<svg") == 1 and "nothing to plot" in html
+
+
+def test_nice_ticks_cover_the_range_with_round_steps():
+    ticks = nice_ticks(0.23, 0.91)
+    assert ticks[0] <= 0.23 and ticks[-1] >= 0.91
+    steps = np.diff(ticks)
+    assert np.allclose(steps, steps[0]) and steps[0] in (0.1, 0.2, 0.25)
+
+
+def test_load_report_errors(tmp_path, run):
+    with pytest.raises(ShiftbenchError, match="run directory not found"):
+        load_report(tmp_path / "nope")
+    with pytest.raises(ShiftbenchError, match=r"report\.json: report file not found"):
+        load_report(tmp_path)
+    path = tmp_path / "report.json"
+    path.write_text("{not json")
+    with pytest.raises(ShiftbenchError, match=r"report\.json: not valid JSON \(line 1"):
+        load_report(tmp_path)
+    path.write_text(json.dumps({**run[0], "schema_version": 99}))
+    with pytest.raises(ShiftbenchError, match=r"report\.json: schema_version 99 is not supported"):
+        load_report(tmp_path)
+    path.write_text(json.dumps({k: v for k, v in run[0].items() if k != "splits"}))
+    with pytest.raises(ShiftbenchError, match="missing required key.*splits"):
+        load_report(tmp_path)
+    broken = {**run[0], "splits": [{"name": "x"}]}
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ShiftbenchError, match=r"splits\[0\] lacks kind"):
+        load_report(tmp_path)
+
+
+def test_write_run_refuses_a_report_it_could_not_load_back(tmp_path, run):
+    report, frame = run
+    with pytest.raises(ShiftbenchError, match="predictions_file"):
+        write_run(tmp_path, {**report, "predictions_file": "../elsewhere.parquet"}, frame)
+    assert not (tmp_path / "report.json").exists()
