@@ -7,6 +7,8 @@ file ``{adapter: NAME, ...params}``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +58,18 @@ class ModelAdapter(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Adapter name and parameters, for the report (JSON-serialisable)."""
+
+
+def digest(adapter: str, payload: dict[str, Any]) -> str:
+    """A fingerprint: the adapter name + sha256 of the canonical JSON that defines the model."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{adapter}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
+    """sha256 of a training set (texts and labels, in order): part of a trained fingerprint."""
+    blob = json.dumps([list(texts), list(labels)], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:

@@ -1,0 +1,199 @@
+"""Hugging Face plumbing shared by the classifier and the probe.
+
+:class:`Backbone` finds a model directory (local, or a hub snapshot for users with
+network), hashes its files for the fingerprint, loads tokenizer and model lazily, and
+builds the runner's batch function: tokenise each text once, pad each batch to its own
+longest row (rounded up to a multiple of 8 on CUDA), run a ``head`` under the runner's
+inference context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shiftbench.errors import ShiftbenchError
+
+if TYPE_CHECKING:
+    import torch
+
+    from shiftbench.runner import Runner
+
+Head = Callable[[Any, dict[str, "torch.Tensor"]], "torch.Tensor"]
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+_HASH_CHUNK = 1 << 20
+
+
+def resolve_source(source: str) -> Path:
+    """A local model directory; a hub id is fetched into the HF cache (needs network)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    if path.exists():
+        raise ShiftbenchError(f"{source}: is a file; expected a model directory")
+    if not _HUB_ID.fullmatch(source):
+        raise ShiftbenchError(f"{source}: model directory not found")
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot = snapshot_download(source, ignore_patterns=["*.h5", "*.msgpack", "*.onnx",
+                                                               "*.ot", "onnx/*", "openvino/*"])
+    except Exception as exc:
+        raise ShiftbenchError(f"{source}: no such model directory, and the Hugging Face Hub "
+                              f"could not provide it ({exc.__class__.__name__})") from None
+    return Path(snapshot)
+
+
+def files_hash(directory: Path) -> str:
+    """sha256 over every file's relative path and bytes (hidden files and *.md skipped)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix != ".md"
+                   and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+    for path in files:
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of the token vectors the attention mask keeps (padding ignored), in fp32."""
+    weights = mask.unsqueeze(-1).float()
+    return (hidden.float() * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+class Backbone:
+    """A lazily loaded tokenizer + model of one ``transformers`` Auto class."""
+
+    def __init__(self, source: str, auto_class: str, max_length: int) -> None:
+        self.source = source
+        self.auto_class = auto_class
+        self.max_length = max_length
+        self._model: Any = None
+        self._placement: tuple[str, str] | None = None
+
+    @cached_property
+    def directory(self) -> Path:
+        return resolve_source(self.source)
+
+    @cached_property
+    def files_hash(self) -> str:
+        return files_hash(self.directory)
+
+    @cached_property
+    def config(self) -> Any:
+        from transformers import AutoConfig
+
+        return self._loading("config", lambda: AutoConfig.from_pretrained(self.directory))
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return self._loading("tokenizer", lambda: AutoTokenizer.from_pretrained(self.directory))
+
+    def sentence_transformers_modules(self) -> list[dict[str, Any]]:
+        """The directory's sentence-transformers ``modules.json`` entries ([] if none)."""
+        path = self.directory / "modules.json"
+        if not path.is_file():
+            return []
+        try:
+            return list(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise ShiftbenchError(f"{path}: not a valid modules.json ({exc})") from None
+
+    def model(self, runner: Runner) -> Any:
+        """The model on the runner's device and dtype, loaded on first use.
+
+        A runner with another device or precision gets a fresh load rather than a
+        cast of the one in hand: casting fp32 -> bf16 -> fp32 would keep the rounding.
+        """
+        placement = (runner.device_, runner.precision_)
+        if self._model is None or self._placement != placement:
+            import transformers
+            from transformers.utils import logging as hf_logging
+
+            cls = getattr(transformers, self.auto_class)
+            bar_was_on = hf_logging.is_progress_bar_enabled()
+            if not runner.show_progress:  # transformers' own "Loading weights" bar too
+                hf_logging.disable_progress_bar()
+            try:
+                model = self._loading(
+                    "model", lambda: cls.from_pretrained(self.directory, dtype=runner.torch_dtype))
+            finally:
+                if bar_was_on:
+                    hf_logging.enable_progress_bar()
+            self._model, self._placement = runner.to_device(model), placement
+        return self._model
+
+    def batch_fn(self, runner: Runner, head: Head) -> TokenBatches:
+        """A batch function for ``runner.map``; nothing loads until it is called."""
+        return TokenBatches(self, head, runner)
+
+    @cached_property
+    def max_length_(self) -> int:
+        """The requested max_length, never beyond what the tokenizer says the model takes."""
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(limit, int) and limit < 10**6:
+            return min(self.max_length, limit)
+        return self.max_length
+
+    def _loading(self, what: str, load: Callable[[], Any]) -> Any:
+        try:
+            return load()
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ShiftbenchError(f"{self.directory}: cannot load the {what} "
+                                  f"({exc.__class__.__name__}: {first})") from None
+
+
+class TokenBatches:
+    """The runner's batch function for a HF model: token ids in, ``head`` rows out.
+
+    Tokenizer and model load only when the runner needs them, so a fully cached run
+    never loads weights.
+    """
+
+    def __init__(self, backbone: Backbone, head: Head, runner: Runner) -> None:
+        self.backbone = backbone
+        self.head = head
+        self.runner = runner
+
+    @cached_property
+    def model(self) -> Any:
+        return self.backbone.model(self.runner)
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per text, truncated, unpadded: the runner sorts by their length."""
+        encoded = self.backbone.tokenizer(list(texts), truncation=True,
+                                          max_length=self.backbone.max_length_)
+        return encoded["input_ids"]
+
+    def __call__(self, batch: list[list[int]]) -> np.ndarray:
+        import torch
+
+        tokenizer = self.backbone.tokenizer
+        width = max(len(ids) for ids in batch)
+        if self.runner.device_.startswith("cuda"):  # tensor-core friendly, fewer shapes
+            width = min(-(-width // 8) * 8, max(width, self.backbone.max_length_))
+        input_ids = np.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        left = getattr(tokenizer, "padding_side", "right") == "left"
+        for row, ids in enumerate(batch):
+            span = slice(width - len(ids), width) if left else slice(0, len(ids))
+            input_ids[row, span] = ids
+            mask[row, span] = 1
+        device = self.runner.device_
+        inputs = {"input_ids": torch.from_numpy(input_ids).to(device),
+                  "attention_mask": torch.from_numpy(mask).to(device)}
+        with self.runner.inference():
+            out = self.head(self.model, inputs)
+        return out.float().cpu().numpy()

@@ -1,0 +1,210 @@
+"""Runner: the one batched inference pass every job goes through.
+
+Follows lm-evaluation-harness: identical texts are computed once, texts already in the
+on-disk cache are not computed at all, the rest go to the model longest first (short
+batches pad little, and an out-of-memory error shows up on the first batch), and each
+finished batch is committed to the cache at once, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from shiftbench.cache import Cache, text_key
+from shiftbench.errors import ShiftbenchError
+
+if TYPE_CHECKING:
+    import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class BatchFn(Protocol):
+    """What :meth:`Runner.map` calls: a batch of items -> one float row per item.
+
+    Items are the texts themselves, unless the function also has
+    ``encode(texts) -> list[item]`` (e.g. token ids): then the runner encodes each
+    missing text once, sorts by ``len(item)`` (token length rather than characters)
+    and passes the encoded items.
+    """
+
+    def __call__(self, batch: list[Any]) -> np.ndarray: ...
+
+
+class Runner:
+    """Dedup, cache, length-sorted batching and device/precision for model adapters."""
+
+    def __init__(self, cache_dir: Path | None = None, device: str = "auto",
+                 precision: str = "auto", batch_size: int = 64,
+                 progress: bool | None = None) -> None:
+        self.cache_dir = cache_dir
+        self.device = device
+        self.precision = precision
+        self.batch_size = batch_size
+        self.progress = progress
+        self.stats: dict[str, float] = dict.fromkeys(
+            ("requested", "unique", "cache_hits", "computed", "batches", "oom_retries"), 0)
+        self.stats["seconds"] = 0.0
+
+    # -- resolved settings (lazy, so a run that needs no torch never imports it) --------
+
+    @cached_property
+    def device_(self) -> str:
+        """The device used: cpu or cuda[:N]; auto picks CUDA when torch sees a GPU."""
+        if self.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise ShiftbenchError(f"device {self.device!r}: use auto, cpu, cuda or cuda:N")
+        if self.device == "cpu":
+            return "cpu"
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda" if self.device == "auto" else self.device
+        if self.device == "auto":
+            return "cpu"
+        raise ShiftbenchError(f"device {self.device!r}: torch sees no CUDA GPU on this machine")
+
+    @cached_property
+    def precision_(self) -> str:
+        """fp32, bf16 or fp16; auto is bf16 on CUDA when supported, fp16 on older
+        CUDA GPUs, fp32 on CPU (half precision on CPU is slower, not faster)."""
+        if self.precision not in PRECISIONS:
+            raise ShiftbenchError(f"precision {self.precision!r}: use {', '.join(PRECISIONS)}")
+        on_cuda = self.device_.startswith("cuda")
+        if self.precision == "auto":
+            if not on_cuda:
+                return "fp32"
+            import torch
+
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if self.precision != "fp32" and not on_cuda:
+            raise ShiftbenchError(f"precision {self.precision}: needs a CUDA device; "
+                                  f"device is {self.device_}")
+        return self.precision
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        import torch
+
+        return {"fp32": torch.float32, "bf16": torch.bfloat16,
+                "fp16": torch.float16}[self.precision_]
+
+    @property
+    def show_progress(self) -> bool:
+        """Progress bars on long work: as asked, else only when stderr is a terminal."""
+        return sys.stderr.isatty() if self.progress is None else self.progress
+
+    @cached_property
+    def cache_(self) -> Cache:
+        return Cache(self.cache_dir)
+
+    def close(self) -> None:
+        if "cache_" in self.__dict__:
+            self.cache_.close()
+            del self.__dict__["cache_"]
+
+    # -- torch helpers shared by the HF adapters --------------------------------------------
+
+    def to_device(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move a model to this runner's device and dtype, in eval mode."""
+        return model.to(device=self.device_, dtype=self.torch_dtype).eval()
+
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[None]:
+        """``torch.inference_mode``; on CUDA also autocast at the runner's precision and
+        attention without the cuDNN backend, which plans each new shape for ~60 ms (on an
+        H100): with length-sorted batches nearly every batch is a new shape."""
+        import torch
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            if self.device_.startswith("cuda"):
+                from torch.nn.attention import SDPBackend, sdpa_kernel
+
+                stack.enter_context(sdpa_kernel([SDPBackend.FLASH_ATTENTION,
+                                                 SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]))
+                if self.precision_ != "fp32":
+                    stack.enter_context(torch.autocast("cuda", dtype=self.torch_dtype))
+            yield
+
+    # -- the batched pass -------------------------------------------------------------------
+
+    def map(self, namespace: str, texts: Sequence[str], fn: BatchFn, desc: str = "") -> np.ndarray:
+        """One float32 row per text, in the caller's order, computing only what the cache lacks.
+
+        ``namespace`` names the model and the output (e.g. ``"<fingerprint>/proba"``):
+        rows are cached under (namespace, text). Returns shape (len(texts), d), or (0, 0)
+        for no texts.
+        """
+        started = time.perf_counter()
+        unique = list(dict.fromkeys(texts))
+        keys = [text_key(text) for text in unique]
+        rows = self.cache_.get_many(namespace, keys)
+        self.stats["requested"] += len(texts)
+        self.stats["unique"] += len(unique)
+        self.stats["cache_hits"] += len(rows)
+        missing = [i for i, key in enumerate(keys) if key not in rows]
+        if missing:
+            self._compute(namespace, [unique[i] for i in missing], [keys[i] for i in missing],
+                          fn, desc or namespace, rows)
+        self.stats["seconds"] += time.perf_counter() - started
+        if not unique:
+            return np.zeros((0, 0), dtype=np.float32)
+        table = np.stack([rows[key] for key in keys])
+        position = {text: i for i, text in enumerate(unique)}
+        return table[[position[text] for text in texts]]
+
+    def _compute(self, namespace: str, texts: list[str], keys: list[bytes], fn: BatchFn,
+                 desc: str, rows: dict[bytes, np.ndarray]) -> None:
+        """Run ``fn`` longest first; commit each batch; halve the batch on CUDA OOM."""
+        from tqdm import tqdm
+
+        encode = getattr(fn, "encode", None)
+        items = encode(texts) if encode is not None else texts
+        order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
+        size, done = max(1, self.batch_size), 0
+        with tqdm(total=len(order), desc=desc, unit="text", disable=not self.show_progress,
+                  delay=2) as bar:
+            while done < len(order):
+                batch = order[done:done + size]
+                try:
+                    out = np.asarray(fn([items[i] for i in batch]), dtype=np.float32)
+                except Exception as exc:
+                    if not _is_oom(exc):
+                        raise
+                    if size == 1:
+                        raise ShiftbenchError(f"{desc}: out of GPU memory with batch size 1; "
+                                              "lower max_length or use --device cpu") from exc
+                    size //= 2
+                    self.stats["oom_retries"] += 1
+                    _free_cuda_cache()
+                    continue
+                if out.ndim != 2 or len(out) != len(batch):
+                    raise ValueError(f"{desc}: batch function returned shape {out.shape} "
+                                     f"for {len(batch)} items; expected ({len(batch)}, d)")
+                batch_keys = [keys[i] for i in batch]
+                self.cache_.put_many(namespace, batch_keys, out)
+                rows.update(zip(batch_keys, out, strict=True))
+                done += len(batch)
+                self.stats["computed"] += len(batch)
+                self.stats["batches"] += 1
+                bar.update(len(batch))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def _free_cuda_cache() -> None:
+    import torch
+
+    torch.cuda.empty_cache()

@@ -1,0 +1,115 @@
+"""Shared fixtures: generated sentences and tiny random BERT models (no downloads).
+
+The models are built from a small ``BertConfig`` and a WordPiece tokenizer trained on
+generated sentences, so the suite never depends on network or on data files.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from shiftbench.split import Split
+
+SUBJECTS = ["the movie", "this blender", "the book", "our waiter", "the battery", "my flight",
+            "the plot", "this phone", "the hotel room", "the soundtrack", "the charger"]
+VERBS = ["was", "seemed", "felt", "turned out", "is", "looked"]
+POSITIVE = ["great", "wonderful", "excellent", "delightful", "reliable", "superb", "lovely"]
+NEGATIVE = ["awful", "terrible", "broken", "boring", "useless", "disappointing", "horrible"]
+FILLERS = ["honestly", "and i would say", "after two weeks", "to be fair", "as expected",
+           "compared with the last one", "for the price", "according to my sister", "again"]
+MAX_POSITIONS = 64  # the tiny models' max_position_embeddings
+
+
+def make_sentence(rng: random.Random, sentiment: str) -> str:
+    """One review-like sentence; its length varies from 4 to ~40 words."""
+    words = POSITIVE if sentiment == "positive" else NEGATIVE
+    parts = [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(words)]
+    for _ in range(rng.choice([0, 0, 1, 2, 4, 8])):
+        parts += [rng.choice(FILLERS), rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(words)]
+    return " ".join(parts) + rng.choice([".", "!", "?", "..."])
+
+
+def make_labelled(n: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    labels = [rng.choice(["negative", "positive"]) for _ in range(n)]
+    return [make_sentence(rng, label) for label in labels], labels
+
+
+@pytest.fixture(scope="session")
+def sentences() -> list[str]:
+    """60 texts of mixed length, with some exact duplicates."""
+    texts, _ = make_labelled(50, seed=1)
+    return texts + texts[:10]
+
+
+@pytest.fixture(scope="session")
+def train_split() -> Split:
+    texts, labels = make_labelled(120, seed=2)
+    return Split("train", [f"t{i}" for i in range(len(texts))], texts, labels)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A WordPiece tokenizer (BERT-style normalisation and [CLS] ... [SEP]) on 2,000 sentences."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    corpus, _ = make_labelled(2000, seed=0)
+    tok.train_from_iterator(corpus, WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=MAX_POSITIONS)
+    directory = tmp_path_factory.mktemp("tokenizer")
+    wrapped.save_pretrained(directory)
+    return directory
+
+
+def _tiny_config(tokenizer_dir: Path, **extra):
+    from transformers import AutoTokenizer, BertConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    return tokenizer, BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=64,
+                                 max_position_embeddings=MAX_POSITIONS,
+                                 pad_token_id=tokenizer.pad_token_id, **extra)
+
+
+def build_tiny(kind: str, tokenizer_dir: Path, directory: Path, seed: int = 0) -> Path:
+    """Save a random tiny BertModel ("encoder") or BertForSequenceClassification ("classifier")."""
+    import torch
+    from transformers import BertForSequenceClassification, BertModel
+
+    if kind == "encoder":
+        tokenizer, config = _tiny_config(tokenizer_dir)
+        cls = BertModel
+    else:
+        tokenizer, config = _tiny_config(tokenizer_dir, id2label={0: "negative", 1: "positive"},
+                                         label2id={"negative": 0, "positive": 1})
+        cls = BertForSequenceClassification
+    torch.manual_seed(seed)
+    cls(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny("encoder", tokenizer_dir, tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny("classifier", tokenizer_dir, tmp_path_factory.mktemp("tiny-classifier"))
