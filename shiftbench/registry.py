@@ -59,6 +59,8 @@ SHIFTS = Registry(
         "word_swap": "shiftbench.shifts.noise:WordSwap",
         "casing": "shiftbench.shifts.noise:Casing",
         "punctuation": "shiftbench.shifts.noise:Punctuation",
+        "synonym": "shiftbench.shifts.synonyms:SynonymReplace",
+        "synonym_insert": "shiftbench.shifts.synonyms:SynonymInsert",
     },
 )
 

@@ -99,6 +99,11 @@ class _Words:
             del self.words[i]
             del self.seps[min(i, len(self.seps) - 1)]
 
+    def insert(self, index: int, word: str) -> None:
+        """Put ``word`` before the word at ``index`` (at the end if ``index == len(words)``)."""
+        self.words.insert(index, word)
+        self.seps.insert(index, " ")
+
     def __str__(self) -> str:
         body = "".join(w + s for w, s in zip(self.words, [*self.seps, ""], strict=True))
         return self.lead + body + self.trail
