@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=64)
     run.add_argument("--run-id", help="name of the report folder (default: time + model)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-movement", action="store_true",
+                     help="skip measuring how far each shift moved the text (MiniLM + chrF)")
 
     report = commands.add_parser("report", help="re-render summary.md and report.html of a run")
     report.add_argument("run_dir", type=Path)
@@ -55,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reports_dir=args.reports_dir, cache_dir=args.cache_dir, data_dir=args.data_dir,
         limit=args.limit, device=args.device, precision=args.precision,
         batch_size=args.batch_size, run_id=args.run_id,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, movement=not args.no_movement,
     )
     run_dir = run_suite(args.suite, args.model, options)
     print((run_dir / "summary.md").read_text(encoding="utf-8"))

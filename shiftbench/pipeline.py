@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from shiftbench.models import ModelAdapter
+    from shiftbench.runner import Runner
 
 REPORTED_PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "scipy", "scikit-learn",
                      "pandas", "nlpaug")
@@ -44,6 +45,7 @@ class RunOptions:
     batch_size: int = 64
     run_id: str | None = None
     progress: bool | None = None
+    movement: bool = True  # measure how far each shift moved the text (MiniLM + chrF)
 
     def resolved_cache_dir(self) -> Path:
         env = os.environ.get("SHIFTBENCH_CACHE_DIR")
@@ -168,6 +170,9 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     texts = [text for split in evaluated for text in split.texts]
     proba = model.predict_proba(texts, runner)
     timings["inference_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    movement = measure_movement(splits, runner) if options.movement else None
+    timings["movement_s"] = time.perf_counter() - t0
     per_split, start = [], 0
     for split in evaluated:
         per_split.append(proba[start:start + len(split)])
@@ -196,8 +201,20 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
         "runner": dict(runner.stats),
         "splits": records,
         "predictions_file": "predictions.parquet",
+        **({"movement": movement} if movement is not None else {}),
     }
     return publish(options.reports_dir / suite.name, run_id, report, predictions)
+
+
+def measure_movement(splits: SuiteSplits, runner: Runner) -> dict[str, dict]:
+    """Similarity and chrF of every shifted split; MiniLM embeddings go through the runner's
+    cache (hits when the model under test is the default probe)."""
+    from shiftbench.models.probe import EncoderProbe
+    from shiftbench.movement import text_movement
+
+    encoder = EncoderProbe()
+    return text_movement(splits.reference, splits.shifted,
+                         lambda texts: encoder.embed(texts, runner))
 
 
 def publish(parent: Path, run_id: str, report: dict, predictions: pd.DataFrame) -> Path:

@@ -37,10 +37,10 @@ def tiny_suite(tmp_path: Path) -> Path:
     return path
 
 
-def run(suite: Path, model: str, *extra: str) -> int:
+def run(suite: Path, model: str, *extra: str, movement: bool = False) -> int:
     reports = suite.parent / "reports"
     return main(["run", str(suite), "--model", model, "--reports-dir", str(reports),
-                 "--no-progress", *extra])
+                 "--no-progress", *([] if movement else ["--no-movement"]), *extra])
 
 
 def only_run_dir(suite: Path) -> Path:
@@ -49,7 +49,7 @@ def only_run_dir(suite: Path) -> Path:
 
 
 def test_run_writes_a_complete_report(tiny_suite: Path, tiny_classifier_dir: Path, capsys) -> None:
-    assert run(tiny_suite, f"hf:{tiny_classifier_dir}", "--run-id", "a") == 0
+    assert run(tiny_suite, f"hf:{tiny_classifier_dir}", "--run-id", "a", movement=True) == 0
     out = capsys.readouterr().out
     run_dir = tiny_suite.parent / "reports" / "tiny" / "a"
     assert {p.name for p in run_dir.iterdir()} == {
@@ -61,6 +61,11 @@ def test_run_writes_a_complete_report(tiny_suite: Path, tiny_classifier_dir: Pat
     assert report["model"]["adapter"] == "hf" and report["environment"]["device"] == "cpu"
     for split in report["splits"][1:]:
         assert split["delta"]["accuracy"]["low"] <= split["delta"]["accuracy"]["high"]
+    movement = report["movement"]
+    assert set(movement) == set(names[1:]) and "movement_s" in report["timings"]
+    assert movement["food"]["basis"] == "nearest reference"
+    assert movement["keyboard@1"]["basis"] == "original"
+    assert movement["keyboard@4"]["chrf"]["mean"] < movement["keyboard@1"]["chrf"]["mean"]
     for name in names:
         assert name in out
     assert f"report: {run_dir / 'report.html'}" in out

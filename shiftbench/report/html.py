@@ -1,4 +1,6 @@
-"""One self-contained HTML report: run facts, the summary table and two inline SVG plots.
+"""One self-contained HTML report: run facts, the summary table, inline SVG plots and,
+when the run measured it, how far each shift moved the text (with the examples most
+likely to have changed meaning).
 
 Nothing is fetched when the file is opened (no scripts, stylesheets or fonts from
 elsewhere), so it can be attached to a CI run or mailed. Every text is escaped.
@@ -11,7 +13,7 @@ from html import escape
 from typing import Any
 
 from shiftbench.report import svg
-from shiftbench.report.markdown import footnote, summary_rows, title
+from shiftbench.report.markdown import footnote, movement_note, summary_rows, title
 
 KIND_COLORS = {"reference": "#444444", "perturbation": svg.PALETTE[0], "domain": svg.PALETTE[1]}
 
@@ -31,6 +33,8 @@ svg{width:100%;max-width:720px;height:auto;display:block;margin:8px 0 20px}
 svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600}
 svg .grid{stroke:#e8e8e8}svg .ref{stroke:#444;stroke-dasharray:5 4}
 svg .reflabel{fill:#444;font-style:italic}
+svg.spark{width:120px;height:24px;display:inline-block;margin:0}
+details{margin:6px 0}summary{cursor:pointer}td.text{white-space:pre-wrap;max-width:420px}
 """
 
 
@@ -139,6 +143,95 @@ def _plots(report: dict[str, Any]) -> str:
     return per_split + by_severity
 
 
+def _movement_plot(report: dict[str, Any]) -> str:
+    """Δ accuracy against mean similarity: a drop where the text hardly moved is the
+    model's; one where it moved far may be the shift's."""
+    movement = report["movement"]
+    points = []
+    for r in report["splits"]:
+        delta = (r.get("delta") or {}).get("accuracy")
+        move = movement.get(r["name"])
+        if not delta or not move:
+            continue
+        tip = (f"{r['name']}: similarity {move['similarity']['mean']:.3f}, Δ accuracy "
+               f"{delta['value'] * 100:+.1f} pp [{delta['low'] * 100:+.1f}, "
+               f"{delta['high'] * 100:+.1f}]")
+        points.append(svg.Point(move["similarity"]["mean"], delta["value"], delta["low"],
+                                delta["high"], KIND_COLORS.get(r["kind"], svg.PALETTE[2]), tip,
+                                str(r["name"])))
+    kinds = {r["kind"] for r in report["splits"] if r["name"] in movement}
+    return svg.scatter_chart(points, "Δ accuracy vs mean similarity (95% intervals)",
+                             "mean similarity to the original / nearest reference text",
+                             "Δ accuracy (pp)",
+                             {k: c for k, c in KIND_COLORS.items() if k in kinds})
+
+
+def _movement_table(movement: dict[str, Any]) -> str:
+    head = ("<tr><th>split</th><th>basis</th><th>n</th><th>similarity mean</th><th>median</th>"
+            "<th>p10 – p90</th><th>distribution (0 → 1)</th><th>chrF mean</th><th>median</th>"
+            "<th>p10 – p90</th><th>negation changed</th></tr>")
+    rows = []
+    for name, m in movement.items():
+        sim, chrf, neg = m["similarity"], m["chrf"], m.get("negation_changed")
+        hist = sim.get("histogram") or {}
+        spark = (svg.spark_histogram(hist["counts"], hist["bins"], f"similarity of {name}")
+                 if hist.get("counts") else "")
+        negated = f"{neg['count']} ({neg['share'] * 100:.1f}%)" if neg else "–"
+        cells = [f"{sim['mean']:.3f}", f"{sim['median']:.3f}",
+                 f"{sim['p10']:.3f} – {sim['p90']:.3f}"]
+        chrf_cells = [f"{chrf['mean']:.1f}", f"{chrf['median']:.1f}",
+                      f"{chrf['p10']:.1f} – {chrf['p90']:.1f}"]
+        rows.append(
+            f"<tr><td>{escape(str(name))}</td><td>{escape(str(m['basis']))}</td>"
+            f'<td class="num">{escape(str(m["n"]))}</td>'
+            + "".join(f'<td class="num">{escape(c)}</td>' for c in cells)
+            + f"<td>{spark}</td>"
+            + "".join(f'<td class="num">{escape(c)}</td>' for c in chrf_cells)
+            + f'<td class="num">{escape(negated)}</td></tr>'
+        )
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _flagged(movement: dict[str, Any]) -> str:
+    parts = []
+    for name, m in movement.items():
+        flagged = m.get("flagged") or []
+        if not flagged:
+            continue
+        head = (f"<tr><th>id</th><th>similarity</th><th>chrF</th><th>reason</th>"
+                f"<th>{escape(str(m['basis']))}</th><th>shifted</th></tr>")
+        body = "".join(
+            f"<tr><td>{escape(str(f['id']))}</td>"
+            f'<td class="num">{f["similarity"]:.3f}</td><td class="num">{f["chrf"]:.1f}</td>'
+            f"<td>{escape(str(f['reason']))}</td><td class=\"text\">{escape(str(f['original']))}"
+            f"</td><td class=\"text\">{escape(str(f['shifted']))}</td></tr>"
+            for f in flagged
+        )
+        parts.append(f"<details><summary>{escape(str(name))}: {len(flagged)} example(s)"
+                     f"</summary><table><thead>{head}</thead><tbody>{body}</tbody></table>"
+                     "</details>")
+    return "".join(parts)
+
+
+def _movement(report: dict[str, Any]) -> str:
+    """The section on how far each shift moved the text; '' for reports without it."""
+    movement = report.get("movement")
+    if not movement:
+        return ""
+    return "".join([
+        "<h2>How far each shift moved the text</h2>",
+        f'<p class="note">{escape(movement_note(report))} A large accuracy drop on text that '
+        "barely moved is the model's fault; on text that moved far, check the flagged "
+        "examples: the shift may have changed the meaning (and the label).</p>",
+        _movement_plot(report),
+        _movement_table(movement),
+        "<h3>Examples most likely to have changed meaning</h3>",
+        '<p class="note">Per split: the least similar changed examples, and those where a '
+        "negation word was added or dropped.</p>",
+        _flagged(movement) or '<p class="note">None: no text changed.</p>',
+    ])
+
+
 def report_html(report: dict[str, Any]) -> str:
     """The whole report as one HTML document."""
     env = report["environment"]
@@ -153,6 +246,7 @@ def report_html(report: dict[str, Any]) -> str:
         f'<p class="note">{escape(footnote(report))}</p>',
         "<h2>Plots</h2>",
         _plots(report),
+        _movement(report),
         _key_values("Timings", report.get("timings") or {}, " s"),
         _key_values("Runner", report.get("runner") or {}),
         _key_values("Packages", env.get("packages") or {}),

@@ -1,15 +1,21 @@
 """The summary a person reads in a pull request: one title line, one table, one footnote.
 
 Proportions (accuracy, flip rate) are percentages with one decimal, accuracy deltas are
-percentage points, macro-F1 and ECE are plain numbers with three decimals. The table's
-cells come from :func:`summary_rows`, which the HTML report shares.
+percentage points, macro-F1 and ECE are plain numbers with three decimals. When the
+report measured how far each shift moved the text, two more columns give the mean
+similarity (three decimals) and chrF (one decimal). The table's cells come from
+:func:`summary_rows`, which the HTML report shares.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from shiftbench.movement import BASIS_NEAREST
+
 MISSING = "–"
+MOVEMENT_COLUMNS = ("similarity", "chrF")
+NEAREST_MARK = "†"
 COLUMNS = ("split", "kind", "n", "accuracy", "Δ accuracy", "flip rate", "macro-F1", "ECE")
 METHOD_TEXT = {
     "wilson": "Wilson score",
@@ -64,18 +70,46 @@ def level_label(report: dict[str, Any]) -> str:
     return f"{level * 100:g}% CI"
 
 
+def _movement_cells(movement: dict[str, Any] | None) -> list[str]:
+    """Mean similarity and chrF of one split, marked when measured against a nearest text."""
+    if not movement:
+        return [MISSING] * len(MOVEMENT_COLUMNS)
+    mark = NEAREST_MARK if movement.get("basis") == BASIS_NEAREST else ""
+    return [f"{movement['similarity']['mean']:.3f}{mark}", f"{movement['chrf']['mean']:.1f}{mark}"]
+
+
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the summary table, splits in report order (plain text cells)."""
+    """Header and rows of the summary table, splits in report order (plain text cells).
+
+    The movement columns appear only in reports that carry ``movement``.
+    """
     ci = level_label(report)
     header = [c if c in COLUMNS[:3] else f"{c} [{ci}]" for c in COLUMNS]
+    movement = report.get("movement")
+    if movement:
+        header += MOVEMENT_COLUMNS
     rows = []
     for record in report["splits"]:
         cells = _cells(record)
-        rows.append(
-            [str(record["name"]), str(record["kind"]), str(record["n"])]
-            + [FORMATS[c](cells[c]) for c in COLUMNS[3:]]
-        )
+        row = [str(record["name"]), str(record["kind"]), str(record["n"])]
+        row += [FORMATS[c](cells[c]) for c in COLUMNS[3:]]
+        if movement:
+            row += _movement_cells(movement.get(record["name"]))
+        rows.append(row)
     return header, rows
+
+
+def movement_note(report: dict[str, Any]) -> str:
+    """What the similarity and chrF columns mean, or '' when the report has none."""
+    movement = report.get("movement")
+    if not movement:
+        return ""
+    note = ("similarity: mean cosine of MiniLM embeddings; chrF: mean sentence chrF (0–100); "
+            "each shifted text against its original")
+    if any(m.get("basis") == BASIS_NEAREST for m in movement.values()):
+        note += (f" ({NEAREST_MARK}: against the nearest reference example by embedding, as "
+                 "domain splits have no originals)")
+    return note + ". Lower means the shift moved the text further."
 
 
 def footnote(report: dict[str, Any]) -> str:
@@ -117,4 +151,6 @@ def summary_markdown(report: dict[str, Any]) -> str:
     for row in (header, align, *rows):
         lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
     lines += ["", footnote(report), ""]
+    if report.get("movement"):
+        lines += [movement_note(report), ""]
     return "\n".join(lines)

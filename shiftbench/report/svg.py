@@ -1,6 +1,7 @@
 """Tiny inline-SVG charts for proportions with intervals: no plotting library, no network.
 
-Values are proportions in [0, 1], drawn as percentages. Every text is escaped.
+Values are proportions in [0, 1] (differences of proportions in [-1, 1] for the scatter
+chart), drawn as percentages or percentage points. Every text is escaped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Point:
     high: float
     color: str = PALETTE[0]
     tip: str = ""
+    label: str = ""
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -42,10 +44,9 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 class _Canvas:
     """A chart's frame: the y scale (proportions) and the plot area, in pixels."""
 
-    def __init__(self, values: list[float], bottom: int) -> None:
-        lo, hi = min(values), max(values)
-        pad = max((hi - lo) * 0.1, 0.01)
-        self.ticks = nice_ticks(max(0.0, lo - pad), min(1.0, hi + pad))
+    def __init__(self, values: list[float], bottom: int,
+                 bounds: tuple[float, float] = (0.0, 1.0)) -> None:
+        self.ticks = _padded_ticks(values, bounds)
         self.lo, self.hi = self.ticks[0], self.ticks[-1]
         self.bottom = HEIGHT - bottom
         self.parts: list[str] = []
@@ -53,14 +54,14 @@ class _Canvas:
     def y(self, value: float) -> float:
         return self.bottom - (value - self.lo) / (self.hi - self.lo) * (self.bottom - TOP)
 
-    def axes(self, title: str, y_label: str) -> None:
+    def axes(self, title: str, y_label: str, unit: str = "%") -> None:
         self.parts.append(f'<text class="title" x="{LEFT}" y="18">{escape(title)}</text>')
         for tick in self.ticks:
             y = self.y(tick)
             self.parts.append(
                 f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
                 f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                f"{tick * 100:g}%</text>"
+                f"{tick * 100:g}{unit}</text>"
             )
         mid = (TOP + self.bottom) / 2
         self.parts.append(
@@ -109,6 +110,13 @@ class _Canvas:
             f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" '
             f'role="img" aria-label="{escape(label)}">{body}</svg>'
         )
+
+
+def _padded_ticks(values: list[float], bounds: tuple[float, float]) -> list[float]:
+    """Ticks around ``values`` with a 10% margin, kept inside ``bounds``."""
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) * 0.1, 0.01)
+    return nice_ticks(max(bounds[0], lo - pad), min(bounds[1], hi + pad))
 
 
 def _legend_width(names: Iterable[str]) -> float:
@@ -183,3 +191,78 @@ def line_chart(series: dict[str, list[Point]], reference: float | None, title: s
     canvas.legend({name: line[0].color for name, line in series.items()}, LEFT,
                   canvas.bottom + 52)
     return canvas.svg(title)
+
+
+def scatter_chart(points: list[Point], title: str, x_label: str, y_label: str,
+                  legend: dict[str, str] | None = None) -> str:
+    """Labelled estimates of a difference (y, in percentage points, with a dashed zero
+    line) over a numeric x in [-1, 1], e.g. Δ accuracy against text similarity."""
+    if not points:
+        return ""
+    canvas = _Canvas(_extent(points, 0.0), bottom=50, bounds=(-1.0, 1.0))
+    canvas.axes(title, y_label, unit="")
+    if legend:
+        canvas.legend(legend, WIDTH - RIGHT - _legend_width(legend), 18)
+    canvas.reference(0.0, "no change")
+    zero = canvas.y(0.0)
+    taken = [(WIDTH - RIGHT - _legend_width(["no change"]), zero - 16, WIDTH, zero)]
+    xs = _padded_ticks([float(p.x) for p in points], (-1.0, 1.0))
+    width = WIDTH - LEFT - RIGHT - 20
+
+    def sx(v: float) -> float:
+        return LEFT + 10 + (v - xs[0]) / (xs[-1] - xs[0]) * width
+
+    for v in xs:
+        canvas.parts.append(
+            f'<text class="tick" x="{sx(v):.1f}" y="{canvas.bottom + 16}" text-anchor="middle">'
+            f"{v:g}</text>"
+        )
+    canvas.parts.append(
+        f'<text class="axis" x="{LEFT + width / 2:.1f}" y="{canvas.bottom + 34}" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+    )
+    for p in points:
+        x = sx(float(p.x))
+        canvas.estimate(x, p)
+        taken.append((x - 6, canvas.y(p.high) - 1, x + 6, canvas.y(p.low) + 1))
+    for p in sorted(points, key=lambda p: p.value):  # the largest drops get labels first
+        x, top, bottom = sx(float(p.x)), canvas.y(p.high), canvas.y(p.low)
+        spots = ((x + 7, canvas.y(p.value) - 6, "start"), (x + 7, canvas.y(p.value) + 14, "start"),
+                 (x, top - 5, "middle"), (x, bottom + 13, "middle"))
+        canvas.parts.append(_free_label(p.label, spots, taken))
+    return canvas.svg(title)
+
+
+def _free_label(text: str, spots: Iterable[tuple[float, float, str]],
+                taken: list[tuple[float, ...]]) -> str:
+    """The label at the first spot (x, baseline y, anchor) where it overlaps no box in
+    ``taken`` (its box joins them), or '' when all are taken: crowded points keep only
+    their hover titles."""
+    width = 6.2 * len(text)
+    for x, y, anchor in spots:
+        left = x - {"start": 0, "middle": width / 2, "end": width}[anchor]
+        box = (left, y - 10, left + width, y + 2)
+        free = all(box[2] <= b[0] or b[2] <= box[0] or box[3] <= b[1] or b[3] <= box[1]
+                   for b in taken)
+        if free and left >= LEFT and box[2] <= WIDTH:
+            taken.append(box)
+            return (f'<text class="tick" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">'
+                    f"{escape(text)}</text>")
+    return ""
+
+
+def spark_histogram(counts: list[int], edges: list[float], label: str,
+                    color: str = PALETTE[0]) -> str:
+    """A 120 x 24 bar sparkline of a histogram; each bar's hover title gives range and count."""
+    width, height = 120, 24
+    top = max(max(counts), 1)
+    step = width / len(counts)
+    bars = "".join(
+        f'<rect x="{i * step:.1f}" y="{height - 1 - c / top * (height - 2):.1f}" '
+        f'width="{max(step - 1, 1):.1f}" height="{c / top * (height - 2):.1f}" fill="{color}">'
+        f"<title>{edges[i]:g}–{edges[i + 1]:g}: {c}</title></rect>"
+        for i, c in enumerate(counts)
+    )
+    return (f'<svg class="spark" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(label)}"><line class="grid" x1="0" x2="{width}" '
+            f'y1="{height - 0.5}" y2="{height - 0.5}"/>{bars}</svg>')
