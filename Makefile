@@ -4,8 +4,11 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
+# Debian packages: apertium (back-translation en<->es) and WordNet (synonym shifts).
+SYSTEM_PACKAGES := apertium apertium-eng-spa wordnet-base wordnet-sense-index
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install quickstart test lint bench
+.PHONY: install system-deps quickstart test bench
 
 $(BIN)/shiftbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +18,18 @@ $(BIN)/shiftbench: pyproject.toml
 
 install: $(BIN)/shiftbench
 
-quickstart: install
+system-deps:
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); }
+
+quickstart: system-deps install
 	$(BIN)/shiftbench run suites/quickstart.yaml --model probe
 
-test: install
+test: system-deps install
 	$(BIN)/ruff check shiftbench tests
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python tests/benchmarks/runner_throughput.py
+	$(BIN)/python tests/benchmarks/backtranslation.py
