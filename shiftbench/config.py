@@ -109,6 +109,7 @@ class Perturbation(Strict):
     name: str | None = None
     severity: int | list[int] = 1
     params: dict[str, Any] = {}
+    limit: int | None = Field(default=None, gt=0, description="perturb a seeded subset only")
 
     @field_validator("severity")
     @classmethod

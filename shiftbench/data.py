@@ -6,7 +6,6 @@ row, so a run never goes on with silently wrong examples.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import re
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from shiftbench.config import Filter, Selection, Source
 from shiftbench.errors import ShiftbenchError
-from shiftbench.split import Split
+from shiftbench.split import Split, sample_indices, unit_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -190,11 +189,6 @@ def _apply_filter(frame: pd.DataFrame, rule: Filter) -> pd.DataFrame:
     return frame[keep]
 
 
-def _unit_hash(*parts: object) -> float:
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 def select(frame: pd.DataFrame, selection: Selection, seed: int, limit: int | None) -> pd.DataFrame:
     """Filters, then a stable portion of ids, then a seeded sample of at most ``limit`` rows.
 
@@ -205,10 +199,9 @@ def select(frame: pd.DataFrame, selection: Selection, seed: int, limit: int | No
         frame = _apply_filter(frame, rule)
     start, end = selection.portion
     if (start, end) != (0.0, 1.0):
-        frame = frame[[start <= _unit_hash("portion", i) < end for i in frame["id"]]]
-    if limit is not None and len(frame) > limit:
-        order = sorted(range(len(frame)), key=lambda k: _unit_hash(seed, frame["id"].iloc[k]))
-        frame = frame.iloc[sorted(order[:limit])]
+        frame = frame[[start <= unit_hash("portion", i) < end for i in frame["id"]]]
+    if limit is not None:
+        frame = frame.iloc[sample_indices(list(frame["id"]), seed, limit)]
     return frame
 
 

@@ -22,7 +22,7 @@ from shiftbench.config import Domain, Suite, load_suite
 from shiftbench.data import read_source, select, to_split
 from shiftbench.errors import ShiftbenchError
 from shiftbench.registry import SHIFTS
-from shiftbench.split import Split
+from shiftbench.split import Split, sample_indices
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,6 +58,7 @@ class SuiteSplits:
     reference: Split
     shifted: list[Split]
     timings: dict[str, float] = field(default_factory=dict)
+    shift_stats: dict[str, dict] = field(default_factory=dict)
 
 
 def data_base_dir(suite: Suite, suite_path: Path, data_dir: Path | None) -> Path:
@@ -69,9 +70,13 @@ def data_base_dir(suite: Suite, suite_path: Path, data_dir: Path | None) -> Path
     return suite_path.parent
 
 
-def build_splits(suite: Suite, suite_path: Path, options: RunOptions, need_train: bool
-                 ) -> SuiteSplits:
-    """Read the data once per source and make every split the suite names."""
+def build_splits(suite: Suite, suite_path: Path, options: RunOptions, need_train: bool,
+                 runner: Runner | None = None) -> SuiteSplits:
+    """Read the data once per source and make every split the suite names.
+
+    Shifts that batch (back-translation) use ``runner`` for its cache and device, and
+    leave throughput figures in ``stats_``; those go to ``shift_stats`` by split name.
+    """
     t0 = time.perf_counter()
     base = data_base_dir(suite, suite_path, options.data_dir)
     frames: dict[str, pd.DataFrame] = {}
@@ -92,7 +97,7 @@ def build_splits(suite: Suite, suite_path: Path, options: RunOptions, need_train
     reference = to_split(rows(suite.reference, _min(suite.reference.limit, limit)), "reference",
                          True, kind="reference")
     t1 = time.perf_counter()
-    shifted = []
+    shifted, shift_stats = [], {}
     for index, entry in enumerate(suite.shifts):
         if isinstance(entry, Domain):
             frame = rows(entry, _min(entry.limit, limit))
@@ -104,12 +109,21 @@ def build_splits(suite: Suite, suite_path: Path, options: RunOptions, need_train
             raise ShiftbenchError(f"{suite_path}: shifts.{index}.shift: {exc}") from None
         from shiftbench.shifts import apply_shift
 
+        source = reference
+        if entry.limit is not None:
+            source = reference.subset(sample_indices(reference.ids, suite.seed, entry.limit))
         for severity in entry.severities:
-            shift = shift_cls(severity=severity, **entry.params)
-            shifted.append(apply_shift(shift, reference, suite.seed,
-                                       f"{entry.name or entry.shift}@{severity}"))
+            name = f"{entry.name or entry.shift}@{severity}"
+            try:
+                shift = shift_cls(severity=severity, **entry.params)
+            except ShiftbenchError as exc:
+                raise ShiftbenchError(f"{suite_path}: shifts.{index}.params: {exc}") from None
+            shifted.append(apply_shift(shift, source, suite.seed, name, runner))
+            if getattr(shift, "stats_", None):
+                shift_stats[name] = shift.stats_
     t2 = time.perf_counter()
-    return SuiteSplits(train, reference, shifted, {"load_data_s": t1 - t0, "shifts_s": t2 - t1})
+    return SuiteSplits(train, reference, shifted, {"load_data_s": t1 - t0, "shifts_s": t2 - t1},
+                       shift_stats)
 
 
 def _min(a: int | None, b: int | None) -> int | None:
@@ -139,7 +153,9 @@ def environment(runner) -> dict:
 
 
 def new_run_id(fingerprint: str) -> str:
-    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{fingerprint[:8]}"
+    """Time, adapter and short hash: sorts by time, says which model ran."""
+    adapter, _, hash_ = fingerprint.rpartition("-")
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{adapter}-{hash_[:8]}"
 
 
 def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> Path:
@@ -153,10 +169,10 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     suite_path = Path(suite_path)
     suite = load_suite(suite_path)
     model = load_model(model_spec)
-    splits = build_splits(suite, suite_path, options, model.needs_training)
     runner = Runner(cache_dir=options.resolved_cache_dir(), device=options.device,
                     precision=options.precision, batch_size=options.batch_size,
                     progress=options.progress)
+    splits = build_splits(suite, suite_path, options, model.needs_training, runner)
     timings = dict(splits.timings)
 
     t0 = time.perf_counter()
@@ -199,6 +215,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
         "seed": suite.seed,
         "timings": timings,
         "runner": dict(runner.stats),
+        "shift_stats": splits.shift_stats,
         "splits": records,
         "predictions_file": "predictions.parquet",
         **({"movement": movement} if movement is not None else {}),

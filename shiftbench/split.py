@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+
+def unit_hash(*parts: object) -> float:
+    """A number in [0, 1) from the parts, the same in every process."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def sample_indices(ids: Sequence[str], seed: int, limit: int) -> list[int]:
+    """Positions of a seeded sample of at most ``limit`` ids, in their original order."""
+    if len(ids) <= limit:
+        return list(range(len(ids)))
+    order = sorted(range(len(ids)), key=lambda k: unit_hash(seed, ids[k]))
+    return sorted(order[:limit])
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,12 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def subset(self, indices: Sequence[int]) -> Split:
+        """The examples at ``indices`` (ids, texts and labels stay aligned)."""
+        return replace(self, ids=[self.ids[k] for k in indices],
+                       texts=[self.texts[k] for k in indices],
+                       labels=None if self.labels is None else [self.labels[k] for k in indices])
 
     def derive(self, name: str, texts: list[str], **info: Any) -> Split:
         """The same examples (ids, labels) with new texts: how a perturbation is made."""

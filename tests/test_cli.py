@@ -29,7 +29,7 @@ def tiny_suite(tmp_path: Path) -> Path:
         "data": {"kind": "jsonl", "path": "data.jsonl"},
         "train": {"filters": [{"column": "topic", "equals": "film"}], "portion": [0, 0.6]},
         "reference": {"filters": [{"column": "topic", "equals": "film"}], "portion": [0.6, 1]},
-        "shifts": [{"shift": "keyboard", "severity": [1, 4]}, {"shift": "word_delete"},
+        "shifts": [{"shift": "keyboard", "severity": [1, 4]}, {"shift": "word_delete", "limit": 12},
                    {"name": "food", "filters": [{"column": "topic", "equals": "food"}]}],
     }
     path = tmp_path / "tiny.yaml"
@@ -57,7 +57,7 @@ def test_run_writes_a_complete_report(tiny_suite: Path, tiny_classifier_dir: Pat
     report = json.loads((run_dir / "report.json").read_text())
     names = [s["name"] for s in report["splits"]]
     assert names == ["reference", "keyboard@1", "keyboard@4", "word_delete@1", "food"]
-    assert all(s["n"] == 30 for s in report["splits"])
+    assert [s["n"] for s in report["splits"]] == [30, 30, 30, 12, 30]
     assert report["model"]["adapter"] == "hf" and report["environment"]["device"] == "cpu"
     for split in report["splits"][1:]:
         assert split["delta"]["accuracy"]["low"] <= split["delta"]["accuracy"]["high"]
