@@ -1,10 +1,12 @@
-"""On-disk cache of model outputs (float vectors keyed by namespace + text) and fitted heads.
+"""On-disk cache of model outputs (float vectors or texts keyed by namespace + text) and
+fitted heads.
 
 Layout under ``cache_dir``:
 
-* ``vectors.sqlite``: one table ``vectors(namespace, key, value)``; ``key`` is the
+* ``vectors.sqlite``: table ``vectors(namespace, key, value)``; ``key`` is the
   sha256 of the text (texts can be long; the digest is a fixed 32 bytes), ``value``
-  the row as little-endian float32 bytes. WAL mode lets a second process read while a
+  the row as little-endian float32 bytes. Table ``texts(namespace, key, value)`` holds
+  text outputs (translations) the same way. WAL mode lets a second process read while a
   run writes; each ``put`` is one transaction, so a crash or Ctrl-C loses at most the
   batch in flight and the next run resumes from what is committed.
 * ``models/<name>.npz`` + ``models/<name>.json``: small fitted heads (arrays + metadata),
@@ -29,12 +31,15 @@ import numpy as np
 
 from shiftbench.errors import ShiftbenchError
 
-_SCHEMA = """CREATE TABLE IF NOT EXISTS vectors (
+_SCHEMAS = tuple(
+    f"""CREATE TABLE IF NOT EXISTS {table} (
     namespace TEXT NOT NULL,
     key BLOB NOT NULL,
-    value BLOB NOT NULL,
+    value {kind} NOT NULL,
     PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID"""
+    for table, kind in (("vectors", "BLOB"), ("texts", "TEXT"))
+)
 _CHUNK = 500  # keys per SELECT: well under SQLite's bound-parameter limit
 
 
@@ -50,7 +55,7 @@ class Cache:
         self.directory = Path(directory) if directory is not None else None
         if self.directory is None:
             self._db = sqlite3.connect(":memory:")
-            self._db.execute(_SCHEMA)
+            self._create_tables()
             return
         path = self.directory / "vectors.sqlite"
         try:
@@ -60,25 +65,30 @@ class Cache:
             # WAL + NORMAL: a crashed process never corrupts the file or loses a commit
             # (only a power cut can lose the last commits).
             self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._db:
-                self._db.execute(_SCHEMA)
+            self._create_tables()
         except (OSError, sqlite3.Error) as exc:
             raise ShiftbenchError(f"cache {path}: cannot open ({exc}); delete it or pick "
                                   "another --cache-dir") from None
 
-    def get_many(self, namespace: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        """The rows present for ``keys`` (missing keys are simply absent)."""
-        found: dict[bytes, np.ndarray] = {}
+    def _create_tables(self) -> None:
+        with self._db:
+            for schema in _SCHEMAS:
+                self._db.execute(schema)
+
+    def _select(self, table: str, namespace: str, keys: Sequence[bytes]) -> Iterator[tuple]:
+        """(key, value) for the ``keys`` present in ``table``, in chunks of bound parameters."""
         for start in range(0, len(keys), _CHUNK):
             chunk = list(keys[start:start + _CHUNK])
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT key, value FROM vectors WHERE namespace = ? AND key IN ({marks})",
+            yield from self._db.execute(
+                f"SELECT key, value FROM {table} WHERE namespace = ? AND key IN ({marks})",
                 [namespace, *chunk],
             )
-            for key, value in rows:
-                found[key] = np.frombuffer(value, dtype="<f4")
-        return found
+
+    def get_many(self, namespace: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """The rows present for ``keys`` (missing keys are simply absent)."""
+        return {key: np.frombuffer(value, dtype="<f4")
+                for key, value in self._select("vectors", namespace, keys)}
 
     def put_many(self, namespace: str, keys: Sequence[bytes], rows: np.ndarray) -> None:
         """Store one row per key in a single transaction (committed on return)."""
@@ -87,6 +97,18 @@ class Cache:
             self._db.executemany(
                 "INSERT OR REPLACE INTO vectors (namespace, key, value) VALUES (?, ?, ?)",
                 [(namespace, key, row.tobytes()) for key, row in zip(keys, data, strict=True)],
+            )
+
+    def get_texts(self, namespace: str, keys: Sequence[bytes]) -> dict[bytes, str]:
+        """The texts present for ``keys`` (missing keys are simply absent)."""
+        return dict(self._select("texts", namespace, keys))
+
+    def put_texts(self, namespace: str, keys: Sequence[bytes], values: Sequence[str]) -> None:
+        """Store one text per key in a single transaction (committed on return)."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO texts (namespace, key, value) VALUES (?, ?, ?)",
+                [(namespace, key, value) for key, value in zip(keys, values, strict=True)],
             )
 
     def count(self, namespace: str | None = None) -> int:

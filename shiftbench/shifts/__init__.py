@@ -10,10 +10,13 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.split import Split
+
+if TYPE_CHECKING:
+    from shiftbench.runner import Runner
 
 
 def example_seed(seed: int, shift_key: str, example_id: str) -> int:
@@ -27,7 +30,8 @@ class Shift:
 
     ``__init__`` only stores parameters (scikit-learn style), so ``key`` and the
     report can describe a shift exactly. Shifts that batch (translation) override
-    :meth:`transform` instead.
+    :meth:`transform` instead; they get the run's :class:`~shiftbench.runner.Runner`
+    for its cache, device and progress setting (per-example shifts ignore it).
     """
 
     name: ClassVar[str] = "shift"
@@ -48,7 +52,8 @@ class Shift:
     def perturb(self, text: str, rng: random.Random) -> str:
         raise NotImplementedError
 
-    def transform(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+    def transform(self, texts: Sequence[str], seeds: Sequence[int],
+                  runner: Runner | None = None) -> list[str]:
         return [self.perturb(text, random.Random(s)) for text, s in zip(texts, seeds, strict=True)]
 
     def __repr__(self) -> str:
@@ -56,10 +61,11 @@ class Shift:
         return f"{type(self).__name__}(severity={self.severity}{extra})"
 
 
-def apply_shift(shift: Shift, split: Split, seed: int, name: str | None = None) -> Split:
+def apply_shift(shift: Shift, split: Split, seed: int, name: str | None = None,
+                runner: Runner | None = None) -> Split:
     """Perturb every example of ``split``; ids and labels stay, so results pair by id."""
     seeds = [example_seed(seed, shift.key, i) for i in split.ids]
-    texts = shift.transform(split.texts, seeds)
+    texts = shift.transform(split.texts, seeds, runner)
     return split.derive(
         name or f"{shift.name}@{shift.severity}",
         texts,
