@@ -61,6 +61,7 @@ SHIFTS = Registry(
         "punctuation": "shiftbench.shifts.noise:Punctuation",
         "synonym": "shiftbench.shifts.synonyms:SynonymReplace",
         "synonym_insert": "shiftbench.shifts.synonyms:SynonymInsert",
+        "backtranslate": "shiftbench.shifts.translate:BackTranslate",
     },
 )
 
@@ -71,5 +72,17 @@ MODELS = Registry(
         "hf": "shiftbench.models.hf:HFClassifier",
         "probe": "shiftbench.models.probe:EncoderProbe",
         "sklearn": "shiftbench.models.sklearn_pipeline:SklearnPipeline",
+    },
+)
+
+DETECTORS = Registry(
+    "detector",
+    "shiftbench.detectors",
+    {
+        "mmd": "shiftbench.detectors.mmd:MMDDetector",
+        "ks": "shiftbench.detectors.ks:KSDetector",
+        "classifier": "shiftbench.detectors.classifier:ClassifierDetector",
+        "bbsd": "shiftbench.detectors.ks:BBSDDetector",
+        "evidently": "shiftbench.detectors.evidently:EvidentlyDetector",
     },
 )
