@@ -4,8 +4,9 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: apertium (back-translation en<->es) and WordNet (synonym shifts).
-SYSTEM_PACKAGES := apertium apertium-eng-spa wordnet-base wordnet-sense-index
+# Debian packages: apertium (back-translation en<->es), WordNet (synonym shifts) and
+# PostgreSQL (the tests run the drift history store against a real server).
+SYSTEM_PACKAGES := apertium apertium-eng-spa wordnet-base wordnet-sense-index postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system-deps quickstart test bench
