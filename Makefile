@@ -4,12 +4,15 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: apertium (back-translation en<->es), WordNet (synonym shifts) and
-# PostgreSQL (the tests run the drift history store against a real server).
-SYSTEM_PACKAGES := apertium apertium-eng-spa wordnet-base wordnet-sense-index postgresql
+# Debian packages: apertium (back-translation en<->es) and WordNet (synonym shifts); the
+# tests also run the drift history store against a real PostgreSQL server.
+RUN_PACKAGES := apertium apertium-eng-spa wordnet-base wordnet-sense-index
+TEST_PACKAGES := $(RUN_PACKAGES) postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+apt = dpkg -s $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1); }
 
-.PHONY: install system-deps quickstart test bench
+.PHONY: install quickstart test bench
 
 $(BIN)/shiftbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +22,12 @@ $(BIN)/shiftbench: pyproject.toml
 
 install: $(BIN)/shiftbench
 
-system-deps:
-	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); }
-
-quickstart: system-deps install
+quickstart: install
+	@$(call apt,$(RUN_PACKAGES))
 	$(BIN)/shiftbench run suites/quickstart.yaml --model probe
 
-test: system-deps install
+test: install
+	@$(call apt,$(TEST_PACKAGES))
 	$(BIN)/ruff check shiftbench tests
 	$(BIN)/python -m pytest -q
 
