@@ -102,6 +102,13 @@ class Selection(Strict):
         return v
 
 
+class DetectorSpec(Strict):
+    """A drift detector (see `shiftbench ls`) run on every shifted split."""
+
+    name: str
+    params: dict[str, Any] = {}
+
+
 class Perturbation(Strict):
     """A shift applied to the reference split, at one or more severities."""
 
@@ -153,6 +160,7 @@ class Suite(Strict):
     reference: Selection = Selection()
     shifts: list[ShiftedSplit] = []
     metrics: list[Literal["accuracy", "macro_f1", "ece", "nll"]] = list(METRICS)
+    detectors: list[DetectorSpec] = []
 
     @model_validator(mode="after")
     def _unique_split_names(self) -> Suite:

@@ -25,6 +25,9 @@ from shiftbench.registry import SHIFTS
 from shiftbench.split import Split, sample_indices
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
     import pandas as pd
 
     from shiftbench.models import ModelAdapter
@@ -130,6 +133,17 @@ def _min(a: int | None, b: int | None) -> int | None:
     return min(x for x in (a, b) if x is not None) if a is not None or b is not None else None
 
 
+def check_detectors(suite: Suite, suite_path: Path) -> None:
+    """Unknown detector names fail before any work, naming the suite field."""
+    from shiftbench.registry import DETECTORS
+
+    for index, spec in enumerate(suite.detectors):
+        try:
+            DETECTORS.target(spec.name)
+        except ShiftbenchError as exc:
+            raise ShiftbenchError(f"{suite_path}: detectors.{index}.name: {exc}") from None
+
+
 def check_labels(model: ModelAdapter, splits: list[Split]) -> None:
     known = set(model.classes_)
     for split in splits:
@@ -160,14 +174,17 @@ def new_run_id(fingerprint: str) -> str:
 
 def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> Path:
     """Run a suite against a model; return the finished report directory."""
+    from shiftbench.drift import drift_tests
     from shiftbench.evaluate import evaluate
     from shiftbench.models import load_model
+    from shiftbench.movement import text_movement
     from shiftbench.report import SCHEMA_VERSION
     from shiftbench.runner import Runner
 
     started = time.perf_counter()
     suite_path = Path(suite_path)
     suite = load_suite(suite_path)
+    check_detectors(suite, suite_path)
     model = load_model(model_spec)
     runner = Runner(cache_dir=options.resolved_cache_dir(), device=options.device,
                     precision=options.precision, batch_size=options.batch_size,
@@ -186,13 +203,18 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     texts = [text for split in evaluated for text in split.texts]
     proba = model.predict_proba(texts, runner)
     timings["inference_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    movement = measure_movement(splits, runner) if options.movement else None
-    timings["movement_s"] = time.perf_counter() - t0
     per_split, start = [], 0
     for split in evaluated:
         per_split.append(proba[start:start + len(split)])
         start += len(split)
+    embed = text_encoder(runner)
+    t0 = time.perf_counter()
+    movement = text_movement(splits.reference, splits.shifted, embed) if options.movement else None
+    timings["movement_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    drift = drift_tests(splits.reference, splits.shifted, suite.detectors, embed,
+                        {s.name: p for s, p in zip(evaluated, per_split, strict=True)})
+    timings["drift_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     records, predictions = evaluate(splits.reference, per_split[0],
@@ -219,19 +241,18 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
         "splits": records,
         "predictions_file": "predictions.parquet",
         **({"movement": movement} if movement is not None else {}),
+        **({"drift": drift} if suite.detectors else {}),
     }
     return publish(options.reports_dir / suite.name, run_id, report, predictions)
 
 
-def measure_movement(splits: SuiteSplits, runner: Runner) -> dict[str, dict]:
-    """Similarity and chrF of every shifted split; MiniLM embeddings go through the runner's
-    cache (hits when the model under test is the default probe)."""
+def text_encoder(runner: Runner) -> Callable[[list[str]], np.ndarray]:
+    """MiniLM embeddings through the runner's cache (hits when the model under test is the
+    default probe): what movement and drift tests measure texts with."""
     from shiftbench.models.probe import EncoderProbe
-    from shiftbench.movement import text_movement
 
     encoder = EncoderProbe()
-    return text_movement(splits.reference, splits.shifted,
-                         lambda texts: encoder.embed(texts, runner))
+    return lambda texts: encoder.embed(texts, runner)
 
 
 def publish(parent: Path, run_id: str, report: dict, predictions: pd.DataFrame) -> Path:

@@ -49,6 +49,8 @@ def only_run_dir(suite: Path) -> Path:
 
 
 def test_run_writes_a_complete_report(tiny_suite: Path, tiny_classifier_dir: Path, capsys) -> None:
+    edit_suite(tiny_suite, detectors=[{"name": "mmd", "params": {"n_permutations": 200}},
+                                      {"name": "bbsd"}])
     assert run(tiny_suite, f"hf:{tiny_classifier_dir}", "--run-id", "a", movement=True) == 0
     out = capsys.readouterr().out
     run_dir = tiny_suite.parent / "reports" / "tiny" / "a"
@@ -68,6 +70,13 @@ def test_run_writes_a_complete_report(tiny_suite: Path, tiny_classifier_dir: Pat
     assert movement["keyboard@4"]["chrf"]["mean"] < movement["keyboard@1"]["chrf"]["mean"]
     for name in names:
         assert name in out
+        assert name in report["drift"] or name == "reference"
+    for name, results in report["drift"].items():
+        assert [r["method"] for r in results] == ["mmd", "bbsd"]
+        assert all(0 < r["p_value"] <= 1 for r in results)
+        # perturbations are tested on the half of the reference the detector did not see
+        assert results[0]["n_sample"] < 30 if name != "food" else results[0]["n_sample"] == 30
+    assert "mmd p" in out and "bbsd p" in out
     assert f"report: {run_dir / 'report.html'}" in out
     predictions = pd.read_parquet(run_dir / "predictions.parquet")
     reference = predictions[predictions["split"] == "reference"].set_index("id")
@@ -125,6 +134,8 @@ def edit_suite(path: Path, **change) -> None:
         ("hf:TINY", {"data": {"kind": "jsonl", "path": "data.jsonl", "label": "topic"}},
          "label 'film' is not one the model knows (negative, positive)"),
         ("sklearn:tfidf", {"limt": 3}, "limt: unknown field"),
+        ("sklearn:tfidf", {"detectors": [{"name": "psychic"}]},
+         "detectors.0.name: unknown detector 'psychic'"),
         ("hf:/no/such/model/dir", {}, "/no/such/model/dir"),
     ],
 )

@@ -13,7 +13,15 @@ from html import escape
 from typing import Any
 
 from shiftbench.report import svg
-from shiftbench.report.markdown import footnote, movement_note, summary_rows, title
+from shiftbench.report.markdown import (
+    drift_methods,
+    drift_note,
+    footnote,
+    movement_note,
+    p_text,
+    summary_rows,
+    title,
+)
 
 KIND_COLORS = {"reference": "#444444", "perturbation": svg.PALETTE[0], "domain": svg.PALETTE[1]}
 
@@ -143,27 +151,54 @@ def _plots(report: dict[str, Any]) -> str:
     return per_split + by_severity
 
 
+def _delta_scatter(report: dict[str, Any], x_of: dict[str, float], x_name: str, title: str,
+                   x_label: str) -> str:
+    """Δ accuracy (with its interval) of each split against a number in [-1, 1] per split."""
+    points, kinds = [], set()
+    for r in report["splits"]:
+        delta = (r.get("delta") or {}).get("accuracy")
+        if not delta or r["name"] not in x_of:
+            continue
+        x = x_of[r["name"]]
+        tip = (f"{r['name']}: {x_name} {x:.3f}, Δ accuracy {delta['value'] * 100:+.1f} pp "
+               f"[{delta['low'] * 100:+.1f}, {delta['high'] * 100:+.1f}]")
+        points.append(svg.Point(x, delta["value"], delta["low"], delta["high"],
+                                KIND_COLORS.get(r["kind"], svg.PALETTE[2]), tip, str(r["name"])))
+        kinds.add(r["kind"])
+    return svg.scatter_chart(points, title, x_label, "Δ accuracy (pp)",
+                             {k: c for k, c in KIND_COLORS.items() if k in kinds})
+
+
 def _movement_plot(report: dict[str, Any]) -> str:
     """Δ accuracy against mean similarity: a drop where the text hardly moved is the
     model's; one where it moved far may be the shift's."""
-    movement = report["movement"]
-    points = []
-    for r in report["splits"]:
-        delta = (r.get("delta") or {}).get("accuracy")
-        move = movement.get(r["name"])
-        if not delta or not move:
-            continue
-        tip = (f"{r['name']}: similarity {move['similarity']['mean']:.3f}, Δ accuracy "
-               f"{delta['value'] * 100:+.1f} pp [{delta['low'] * 100:+.1f}, "
-               f"{delta['high'] * 100:+.1f}]")
-        points.append(svg.Point(move["similarity"]["mean"], delta["value"], delta["low"],
-                                delta["high"], KIND_COLORS.get(r["kind"], svg.PALETTE[2]), tip,
-                                str(r["name"])))
-    kinds = {r["kind"] for r in report["splits"] if r["name"] in movement}
-    return svg.scatter_chart(points, "Δ accuracy vs mean similarity (95% intervals)",
-                             "mean similarity to the original / nearest reference text",
-                             "Δ accuracy (pp)",
-                             {k: c for k, c in KIND_COLORS.items() if k in kinds})
+    similarity = {name: m["similarity"]["mean"] for name, m in report["movement"].items()}
+    return _delta_scatter(report, similarity, "similarity",
+                          "Δ accuracy vs mean similarity (95% intervals)",
+                          "mean similarity to the original / nearest reference text")
+
+
+def _drift(report: dict[str, Any]) -> str:
+    """Each detector's verdict per split, and Δ accuracy against the first one's statistic."""
+    drift = report.get("drift") or {}
+    if not drift:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{escape(r['method'])}</td>"
+        f'<td class="num">{r["statistic"]:.4g}</td><td class="num">{p_text(r["p_value"])}</td>'
+        f"<td>{'drift' if r['drifted'] else 'no drift'}</td>"
+        f'<td class="num">{r["n_reference"]} / {r["n_sample"]}</td></tr>'
+        for name, results in drift.items() for r in results
+    )
+    head = "".join(f"<th>{h}</th>" for h in
+                   ("split", "detector", "statistic", "p-value", "at its alpha", "n ref / sample"))
+    first = {name: results[0]["statistic"] for name, results in drift.items() if results}
+    top = max(first.values(), default=0.0) or 1.0
+    plot = _delta_scatter(report, {n: s / top for n, s in first.items()}, "relative statistic",
+                          f"Δ accuracy vs {drift_methods(report)[0]} drift statistic",
+                          "drift statistic / the largest across splits")
+    return (f"<h2>Drift</h2><p class=\"note\">{escape(drift_note(report))}</p>{plot}"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _movement_table(movement: dict[str, Any]) -> str:
@@ -266,6 +301,7 @@ def report_html(report: dict[str, Any]) -> str:
         "<h2>Plots</h2>",
         _plots(report),
         _movement(report),
+        _drift(report),
         _shift_stats(report),
         _key_values("Timings", report.get("timings") or {}, " s"),
         _key_values("Runner", report.get("runner") or {}),

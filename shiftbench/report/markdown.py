@@ -16,6 +16,7 @@ from shiftbench.movement import BASIS_NEAREST
 MISSING = "–"
 MOVEMENT_COLUMNS = ("similarity", "chrF")
 NEAREST_MARK = "†"
+DRIFT_MARK = " ✱"
 COLUMNS = ("split", "kind", "n", "accuracy", "Δ accuracy", "flip rate", "macro-F1", "ECE")
 METHOD_TEXT = {
     "wilson": "Wilson score",
@@ -78,16 +79,42 @@ def _movement_cells(movement: dict[str, Any] | None) -> list[str]:
     return [f"{movement['similarity']['mean']:.3f}{mark}", f"{movement['chrf']['mean']:.1f}{mark}"]
 
 
+def drift_methods(report: dict[str, Any]) -> list[str]:
+    """The drift detectors' method names, in suite order (none without drift results)."""
+    return [r["method"] for r in next(iter((report.get("drift") or {}).values()), [])]
+
+
+def p_text(p_value: float | None) -> str:
+    if p_value is None:
+        return "n/a"
+    return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
+
+
+def _drift_cells(results: list[dict[str, Any]] | None, methods: list[str]) -> list[str]:
+    """Each detector's p-value for one split; ✱ marks drift at the detector's alpha."""
+    by_method = {r["method"]: r for r in results or []}
+    cells = []
+    for method in methods:
+        result = by_method.get(method)
+        cells.append(MISSING if result is None
+                     else p_text(result["p_value"]) + (DRIFT_MARK if result["drifted"] else ""))
+    return cells
+
+
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table, splits in report order (plain text cells).
 
-    The movement columns appear only in reports that carry ``movement``.
+    The movement columns appear only in reports that carry ``movement``, and one
+    p-value column per drift detector only in reports that carry ``drift``.
     """
     ci = level_label(report)
     header = [c if c in COLUMNS[:3] else f"{c} [{ci}]" for c in COLUMNS]
     movement = report.get("movement")
     if movement:
         header += MOVEMENT_COLUMNS
+    methods = drift_methods(report)
+    header += [f"{m} p" for m in methods]
+    drift = report.get("drift") or {}
     rows = []
     for record in report["splits"]:
         cells = _cells(record)
@@ -95,6 +122,8 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row += [FORMATS[c](cells[c]) for c in COLUMNS[3:]]
         if movement:
             row += _movement_cells(movement.get(record["name"]))
+        if methods:
+            row += _drift_cells(drift.get(record["name"]), methods)
         rows.append(row)
     return header, rows
 
@@ -110,6 +139,16 @@ def movement_note(report: dict[str, Any]) -> str:
         note += (f" ({NEAREST_MARK}: against the nearest reference example by embedding, as "
                  "domain splits have no originals)")
     return note + ". Lower means the shift moved the text further."
+
+
+def drift_note(report: dict[str, Any]) -> str:
+    """What the drift columns mean, or '' when the report has none."""
+    if not report.get("drift"):
+        return ""
+    return ("Drift p: each detector tests a shifted split's MiniLM embeddings (BBSD: the "
+            "model's probabilities) against half of the reference; perturbed splits use only "
+            f"their examples from the other half, so the samples are independent.{DRIFT_MARK}: "
+            "drift at the detector's alpha.")
 
 
 def footnote(report: dict[str, Any]) -> str:
@@ -151,6 +190,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
     for row in (header, align, *rows):
         lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
     lines += ["", footnote(report), ""]
-    if report.get("movement"):
-        lines += [movement_note(report), ""]
+    for note in (movement_note(report), drift_note(report)):
+        if note:
+            lines += [note, ""]
     return "\n".join(lines)

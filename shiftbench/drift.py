@@ -1,0 +1,62 @@
+"""Drift tests inside a suite run: is each shifted split detectably different?
+
+A perturbed split holds the same examples as the reference, so testing it against the
+whole reference would break the two-sample tests' independence (every shifted row has
+its own original in the reference). The reference's ids are therefore halved by a
+stable hash: detectors are fitted on half A of the reference and test only the rows
+of each shifted split whose ids fall in half B. Out-of-domain splits share no
+examples with the reference, so all their rows are tested (against half A too, so
+every split faces the same fitted detector).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shiftbench.split import unit_hash
+
+if TYPE_CHECKING:
+    from shiftbench.config import DetectorSpec
+    from shiftbench.split import Split
+
+Embed = Callable[[list[str]], np.ndarray]
+
+
+def in_half_b(example_id: str) -> bool:
+    return unit_hash("drift-half", example_id) >= 0.5
+
+
+def _rows(split: Split, vectors: np.ndarray, held_out: set[str] | None) -> np.ndarray:
+    keep = [k for k, i in enumerate(split.ids) if held_out is None or i in held_out]
+    return vectors[keep]
+
+
+def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[DetectorSpec],
+                embed: Embed, proba: dict[str, np.ndarray]) -> dict[str, list[dict[str, Any]]]:
+    """One list of detector results per shifted split (see the module docstring).
+
+    ``proba`` maps split names (the reference included) to the model's probabilities,
+    the input of detectors that test outputs (``input == "probabilities"``, e.g. BBSD);
+    the others test ``embed``'s vectors. Detectors draw their permutations from their
+    own ``seed`` parameter, so results repeat run after run.
+    """
+    from shiftbench.detectors import make_detector
+
+    if not specs:
+        return {}
+    half_a = {i for i in reference.ids if not in_half_b(i)}
+    half_b = set(reference.ids) - half_a
+    vectors = {split.name: embed(split.texts) for split in (reference, *shifted)}
+    results: dict[str, list[dict[str, Any]]] = {split.name: [] for split in shifted}
+    for spec in specs:
+        detector = make_detector(spec.name, **spec.params)
+        inputs = proba if getattr(detector, "input", "embeddings") == "probabilities" else vectors
+        detector.fit(_rows(reference, inputs[reference.name], half_a))
+        for split in shifted:
+            held_out = half_b if split.info.get("kind") == "perturbation" else None
+            result = detector.test(_rows(split, inputs[split.name], held_out))
+            results[split.name].append(result.to_dict())
+    return results
