@@ -58,22 +58,22 @@ def check_report(report: Any, source: Path) -> None:
         raise ShiftbenchError(f"{source}: predictions_file must be a file name, got {name!r}")
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Plain JSON values: numpy scalars/arrays as Python ones, NaN/inf as null."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "tolist"):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     """Write via a temporary file, so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -81,18 +81,18 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _render_views(run_dir: Path, report: dict[str, Any]) -> None:
-    _write_text(run_dir / SUMMARY_FILE, summary_markdown(report))
-    _write_text(run_dir / HTML_FILE, report_html(report))
+    write_text(run_dir / SUMMARY_FILE, summary_markdown(report))
+    write_text(run_dir / HTML_FILE, report_html(report))
 
 
 def write_run(run_dir: Path, report: dict[str, Any], predictions: pd.DataFrame) -> None:
     """Write a finished run: predictions first, then report.json (it marks the run complete)."""
     run_dir = Path(run_dir)
-    report = _jsonable(report)
+    report = jsonable(report)
     check_report(report, run_dir / REPORT_FILE)
     run_dir.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(run_dir / report["predictions_file"], index=False)
-    _write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     _render_views(run_dir, report)
 
 

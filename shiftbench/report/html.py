@@ -46,7 +46,7 @@ details{margin:6px 0}summary{cursor:pointer}td.text{white-space:pre-wrap;max-wid
 """
 
 
-def _facts(rows: list[tuple[str, Any]]) -> str:
+def facts_table(rows: list[tuple[str, Any]]) -> str:
     body = "".join(
         f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
         for k, v in rows
@@ -55,7 +55,7 @@ def _facts(rows: list[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
-def _key_values(heading: str, values: dict[str, Any], unit: str = "") -> str:
+def key_values_table(heading: str, values: dict[str, Any], unit: str = "") -> str:
     if not values:
         return ""
     body = "".join(
@@ -78,7 +78,7 @@ def _model_params(model: dict[str, Any]) -> dict[str, Any]:
 
 def _header(report: dict[str, Any]) -> str:
     suite, model, env = report["suite"], report["model"], report["environment"]
-    left = _facts([
+    left = facts_table([
         ("suite", suite.get("name")),
         ("suite file", suite.get("path")),
         ("suite hash", suite.get("hash")),
@@ -87,7 +87,7 @@ def _header(report: dict[str, Any]) -> str:
         ("classes", ", ".join(map(str, model.get("classes") or []))),
         ("model params", json.dumps(_model_params(model), sort_keys=True, default=str)),
     ])
-    right = _facts([
+    right = facts_table([
         ("run id", report.get("run_id")),
         ("created", report.get("created")),
         ("seed", report.get("seed")),
@@ -303,9 +303,9 @@ def report_html(report: dict[str, Any]) -> str:
         _movement(report),
         _drift(report),
         _shift_stats(report),
-        _key_values("Timings", report.get("timings") or {}, " s"),
-        _key_values("Runner", report.get("runner") or {}),
-        _key_values("Packages", env.get("packages") or {}),
+        key_values_table("Timings", report.get("timings") or {}, " s"),
+        key_values_table("Runner", report.get("runner") or {}),
+        key_values_table("Packages", env.get("packages") or {}),
         f"<h2>Suite</h2><details><summary>spec</summary><pre>{escape(suite_spec)}</pre>"
         "</details>",
         "</body></html>\n",

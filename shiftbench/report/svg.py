@@ -130,8 +130,9 @@ def _extent(points: list[Point], reference: float | None) -> list[float]:
 
 
 def category_chart(points: list[Point], reference: float | None, title: str,
-                   legend: dict[str, str] | None = None, y_label: str = "accuracy") -> str:
-    """One estimate per category (e.g. per split), the reference as a dashed line."""
+                   legend: dict[str, str] | None = None, y_label: str = "accuracy",
+                   reference_label: str = "reference") -> str:
+    """One estimate per category (e.g. per split), the reference as a labelled dashed line."""
     if not points:
         return ""
     longest = min(max(len(str(p.x)) for p in points), 40)
@@ -140,7 +141,7 @@ def category_chart(points: list[Point], reference: float | None, title: str,
     if legend:
         canvas.legend(legend, WIDTH - RIGHT - _legend_width(legend), 18)
     if reference is not None:
-        canvas.reference(reference, "reference")
+        canvas.reference(reference, reference_label)
     slot = (WIDTH - LEFT - RIGHT) / len(points)
     for i, p in enumerate(points):
         x = LEFT + slot * (i + 0.5)

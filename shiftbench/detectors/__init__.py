@@ -1,0 +1,250 @@
+"""Drift detectors: fit on a reference, test a sample -> statistic, p-value, decision.
+
+Follows scikit-learn and Alibi Detect: ``__init__`` only stores parameters, ``fit``
+returns self and sets learned state ending in ``_``; the shared logic (input checks, the
+decision ``p_value < alpha``, the result record, save/load) lives here once, and each
+detector implements only ``_score`` (its statistic and p-value, per backend).
+
+Saved detectors are a folder with ``detector.json`` (registry name, parameters, measured
+false-alarm rate and power) and ``arrays.npz`` (the reference), read back with
+``allow_pickle=False``: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from shiftbench.errors import ShiftbenchError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from shiftbench.detectors.calibration import Calibration
+
+FORMAT = 1
+BACKENDS = ("auto", "numpy", "torch")
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """One test of a sample against the reference.
+
+    ``p_value`` is None only for uncalibrated methods (Evidently's thresholds), whose
+    ``drifted`` is their own decision; otherwise ``drifted`` is ``p_value < alpha``.
+    """
+
+    method: str
+    statistic: float
+    p_value: float | None
+    alpha: float
+    drifted: bool
+    n_reference: int
+    n_sample: int
+    calibrated: bool = True
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Score:
+    """What a detector's ``_score`` returns; ``decision`` only when ``p_value`` is None."""
+
+    statistic: float
+    p_value: float | None
+    details: dict[str, Any]
+    decision: bool | None = None
+
+
+def check_matrix(x: Any, name: str) -> np.ndarray:
+    """A 2-D array of finite numbers (float32 kept, other numbers as float64)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise ShiftbenchError(f"{name}: expected numbers, got values of type {arr.dtype}")
+    if arr.ndim != 2:
+        raise ShiftbenchError(f"{name}: expected a 2-D array (rows x features), got shape "
+                              f"{arr.shape}")
+    if arr.shape[0] == 0:
+        raise ShiftbenchError(f"{name} is empty (0 rows)")
+    if arr.shape[1] == 0:
+        raise ShiftbenchError(f"{name} has 0 features")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ShiftbenchError(f"{name}: {int(bad.sum())} NaN or infinite values (first at row "
+                              f"{row}, column {col})")
+    return np.ascontiguousarray(arr)
+
+
+def resolve_backend(backend: str, device: str) -> tuple[str, str]:
+    """(numpy, cpu) or (torch, device). ``auto`` is torch on a CUDA GPU when torch sees
+    one, else numpy: torch on CPU gives the same answers and is no faster."""
+    if backend not in BACKENDS:
+        raise ShiftbenchError(f"backend {backend!r}: use {', '.join(BACKENDS)}")
+    if backend == "numpy":
+        return "numpy", "cpu"
+    from shiftbench.runner import Runner
+
+    resolved = Runner(device=device).device_
+    if backend == "auto" and not resolved.startswith("cuda"):
+        return "numpy", "cpu"
+    return "torch", resolved
+
+
+class Detector:
+    """Base class: subclasses set ``name`` and implement ``_score``.
+
+    ``input`` says what rows the detector tests: ``"embeddings"`` (text vectors) or
+    ``"probabilities"`` (a model's predicted class probabilities, e.g. BBSD).
+    """
+
+    name: ClassVar[str]
+    input: ClassVar[str] = "embeddings"
+    calibrated: ClassVar[bool] = True
+
+    def __init__(self, alpha: float = 0.05) -> None:
+        self.alpha = alpha
+
+    # -- parameters (scikit-learn idiom) ----------------------------------------------------
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters, read back from the attributes of the same name."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {p: getattr(self, p) for p in names}
+
+    def clone(self, **overrides: Any) -> Detector:
+        """An unfitted copy with the same parameters, except ``overrides``."""
+        return type(self)(**{**self.get_params(), **overrides})
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def method_name(self) -> str:
+        """The method named in each result."""
+        return self.name
+
+    @property
+    def min_reference(self) -> int:
+        return 2
+
+    @property
+    def min_sample(self) -> int:
+        return 2
+
+    # -- fit / test ---------------------------------------------------------------------------
+
+    def fit(self, reference: Any) -> Detector:
+        """Validate and keep the reference; subclasses extend ``_fit`` for more state."""
+        if not 0 < self.alpha < 1:
+            raise ShiftbenchError(f"{self.name}: alpha must be in (0, 1), got {self.alpha}")
+        ref = self._check(reference, "reference", self.min_reference)
+        self._fit(ref)
+        self.reference_ = ref
+        self.n_features_in_ = ref.shape[1]
+        self.calibration_: Calibration | None = None
+        return self
+
+    def test(self, sample: Any) -> DriftResult:
+        """Test a sample (rows x features, like the reference) for drift."""
+        if not hasattr(self, "reference_"):
+            raise ShiftbenchError(f"{self.name}: call fit(reference) before test(sample)")
+        x = self._check(sample, "sample", self.min_sample)
+        if x.shape[1] != self.n_features_in_:
+            raise ShiftbenchError(f"sample has {x.shape[1]} features, the reference has "
+                                  f"{self.n_features_in_}")
+        score = self._score(x)
+        if score.p_value is None:
+            drifted = bool(score.decision)
+        else:
+            drifted = bool(score.p_value < self.alpha)
+        return DriftResult(self.method_name, float(score.statistic), score.p_value, self.alpha,
+                           drifted, len(self.reference_), len(x), self.calibrated, score.details)
+
+    def _check(self, x: Any, name: str, min_rows: int) -> np.ndarray:
+        arr = check_matrix(x, name)
+        if len(arr) < min_rows:
+            raise ShiftbenchError(f"{name}: {len(arr)} rows, fewer than the {min_rows} the "
+                                  f"{self.name} detector needs")
+        return arr
+
+    def _fit(self, reference: np.ndarray) -> None:
+        """Hook for learned state beyond the reference (backend resolution, checks)."""
+
+    def _score(self, sample: np.ndarray) -> Score:
+        raise NotImplementedError
+
+    # -- measured false-alarm rate and power --------------------------------------------------
+
+    def calibrate(self, window: int, positives: Mapping[str, np.ndarray] | None = None,
+                  n_repeats: int = 100, seed: int = 0, paired: bool = True) -> Calibration:
+        """Measure this fitted detector's false-alarm rate (and power against
+        ``positives``) at ``window`` rows; stored as ``calibration_`` and saved with it.
+        See :func:`shiftbench.detectors.calibration.calibrate`."""
+        from shiftbench.detectors.calibration import calibrate
+
+        if not hasattr(self, "reference_"):
+            raise ShiftbenchError(f"{self.name}: call fit(reference) before calibrate()")
+        self.calibration_ = calibrate(self, self.reference_, window, positives, n_repeats,
+                                      seed, paired)
+        return self.calibration_
+
+    # -- save / load ----------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``detector.json`` + ``arrays.npz`` into ``directory`` (created if needed)."""
+        from shiftbench.cache import _atomic
+
+        if not hasattr(self, "reference_"):
+            raise ShiftbenchError(f"{self.name}: only a fitted detector can be saved")
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        calibration = self.calibration_.to_dict() if self.calibration_ is not None else None
+        meta = {"format": FORMAT, "detector": self.name, "params": self.get_params(),
+                "n_reference": len(self.reference_), "n_features_in": self.n_features_in_,
+                "calibration": calibration}
+        with _atomic(folder / "arrays.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, reference=self.reference_)
+        with _atomic(folder / "detector.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        return folder
+
+
+def make_detector(name: str, **params: Any) -> Detector:
+    """A detector by registry name (mmd, ks, classifier, bbsd, evidently or a plugin)."""
+    from shiftbench.registry import DETECTORS
+
+    return DETECTORS.load(name)(**params)
+
+
+def load_detector(directory: str | Path) -> Detector:
+    """Rebuild a detector written by :meth:`Detector.save`, fitted and calibrated as saved."""
+    from shiftbench.detectors.calibration import Calibration
+
+    folder = Path(directory)
+    meta_path, arrays_path = folder / "detector.json", folder / "arrays.npz"
+    for path in (meta_path, arrays_path):
+        if not path.is_file():
+            raise ShiftbenchError(f"{path}: missing; not a saved detector folder")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with np.load(arrays_path, allow_pickle=False) as data:
+            reference = data["reference"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ShiftbenchError(f"{folder}: unreadable saved detector ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ShiftbenchError(f"{meta_path}: not a shiftbench detector file of format {FORMAT}")
+    detector = make_detector(meta["detector"], **meta["params"]).fit(reference)
+    if meta.get("calibration") is not None:
+        detector.calibration_ = Calibration.from_dict(meta["calibration"])
+    return detector

@@ -1,0 +1,193 @@
+"""`shiftbench monitor`: check (one-shot), stream (windows + history) and history.
+
+Parsing stays light; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shiftbench.errors import ShiftbenchError
+
+EXIT_OK = 0
+DEFAULT_STORE = Path("reports") / "monitor" / "history.sqlite"
+
+
+def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
+    """``monitor`` is a group: ``check`` (one-shot), ``stream`` and ``history``."""
+    monitor = commands.add_parser("monitor", help="has current traffic drifted from a reference?")
+    group = monitor.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
+    check = group.add_parser(
+        "check", help="one-shot: a reference file vs a current file",
+        description="Test whether CURRENT has drifted from REFERENCE, with each detector's "
+                    "measured false-alarm rate and power, and (given --model and labels) the "
+                    "model's estimated current accuracy. Exit 0: no drift, 1: drift, 2: error "
+                    "or no detector able to decide.")
+    check.add_argument("reference", type=Path, help="reference data (.jsonl, .csv or .parquet)")
+    check.add_argument("current", type=Path, help="current data (.jsonl, .csv or .parquet)")
+    check.add_argument("--text-column", default="text")
+    check.add_argument("--label-column",
+                       help="labels of the reference (read from the current file too, if present "
+                            "there): needed for accuracy estimates and to train --model probe")
+    check.add_argument("--embedding-column",
+                       help="precomputed embeddings (a list of numbers per row) instead of "
+                            "embedding the texts; no positive controls then")
+    check.add_argument("--model",
+                       help="model spec as in `run`; gives accuracy estimates and its own "
+                            "embeddings. Models that need training (probe, sklearn:tfidf) are "
+                            "trained on half the labelled reference")
+    check.add_argument("--encoder",
+                       help="embedding source: model | minilm | <encoder dir> (default: model "
+                            "when --model is given, else minilm)")
+    check.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
+                       help="drift detector (mmd, ks, classifier, bbsd, evidently or a plugin); "
+                            "repeat the flag for several (default: mmd and ks)")
+    check.add_argument("--alpha", type=float, default=0.05, help="each test's level (default 0.05)")
+    check.add_argument("--window", type=int,
+                       help="rows per calibration window (default: the current file's size, at "
+                            "most half the reference)")
+    check.add_argument("--calibrate-repeats", type=int, default=50,
+                       help="random reference halves to measure false alarms and power on "
+                            "(0 skips the measurement; default 50)")
+    check.add_argument("--control", action="append", dest="controls", metavar="SHIFT[:SEVERITY]",
+                       help="positive control: the reference under a shift, e.g. keyboard:2 "
+                            "(the default); repeat the flag for several")
+    check.add_argument("--out", type=Path, help="report folder (default: reports/monitor/<time>)")
+    check.add_argument("--cache-dir", type=Path,
+                       help="prediction/embedding cache (default: reports/.cache)")
+    check.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    check.add_argument("--batch-size", type=int, default=64)
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    stream = group.add_parser(
+        "stream", help="monitor a file, a growing file or a folder of files in windows",
+        description="Test each window of SOURCE against REFERENCE with an online MMD whose "
+                    "threshold gives --ert windows between false alarms on average; every "
+                    "window's result goes to the history store, and a restart resumes after "
+                    "the last stored window. Exit 0: no alarm in this run, 1: alarm, 2: error.")
+    stream.add_argument("reference", type=Path, help="reference data (.jsonl, .csv or .parquet)")
+    stream.add_argument("source", type=Path,
+                        help="a data file, or a folder of files read in name order")
+    stream.add_argument("--text-column", default="text")
+    stream.add_argument("--window", type=int, default=200, help="rows per window (default 200)")
+    stream.add_argument("--ert", type=float, default=500.0,
+                        help="expected windows between false alarms (default 500)")
+    stream.add_argument("--per-file", action="store_true",
+                        help="one window per file of a folder (e.g. daily files)")
+    stream.add_argument("--follow", action="store_true",
+                        help="keep reading as the file grows / new files arrive")
+    stream.add_argument("--poll-interval", type=float, default=5.0, help="seconds (with --follow)")
+    stream.add_argument("--idle-timeout", type=float,
+                        help="with --follow, stop after this many seconds without new rows")
+    stream.add_argument("--max-windows", type=int, help="stop after this many windows")
+    stream.add_argument("--store", default=str(DEFAULT_STORE),
+                        help=f"a SQLite path or any SQLAlchemy URL (default {DEFAULT_STORE})")
+    stream.add_argument("--name", help="stream name in the store (default: SOURCE's name)")
+    stream.add_argument("--encoder", help="minilm (default) or an encoder directory / hub id")
+    stream.add_argument("--cache-dir", type=Path,
+                        help="embedding cache (default: reports/.cache)")
+    stream.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    stream.add_argument("--batch-size", type=int, default=64)
+    stream.add_argument("--seed", type=int, default=0)
+    stream.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    history = group.add_parser("history", help="print the drift history; plot and export it")
+    history.add_argument("--store", default=str(DEFAULT_STORE),
+                         help=f"a SQLite path or any SQLAlchemy URL (default {DEFAULT_STORE})")
+    history.add_argument("--stream", help="only this stream")
+    history.add_argument("--plot", type=Path, help="write a plot (.html, or .svg for one stream)")
+    history.add_argument("--prometheus", type=Path,
+                         help="write the latest window per stream in Prometheus text format")
+
+
+def cmd_monitor_check(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from shiftbench.monitor.oneshot import DEFAULT_DETECTORS, CheckOptions, run_check
+    from shiftbench.monitor.report import summary_text, write_monitor
+    from shiftbench.pipeline import RunOptions
+
+    if args.batch_size <= 0:
+        raise ShiftbenchError("--batch-size must be a positive number")
+    options = CheckOptions(
+        text_column=args.text_column, label_column=args.label_column,
+        embedding_column=args.embedding_column, model=args.model, encoder=args.encoder,
+        detectors=tuple(args.detectors or DEFAULT_DETECTORS), alpha=args.alpha,
+        window=args.window, calibrate_repeats=args.calibrate_repeats,
+        controls=tuple(args.controls) if args.controls else None,
+        cache_dir=RunOptions(cache_dir=args.cache_dir).resolved_cache_dir(),
+        device=args.device, batch_size=args.batch_size, seed=args.seed,
+        progress=False if args.no_progress else None,
+    )
+    out = args.out or Path("reports") / "monitor" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    result = run_check(args.reference, args.current, options, out)
+    json_path, html_path = write_monitor(out, result)
+    print(summary_text(result))
+    print(f"report: {html_path}\njson: {json_path}\ndetectors: {out / 'detectors'}")
+    return int(result["verdict"]["exit_code"])
+
+
+def cmd_monitor_stream(args: argparse.Namespace) -> int:
+    from shiftbench.monitor.embed import text_embedder
+    from shiftbench.monitor.stream import read_texts, run_stream
+    from shiftbench.pipeline import RunOptions
+    from shiftbench.runner import Runner
+
+    if args.batch_size <= 0:
+        raise ShiftbenchError("--batch-size must be a positive number")
+    runner = Runner(cache_dir=RunOptions(cache_dir=args.cache_dir).resolved_cache_dir(),
+                    device=args.device, batch_size=args.batch_size,
+                    progress=False if args.no_progress else None)
+    embedder = text_embedder(encoder=args.encoder)
+    name = args.name or args.source.stem
+    store_dir = Path(args.store).parent if "://" not in args.store else Path("reports/monitor")
+
+    def report_window(window, results) -> None:
+        alarms = [n for n, r in results.items() if r.drifted]
+        print(f"window {window.index}: rows {window.start_row}-{window.end.row - 1}  "
+              + ("DRIFT (" + ", ".join(alarms) + ")" if alarms else "no drift"))
+
+    summary = run_stream(
+        read_texts(args.reference, args.text_column), args.source,
+        lambda texts: embedder(texts, runner, "window"),
+        store=args.store, stream=name, window=args.window, ert=args.ert,
+        text_column=args.text_column, per_file=args.per_file, follow=args.follow,
+        poll_interval=args.poll_interval, idle_timeout=args.idle_timeout,
+        max_windows=args.max_windows, detector_dir=store_dir / name / "detector",
+        device=args.device, seed=args.seed, settings={"embedder": embedder.describe()},
+        on_window=report_window)
+    resumed = f" (resumed at window {summary.first_window})" if summary.resumed else ""
+    print(f"{summary.windows} windows{resumed}, alarms at windows "
+          f"{summary.alarms or 'none'}; history: {summary.store} (stream {summary.stream!r})")
+    return 1 if summary.alarms else 0
+
+
+def cmd_monitor_history(args: argparse.Namespace) -> int:
+    from shiftbench.monitor.plot import write_history_plot
+    from shiftbench.monitor.prometheus import write_prometheus
+    from shiftbench.monitor.store import history
+
+    records = history(args.store, args.stream)
+    print(f"{'stream':<16} {'window':>6} {'time':<19} {'detector':<10} {'statistic':>10} "
+          f"{'threshold':>10}  drift")
+    for r in records:
+        threshold = "" if r.threshold is None else f"{r.threshold:.4g}"
+        print(f"{r.stream:<16} {r.window:>6} {r.time:%Y-%m-%d %H:%M:%S} {r.detector:<10} "
+              f"{r.statistic:>10.4g} {threshold:>10}  {'DRIFT' if r.drifted else '-'}")
+    if args.plot:
+        write_history_plot(records, args.plot)
+        print(f"plot: {args.plot}")
+    if args.prometheus:
+        write_prometheus(records, args.prometheus)
+        print(f"prometheus: {args.prometheus}")
+    return EXIT_OK
+
+
+MONITOR_COMMANDS = {"check": cmd_monitor_check, "stream": cmd_monitor_stream,
+                    "history": cmd_monitor_history}
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    return MONITOR_COMMANDS[args.monitor_command](args)

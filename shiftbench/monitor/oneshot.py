@@ -1,0 +1,519 @@
+"""`shiftbench monitor check`: has the current sample drifted from the reference, how sure
+is that, and is the model likely to be hurt?
+
+Steps: read both files; embed their texts (or read precomputed vectors); fit each
+detector on the reference and test the current sample; measure each detector's
+false-alarm rate on random halves of the reference and its power against positive
+controls (the reference texts under shiftbench's own shifts, row-aligned, so each
+control window is the null window shifted); estimate the current accuracy without labels
+(ATC, DoC) when a model and reference labels are given. Fitted, calibrated detectors are
+saved beside the report, ready to be loaded by :func:`shiftbench.detectors.load_detector`.
+
+The verdict (the exit code) is stated once, in ``RULE``: only detectors that are tests
+(they give a p-value) and whose measured false-alarm rate is not flagged decide, and
+their p-values are Holm-adjusted, so the verdict's own false-alarm rate stays at alpha
+however many detectors are asked.
+
+When the model needs training (``probe``, ``sklearn:tfidf``) it is fitted on a stable
+half of the labelled reference (by id hash); the other half is the reference for
+everything else, so no detector or estimate ever compares training rows with new ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shiftbench.errors import ShiftbenchError
+
+if TYPE_CHECKING:
+    from shiftbench.detectors import Detector
+    from shiftbench.models import ModelAdapter
+    from shiftbench.monitor.embed import TextEmbedder
+    from shiftbench.runner import Runner
+    from shiftbench.split import Split
+
+FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
+           ".parquet": "parquet", ".pq": "parquet"}
+DEFAULT_DETECTORS = ("mmd", "ks")
+DEFAULT_CONTROLS = ("keyboard:2",)
+DEFAULT_SEVERITY = 2
+SCHEMA_VERSION = 1
+EXIT_CODES = {"no drift": 0, "drift": 1, "undecided": 2}  # the CLI's exit code per verdict
+RULE = ("drift when any deciding detector has a Holm-adjusted p-value below alpha; deciding "
+        "detectors are tests with a p-value whose measured false-alarm rate is not flagged "
+        "(uncalibrated and flagged detectors are shown, not counted)")
+
+
+@dataclass
+class CheckOptions:
+    """What ``shiftbench monitor check`` was asked; ``controls`` None = the default."""
+
+    text_column: str = "text"
+    label_column: str | None = None
+    embedding_column: str | None = None
+    model: str | None = None
+    encoder: str | None = None
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
+    alpha: float = 0.05
+    window: int | None = None
+    calibrate_repeats: int = 50
+    controls: tuple[str, ...] | None = None
+    cache_dir: Path | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    seed: int = 0
+    progress: bool | None = None
+
+
+@dataclass
+class Sample:
+    """One input file: its examples, and its precomputed vectors when given."""
+
+    path: Path
+    split: Split
+    vectors: np.ndarray | None = None
+
+
+@dataclass
+class Inputs:
+    """What the detectors test: embeddings, and probabilities when a model is given."""
+
+    embeddings: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def read_sample(path: Path, role: str, text_column: str, label_column: str | None,
+                embedding_column: str | None, need_labels: bool) -> Sample:
+    """Read a JSONL/CSV/Parquet file of texts (+ labels, + vectors) with one-line errors.
+
+    With ``need_labels`` the label column must exist and be filled; otherwise labels are
+    kept when the file has the column filled in every row (current data may carry them).
+    """
+    from shiftbench.config import Source
+    from shiftbench.data import read_source, to_split
+
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ShiftbenchError(f"{path}: unknown file type {path.suffix!r}; use "
+                              f"{', '.join(sorted(set(FORMATS)))}")
+    if not path.is_file():
+        raise ShiftbenchError(f"{path}: {role} file not found")
+    if path.stat().st_size == 0:
+        raise ShiftbenchError(f"{path}: empty file; the {role} has no rows")
+    source = Source(kind=kind, path=str(path), text=text_column, label=label_column)
+    try:
+        frame = read_source(source, Path.cwd())
+        labelled = label_column is not None and (need_labels or _filled(frame["label"]))
+    except ShiftbenchError:
+        if need_labels or label_column is None:
+            raise
+        frame = read_source(source.model_copy(update={"label": None}), Path.cwd())
+        labelled = False  # the file has no label column (any other error recurs above)
+    if frame.empty:
+        raise ShiftbenchError(f"{path}: no rows; the {role} is empty")
+    split = to_split(frame, role, labelled, kind=role)
+    vectors = _vectors(frame, embedding_column, path) if embedding_column else None
+    return Sample(path, split, vectors)
+
+
+def _filled(column: Any) -> bool:
+    return bool(column.map(lambda v: v is not None and v == v and str(v).strip() != "").all())
+
+
+def _vectors(frame: Any, column: str, path: Path) -> np.ndarray:
+    """Precomputed embeddings: a list of numbers per row (JSON text in CSV files)."""
+    if column not in frame.columns:
+        raise ShiftbenchError(f"{path}: no column {column!r} for the embeddings (columns: "
+                              f"{', '.join(c for c in map(str, frame.columns) if c != '__row')})")
+    rows: list[np.ndarray] = []
+    for row, id_, value in zip(frame["__row"], frame["id"], frame[column], strict=True):
+        where = f"{path}: row {row} (id {id_}): embedding"
+        try:
+            vector = np.asarray(json.loads(value) if isinstance(value, str) else value,
+                                dtype=np.float64)
+        except (ValueError, TypeError):
+            raise ShiftbenchError(f"{where} is not a list of numbers") from None
+        if vector.ndim != 1 or len(vector) == 0:
+            raise ShiftbenchError(f"{where} is not a non-empty list of numbers")
+        if rows and len(vector) != len(rows[0]):
+            raise ShiftbenchError(f"{where} has {len(vector)} numbers, the first row has "
+                                  f"{len(rows[0])}")
+        if not np.isfinite(vector).all():
+            raise ShiftbenchError(f"{where} holds NaN or infinite values")
+        rows.append(vector)
+    return np.stack(rows)
+
+
+# -- detectors, controls, sizes -------------------------------------------------------------
+
+
+def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str,
+                    has_model: bool) -> dict[str, Detector]:
+    """Unfitted detectors by registry name; seed and device go to those that take them."""
+    from shiftbench.registry import DETECTORS
+
+    if not names:
+        raise ShiftbenchError("no detector: name at least one with --detector")
+    detectors: dict[str, Detector] = {}
+    for name in dict.fromkeys(names):
+        cls = DETECTORS.load(name)
+        if cls.input == "probabilities" and not has_model:
+            raise ShiftbenchError(f"detector {name!r} tests the model's probabilities: "
+                                  "give --model")
+        accepted = inspect.signature(cls).parameters
+        extra = {k: v for k, v in (("seed", seed), ("device", device)) if k in accepted}
+        detectors[name] = cls(alpha=alpha, **extra)
+    return detectors
+
+
+def parse_control(spec: str) -> tuple[str, int]:
+    """``NAME[:SEVERITY]`` (severity 1-5, default 2) -> (registry name, severity)."""
+    from shiftbench.registry import SHIFTS
+
+    name, _, severity = spec.partition(":")
+    SHIFTS.target(name)
+    if not severity:
+        return name, DEFAULT_SEVERITY
+    if not severity.isdigit() or not 1 <= int(severity) <= 5:
+        raise ShiftbenchError(f"--control {spec!r}: severity must be 1-5, as in keyboard:2")
+    return name, int(severity)
+
+
+def calibration_window(options: CheckOptions, n_reference: int, n_current: int,
+                       notes: list[str]) -> int:
+    """The window the false-alarm rate and power are measured at (default: the current
+    sample's size, capped at the held-out half of the reference)."""
+    held = n_reference - n_reference // 2
+    if options.window is not None:
+        if not 1 <= options.window <= held:
+            raise ShiftbenchError(f"--window {options.window}: calibration tests windows drawn "
+                                  f"from the held-out half of the reference; use 1 to {held}")
+        return options.window
+    if n_current > held:
+        notes.append(f"calibration window capped at {held} rows (half the reference); the "
+                     f"test on the current sample uses all {n_current} rows")
+        return held
+    return n_current
+
+
+def check_sizes(detectors: dict[str, Detector], n_reference: int, n_current: int,
+                window: int | None) -> None:
+    """Fail before any embedding when a detector cannot work at these sizes."""
+    for name, det in detectors.items():
+        checks = [(n_reference, det.min_reference, "the reference has"),
+                  (n_current, det.min_sample, "the current sample has")]
+        if window is not None:
+            checks += [(n_reference // 2, det.min_reference,
+                        "calibration fits on half the reference:"),
+                       (window, det.min_sample, "the calibration window is")]
+        for have, need, what in checks:
+            if have < need:
+                raise ShiftbenchError(f"detector {name!r} needs at least {need} rows; {what} "
+                                      f"{have}")
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    steps = (len(p) - np.arange(len(p))) * p[order]
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
+    return adjusted.tolist()
+
+
+def verdict(records: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
+    """The overall decision (see ``RULE``); sets each record's ``decides`` and ``holm_p``."""
+    deciding = [r for r in records
+                if r["p_value"] is not None and not (r["calibration"] or {}).get("flagged")]
+    for record in records:
+        record["decides"] = any(record is r for r in deciding)
+        record["holm_p"] = None
+    for record, adjusted in zip(deciding, holm([r["p_value"] for r in deciding]), strict=True):
+        record["holm_p"] = adjusted
+    if not deciding:
+        return {"status": "undecided", "exit_code": EXIT_CODES["undecided"], "drifted": None,
+                "rule": RULE, "alpha": alpha, "deciding": [],
+                "reason": "no deciding detector: every one asked is uncalibrated (no p-value) "
+                          "or flagged for false alarms; add mmd, ks or classifier"}
+    status = "drift" if any(r["holm_p"] < alpha for r in deciding) else "no drift"
+    return {"status": status, "exit_code": EXIT_CODES[status], "drifted": status == "drift",
+            "rule": RULE, "alpha": alpha, "deciding": [r["method"] for r in deciding]}
+
+
+# -- the model: training, probabilities, accuracy -----------------------------------------
+
+
+def prepare_model(spec: str, reference: Split, runner: Runner,
+                  notes: list[str]) -> tuple[ModelAdapter, Split]:
+    """Load the model; one that needs training is fitted on a stable half of the labelled
+    reference. Returns the model and the reference to monitor with (the other half)."""
+    from shiftbench.models import load_model
+    from shiftbench.split import unit_hash
+
+    model = load_model(spec)
+    if not model.needs_training:
+        return model, reference
+    if reference.labels is None:
+        raise ShiftbenchError(f"--model {spec} trains on the labelled reference: give "
+                              "--label-column")
+    in_train = [unit_hash("monitor-train", i) < 0.5 for i in reference.ids]
+    train = reference.subset([k for k, t in enumerate(in_train) if t])
+    held = reference.subset([k for k, t in enumerate(in_train) if not t])
+    if len(train) == 0 or len(held) == 0:
+        raise ShiftbenchError(f"--model {spec} trains on half the reference; "
+                              f"{len(reference)} rows are too few to split")
+    model.fit(train, runner)
+    notes.append(f"--model {spec} was trained on {len(train)} rows of the labelled reference "
+                 f"(a stable half by id); the other {len(held)} rows are the reference for "
+                 "the detectors and the accuracy estimates")
+    return model, held
+
+
+def class_indices(model: ModelAdapter, sample: Split) -> np.ndarray:
+    """Labels as column indices of the model's probabilities; unknown labels are errors."""
+    position = {c: i for i, c in enumerate(model.classes_)}
+    for id_, label in zip(sample.ids, sample.labels or [], strict=True):
+        if label not in position:
+            raise ShiftbenchError(f"{sample.info.get('source')}: id {id_}: label {label!r} is "
+                                  f"not one the model knows ({', '.join(model.classes_)})")
+    return np.array([position[label] for label in sample.labels or []], dtype=np.int64)
+
+
+def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Split,
+                       ref_proba: np.ndarray | None, cur_proba: np.ndarray | None,
+                       seed: int) -> dict[str, Any]:
+    """Reference accuracy, ATC and DoC estimates of the current accuracy, and the actual
+    current accuracy when the current file has labels."""
+    from shiftbench.metrics import accuracy_ci
+    from shiftbench.monitor.accuracy import atc, doc
+
+    if model is None or ref_proba is None or cur_proba is None:
+        return {"available": False, "reason": "no model (--model): the estimates need the "
+                                              "model's probabilities"}
+    if reference.labels is None:
+        return {"available": False, "reason": "the reference has no labels (--label-column): "
+                                              "ATC and DoC start from the reference accuracy"}
+    y_ref = class_indices(model, reference)
+    correct = ref_proba.argmax(axis=1) == y_ref
+    ref_acc = accuracy_ci(y_ref, ref_proba.argmax(axis=1))
+    atc_est = atc(ref_proba, correct, cur_proba, seed=seed)
+    doc_est = doc(ref_proba, correct, cur_proba, seed=seed)
+    actual, why_not = None, "the current file has no labels"
+    if current.labels is not None:
+        try:  # labels on current data are a bonus: a class the model lacks is a finding
+            y_cur = class_indices(model, current)
+            actual = accuracy_ci(y_cur, cur_proba.argmax(axis=1)).to_dict()
+        except ShiftbenchError as exc:
+            why_not = str(exc)
+    return {"available": True, "reference": ref_acc.to_dict(), "atc": atc_est.to_dict(),
+            "doc": doc_est.to_dict(), "actual": actual,
+            "actual_unavailable": None if actual else why_not,
+            "estimated_change": {"atc": atc_est.estimate.value - ref_acc.value,
+                                 "doc": doc_est.value - ref_acc.value},
+            "atc_score": "negative entropy of the predicted probabilities",
+            "doc_confidence": "max predicted probability"}
+
+
+# -- the check ----------------------------------------------------------------------------
+
+
+def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
+              out_dir: Path) -> dict[str, Any]:
+    """Run the one-shot check; save fitted detectors under ``out_dir/detectors``; return
+    the JSON-ready result (rendered by :mod:`shiftbench.monitor.report`)."""
+    from shiftbench.runner import Runner
+
+    started = time.perf_counter()
+    opts = options
+    if not 0 < opts.alpha < 1:
+        raise ShiftbenchError(f"--alpha must be in (0, 1), got {opts.alpha}")
+    if opts.calibrate_repeats < 0:
+        raise ShiftbenchError("--calibrate-repeats must be 0 (skip) or more")
+    if opts.embedding_column and opts.encoder:
+        raise ShiftbenchError("--embedding-column gives precomputed vectors; drop --encoder")
+    if opts.embedding_column and opts.controls:
+        raise ShiftbenchError("positive controls shift the texts and embed them, which "
+                              "precomputed vectors (--embedding-column) cannot do: drop --control")
+    detectors = build_detectors(opts.detectors, opts.alpha, opts.seed, opts.device,
+                                opts.model is not None)
+    default_controls = () if opts.embedding_column else DEFAULT_CONTROLS
+    specs = opts.controls if opts.controls is not None else default_controls
+    controls = [parse_control(spec) for spec in dict.fromkeys(specs)]
+
+    t0 = time.perf_counter()
+    reference = read_sample(reference_path, "reference", opts.text_column, opts.label_column,
+                            opts.embedding_column, need_labels=opts.label_column is not None)
+    current = read_sample(current_path, "current", opts.text_column, opts.label_column,
+                          opts.embedding_column, need_labels=False)
+    runner = Runner(cache_dir=opts.cache_dir, device=opts.device, batch_size=opts.batch_size,
+                    progress=opts.progress)
+    check = _Check(opts, runner, out_dir)
+    check.timed("read_s", t0)
+    try:
+        result = check.run(reference, current, detectors, controls)
+    finally:
+        runner.close()
+    result["timings"]["total_s"] = time.perf_counter() - started
+    return result
+
+
+class _Check:
+    """One check as it runs: the runner, model and embedder, notes and timings."""
+
+    def __init__(self, options: CheckOptions, runner: Runner, out_dir: Path) -> None:
+        self.options = options
+        self.runner = runner
+        self.out_dir = out_dir
+        self.model: ModelAdapter | None = None
+        self.embedder: TextEmbedder | None = None
+        self.notes: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    def timed(self, key: str, started: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - started
+
+    def run(self, reference: Sample, current: Sample, detectors: dict[str, Detector],
+            controls: list[tuple[str, int]]) -> dict[str, Any]:
+        from shiftbench import __version__
+        from shiftbench.monitor.embed import text_embedder
+
+        opts = self.options
+        ref_split, ref_vectors = reference.split, reference.vectors
+        if opts.model is not None:
+            t0 = time.perf_counter()
+            self.model, ref_split = prepare_model(opts.model, ref_split, self.runner, self.notes)
+            if ref_vectors is not None:
+                position = {id_: k for k, id_ in enumerate(reference.split.ids)}
+                ref_vectors = ref_vectors[[position[i] for i in ref_split.ids]]
+            self.timed("fit_model_s", t0)
+        window = None
+        if opts.calibrate_repeats > 0:
+            window = calibration_window(opts, len(ref_split), len(current.split), self.notes)
+        else:
+            self.notes.append("calibration skipped (--calibrate-repeats 0): false-alarm rates "
+                              "and power were not measured")
+        check_sizes(detectors, len(ref_split), len(current.split), window)
+        if ref_vectors is None:
+            self.embedder = text_embedder(opts.encoder, self.model)
+
+        ref_in = self.inputs(ref_split, ref_vectors, "reference")
+        cur_in = self.inputs(current.split, current.vectors, "current")
+        if ref_in.embeddings.shape[1] != cur_in.embeddings.shape[1]:
+            raise ShiftbenchError(f"{current.path}: embeddings have "
+                                  f"{cur_in.embeddings.shape[1]} dimensions, the reference's "
+                                  f"have {ref_in.embeddings.shape[1]}")
+        positives: dict[str, Inputs] = {}
+        if window is not None:
+            on_proba = any(d.input == "probabilities" for d in detectors.values())
+            positives = self.controls(controls, ref_split, on_proba)
+        records = [self.run_detector(name, det, ref_in, cur_in, positives, window)
+                   for name, det in detectors.items()]
+        decision = verdict(records, opts.alpha)
+
+        t0 = time.perf_counter()
+        accuracy = accuracy_estimates(self.model, ref_split, current.split,
+                                      ref_in.probabilities, cur_in.probabilities, opts.seed)
+        self.timed("accuracy_s", t0)
+        embeddings = (self.embedder.describe() if self.embedder is not None else
+                      {"source": f"column {opts.embedding_column!r} of the input files"})
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "monitor-check",
+            "shiftbench_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "reference": _describe_sample(reference, ref_split),
+            "current": _describe_sample(current, current.split),
+            "embeddings": {**embeddings, "dim": int(ref_in.embeddings.shape[1])},
+            "model": self._describe_model(),
+            "settings": {"alpha": opts.alpha, "seed": opts.seed, "window": window,
+                         "calibrate_repeats": opts.calibrate_repeats,
+                         "controls": list(positives), "detectors": list(detectors)},
+            "verdict": decision,
+            "detectors": records,
+            "accuracy": accuracy,
+            "notes": self.notes,
+            "timings": self.timings,
+            "runner": dict(self.runner.stats),
+        }
+
+    def inputs(self, split: Split, vectors: np.ndarray | None, name: str,
+               proba: bool = True) -> Inputs:
+        """Embeddings (computed unless given) and, when ``proba`` and there is a model, its
+        probabilities."""
+        t0 = time.perf_counter()
+        if vectors is None:
+            assert self.embedder is not None  # set whenever vectors are not precomputed
+            vectors = self.embedder(split.texts, self.runner, name)
+        self.timed("embed_s", t0)
+        if self.model is None or not proba:
+            return Inputs(vectors)
+        t0 = time.perf_counter()
+        proba = self.model.predict_proba(split.texts, self.runner)
+        self.timed("predict_s", t0)
+        return Inputs(vectors, proba)
+
+    def controls(self, controls: list[tuple[str, int]], reference: Split,
+                 proba: bool) -> dict[str, Inputs]:
+        """Each positive control: the reference texts under a shift (row-aligned), embedded
+        (and predicted, when ``proba``)."""
+        from shiftbench.registry import SHIFTS
+        from shiftbench.shifts import apply_shift
+
+        out = {}
+        for name, severity in controls:
+            t0 = time.perf_counter()
+            label = f"{name}@{severity}"
+            shift = SHIFTS.load(name)(severity=severity)
+            shifted = apply_shift(shift, reference, self.options.seed, label, self.runner)
+            self.timed("controls_s", t0)
+            out[label] = self.inputs(shifted, None, f"control {label}", proba)
+        return out
+
+    def run_detector(self, name: str, det: Detector, ref: Inputs, cur: Inputs,
+                     positives: dict[str, Inputs], window: int | None) -> dict[str, Any]:
+        """Fit, test, calibrate and save one detector; its JSON record."""
+        use_proba = det.input == "probabilities"
+
+        def pick(x: Inputs) -> np.ndarray:
+            data = x.probabilities if use_proba else x.embeddings
+            assert data is not None  # build_detectors wants a model for probability detectors
+            return data
+
+        t0 = time.perf_counter()
+        result = det.fit(pick(ref)).test(pick(cur))
+        self.timed(f"{name}_test_s", t0)
+        calibration = None
+        if window is not None:
+            t0 = time.perf_counter()
+            calibration = det.calibrate(window, {k: pick(v) for k, v in positives.items()},
+                                        self.options.calibrate_repeats, self.options.seed)
+            self.timed(f"{name}_calibrate_s", t0)
+        folder = det.save(self.out_dir / "detectors" / name)
+        return {**result.to_dict(), "detector": name,
+                "input": "model probabilities" if use_proba else "embeddings",
+                "params": det.get_params(),
+                "calibration": calibration.to_dict() if calibration is not None else None,
+                "saved": str(folder)}
+
+    def _describe_model(self) -> dict[str, Any] | None:
+        if self.model is None:
+            return None
+        return {**self.model.describe(), "fingerprint": self.model.fingerprint(),
+                "classes": list(self.model.classes_), "trained_here": self.model.needs_training}
+
+
+def _describe_sample(sample: Sample, used: Split) -> dict[str, Any]:
+    return {"path": str(sample.path), "n": len(sample.split), "n_used": len(used),
+            "labelled": used.labels is not None}

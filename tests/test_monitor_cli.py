@@ -1,0 +1,57 @@
+"""`shiftbench monitor stream` and `monitor history` end to end on a tiny encoder."""
+
+import json
+import random
+from pathlib import Path
+
+from shiftbench.cli import main
+
+CALM = ["the flight was on time", "good service at the gate", "the crew was friendly",
+        "my bag arrived with me", "a smooth landing today", "the seat was comfortable"]
+LOUD = ["ERROR 500 DATABASE TIMEOUT", "segfault in module xyz", "404 page not found",
+        "kernel panic not syncing", "stack overflow in parser", "disk quota exceeded"]
+
+
+def write_jsonl(path: Path, texts: list[str]) -> Path:
+    path.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    return path
+
+
+def sample(pool: list[str], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.choice(pool)} {rng.randint(0, 99)}" for _ in range(n)]
+
+
+def test_stream_alarms_after_the_shift_and_history_exports(tmp_path: Path, tiny_encoder_dir,
+                                                           capsys) -> None:
+    reference = write_jsonl(tmp_path / "ref.jsonl", sample(CALM, 400, 0))
+    log = write_jsonl(tmp_path / "log.jsonl", sample(CALM, 120, 1) + sample(LOUD, 60, 2))
+    store = tmp_path / "history.sqlite"
+    common = ["--store", str(store), "--encoder", str(tiny_encoder_dir), "--cache-dir",
+              str(tmp_path / "cache"), "--no-progress"]
+    code = main(["monitor", "stream", str(reference), str(log), "--window", "30", "--ert", "20",
+                 *common])
+    out = capsys.readouterr().out
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.startswith("window ")]
+    assert len(lines) == 6
+    assert all("DRIFT" in line for line in lines[4:])  # windows 4-5 hold the loud rows
+    assert "6 windows" in out
+
+    # a restart resumes after the last stored window: nothing new to read
+    assert main(["monitor", "stream", str(reference), str(log), "--window", "30", "--ert", "20",
+                 *common]) == 0
+    assert "0 windows (resumed at window 6)" in capsys.readouterr().out
+
+    plot, prom = tmp_path / "history.html", tmp_path / "drift.prom"
+    assert main(["monitor", "history", "--store", str(store), "--plot", str(plot),
+                 "--prometheus", str(prom)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("log ") == 6 and "DRIFT" in out
+    assert "<svg" in plot.read_text()
+    assert 'shiftbench_drift_window{' in prom.read_text()
+
+
+def test_history_of_a_missing_store_is_an_error(tmp_path: Path, capsys) -> None:
+    assert main(["monitor", "history", "--store", str(tmp_path / "none.sqlite")]) == 2
+    assert capsys.readouterr().err.startswith("shiftbench: error:")
