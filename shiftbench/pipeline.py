@@ -249,10 +249,10 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
 def text_encoder(runner: Runner) -> Callable[[list[str]], np.ndarray]:
     """MiniLM embeddings through the runner's cache (hits when the model under test is the
     default probe): what movement and drift tests measure texts with."""
-    from shiftbench.models.probe import EncoderProbe
+    from shiftbench.monitor.embed import text_embedder
 
-    encoder = EncoderProbe()
-    return lambda texts: encoder.embed(texts, runner)
+    embedder = text_embedder()
+    return lambda texts: embedder(texts, runner)
 
 
 def publish(parent: Path, run_id: str, report: dict, predictions: pd.DataFrame) -> Path:
