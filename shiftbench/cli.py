@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from shiftbench import __version__
 from shiftbench.errors import ShiftbenchError
+from shiftbench.gate.cli import add_gate_parser, cmd_gate
+from shiftbench.monitor.cli import add_monitor_parser, cmd_monitor
+from shiftbench.pipeline import add_run_arguments, run_options
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -25,41 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", required=True,
                      help="probe | probe:<encoder dir or hub id> | hf:<dir or hub id> | "
                           "sklearn:tfidf | sklearn:<file.skops> | <model.yaml>")
-    run.add_argument("--data-dir", type=Path, help="resolve the suite's relative data paths here")
-    run.add_argument("--limit", type=int, help="at most this many examples per evaluated split")
-    run.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    run.add_argument("--cache-dir", type=Path,
-                     help="prediction/embedding cache (default: <reports-dir>/.cache)")
-    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    run.add_argument("--batch-size", type=int, default=64)
+    add_run_arguments(run)
     run.add_argument("--run-id", help="name of the report folder (default: time + model)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument("--no-movement", action="store_true",
-                     help="skip measuring how far each shift moved the text (MiniLM + chrF)")
 
     report = commands.add_parser("report", help="re-render summary.md and report.html of a run")
     report.add_argument("run_dir", type=Path)
 
     ls = commands.add_parser("ls", help="list shifts, model adapters and suites")
     ls.add_argument("--suites-dir", type=Path, default=Path("suites"))
+
+    add_monitor_parser(commands)
+    add_gate_parser(commands)
     return parser
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from shiftbench.pipeline import RunOptions, run_suite
+    from shiftbench.pipeline import run_suite
 
-    if args.limit is not None and args.limit <= 0:
-        raise ShiftbenchError("--limit must be a positive number")
-    if args.batch_size <= 0:
-        raise ShiftbenchError("--batch-size must be a positive number")
-    options = RunOptions(
-        reports_dir=args.reports_dir, cache_dir=args.cache_dir, data_dir=args.data_dir,
-        limit=args.limit, device=args.device, precision=args.precision,
-        batch_size=args.batch_size, run_id=args.run_id,
-        progress=False if args.no_progress else None, movement=not args.no_movement,
-    )
-    run_dir = run_suite(args.suite, args.model, options)
+    run_dir = run_suite(args.suite, args.model, run_options(args, run_id=args.run_id))
     print((run_dir / "summary.md").read_text(encoding="utf-8"))
     print(f"report: {run_dir / 'report.html'}")
     return EXIT_OK
@@ -96,7 +83,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "ls": cmd_ls}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "ls": cmd_ls, "monitor": cmd_monitor,
+            "gate": cmd_gate}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,3 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print("shiftbench: interrupted; finished work is cached, run again to resume",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # exit 1 means drift / a failed gate: a crash must not look like one
+        traceback.print_exc()
+        print("shiftbench: error: unexpected failure (traceback above); no verdict",
+              file=sys.stderr)
+        return EXIT_ERROR

@@ -6,6 +6,7 @@ inference results live in the runner's cache, so an interrupted run resumes.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shutil
@@ -53,6 +54,36 @@ class RunOptions:
     def resolved_cache_dir(self) -> Path:
         env = os.environ.get("SHIFTBENCH_CACHE_DIR")
         return self.cache_dir or (Path(env) if env else self.reports_dir / ".cache")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The flags that fill :class:`RunOptions` (shared by ``run`` and ``gate``)."""
+    parser.add_argument("--data-dir", type=Path,
+                        help="resolve the suite's relative data paths here")
+    parser.add_argument("--limit", type=int, help="at most this many examples per evaluated split")
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    parser.add_argument("--cache-dir", type=Path,
+                        help="prediction/embedding cache (default: <reports-dir>/.cache)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-movement", action="store_true",
+                        help="skip measuring how far each shift moved the text (MiniLM + chrF)")
+
+
+def run_options(args: argparse.Namespace, run_id: str | None = None) -> RunOptions:
+    """RunOptions from the flags of :func:`add_run_arguments`, checked."""
+    if args.limit is not None and args.limit <= 0:
+        raise ShiftbenchError("--limit must be a positive number")
+    if args.batch_size <= 0:
+        raise ShiftbenchError("--batch-size must be a positive number")
+    return RunOptions(
+        reports_dir=args.reports_dir, cache_dir=args.cache_dir, data_dir=args.data_dir,
+        limit=args.limit, device=args.device, precision=args.precision,
+        batch_size=args.batch_size, run_id=run_id,
+        progress=False if args.no_progress else None, movement=not args.no_movement,
+    )
 
 
 @dataclass

@@ -19,6 +19,7 @@ import yaml
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.registry import MODELS
+from shiftbench.split import unit_hash
 
 if TYPE_CHECKING:
     from shiftbench.runner import Runner
@@ -70,6 +71,21 @@ def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
     """sha256 of a training set (texts and labels, in order): part of a trained fingerprint."""
     blob = json.dumps([list(texts), list(labels)], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def train_subset(train: Split, fraction: float, seed: int) -> Split:
+    """A seeded share of the train split, chosen by a stable hash of each id.
+
+    Models that train deterministically (logistic regression) have no seed of their own:
+    retraining one "with another seed" means fitting it on another sample of its data.
+    """
+    if not 0 < fraction <= 1:
+        raise ShiftbenchError(f"train_fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return train
+    keep = [i for i, ex_id in enumerate(train.ids)
+            if unit_hash("train-subsample", seed, ex_id) < fraction]
+    return train.subset(keep)
 
 
 def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.models import ModelAdapter, data_hash, digest
+from shiftbench.models import ModelAdapter, data_hash, digest, train_subset
 from shiftbench.models.encoder import Backbone, mean_pool
 
 if TYPE_CHECKING:
@@ -42,10 +42,13 @@ class EncoderProbe(ModelAdapter):
 
     adapter = "probe"
 
-    def __init__(self, source: str | None = None, C: float = 1.0, max_length: int = 128) -> None:
+    def __init__(self, source: str | None = None, C: float = 1.0, max_length: int = 128,
+                 train_fraction: float = 1.0, seed: int = 0) -> None:
         self.source = source
         self.C = C
         self.max_length = max_length
+        self.train_fraction = train_fraction
+        self.seed = seed
 
     @property
     def needs_training(self) -> bool:
@@ -83,6 +86,7 @@ class EncoderProbe(ModelAdapter):
         return out
 
     def fit(self, train: Split, runner: Runner) -> EncoderProbe:
+        train = train_subset(train, self.train_fraction, self.seed)
         if train.labels is None:
             raise ShiftbenchError(f"split {train.name!r}: the probe trains on labels; "
                                   "this split has none")
@@ -121,8 +125,10 @@ class EncoderProbe(ModelAdapter):
         return softmax(scores, axis=1)
 
     def describe(self) -> dict[str, Any]:
+        subsample = ({"train_fraction": self.train_fraction, "seed": self.seed}
+                     if self.train_fraction < 1 else {})
         return {"adapter": self.adapter, "source": self.source or "all-MiniLM-L6-v2 (offline)",
-                "C": self.C, "max_length": self.max_length}
+                "C": self.C, "max_length": self.max_length, **subsample}
 
     def _pool(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         vectors = mean_pool(model(**inputs).last_hidden_state, inputs["attention_mask"])

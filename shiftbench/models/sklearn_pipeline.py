@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.models import ModelAdapter, data_hash, digest
+from shiftbench.models import ModelAdapter, data_hash, digest, train_subset
 
 if TYPE_CHECKING:
     from shiftbench.runner import Runner
@@ -34,11 +34,13 @@ class SklearnPipeline(ModelAdapter):
     adapter = "sklearn"
 
     def __init__(self, source: str = "tfidf", C: float = 1.0, max_features: int | None = 20_000,
-                 min_df: int = 1) -> None:
+                 min_df: int = 1, train_fraction: float = 1.0, seed: int = 0) -> None:
         self.source = source
         self.C = C
         self.max_features = max_features
         self.min_df = min_df
+        self.train_fraction = train_fraction
+        self.seed = seed
 
     @property
     def needs_training(self) -> bool:
@@ -72,6 +74,7 @@ class SklearnPipeline(ModelAdapter):
         """Train the TF-IDF pipeline; a pipeline loaded from a file is used as it is."""
         if not self.needs_training:
             return self
+        train = train_subset(train, self.train_fraction, self.seed)
         if train.labels is None or len(set(train.labels)) < 2:
             raise ShiftbenchError(f"split {train.name!r}: sklearn:tfidf trains on labels of at "
                                   "least two classes")
@@ -109,8 +112,10 @@ class SklearnPipeline(ModelAdapter):
     def describe(self) -> dict[str, Any]:
         if not self.needs_training:
             return {"adapter": self.adapter, "source": self.source}
+        subsample = ({"train_fraction": self.train_fraction, "seed": self.seed}
+                     if self.train_fraction < 1 else {})
         return {"adapter": self.adapter, "source": "tfidf", "C": self.C,
-                "max_features": self.max_features, "min_df": self.min_df}
+                "max_features": self.max_features, "min_df": self.min_df, **subsample}
 
     def _fitted(self) -> Any:
         if self.needs_training:

@@ -1,0 +1,73 @@
+"""Release gate: a policy + a baseline run + a candidate run -> pass/fail with reasons.
+
+The gate controls false fails: a candidate that satisfies every fail rule is failed
+with probability at most the policy's alpha (one-sided tests of H0 "the rule holds",
+Holm across the checks). See :mod:`shiftbench.gate.rules` and the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shiftbench.errors import ShiftbenchError
+
+if TYPE_CHECKING:
+    from shiftbench.gate.policy import Policy
+    from shiftbench.gate.rules import GateResult
+    from shiftbench.gate.runs import Run
+
+
+def policy_suite(policy: Policy, policy_path: Path) -> Path | None:
+    """The suite file the policy names, resolved against the policy's folder."""
+    return None if policy.suite is None else Path(policy_path).parent / policy.suite
+
+
+def check_policy_suite(policy: Policy, policy_path: Path, run: Run) -> None:
+    """A policy that names its suite only gates runs of that suite's current spec."""
+    from shiftbench.config import load_suite
+
+    path = policy_suite(policy, policy_path)
+    if path is None:
+        return
+    suite = load_suite(path)
+    if suite.spec_hash() != run.suite_hash:
+        raise ShiftbenchError(
+            f"{policy_path}: suite: run {run.label} is not a run of {path} as it is now "
+            f"(suite hash {run.suite_hash[:12]} vs {suite.spec_hash()[:12]}); re-run it")
+
+
+def gate_runs(policy_path: str | Path, baseline_dir: str | Path,
+              candidate_dir: str | Path) -> GateResult:
+    """Gate two finished run directories under a policy file."""
+    from shiftbench.gate.policy import load_policy
+    from shiftbench.gate.rules import evaluate_gate
+    from shiftbench.gate.runs import load_run
+
+    policy_path = Path(policy_path)
+    policy = load_policy(policy_path)
+    baseline, candidate = load_run(Path(baseline_dir)), load_run(Path(candidate_dir))
+    check_policy_suite(policy, policy_path, candidate)
+    return evaluate_gate(policy, baseline, candidate, policy_path)
+
+
+def check_rules(policy: Policy, policy_path: Path, suite_path: Path) -> None:
+    """Check every rule's splits against a suite before spending time on its runs."""
+    import numpy as np
+
+    from shiftbench.config import Perturbation, load_suite, split_names
+    from shiftbench.gate.rules import expand
+    from shiftbench.gate.runs import Run, SplitData
+
+    suite = load_suite(suite_path)
+    kinds = {"reference": "reference"}
+    for entry in suite.shifts:
+        names = split_names(suite.model_copy(update={"shifts": [entry]}))
+        kinds.update(dict.fromkeys(names, "perturbation" if isinstance(entry, Perturbation)
+                                   else "domain"))
+    empty = np.zeros(0, dtype=np.int64)
+    splits = {name: SplitData(name, kind, [], empty, np.zeros((0, 0)))
+              for name, kind in kinds.items()}
+    drift = {name: [] for name in list(kinds)[1:]} if suite.detectors else None
+    expand(policy, Run(str(suite_path), suite.name, suite.spec_hash(), {}, splits, drift=drift),
+           str(policy_path))

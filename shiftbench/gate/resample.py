@@ -1,0 +1,68 @@
+"""Bootstrap draws of a metric or a difference of metrics, for the gate's tests.
+
+A metric is a function of a (B, n) matrix of row indices -> B values (the same
+vectorised statistics :mod:`shiftbench.metrics` builds its intervals from); its point
+value is the same function at the identity resample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from shiftbench import metrics as M
+from shiftbench.gate.runs import SplitData
+
+# Index matrices are drawn in chunks of at most this many entries (~16 MB).
+_CHUNK = 2_000_000
+Stat = Callable[[np.ndarray], np.ndarray]
+
+
+def metric_stat(metric: str, split: SplitData, rows: np.ndarray | None = None) -> Stat:
+    """The metric as a function of a (B, n) matrix of row indices (into ``rows``)."""
+    rows = np.arange(len(split.ids)) if rows is None else rows
+    y, proba = split.y[rows], split.proba[rows]
+    if metric == "accuracy":
+        correct = (proba.argmax(axis=1) == y).astype(float)
+        return lambda idx: correct[idx].mean(axis=1)
+    if metric == "macro_f1":
+        return M._macro_f1_stat(y, proba.argmax(axis=1))
+    if metric == "ece":
+        return M._ece_stat(proba, y, M.ECE_BINS)
+    return M._nll_stat(proba, y)
+
+
+def _indices(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:
+    rows = max(1, _CHUNK // n)
+    for start in range(0, n_boot, rows):
+        yield rng.integers(0, n, size=(min(rows, n_boot - start), n))
+
+
+def point_value(stat: Stat, n: int) -> float:
+    return float(stat(np.arange(n)[None, :])[0])
+
+
+def one_sample_draws(stat: Stat, n: int, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    return np.concatenate([stat(idx) for idx in _indices(rng, n, n_boot)])
+
+
+def paired_draws(before: Stat, after: Stat, n: int, rng: np.random.Generator,
+                 n_boot: int) -> np.ndarray:
+    """Bootstrap of after - before, resampling pairs (the same rows on both sides)."""
+    return np.concatenate([after(idx) - before(idx) for idx in _indices(rng, n, n_boot)])
+
+
+def unpaired_draws(before: Stat, n_before: int, after: Stat, n_after: int,
+                   rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap of after - before, resampling each side on its own (different examples)."""
+    return (np.concatenate([after(idx) for idx in _indices(rng, n_after, n_boot)])
+            - np.concatenate([before(idx) for idx in _indices(rng, n_before, n_boot)]))
+
+
+def paired_accuracy_draws(worse: int, better: int, n: int, rng: np.random.Generator,
+                          n_boot: int) -> np.ndarray:
+    """The pair bootstrap of an accuracy difference, exactly: resampling n pairs only
+    changes how many are worse / same / better, which is Multinomial(n, observed shares)."""
+    counts = rng.multinomial(n, np.array([worse, n - worse - better, better]) / n, size=n_boot)
+    return (counts[:, 2] - counts[:, 0]) / n

@@ -1,0 +1,129 @@
+"""Two finished runs, checked to be comparable and aligned by example id.
+
+Candidate and baseline pair only when they come from the same suite spec (same hash)
+and evaluated the same examples with the same texts and labels: anything else would
+make a paired test compare different things, so it is an error, never a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shiftbench.errors import ShiftbenchError
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split of one run: ids, true class indices and the model's probabilities."""
+
+    name: str
+    kind: str  # reference | perturbation | domain
+    ids: list[str]
+    y: np.ndarray
+    proba: np.ndarray
+    texts: list[str] | None = None
+
+    @property
+    def pred(self) -> np.ndarray:
+        return self.proba.argmax(axis=1)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.pred == self.y
+
+    def rows(self, ids: list[str]) -> np.ndarray:
+        """Positions of ``ids`` in this split (every one must be present)."""
+        index = {ex_id: i for i, ex_id in enumerate(self.ids)}
+        return np.array([index[ex_id] for ex_id in ids], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the gate needs of a run: its identity, splits in report order, drift results."""
+
+    label: str  # where it came from, for messages
+    suite_name: str
+    suite_hash: str
+    model: dict[str, Any]
+    splits: dict[str, SplitData]
+    run_id: str = ""
+    drift: dict[str, list[dict[str, Any]]] | None = None
+
+
+def load_run(run_dir: Path) -> Run:
+    """Read report.json and predictions.parquet of a finished run."""
+    import pandas as pd
+
+    from shiftbench.report import load_report
+
+    run_dir = Path(run_dir)
+    report = load_report(run_dir)
+    path = run_dir / report["predictions_file"]
+    if not path.is_file():
+        raise ShiftbenchError(f"{path}: predictions file not found")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:
+        raise ShiftbenchError(f"{path}: not a readable parquet file ({exc.__class__.__name__})") \
+            from None
+    classes = [str(c) for c in report["model"].get("classes") or []]
+    needed = ["split", "id", "label", *(f"p_{c}" for c in classes)]
+    missing = [c for c in needed if c not in frame.columns]
+    if not classes or missing:
+        raise ShiftbenchError(f"{path}: missing column(s) {', '.join(missing) or 'p_<class>'}")
+    index = {c: i for i, c in enumerate(classes)}
+    splits = {}
+    for record in report["splits"]:
+        part = frame[frame["split"] == record["name"]]
+        labels = part["label"].astype(str)
+        unknown = sorted(set(labels) - set(classes))
+        if unknown:
+            raise ShiftbenchError(f"{path}: split {record['name']!r} has labels {unknown} that "
+                                  f"are not model classes {classes}")
+        splits[record["name"]] = SplitData(
+            record["name"], record["kind"], part["id"].astype(str).tolist(),
+            labels.map(index).to_numpy(np.int64),
+            part[[f"p_{c}" for c in classes]].to_numpy(float),
+            part["text"].tolist() if "text" in part.columns else None)
+    return Run(str(run_dir), report["suite"].get("name", "?"), report["suite"].get("hash", ""),
+               report["model"], splits, report["run_id"], report.get("drift"))
+
+
+def check_comparable(baseline: Run, candidate: Run) -> None:
+    """Raise unless the runs pair: same suite spec, classes, and examples per split."""
+    if baseline.suite_hash != candidate.suite_hash:
+        raise ShiftbenchError(
+            f"baseline {baseline.label} and candidate {candidate.label} come from different "
+            f"suite specs ({baseline.suite_name} {baseline.suite_hash[:12]} vs "
+            f"{candidate.suite_name} {candidate.suite_hash[:12]}); run both with the same suite")
+    if baseline.model.get("classes") != candidate.model.get("classes"):
+        raise ShiftbenchError(f"baseline and candidate predict different classes "
+                              f"({baseline.model.get('classes')} vs "
+                              f"{candidate.model.get('classes')})")
+    if list(baseline.splits) != list(candidate.splits):
+        raise ShiftbenchError(f"baseline and candidate have different splits "
+                              f"({', '.join(baseline.splits)} vs {', '.join(candidate.splits)})")
+    for name, cand in candidate.splits.items():
+        _check_same_examples(baseline.splits[name], cand)
+
+
+def _check_same_examples(base: SplitData, cand: SplitData) -> None:
+    if set(base.ids) != set(cand.ids):
+        raise ShiftbenchError(
+            f"split {cand.name!r}: baseline and candidate evaluated different examples "
+            f"({len(base.ids)} vs {len(cand.ids)} ids, {len(set(base.ids) & set(cand.ids))} "
+            "shared); run both with the same --limit and data")
+    rows = base.rows(cand.ids)
+    if not np.array_equal(base.y[rows], cand.y):
+        raise ShiftbenchError(f"split {cand.name!r}: baseline and candidate disagree on labels "
+                              "of the same ids (different data?)")
+    if base.texts is not None and cand.texts is not None:
+        differ = sum(base.texts[r] != t for r, t in zip(rows, cand.texts, strict=True))
+        if differ:
+            raise ShiftbenchError(f"split {cand.name!r}: {differ} of {len(cand.ids)} examples "
+                                  "have different texts in the two runs (different data or "
+                                  "shift versions?)")
