@@ -128,9 +128,9 @@ class Cache:
             return
         folder = self.directory / "models"
         folder.mkdir(parents=True, exist_ok=True)
-        with _atomic(folder / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
+        with atomic(folder / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-        with _atomic(folder / f"{name}.json") as tmp:
+        with atomic(folder / f"{name}.json") as tmp:
             tmp.write_text(json.dumps(meta, sort_keys=True, indent=1), encoding="utf-8")
 
     def load_arrays(self, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
@@ -149,8 +149,39 @@ class Cache:
             return None  # a damaged entry is refit and overwritten, never trusted
 
 
+def write_saved(folder: Path, json_name: str, meta: dict[str, Any],
+                arrays: dict[str, np.ndarray]) -> Path:
+    """Save fitted state as ``<json_name>`` (metadata) + ``arrays.npz``, each file atomically:
+    the no-pickle format of every saved detector."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic(folder / "arrays.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    with atomic(folder / json_name) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return folder
+
+
+def read_saved(folder: Path, json_name: str, array_names: Sequence[str], what: str
+               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read what :func:`write_saved` wrote (``allow_pickle=False``); a missing or damaged
+    file is a one-line error naming it and ``what`` was expected there."""
+    meta_path, arrays_path = folder / json_name, folder / "arrays.npz"
+    for path in (meta_path, arrays_path):
+        if not path.is_file():
+            raise ShiftbenchError(f"{path}: missing; not a saved {what} folder")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with np.load(arrays_path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in array_names}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ShiftbenchError(f"{folder}: unreadable saved {what} ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ShiftbenchError(f"{meta_path}: not a saved {what}")
+    return meta, arrays
+
+
 @contextlib.contextmanager
-def _atomic(final: Path) -> Iterator[Path]:
+def atomic(final: Path) -> Iterator[Path]:
     """Yield a temp path beside ``final``; rename it into place only if the block succeeds."""
     fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.")
     os.close(fd)

@@ -13,7 +13,6 @@ false-alarm rate and power) and ``arrays.npz`` (the reference), read back with
 from __future__ import annotations
 
 import inspect
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -203,21 +202,16 @@ class Detector:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``detector.json`` + ``arrays.npz`` into ``directory`` (created if needed)."""
-        from shiftbench.cache import _atomic
+        from shiftbench.cache import write_saved
 
         if not hasattr(self, "reference_"):
             raise ShiftbenchError(f"{self.name}: only a fitted detector can be saved")
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
         calibration = self.calibration_.to_dict() if self.calibration_ is not None else None
         meta = {"format": FORMAT, "detector": self.name, "params": self.get_params(),
                 "n_reference": len(self.reference_), "n_features_in": self.n_features_in_,
                 "calibration": calibration}
-        with _atomic(folder / "arrays.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, reference=self.reference_)
-        with _atomic(folder / "detector.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        return folder
+        return write_saved(Path(directory), "detector.json", meta,
+                           {"reference": self.reference_})
 
 
 def make_detector(name: str, **params: Any) -> Detector:
@@ -229,22 +223,15 @@ def make_detector(name: str, **params: Any) -> Detector:
 
 def load_detector(directory: str | Path) -> Detector:
     """Rebuild a detector written by :meth:`Detector.save`, fitted and calibrated as saved."""
+    from shiftbench.cache import read_saved
     from shiftbench.detectors.calibration import Calibration
 
     folder = Path(directory)
-    meta_path, arrays_path = folder / "detector.json", folder / "arrays.npz"
-    for path in (meta_path, arrays_path):
-        if not path.is_file():
-            raise ShiftbenchError(f"{path}: missing; not a saved detector folder")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        with np.load(arrays_path, allow_pickle=False) as data:
-            reference = data["reference"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ShiftbenchError(f"{folder}: unreadable saved detector ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ShiftbenchError(f"{meta_path}: not a shiftbench detector file of format {FORMAT}")
-    detector = make_detector(meta["detector"], **meta["params"]).fit(reference)
+    meta, arrays = read_saved(folder, "detector.json", ["reference"], "detector")
+    if meta.get("format") != FORMAT:
+        raise ShiftbenchError(f"{folder / 'detector.json'}: not a shiftbench detector file of "
+                              f"format {FORMAT}")
+    detector = make_detector(meta["detector"], **meta["params"]).fit(arrays["reference"])
     if meta.get("calibration") is not None:
         detector.calibration_ = Calibration.from_dict(meta["calibration"])
     return detector

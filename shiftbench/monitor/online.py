@@ -47,7 +47,6 @@ and ``arrays.npz`` (comparison set, centre, the B simulated statistics), read ba
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -220,41 +219,31 @@ class OnlineMMD:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``online.json`` + ``arrays.npz`` into ``directory`` (created if needed)."""
-        from shiftbench.cache import _atomic
+        from shiftbench.cache import write_saved
 
         if not hasattr(self, "null_"):
             raise ShiftbenchError("online mmd: only a fitted detector can be saved")
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "detector": self.name, "params": self.get_params(),
                 "bandwidth": self.bandwidth_, "offset": self.offset_,
                 "comparison_sum": self.comparison_sum_,
                 "threshold": self.threshold_, "k": self.k_,
                 "alpha": self.alpha_, "n_features_in": self.n_features_in_,
                 "reference_digest": self.reference_digest_}
-        with _atomic(folder / "arrays.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, comparison=self.comparison_, center=self.center_, null=self.null_)
-        with _atomic(folder / "online.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        return folder
+        return write_saved(Path(directory), "online.json", meta,
+                           {"comparison": self.comparison_, "center": self.center_,
+                            "null": self.null_})
 
 
 def load_online(directory: str | Path) -> OnlineMMD:
     """An :class:`OnlineMMD` saved by ``save``, with its simulated threshold (no refit)."""
+    from shiftbench.cache import read_saved
+
     folder = Path(directory)
-    meta_path, arrays_path = folder / "online.json", folder / "arrays.npz"
-    for path in (meta_path, arrays_path):
-        if not path.is_file():
-            raise ShiftbenchError(f"{path}: missing; not a saved online detector folder")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        with np.load(arrays_path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in ("comparison", "center", "null")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise ShiftbenchError(f"{folder}: unreadable saved online detector ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT \
-            or meta.get("detector") != OnlineMMD.name:
-        raise ShiftbenchError(f"{meta_path}: not a shiftbench online detector of format {FORMAT}")
+    meta, arrays = read_saved(folder, "online.json", ("comparison", "center", "null"),
+                              "online detector")
+    if meta.get("format") != FORMAT or meta.get("detector") != OnlineMMD.name:
+        raise ShiftbenchError(f"{folder / 'online.json'}: not a shiftbench online detector of "
+                              f"format {FORMAT}")
     detector = OnlineMMD(**meta["params"])
     detector.backend_, detector.device_ = resolve_backend(detector.backend, detector.device)
     detector.comparison_ = arrays["comparison"]

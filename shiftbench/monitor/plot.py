@@ -118,7 +118,7 @@ def history_html(records: Sequence[WindowRecord]) -> str:
 
 def write_history_plot(records: Sequence[WindowRecord], path: str | Path) -> Path:
     """``path`` ending in .html: all streams; .svg: the chart of the one stream there is."""
-    from shiftbench.cache import _atomic
+    from shiftbench.cache import atomic
     from shiftbench.report.html import CSS
 
     target = Path(path)
@@ -141,7 +141,7 @@ def write_history_plot(records: Sequence[WindowRecord], path: str | Path) -> Pat
     else:
         raise ShiftbenchError(f"{target}: write the plot as .html or .svg")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic(target) as tmp:
+    with atomic(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
         tmp.chmod(0o644)  # temp files start as 0600
     return target

@@ -84,11 +84,11 @@ def prometheus_text(records: Sequence[WindowRecord]) -> str:
 
 def write_prometheus(records: Sequence[WindowRecord], path: str | Path) -> Path:
     """Write :func:`prometheus_text` atomically (a scraper never reads half a file)."""
-    from shiftbench.cache import _atomic
+    from shiftbench.cache import atomic
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic(target) as tmp:
+    with atomic(target) as tmp:
         tmp.write_text(prometheus_text(records), encoding="utf-8")
         tmp.chmod(0o644)  # readable by the exporter's user (temp files start as 0600)
     return target
