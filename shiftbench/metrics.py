@@ -18,7 +18,7 @@ Inputs are integer class indices (``y_true``, ``y_pred``) and probability matric
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
@@ -82,7 +82,15 @@ def wilson(k: int, n: int, level: float = LEVEL) -> Estimate:
     return Estimate(float(p), float(low), float(high), int(n), "wilson", level)
 
 
-def _percentile(draws: np.ndarray, level: float) -> tuple[float, float]:
+def resample_chunks(n_boot: int, cells_per_resample: int) -> Iterator[int]:
+    """How many of ``n_boot`` resamples to draw at a time, so that one chunk of index
+    matrices stays near 16 MB whatever the sample size (shared by every bootstrap)."""
+    step = max(1, _CHUNK // max(1, cells_per_resample))
+    for start in range(0, n_boot, step):
+        yield min(step, n_boot - start)
+
+
+def percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]:
     """The central ``level`` percentile interval of bootstrap draws."""
     _z(level)
     if draws.size == 0:
@@ -135,7 +143,7 @@ def _n_classes(y_true: np.ndarray, y_pred: np.ndarray) -> int:
     return int(max(y_true.max(), y_pred.max())) + 1
 
 
-def _macro_f1_stat(y_true: np.ndarray, y_pred: np.ndarray) -> Stat:
+def macro_f1_stat(y_true: np.ndarray, y_pred: np.ndarray) -> Stat:
     k = _n_classes(y_true, y_pred)
     cell = y_true * k + y_pred  # each row's confusion-matrix cell
 
@@ -152,7 +160,7 @@ def _macro_f1_stat(y_true: np.ndarray, y_pred: np.ndarray) -> Stat:
     return stat
 
 
-def _ece_stat(proba: np.ndarray, y_true: np.ndarray, n_bins: int) -> Stat:
+def ece_stat(proba: np.ndarray, y_true: np.ndarray, n_bins: int) -> Stat:
     conf = proba.max(axis=1)
     gap = (proba.argmax(axis=1) == y_true) - conf
     bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
@@ -166,7 +174,7 @@ def _ece_stat(proba: np.ndarray, y_true: np.ndarray, n_bins: int) -> Stat:
     return stat
 
 
-def _nll_stat(proba: np.ndarray, y_true: np.ndarray) -> Stat:
+def nll_stat(proba: np.ndarray, y_true: np.ndarray) -> Stat:
     p_true = proba[np.arange(len(y_true)), y_true]
     loss = -np.log(np.clip(p_true, PROB_FLOOR, 1.0))
     return lambda idx: loss[idx].mean(axis=1)
@@ -180,19 +188,19 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
 def macro_f1(y_true: Any, y_pred: Any) -> float:
     y_true, y_pred = _pair(np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64),
                            ("y_true", "y_pred"))
-    return float(_macro_f1_stat(y_true, y_pred)(_identity(len(y_true)))[0])
+    return float(macro_f1_stat(y_true, y_pred)(_identity(len(y_true)))[0])
 
 
 def expected_calibration_error(proba: Any, y_true: Any, n_bins: int = ECE_BINS) -> float:
     proba = np.asarray(proba, dtype=float)
     y = _labels(y_true, proba)
-    return float(_ece_stat(proba, y, n_bins)(_identity(len(y)))[0])
+    return float(ece_stat(proba, y, n_bins)(_identity(len(y)))[0])
 
 
 def nll(proba: Any, y_true: Any) -> float:
     proba = np.asarray(proba, dtype=float)
     y = _labels(y_true, proba)
-    return float(_nll_stat(proba, y)(_identity(len(y)))[0])
+    return float(nll_stat(proba, y)(_identity(len(y)))[0])
 
 
 def _percentile_bootstrap(stat: Stat, n: int, rng: Seed, n_boot: int, level: float,
@@ -205,10 +213,8 @@ def _percentile_bootstrap(stat: Stat, n: int, rng: Seed, n_boot: int, level: flo
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     gen = np.random.default_rng(rng)
-    rows = max(1, _CHUNK // max(n, cells))
-    draws = [stat(gen.integers(0, n, size=(min(rows, n_boot - start), n)))
-             for start in range(0, n_boot, rows)]
-    low, high = _percentile(np.concatenate(draws), level)
+    draws = [stat(gen.integers(0, n, size=(b, n))) for b in resample_chunks(n_boot, max(n, cells))]
+    low, high = percentile_interval(np.concatenate(draws), level)
     value = float(stat(_identity(n))[0])
     return Estimate(value, low, high, n, "percentile_bootstrap", level, n_boot)
 
@@ -222,7 +228,7 @@ def macro_f1_ci(y_true: Any, y_pred: Any, rng: Seed = 0, n_boot: int = N_BOOT,
                 level: float = LEVEL) -> Estimate:
     y_true, y_pred = _pair(np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64),
                            ("y_true", "y_pred"))
-    return _percentile_bootstrap(_macro_f1_stat(y_true, y_pred), len(y_true), rng, n_boot, level,
+    return _percentile_bootstrap(macro_f1_stat(y_true, y_pred), len(y_true), rng, n_boot, level,
                                  cells=_n_classes(y_true, y_pred) ** 2)
 
 
@@ -230,14 +236,14 @@ def ece_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT, level: 
            n_bins: int = ECE_BINS) -> Estimate:
     proba = np.asarray(proba, dtype=float)
     y = _labels(y_true, proba)
-    return _percentile_bootstrap(_ece_stat(proba, y, n_bins), len(y), rng, n_boot, level)
+    return _percentile_bootstrap(ece_stat(proba, y, n_bins), len(y), rng, n_boot, level)
 
 
 def nll_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT,
            level: float = LEVEL) -> Estimate:
     proba = np.asarray(proba, dtype=float)
     y = _labels(y_true, proba)
-    return _percentile_bootstrap(_nll_stat(proba, y), len(y), rng, n_boot, level)
+    return _percentile_bootstrap(nll_stat(proba, y), len(y), rng, n_boot, level)
 
 
 def estimate(metric: str, proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT,
@@ -284,7 +290,7 @@ def paired_delta(correct_ref: Any, correct_shift: Any, rng: Seed = 0, n_boot: in
     shift_only = int(np.sum(~ref & shift))
     shares = np.array([ref_only, n - ref_only - shift_only, shift_only]) / n
     counts = np.random.default_rng(rng).multinomial(n, shares, size=n_boot)
-    low, high = _percentile((counts[:, 2] - counts[:, 0]) / n, level)
+    low, high = percentile_interval((counts[:, 2] - counts[:, 0]) / n, level)
     return Estimate((shift_only - ref_only) / n, low, high, n, "paired_bootstrap", level,
                     n_boot, mcnemar_exact(ref_only, shift_only))
 
@@ -303,7 +309,7 @@ def unpaired_delta(correct_ref: Any, correct_shift: Any, rng: Seed = 0, n_boot: 
     p_ref, p_shift = ref.mean(), shift.mean()
     boot_ref = gen.binomial(len(ref), p_ref, size=n_boot) / len(ref)
     boot_shift = gen.binomial(len(shift), p_shift, size=n_boot) / len(shift)
-    low, high = _percentile(boot_shift - boot_ref, level)
+    low, high = percentile_interval(boot_shift - boot_ref, level)
     return Estimate(float(p_shift - p_ref), low, high, len(shift), "unpaired_bootstrap", level,
                     n_boot)
 

@@ -14,8 +14,6 @@ import numpy as np
 from shiftbench import metrics as M
 from shiftbench.gate.runs import SplitData
 
-# Index matrices are drawn in chunks of at most this many entries (~16 MB).
-_CHUNK = 2_000_000
 Stat = Callable[[np.ndarray], np.ndarray]
 
 
@@ -27,16 +25,15 @@ def metric_stat(metric: str, split: SplitData, rows: np.ndarray | None = None) -
         correct = (proba.argmax(axis=1) == y).astype(float)
         return lambda idx: correct[idx].mean(axis=1)
     if metric == "macro_f1":
-        return M._macro_f1_stat(y, proba.argmax(axis=1))
+        return M.macro_f1_stat(y, proba.argmax(axis=1))
     if metric == "ece":
-        return M._ece_stat(proba, y, M.ECE_BINS)
-    return M._nll_stat(proba, y)
+        return M.ece_stat(proba, y, M.ECE_BINS)
+    return M.nll_stat(proba, y)
 
 
 def _indices(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:
-    rows = max(1, _CHUNK // n)
-    for start in range(0, n_boot, rows):
-        yield rng.integers(0, n, size=(min(rows, n_boot - start), n))
+    for size in M.resample_chunks(n_boot, n):
+        yield rng.integers(0, n, size=(size, n))
 
 
 def point_value(stat: Stat, n: int) -> float:

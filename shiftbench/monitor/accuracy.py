@@ -29,11 +29,10 @@ from typing import Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.metrics import LEVEL, N_BOOT, Estimate
+from shiftbench.metrics import LEVEL, N_BOOT, Estimate, percentile_interval, resample_chunks
 
 SCORES = ("entropy", "max")
 PROB_FLOOR = 1e-12
-_CHUNK = 2_000_000  # bootstrap index entries drawn at once (~16 MB)
 
 
 @dataclass(frozen=True)
@@ -99,14 +98,9 @@ def _bootstrap(stat: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int, m: 
                n_boot: int, seed: int, level: float) -> tuple[float, float]:
     """Percentile interval of ``stat(ref_rows, cur_rows)`` over resampled row indices."""
     rng = np.random.default_rng(seed)
-    step = max(1, _CHUNK // max(n, m))
-    draws = np.concatenate([
-        stat(rng.integers(0, n, (b, n)), rng.integers(0, m, (b, m)))
-        for b in (min(step, n_boot - start) for start in range(0, n_boot, step))
-    ])
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return float(low), float(high)
+    draws = np.concatenate([stat(rng.integers(0, n, (b, n)), rng.integers(0, m, (b, m)))
+                            for b in resample_chunks(n_boot, max(n, m))])
+    return percentile_interval(draws, level)
 
 
 def atc(ref_proba: Any, ref_correct: Any, cur_proba: Any, score: str = "entropy",
