@@ -187,7 +187,9 @@ def test_same_distribution_exits_0_with_report_and_calibration(files, tmp_path, 
 
 def test_obvious_shift_exits_1_and_saves_calibrated_detectors(files, tmp_path, capsys) -> None:
     out = tmp_path / "out"
-    assert check(files["reference"], files["shifted"], out, "--detector", "mmd") == 1
+    assert check(files["reference"], files["shifted"], out, "--detector", "mmd",
+                 "--evidently-report") == 1
+    assert "<html" in (out / "evidently.html").read_text().lower()
     assert "verdict: DRIFT (exit 1)" in capsys.readouterr().out
     result = json.loads((out / "monitor.json").read_text())
     (mmd,) = result["detectors"]

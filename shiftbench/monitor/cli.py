@@ -54,6 +54,9 @@ def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
                        help="positive control: the reference under a shift, e.g. keyboard:2 "
                             "(the default); repeat the flag for several")
     check.add_argument("--out", type=Path, help="report folder (default: reports/monitor/<time>)")
+    check.add_argument("--evidently-report", action="store_true",
+                       help="also write Evidently's embedding drift report (evidently.html; "
+                            "uncalibrated, rows sampled for its t-SNE plot)")
     check.add_argument("--cache-dir", type=Path,
                        help="prediction/embedding cache (default: reports/.cache)")
     check.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -119,7 +122,7 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
         controls=tuple(args.controls) if args.controls else None,
         cache_dir=RunOptions(cache_dir=args.cache_dir).resolved_cache_dir(),
         device=args.device, batch_size=args.batch_size, seed=args.seed,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, evidently_report=args.evidently_report,
     )
     out = args.out or Path("reports") / "monitor" / datetime.now().strftime("%Y%m%d-%H%M%S")
     result = run_check(args.reference, args.current, options, out)

@@ -71,6 +71,7 @@ class CheckOptions:
     batch_size: int = 64
     seed: int = 0
     progress: bool | None = None
+    evidently_report: bool = False
 
 
 @dataclass
@@ -421,6 +422,15 @@ class _Check:
         records = [self.run_detector(name, det, ref_in, cur_in, positives, window)
                    for name, det in detectors.items()]
         decision = verdict(records, opts.alpha)
+        if opts.evidently_report:
+            from shiftbench.detectors.evidently import html_report
+
+            t0 = time.perf_counter()
+            path = html_report(ref_in.embeddings, cur_in.embeddings,
+                               self.out_dir / "evidently.html", seed=opts.seed)
+            self.notes.append(f"Evidently's embedding drift report (uncalibrated; rows sampled "
+                              f"for its t-SNE plot): {path}")
+            self.timed("evidently_report_s", t0)
 
         t0 = time.perf_counter()
         accuracy = accuracy_estimates(self.model, ref_split, current.split,
