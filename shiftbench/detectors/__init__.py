@@ -99,7 +99,21 @@ def resolve_backend(backend: str, device: str) -> tuple[str, str]:
     return "torch", resolved
 
 
-class Detector:
+class Params:
+    """scikit-learn's idiom: ``__init__`` stores its arguments under their own names, so
+    parameters, clones and repr come from the signature, never from a list kept by hand."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters, read back from the attributes of the same name."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {p: getattr(self, p) for p in names}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Detector(Params):
     """Base class: subclasses set ``name`` and implement ``_score``.
 
     ``input`` says what rows the detector tests: ``"embeddings"`` (text vectors) or
@@ -113,20 +127,9 @@ class Detector:
     def __init__(self, alpha: float = 0.05) -> None:
         self.alpha = alpha
 
-    # -- parameters (scikit-learn idiom) ----------------------------------------------------
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's parameters, read back from the attributes of the same name."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {p: getattr(self, p) for p in names}
-
     def clone(self, **overrides: Any) -> Detector:
         """An unfitted copy with the same parameters, except ``overrides``."""
         return type(self)(**{**self.get_params(), **overrides})
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     @property
     def method_name(self) -> str:

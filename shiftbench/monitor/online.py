@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftbench.detectors import DriftResult, check_matrix, resolve_backend
+from shiftbench.detectors import DriftResult, Params, check_matrix, resolve_backend
 from shiftbench.detectors.mmd import kernel_sums, label_patterns, median_distance, mmd2_unbiased
 from shiftbench.errors import ShiftbenchError
 
@@ -68,7 +68,7 @@ def reference_digest(reference: np.ndarray) -> str:
     return hashlib.sha256(str(arr.shape).encode() + arr.tobytes()).hexdigest()
 
 
-class OnlineMMD:
+class OnlineMMD(Params):
     """Windowed MMD^2 with a threshold simulated on the reference for a chosen ERT."""
 
     name = "online_mmd"
@@ -84,15 +84,6 @@ class OnlineMMD:
         self.backend = backend
         self.device = device
         self.seed = seed
-
-    def get_params(self) -> dict[str, Any]:
-        return {"ert": self.ert, "window": self.window, "n_simulations": self.n_simulations,
-                "bandwidth": self.bandwidth, "max_reference": self.max_reference,
-                "backend": self.backend, "device": self.device, "seed": self.seed}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     @property
     def min_sample(self) -> int:

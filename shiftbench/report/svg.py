@@ -7,7 +7,7 @@ chart), drawn as percentages or percentage points. Every text is escaped.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from html import escape
 
@@ -153,6 +153,20 @@ def category_chart(points: list[Point], reference: float | None, title: str,
     return canvas.svg(title)
 
 
+def _numeric_x_axis(canvas: _Canvas, ticks: list[float], sx: Callable[[float], float],
+                    label: str, width: float) -> None:
+    """Tick labels at ``ticks`` and the axis label under a numeric x axis."""
+    for v in ticks:
+        canvas.parts.append(
+            f'<text class="tick" x="{sx(v):.1f}" y="{canvas.bottom + 16}" text-anchor="middle">'
+            f"{v:g}</text>"
+        )
+    canvas.parts.append(
+        f'<text class="axis" x="{LEFT + width / 2:.1f}" y="{canvas.bottom + 34}" '
+        f'text-anchor="middle">{escape(label)}</text>'
+    )
+
+
 def line_chart(series: dict[str, list[Point]], reference: float | None, title: str,
                x_label: str, y_label: str = "accuracy") -> str:
     """One line per series over a numeric x, intervals at each point, with a legend."""
@@ -171,15 +185,7 @@ def line_chart(series: dict[str, list[Point]], reference: float | None, title: s
     def sx(v: float) -> float:
         return LEFT + 10 + (v - x_lo) / (x_hi - x_lo) * width
 
-    for v in xs:
-        canvas.parts.append(
-            f'<text class="tick" x="{sx(v):.1f}" y="{canvas.bottom + 16}" text-anchor="middle">'
-            f"{v:g}</text>"
-        )
-    canvas.parts.append(
-        f'<text class="axis" x="{LEFT + width / 2:.1f}" y="{canvas.bottom + 34}" '
-        f'text-anchor="middle">{escape(x_label)}</text>'
-    )
+    _numeric_x_axis(canvas, xs, sx, x_label, width)
     for i, line in enumerate(series.values()):
         dodge = (i - (len(series) - 1) / 2) * 6  # keeps intervals at one x apart
         line = sorted(line, key=lambda p: float(p.x))
@@ -213,15 +219,7 @@ def scatter_chart(points: list[Point], title: str, x_label: str, y_label: str,
     def sx(v: float) -> float:
         return LEFT + 10 + (v - xs[0]) / (xs[-1] - xs[0]) * width
 
-    for v in xs:
-        canvas.parts.append(
-            f'<text class="tick" x="{sx(v):.1f}" y="{canvas.bottom + 16}" text-anchor="middle">'
-            f"{v:g}</text>"
-        )
-    canvas.parts.append(
-        f'<text class="axis" x="{LEFT + width / 2:.1f}" y="{canvas.bottom + 34}" '
-        f'text-anchor="middle">{escape(x_label)}</text>'
-    )
+    _numeric_x_axis(canvas, xs, sx, x_label, width)
     for p in points:
         x = sx(float(p.x))
         canvas.estimate(x, p)
