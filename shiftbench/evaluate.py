@@ -16,6 +16,7 @@ import numpy as np
 
 from shiftbench import metrics as M
 from shiftbench.errors import ShiftbenchError
+from shiftbench.labels import class_indices
 from shiftbench.shifts import example_seed
 from shiftbench.split import Split
 
@@ -67,14 +68,7 @@ def _score(split: Split, proba: np.ndarray, classes: list[str]) -> _Scored:
             f"split {split.name!r}, example {split.ids[row]!r}: the model returned "
             f"{proba[row].round(4).tolist()}, not probabilities that sum to 1"
         )
-    index = {c: i for i, c in enumerate(classes)}
-    for ex_id, label in zip(split.ids, split.labels, strict=True):
-        if label not in index:
-            raise ShiftbenchError(
-                f"split {split.name!r}, example {ex_id!r}: label {label!r} is not one of the "
-                f"model's classes {classes}"
-            )
-    y = np.array([index[label] for label in split.labels], dtype=np.int64)
+    y = class_indices(split.labels, classes, split.ids, f"split {split.name!r}")
     return _Scored(split, y, proba)
 
 
@@ -94,6 +88,8 @@ def _record(s: _Scored, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
         "severity": info.get("severity"),
         "params": info.get("params"),
         "source": info.get("source"),
+        "train_overlap": info.get("train_overlap"),  # rows shared with train (suite allowed it)
+        "labels_dropped": info.get("labels_dropped"),  # rows the suite's label mapping left out
         "metrics": metrics,
         "delta": None,
         "flip_rate": None,

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 
 from shiftbench import __version__
 from shiftbench.config import Domain, Suite, load_suite
-from shiftbench.data import read_source, select, to_split
+from shiftbench.data import check_train_overlap, read_source, select, to_split
 from shiftbench.errors import ShiftbenchError
+from shiftbench.labels import class_indices
 from shiftbench.registry import SHIFTS
 from shiftbench.split import Split, sample_indices
 
@@ -130,12 +131,15 @@ def build_splits(suite: Suite, suite_path: Path, options: RunOptions, need_train
         train = to_split(rows(suite.train, suite.train.limit), "train", True, kind="train")
     reference = to_split(rows(suite.reference, _min(suite.reference.limit, limit)), "reference",
                          True, kind="reference")
+    domains = [to_split(rows(entry, _min(entry.limit, limit)), entry.name, True, kind="domain")
+               for entry in suite.shifts if isinstance(entry, Domain)]
+    reference, *domains = check_train_overlap(train, [reference, *domains],
+                                              suite.allow_train_overlap, suite_path)
     t1 = time.perf_counter()
     shifted, shift_stats = [], {}
     for index, entry in enumerate(suite.shifts):
         if isinstance(entry, Domain):
-            frame = rows(entry, _min(entry.limit, limit))
-            shifted.append(to_split(frame, entry.name, True, kind="domain"))
+            shifted.append(domains.pop(0))
             continue
         try:
             shift_cls = SHIFTS.load(entry.shift)
@@ -176,14 +180,9 @@ def check_detectors(suite: Suite, suite_path: Path) -> None:
 
 
 def check_labels(model: ModelAdapter, splits: list[Split]) -> None:
-    known = set(model.classes_)
+    """Every label is a class of the model, before any inference."""
     for split in splits:
-        for id_, label in zip(split.ids, split.labels or [], strict=False):
-            if label not in known:
-                raise ShiftbenchError(
-                    f"split {split.name!r}, id {id_}: label {label!r} is not one the model knows "
-                    f"({', '.join(model.classes_)})"
-                )
+        class_indices(split.labels or [], model.classes_, split.ids, f"split {split.name!r}")
 
 
 def environment(runner) -> dict:

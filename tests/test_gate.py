@@ -351,7 +351,7 @@ def test_table_and_markdown_show_every_check_on_one_line() -> None:
     ("policy_yaml", "expected"),
     [
         ({"rules": [{"kind": "absolute", "min": 0.7, "splt": "x"}]},
-         "rules.0.absolute.splt: unknown field (typo?)"),
+         "rules.0.splt: unknown field (did you mean 'split'?)"),
         ({"rules": [{"kind": "floor", "min": 0.7}]}, "rules.0: each rule needs a kind"),
         ({"rules": [{"kind": "absolute", "min": 0.7, "max": 0.9}]}, "exactly one of min, max"),
         ({"rules": [{"kind": "absolute", "metric": "acc", "min": 0.7}]}, "metric"),

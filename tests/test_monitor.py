@@ -242,7 +242,7 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, current, extr
 
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("empty.jsonl", "", "empty file; the reference has no rows"),
-    ("header.csv", "id,text,emb\n", "no rows; the reference is empty"),
+    ("header.csv", "id,text,emb\n", "header.csv: empty file (no rows)"),
     ("reference.txt", "hello\n", "unknown file type '.txt'"),
     ("missing.jsonl", None, "missing.jsonl: reference file not found"),
 ])

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.labels import class_indices
 
 
 @dataclass(frozen=True)
@@ -75,18 +76,14 @@ def load_run(run_dir: Path) -> Run:
     missing = [c for c in needed if c not in frame.columns]
     if not classes or missing:
         raise ShiftbenchError(f"{path}: missing column(s) {', '.join(missing) or 'p_<class>'}")
-    index = {c: i for i, c in enumerate(classes)}
     splits = {}
     for record in report["splits"]:
         part = frame[frame["split"] == record["name"]]
-        labels = part["label"].astype(str)
-        unknown = sorted(set(labels) - set(classes))
-        if unknown:
-            raise ShiftbenchError(f"{path}: split {record['name']!r} has labels {unknown} that "
-                                  f"are not model classes {classes}")
+        ids = part["id"].astype(str).tolist()
         splits[record["name"]] = SplitData(
-            record["name"], record["kind"], part["id"].astype(str).tolist(),
-            labels.map(index).to_numpy(np.int64),
+            record["name"], record["kind"], ids,
+            class_indices(part["label"].astype(str).tolist(), classes, ids,
+                          f"{path}: split {record['name']!r}"),
             part[[f"p_{c}" for c in classes]].to_numpy(float),
             part["text"].tolist() if "text" in part.columns else None)
     return Run(str(run_dir), report["suite"].get("name", "?"), report["suite"].get("hash", ""),

@@ -3,20 +3,27 @@
 A model is named on the command line, never in a suite: ``probe``, ``probe:<encoder>``,
 ``hf:<dir or hub id>``, ``sklearn:tfidf``, ``sklearn:<file.skops>``, or a YAML model
 file ``{adapter: NAME, ...params}``.
+
+An adapter's ``__init__`` signature is its parameter schema: :func:`adapter_params` checks
+names, strict types and the ranges of the annotations below (``C: Positive``) before the
+adapter is built, for built-in and plug-in adapters alike.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, get_type_hints
 
 import numpy as np
-import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
+from shiftbench.config import read_yaml, validate
 from shiftbench.errors import ShiftbenchError
 from shiftbench.registry import MODELS
 from shiftbench.split import unit_hash
@@ -24,6 +31,18 @@ from shiftbench.split import unit_hash
 if TYPE_CHECKING:
     from shiftbench.runner import Runner
     from shiftbench.split import Split
+
+
+def _distinct(names: list[str]) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValueError("class names must be distinct")
+    return names
+
+
+Positive = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+ClassNames = Annotated[list[str], Field(min_length=1), AfterValidator(_distinct)]
 
 
 class ModelAdapter(ABC):
@@ -88,29 +107,52 @@ def train_subset(train: Split, fraction: float, seed: int) -> Split:
     return train.subset(keep)
 
 
-def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Turn a command-line model spec into (adapter name, parameters)."""
-    path = Path(spec)
-    if path.suffix in {".yaml", ".yml"}:
-        if not path.is_file():
-            raise ShiftbenchError(f"{spec}: model file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ShiftbenchError(f"{spec}: not valid YAML ({exc.__class__.__name__})") from exc
-        if not isinstance(data, dict) or "adapter" not in data:
-            raise ShiftbenchError(f"{spec}: a model file is a mapping with an 'adapter' field")
+def parse_model_spec(spec: str) -> tuple[str, dict[str, Any], str]:
+    """Turn a command-line model spec into (adapter name, parameters, where they came from:
+    the model file, or the spec itself)."""
+    if Path(spec).suffix in {".yaml", ".yml"}:
+        data = read_yaml(spec, "model")
+        if not isinstance(data, dict) or not isinstance(data.get("adapter"), str):
+            raise ShiftbenchError(f"{spec}: a model file is a mapping with an 'adapter' field "
+                                  "(a name: probe, hf, sklearn, ...)")
         params = dict(data)
-        return str(params.pop("adapter")), params
+        return params.pop("adapter"), params, spec
     name, _, arg = spec.partition(":")
-    return name, ({"source": arg} if arg else {})
+    return name, ({"source": arg} if arg else {}), f"model {spec!r}"
+
+
+@cache
+def _params_model(cls: type) -> type[BaseModel]:
+    """A strict pydantic model of ``cls.__init__``'s keyword parameters (annotations as
+    types, defaults as defaults; a ``**kwargs`` adapter also takes unknown names)."""
+    try:
+        hints = get_type_hints(cls.__init__, include_extras=True)
+    except (NameError, TypeError):  # annotations that do not resolve: check names only
+        hints = {}
+    fields: dict[str, Any] = {}
+    extra = "forbid"
+    for name, param in list(inspect.signature(cls.__init__).parameters.items())[1:]:
+        if param.kind is param.VAR_KEYWORD:
+            extra = "allow"
+        elif param.kind is not param.VAR_POSITIONAL:
+            default = ... if param.default is param.empty else param.default
+            fields[name] = (hints.get(name, Any), default)
+    config = ConfigDict(extra=extra, strict=True, protected_namespaces=())
+    return create_model(f"{cls.__name__}Params", __config__=config, **fields)
+
+
+def adapter_params(cls: type, params: dict[str, Any], where: str) -> dict[str, Any]:
+    """``params`` checked against the adapter's ``__init__``: an unknown name, a wrong type
+    (strict: "1" is not a number) or a value out of range is one line naming it."""
+    checked = validate(_params_model(cls), params, where)
+    return {name: getattr(checked, name) for name in params}
 
 
 def load_model(spec: str) -> ModelAdapter:
     """Build the adapter a spec names (no weights are loaded until first use)."""
-    name, params = parse_model_spec(spec)
-    cls = MODELS.load(name)
+    name, params, where = parse_model_spec(spec)
     try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ShiftbenchError(f"model {spec!r}: {exc}") from exc
+        cls = MODELS.load(name)
+    except ShiftbenchError as exc:
+        raise ShiftbenchError(f"{where}: {exc}") from None
+    return cls(**adapter_params(cls, params, where))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.models import ModelAdapter, digest
+from shiftbench.models import ClassNames, Count, ModelAdapter, digest
 from shiftbench.models.encoder import Backbone, mean_pool
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ class HFClassifier(ModelAdapter):
 
     adapter = "hf"
 
-    def __init__(self, source: str, max_length: int = 256, labels: list[str] | None = None) -> None:
+    def __init__(self, source: str, max_length: Count = 256,
+                 labels: ClassNames | None = None) -> None:
         self.source = source
         self.max_length = max_length
         self.labels = labels

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.models import ModelAdapter, data_hash, digest, train_subset
+from shiftbench.models import (
+    Count,
+    Fraction,
+    ModelAdapter,
+    Positive,
+    data_hash,
+    digest,
+    train_subset,
+)
 from shiftbench.models.encoder import Backbone, mean_pool
 
 if TYPE_CHECKING:
@@ -42,8 +50,8 @@ class EncoderProbe(ModelAdapter):
 
     adapter = "probe"
 
-    def __init__(self, source: str | None = None, C: float = 1.0, max_length: int = 128,
-                 train_fraction: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, source: str | None = None, C: Positive = 1.0, max_length: Count = 128,
+                 train_fraction: Fraction = 1.0, seed: int = 0) -> None:
         self.source = source
         self.C = C
         self.max_length = max_length

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.models import ModelAdapter, data_hash, digest, train_subset
+from shiftbench.models import (
+    Count,
+    Fraction,
+    ModelAdapter,
+    Positive,
+    data_hash,
+    digest,
+    train_subset,
+)
 
 if TYPE_CHECKING:
     from shiftbench.runner import Runner
@@ -33,8 +41,9 @@ class SklearnPipeline(ModelAdapter):
 
     adapter = "sklearn"
 
-    def __init__(self, source: str = "tfidf", C: float = 1.0, max_features: int | None = 20_000,
-                 min_df: int = 1, train_fraction: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, source: str = "tfidf", C: Positive = 1.0,
+                 max_features: Count | None = 20_000, min_df: Count = 1,
+                 train_fraction: Fraction = 1.0, seed: int = 0) -> None:
         self.source = source
         self.C = C
         self.max_features = max_features
@@ -85,7 +94,11 @@ class SklearnPipeline(ModelAdapter):
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
                                      max_features=self.max_features, min_df=self.min_df)
         pipeline = make_pipeline(vectorizer, LogisticRegression(C=self.C, max_iter=1000))
-        self.pipeline_ = pipeline.fit(list(train.texts), list(train.labels))
+        try:
+            self.pipeline_ = pipeline.fit(list(train.texts), list(train.labels))
+        except ValueError as exc:  # a parameter scikit-learn refuses, or none left by min_df
+            raise ShiftbenchError(f"sklearn:tfidf: cannot fit on split {train.name!r}: "
+                                  f"{str(exc).splitlines()[0]}") from None
         self.train_hash_ = data_hash(train.texts, train.labels)
         return self
 

@@ -121,8 +121,6 @@ def read_sample(path: Path, role: str, text_column: str, label_column: str | Non
             raise
         frame = read_source(source.model_copy(update={"label": None}), Path.cwd())
         labelled = False  # the file has no label column (any other error recurs above)
-    if frame.empty:
-        raise ShiftbenchError(f"{path}: no rows; the {role} is empty")
     split = to_split(frame, role, labelled, kind=role)
     vectors = _vectors(frame, embedding_column, path) if embedding_column else None
     return Sample(path, split, vectors)
@@ -135,8 +133,9 @@ def _filled(column: Any) -> bool:
 def _vectors(frame: Any, column: str, path: Path) -> np.ndarray:
     """Precomputed embeddings: a list of numbers per row (JSON text in CSV files)."""
     if column not in frame.columns:
+        columns = ", ".join(c for c in map(str, frame.columns) if not c.startswith("__"))
         raise ShiftbenchError(f"{path}: no column {column!r} for the embeddings (columns: "
-                              f"{', '.join(c for c in map(str, frame.columns) if c != '__row')})")
+                              f"{columns})")
     rows: list[np.ndarray] = []
     for row, id_, value in zip(frame["__row"], frame["id"], frame[column], strict=True):
         where = f"{path}: row {row} (id {id_}): embedding"
@@ -284,12 +283,9 @@ def prepare_model(spec: str, reference: Split, runner: Runner,
 
 def class_indices(model: ModelAdapter, sample: Split) -> np.ndarray:
     """Labels as column indices of the model's probabilities; unknown labels are errors."""
-    position = {c: i for i, c in enumerate(model.classes_)}
-    for id_, label in zip(sample.ids, sample.labels or [], strict=True):
-        if label not in position:
-            raise ShiftbenchError(f"{sample.info.get('source')}: id {id_}: label {label!r} is "
-                                  f"not one the model knows ({', '.join(model.classes_)})")
-    return np.array([position[label] for label in sample.labels or []], dtype=np.int64)
+    from shiftbench.labels import class_indices as indices
+
+    return indices(sample.labels or [], model.classes_, sample.ids, str(sample.info.get("source")))
 
 
 def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Split,

@@ -151,6 +151,16 @@ def drift_note(report: dict[str, Any]) -> str:
             "drift at the detector's alpha.")
 
 
+def overlap_note(report: dict[str, Any]) -> str:
+    """Splits the suite evaluates on training rows (allow_train_overlap), or ''."""
+    shared = [f"{r['name']} ({r['train_overlap']} rows)" for r in report["splits"]
+              if r.get("train_overlap")]
+    if not shared:
+        return ""
+    return (f"Train overlap (allow_train_overlap): {', '.join(shared)} share rows with the train "
+            "split, so their numbers are optimistic; perturbed splits inherit the reference's.")
+
+
 def footnote(report: dict[str, Any]) -> str:
     """One sentence naming the interval method(s) actually used for each column."""
     parts = []
@@ -190,7 +200,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
     for row in (header, align, *rows):
         lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
     lines += ["", footnote(report), ""]
-    for note in (movement_note(report), drift_note(report)):
+    for note in (movement_note(report), drift_note(report), overlap_note(report)):
         if note:
             lines += [note, ""]
     return "\n".join(lines)
