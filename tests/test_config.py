@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shiftbench.config import Domain, Perturbation, load_suite, split_names
+from shiftbench.config import Domain, Perturbation, UniqueKeyLoader, load_suite, split_names
 from shiftbench.errors import ShiftbenchError
 
 SUITES = Path(__file__).parents[1] / "suites"
@@ -49,6 +49,34 @@ def test_shifted_splits_route_by_their_keys_and_expand_severities(tmp_path: Path
         ({"reference": {"portion": [0.5, 0.2]}}, "reference.portion: portion is [start, end)"),
         ({"shifts": [{"shift": "ocr"}, {"shift": "ocr"}]}, "repeated: ocr@1"),
         ({"metrics": ["accuracy", "auc"]}, "metrics.1: Input should be"),
+        # strict types: no string-to-number, no bool-to-int
+        ({"limit": "100"}, "limit: Input should be a valid integer (got '100')"),
+        ({"seed": True}, "seed: Input should be a valid integer (got True)"),
+        ({"shifts": [{"shift": "keyboard", "severity": True}]},
+         "shifts.0.severity: Input should be a valid integer (got True)"),
+        ({"reference": {"portion": ["0", 0.5]}}, "reference.portion.0: Input should be a valid"),
+        ({"allow_train_overlap": "yes"}, "allow_train_overlap: Input should be a valid boolean"),
+        # an unknown key comes first, with the key it may have meant
+        ({"reference": {"limt": 3, "portion": [0.5, 0.2]}},
+         "reference.limt: unknown field (did you mean 'limit'?) (+1 more)"),
+        ({"shifts": [{"name": "x", "flters": []}]}, "did you mean 'filters'?"),
+        # data file layout and label mapping
+        ({"data": {"kind": "csv", "path": "d.csv", "sep": "\\t"}}, "data: sep is one character"),
+        ({"data": {"kind": "jsonl", "path": "d", "sep": ";"}}, "sep: only csv and tsv sources"),
+        ({"data": {"kind": "csv", "path": "d", "header": False}}, "header: false needs columns"),
+        ({"data": {"kind": "tsv", "path": "d", "columns": ["a"]}}, "columns are only for files"),
+        ({"data": {"kind": "csv", "path": "d", "header": False, "columns": ["a", "a"]}},
+         "columns are non-empty, distinct names"),
+        ({"data": {**MINIMAL["data"], "labels": {"map": {1: "n", "1.0": "p"}}}},
+         "data.labels: map keys 1 and '1.0' are the same label"),
+        ({"data": {**MINIMAL["data"], "labels": {}}}, "exactly one of map, ranges"),
+        ({"data": {**MINIMAL["data"], "labels": {"ranges": {"n": {"max": 4}, "p": {"min": 4}}}}},
+         "the ranges of 'n' and 'p' overlap"),
+        ({"data": {**MINIMAL["data"], "labels": {"ranges": {"n": {"max": "4"}}}}},
+         "data.labels.ranges.n.max: Input should be a valid number (got '4')"),
+        ({"data": {**MINIMAL["data"], "labels": {"ranges": {"n": {}}}}}, "min, max or both"),
+        ({"data": {**MINIMAL["data"], "label": None, "labels": {"map": {1: "a"}}}},
+         "name it with label"),
     ],
 )
 def test_mistakes_name_file_and_field(tmp_path: Path, change: dict, expected: str) -> None:
@@ -61,11 +89,48 @@ def test_mistakes_name_file_and_field(tmp_path: Path, change: dict, expected: st
 
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: [unclosed")
-    with pytest.raises(ShiftbenchError, match="not valid YAML"):
+    bad.write_text("name: t\nshifts: [unclosed\n")
+    with pytest.raises(ShiftbenchError, match=r"bad.yaml: not valid YAML: line \d+: ") as info:
         load_suite(bad)
+    assert "\n" not in str(info.value)
     with pytest.raises(ShiftbenchError, match="suite file not found"):
         load_suite(tmp_path / "nope.yaml")
+    with pytest.raises(ShiftbenchError, match="a folder, not a suite file"):
+        load_suite(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: a\nseed: 1\nname: b\n", "line 3: duplicate key 'name' (first at line 1)"),
+        ("name: a\ndata:\n  kind: jsonl\n  path: x\n  kind: csv\n",
+         "line 5: duplicate key 'kind' (first at line 3)"),
+        ("name: a\nshifts:\n  - {shift: ocr, severity: 1, severity: 2}\n",
+         "line 3: duplicate key 'severity' (first at line 3)"),
+    ],
+)
+def test_duplicate_keys_at_any_depth_name_key_and_line(tmp_path: Path, text: str,
+                                                       expected: str) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    with pytest.raises(ShiftbenchError) as info:
+        load_suite(path)
+    assert str(info.value) == f"{path}: {expected}"
+
+
+def test_yaml_merge_keys_may_override_and_exponents_are_numbers() -> None:
+    data = yaml.load("base: &b {x: 1, y: 2}\nover: {<<: *b, y: 3}\nrate: 1e-3\nbig: 2E+5\n",
+                     Loader=UniqueKeyLoader)
+    assert data["over"] == {"x": 1, "y": 3}
+    assert data["rate"] == 0.001 and data["big"] == 200000.0
+    assert yaml.safe_load("rate: 1e-3")["rate"] == "1e-3"  # PyYAML's own loader is unchanged
+
+
+def test_lists_load_as_pairs_and_ints_as_floats(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, {**MINIMAL, "train": {"portion": [0, 1]},
+                                        "reference": {"portion": [0.5, 1]}}))
+    assert suite.train is not None and suite.train.portion == (0.0, 1.0)
+    assert suite.reference.portion == (0.5, 1.0)
 
 
 def test_yaml_tags_cannot_execute_code(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shiftbench.config import Filter, Selection, Source
-from shiftbench.data import read_source, select, to_split
+from shiftbench.config import Filter, LabelMap, LabelRange, Selection, Source
+from shiftbench.data import check_train_overlap, read_source, select, to_split
 from shiftbench.errors import ShiftbenchError
 
 ROWS = [{"uid": f"r{i}", "body": f"review number {i} about {'books' if i % 2 else 'dvds'}",
@@ -134,3 +134,187 @@ def test_hf_dataset_from_local_path(tmp_path: Path) -> None:
     frame = read_source(Source(kind="hf", path="ds", text="sentence", label="y"), tmp_path)
     split = to_split(select(frame, Selection(), 0, None), "s", True)
     assert split.texts == ["good", "bad"] and split.labels == ["1", "0"]
+
+
+# -- labels: one kind per column, numbers compared as numbers ------------------------------
+
+
+def labels_of(tmp_path: Path, rows: list, **source: object) -> list[str]:
+    src = write_jsonl(tmp_path / "d.jsonl", rows).model_copy(update=source)
+    split = to_split(select(read_source(src, tmp_path), Selection(), 0, None), "s", True)
+    assert split.labels is not None
+    return split.labels
+
+
+def test_integral_floats_and_numeric_strings_are_one_class(tmp_path: Path) -> None:
+    rows = [{"text": "a", "label": 1.0}, {"text": "b", "label": 1}, {"text": "c", "label": 0},
+            {"text": "d", "label": "0"}, {"text": "e", "label": " pos "}]
+    assert labels_of(tmp_path, rows[:4]) == ["1", "1", "0", "0"]
+    csv = tmp_path / "d.csv"
+    csv.write_text("text,label\na,1.0\nb,1\nc,0\n")
+    split = to_split(read_source(Source(kind="csv", path="d.csv"), tmp_path), "s", True)
+    assert split.labels == ["1", "1", "0"]
+
+
+def test_parquet_numeric_labels_match_json_ones(tmp_path: Path) -> None:
+    pd.DataFrame({"text": ["a", "b", "c"], "label": [1.0, 0.0, None]}).to_parquet(
+        tmp_path / "d.parquet")
+    frame = read_source(Source(kind="parquet", path="d.parquet"), tmp_path)
+    assert to_split(frame.iloc[:2], "s", True).labels == ["1", "0"]
+    with pytest.raises(ShiftbenchError, match=r"d.parquet: row 3 \(id 2\): missing label"):
+        to_split(frame, "s", True)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ([True, False, 1, 0], "labels mix booleans (row 1, id 0) and numbers (row 3, id 2)"),
+        ([1, "pos", True], "labels mix numbers (row 1, id 0), strings (row 2, id 1) and booleans "
+                           "(row 3, id 2)"),
+        (["neg", "pos", 2.5], "labels mix strings (row 1, id 0) and numbers (row 3, id 2)"),
+        ([[1], [0]], "row 1 (id 0): label [1] is not one value"),
+    ],
+)
+def test_mixed_label_kinds_are_refused_naming_rows(tmp_path: Path, labels: list,
+                                                   expected: str) -> None:
+    rows = [{"text": f"t{i}", "label": label} for i, label in enumerate(labels)]
+    with pytest.raises(ShiftbenchError) as info:
+        labels_of(tmp_path, rows)
+    assert str(info.value).startswith(str(tmp_path / "d.jsonl")) and expected in str(info.value)
+
+
+# -- empty files, ids ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "content", "kind"), [
+    ("d.jsonl", "", "jsonl"), ("d.jsonl", "\n  \n", "jsonl"), ("d.csv", "", "csv"),
+    ("d.csv", "text,label\n", "csv"), ("d.tsv", "", "tsv"), ("d.parquet", "", "parquet"),
+])
+def test_empty_files_say_so(tmp_path: Path, name: str, content: str, kind: str) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ShiftbenchError, match=rf"{name}: empty file"):
+        read_source(Source(kind=kind, path=name), tmp_path)
+
+
+def test_empty_parquet_table_says_so(tmp_path: Path) -> None:
+    pd.DataFrame({"text": pd.Series([], dtype=str)}).to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(ShiftbenchError, match=r"d.parquet: empty file \(no rows\)"):
+        read_source(Source(kind="parquet", path="d.parquet"), tmp_path)
+
+
+@pytest.mark.parametrize(("ids", "expected"), [
+    (["a", None, "c"], "row 2: missing id (column 'uid')"),
+    (["a", "b", "  "], "row 3: missing id (column 'uid')"),
+    (["a", "b", "a"], "id 'a' appears more than once (rows 1 and 3)"),
+])
+def test_bad_ids_name_their_rows(tmp_path: Path, ids: list, expected: str) -> None:
+    rows = [{"uid": id_, "text": "t", "label": "x"} for id_ in ids]
+    with pytest.raises(ShiftbenchError, match="d.jsonl") as info:
+        read_source(write_jsonl(tmp_path / "d.jsonl", rows).model_copy(update={"id": "uid"}),
+                    tmp_path)
+    assert expected in str(info.value)
+
+
+# -- file layouts: tsv, any separator, no header ---------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "source"), [
+    ("id\ttext\tlabel\nr1\thello, world\tpos\nr2\tbye\tneg\n", {"kind": "tsv"}),
+    ("id\ttext\tlabel\nr1\thello, world\tpos\nr2\tbye\tneg\n", {"kind": "csv", "sep": "\t"}),
+    ("id;text;label\nr1;hello, world;pos\nr2;bye;neg\n", {"kind": "csv", "sep": ";"}),
+    ("r1|hello, world|pos\nr2|bye|neg\n",
+     {"kind": "csv", "sep": "|", "header": False, "columns": ["id", "text", "label"]}),
+    ("pos\tr1\thello, world\nneg\tr2\tbye\n",
+     {"kind": "tsv", "header": False, "columns": ["label", "id", "text"]}),
+])
+def test_delimited_layouts(tmp_path: Path, content: str, source: dict) -> None:
+    (tmp_path / "d.txt").write_text(content)
+    frame = read_source(Source(path="d.txt", **source), tmp_path)
+    split = to_split(frame, "s", True)
+    assert split.ids == ["r1", "r2"] and split.texts == ["hello, world", "bye"]
+    assert split.labels == ["pos", "neg"]
+
+
+def test_headerless_file_with_other_width_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("r1,hello,pos\nr2,bye,neg\n")
+    with pytest.raises(ShiftbenchError, match="rows have 3 fields but columns names 2"):
+        read_source(Source(kind="csv", path="d.csv", header=False, columns=["text", "label"]),
+                    tmp_path)
+
+
+# -- label mapping in the suite --------------------------------------------------------------
+
+
+RATED = [{"id": f"r{i}", "text": f"review {i}", "rating": i % 10 + 1} for i in range(40)]
+
+
+def test_label_map_names_classes_and_drops_the_rest(tmp_path: Path) -> None:
+    mapping = LabelMap(map={1: "neg", "2": "neg", 9.0: "pos", 10: "pos"})
+    source = write_jsonl(tmp_path / "d.jsonl", RATED).model_copy(
+        update={"label": "rating", "labels": mapping})
+    frame = read_source(source, tmp_path)
+    split = to_split(select(frame, Selection(), 0, None), "s", True)
+    assert split.labels == ["neg", "neg", "pos", "pos"] * 4
+    assert [int(i[1:]) % 10 + 1 for i in split.ids] == [1, 2, 9, 10] * 4
+    assert split.info["labels_dropped"] == 24
+    # the sample is drawn from the rows the mapping keeps
+    limited = to_split(select(frame, Selection(), 0, 5), "s", True)
+    assert len(limited) == 5 and limited.info["labels_dropped"] == 24
+
+
+def test_label_ranges_from_a_headerless_csv(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("".join(f"r{i},review {i},{i % 10 + 1}\n" for i in range(20)))
+    ranges = {"negative": LabelRange(max=4), "positive": LabelRange(min=7)}
+    source = Source(kind="csv", path="d.csv", header=False, columns=["id", "text", "stars"],
+                    label="stars", labels=LabelMap(ranges=ranges))
+    split = to_split(select(read_source(source, tmp_path), Selection(), 0, None), "s", True)
+    stars = [int(i[1:]) % 10 + 1 for i in split.ids]
+    assert all((s <= 4 and c == "negative") or (s >= 7 and c == "positive")
+               for s, c in zip(stars, split.labels or [], strict=True))
+    assert len(split) == 16 and split.info["labels_dropped"] == 4  # two 5s and two 6s
+
+
+def test_label_mapping_errors_name_the_row(tmp_path: Path) -> None:
+    rows = [*RATED[:3], {"id": "x", "text": "t", "rating": "n/a"}]
+    source = write_jsonl(tmp_path / "d.jsonl", rows).model_copy(update={"label": "rating"})
+    ranges = LabelMap(ranges={"pos": LabelRange(min=2)})
+    with pytest.raises(ShiftbenchError, match=r"row 4 \(id x\): label 'n/a' is not a number"):
+        read_source(source.model_copy(update={"labels": ranges}), tmp_path)
+    strict = LabelMap(map={1: "neg", 2: "pos"}, unmatched="error")
+    with pytest.raises(ShiftbenchError, match=r"row 3 \(id r2\): label 3 matches no entry"):
+        read_source(source.model_copy(update={"labels": strict}), tmp_path)
+
+
+# -- train / evaluated overlap ----------------------------------------------------------------
+
+
+def test_train_overlap_is_an_error_unless_the_suite_allows_it(tmp_path: Path) -> None:
+    frame = read_source(source_of(tmp_path), tmp_path)
+    train = to_split(select(frame, Selection(portion=(0.0, 0.8)), 0, None), "train", True)
+    held = to_split(select(frame, Selection(portion=(0.8, 1.0)), 0, None), "reference", True)
+    late = to_split(select(frame, Selection(portion=(0.5, 1.0)), 0, None), "late", True)
+    assert check_train_overlap(train, [held], False, "s.yaml") == [held]
+    shared = sorted(set(train.ids) & set(late.ids), key=late.ids.index)
+    with pytest.raises(ShiftbenchError) as info:
+        check_train_overlap(train, [held, late], False, "s.yaml")
+    message = str(info.value)
+    assert message.startswith("s.yaml: split(s) 'late' (") and "allow_train_overlap" in message
+    assert f"{len(shared)} of {len(late)} rows, e.g. id {shared[0]!r}" in message
+    checked = check_train_overlap(train, [held, late], True, "s.yaml")
+    assert "train_overlap" not in checked[0].info
+    assert checked[1].info["train_overlap"] == len(shared) > 0
+
+
+def test_same_ids_from_another_source_are_no_overlap(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    train = to_split(read_source(source_of(tmp_path), tmp_path), "train", True)
+    domain = to_split(read_source(source_of(other), other), "dvd", True)
+    assert set(train.ids) == set(domain.ids)
+    assert check_train_overlap(train, [domain], False, "s.yaml") == [domain]
+    assert check_train_overlap(None, [domain], False, "s.yaml") == [domain]
+
+
+def source_of(folder: Path) -> Source:
+    return write_jsonl(folder / "d.jsonl", [{"id": r["uid"], "text": r["body"], "label": r["stars"]}
+                                            for r in ROWS])

@@ -361,6 +361,18 @@ def test_table_and_markdown_show_every_check_on_one_line() -> None:
         ({"alpha": 0.7, "rules": [{"kind": "flip_rate", "max": 0.1}]}, "alpha"),
         ({"rules": [{"kind": "flip_rate", "max": 0.1, "name": "a"},
                     {"kind": "flip_rate", "max": 0.2, "name": "a"}]}, "repeated: a"),
+        # strict types
+        ({"alpha": "0.05", "rules": [{"kind": "flip_rate", "max": 0.1}]},
+         "alpha: Input should be a valid number (got '0.05')"),
+        ({"n_boot": True, "rules": [{"kind": "flip_rate", "max": 0.1}]},
+         "n_boot: Input should be a valid integer (got True)"),
+        ({"rules": [{"kind": "robustness", "max_drop": "0.02"}]},
+         "rules.0.max_drop: Input should be a valid number (got '0.02')"),
+        # a typo is named first (not hidden behind the missing field it causes)
+        ({"rules": [{"kind": "robustness", "max_dorp": 0.02}]},
+         "rules.0.max_dorp: unknown field (did you mean 'max_drop'?) (+1 more)"),
+        ({"rules": [{"kind": "absolute", "min": 0.7, "severity": "fial"}]},
+         "rules.0.severity: Input should be 'fail' or 'warn' (got 'fial')"),
     ],
 )
 def test_bad_policies_are_one_line_errors(tmp_path: Path, policy_yaml, expected) -> None:
@@ -370,6 +382,16 @@ def test_bad_policies_are_one_line_errors(tmp_path: Path, policy_yaml, expected)
         load_policy(path)
     assert str(info.value).startswith(str(path)) and expected in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_policy_reads_exponents_and_refuses_duplicate_keys(tmp_path: Path) -> None:
+    path = tmp_path / "p.gate.yaml"
+    path.write_text("alpha: 1e-2\nrules:\n  - {kind: flip_rate, max: 0.1}\n")
+    assert load_policy(path).alpha == 0.01
+    path.write_text("alpha: 0.01\nrules:\n  - {kind: flip_rate, max: 0.1}\nalpha: 0.2\n")
+    with pytest.raises(ShiftbenchError, match=r"p.gate.yaml: line 4: duplicate key 'alpha' "
+                                              r"\(first at line 1\)"):
+        load_policy(path)
 
 
 def test_example_policy_loads_and_names_its_suite() -> None:

@@ -157,8 +157,8 @@ def overlap_note(report: dict[str, Any]) -> str:
               if r.get("train_overlap")]
     if not shared:
         return ""
-    return (f"Train overlap (allow_train_overlap): {', '.join(shared)} share rows with the train "
-            "split, so their numbers are optimistic; perturbed splits inherit the reference's.")
+    return (f"Evaluated on training rows (the suite sets allow_train_overlap): {', '.join(shared)}"
+            "; their numbers, and those of the reference's perturbations, are optimistic.")
 
 
 def footnote(report: dict[str, Any]) -> str:
