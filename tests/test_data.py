@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from shiftbench.config import Filter, LabelMap, LabelRange, Selection, Source
 from shiftbench.data import check_train_overlap, read_source, select, to_split
@@ -318,3 +319,50 @@ def test_same_ids_from_another_source_are_no_overlap(tmp_path: Path) -> None:
 def source_of(folder: Path) -> Source:
     return write_jsonl(folder / "d.jsonl", [{"id": r["uid"], "text": r["body"], "label": r["stars"]}
                                             for r in ROWS])
+
+
+# -- the same, end to end through `shiftbench run` ------------------------------------------
+
+
+def cli_suite(tmp_path: Path, **change: object) -> Path:
+    words = {"pos": "great lovely enjoyed", "neg": "awful boring hated"}
+    lines = [f"r{i}\t{10 if i % 2 else 1}\tthe film {i} was {words['pos' if i % 2 else 'neg']}"
+             for i in range(120)]
+    (tmp_path / "reviews.tsv").write_text("\n".join(lines) + "\n")
+    data = {"kind": "tsv", "path": "reviews.tsv", "header": False,
+            "columns": ["id", "stars", "text"], "label": "stars",
+            "labels": {"ranges": {"negative": {"max": 4}, "positive": {"min": 7}}}}
+    suite = {"name": "cli", "data": data, "train": {"portion": [0, 0.7]},
+             "reference": {"portion": [0.7, 1]}, "shifts": [{"shift": "casing"}], **change}
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def cli_run(suite: Path) -> int:
+    from shiftbench.cli import main
+
+    return main(["run", str(suite), "--model", "sklearn:tfidf", "--reports-dir",
+                 str(suite.parent / "reports"), "--run-id", "r", "--no-progress",
+                 "--no-movement"])
+
+
+def test_run_refuses_train_overlap_then_reports_it_when_allowed(tmp_path: Path, capsys) -> None:
+    overlapping = {"reference": {"portion": [0.5, 1]}}
+    assert cli_run(cli_suite(tmp_path, **overlapping)) == 2
+    err = capsys.readouterr().err
+    assert "split(s) 'reference' (" in err and "share rows with the train split" in err
+    assert cli_run(cli_suite(tmp_path, **overlapping, allow_train_overlap=True)) == 0
+    run_dir = tmp_path / "reports" / "cli" / "r"
+    report = json.loads((run_dir / "report.json").read_text())
+    reference = report["splits"][0]
+    assert reference["train_overlap"] > 0 and report["suite"]["spec"]["allow_train_overlap"]
+    assert "allow_train_overlap" in (run_dir / "summary.md").read_text()
+
+
+def test_run_on_a_headerless_tsv_with_label_ranges(tmp_path: Path) -> None:
+    assert cli_run(cli_suite(tmp_path)) == 0
+    report = json.loads((tmp_path / "reports" / "cli" / "r" / "report.json").read_text())
+    assert report["model"]["classes"] == ["negative", "positive"]
+    assert report["splits"][0]["train_overlap"] is None
+    assert report["splits"][0]["metrics"]["accuracy"]["value"] == 1.0  # separable words

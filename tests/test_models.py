@@ -11,7 +11,7 @@ import pytest
 from conftest import build_tiny, make_labelled
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.models import load_model
+from shiftbench.models import adapter_params, load_model
 from shiftbench.models.hf import HFClassifier
 from shiftbench.models.probe import EncoderProbe
 from shiftbench.models.sklearn_pipeline import SklearnPipeline
@@ -283,3 +283,76 @@ def test_minilm_embeddings_put_paraphrases_close() -> None:
     cosine = vectors @ vectors.T
     assert cosine[0, 1] > cosine[0, 2] + 0.2
     assert cosine[0, 1] > cosine[1, 2] + 0.2
+
+
+# -- parameters: checked against each adapter's __init__ before it is built -----------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("adapter: sklearn\nC: abc\n", "C: Input should be a valid number (got 'abc')"),
+        ("adapter: sklearn\nC: '1.0'\n", "C: Input should be a valid number (got '1.0')"),
+        ("adapter: sklearn\nC: -1\n", "C: Input should be greater than 0 (got -1)"),
+        ("adapter: sklearn\nmax_features: 0\n", "max_features: Input should be greater than or "
+                                                 "equal to 1 (got 0)"),
+        ("adapter: sklearn\nmin_df: 0.5\n", "min_df: Input should be a valid integer"),
+        ("adapter: sklearn\nseed: true\n", "seed: Input should be a valid integer (got True)"),
+        ("adapter: sklearn\ntrain_fraction: 0\n", "train_fraction: Input should be greater than 0"),
+        ("adapter: probe\ntrain_fraction: 1.5\n", "train_fraction: Input should be less than or "
+                                                  "equal to 1"),
+        ("adapter: probe\nmax_length: 0\n", "max_length: Input should be greater than or equal"),
+        ("adapter: probe\nCc: 1\n", "Cc: unknown field (did you mean 'C'?)"),
+        ("adapter: sklearn\nwarm_start: 1\n", "warm_start: unknown field (known: C, "
+                                              "max_features, min_df, seed, source, "
+                                              "train_fraction)"),
+        ("adapter: hf\nsource: x\nlabels: [a, a]\n", "labels: class names must be distinct"),
+        ("adapter: hf\nlabels: [a, b]\n", "source: Field required"),
+        ("adapter: sklearn\nC: 1\nC: 2\n", "line 3: duplicate key 'C' (first at line 2)"),
+        ("adapter: nope\n", "unknown model adapter 'nope'"),
+        ("- adapter: sklearn\n", "a model file is a mapping with an 'adapter' field"),
+        ("adapter: [sklearn]\n", "a model file is a mapping with an 'adapter' field"),
+    ],
+)
+def test_bad_model_files_are_one_line_errors(tmp_path: Path, body: str, expected: str) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text(body)
+    with pytest.raises(ShiftbenchError) as info:
+        load_model(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert expected in message
+
+
+def test_model_file_values_reach_the_adapter_checked(tmp_path: Path) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text("adapter: sklearn\nsource: tfidf\nC: 2\nmax_features: null\n"
+                    "train_fraction: 9e-1\n")
+    model = load_model(str(path))
+    assert isinstance(model, SklearnPipeline)
+    assert (model.C, model.max_features, model.train_fraction) == (2.0, None, 0.9)
+    assert isinstance(model.C, float)
+    with pytest.raises(ShiftbenchError, match=r"model 'hf': source: Field required"):
+        load_model("hf")
+
+
+def test_plugin_parameters_follow_their_signatures() -> None:
+    class Annotated_:
+        def __init__(self, size: int = 1) -> None:
+            self.size = size
+
+    class Loose:
+        def __init__(self, anything=None, **extra) -> None:
+            self.anything = anything
+
+    assert adapter_params(Annotated_, {"size": 3}, "m") == {"size": 3}
+    with pytest.raises(ShiftbenchError, match=r"m: size: Input should be a valid integer"):
+        adapter_params(Annotated_, {"size": "3"}, "m")
+    assert adapter_params(Loose, {"anything": "x", "other": [1]}, "m") == {"anything": "x",
+                                                                           "other": [1]}
+
+
+def test_sklearn_fit_problems_are_one_line_errors(train_split: Split) -> None:
+    model = SklearnPipeline(min_df=10_000)
+    with pytest.raises(ShiftbenchError, match=r"sklearn:tfidf: cannot fit on split 'train'"):
+        model.fit(train_split, runner())
