@@ -238,6 +238,12 @@ def _map_labels(frame: pd.DataFrame, mapping: LabelMap,
     return labels, dropped
 
 
+def _value(value: object) -> str | None:
+    """A cell as filters compare it: as labels are (3, 3.0 and "3" are equal); missing
+    cells equal nothing."""
+    return None if is_missing(value) else class_of(value)[1]
+
+
 def _apply_filter(frame: pd.DataFrame, rule: Filter) -> pd.DataFrame:
     if rule.column not in frame.columns:
         raise ShiftbenchError(
@@ -246,10 +252,10 @@ def _apply_filter(frame: pd.DataFrame, rule: Filter) -> pd.DataFrame:
         )
     column = frame[rule.column]
     if rule.equals is not None:
-        keep = column.astype(str) == str(rule.equals)
+        keep = column.map(_value) == _value(rule.equals)
     elif rule.isin is not None or rule.not_in is not None:
-        values = {str(v) for v in (rule.isin if rule.isin is not None else rule.not_in)}
-        keep = column.astype(str).isin(values)
+        values = {_value(v) for v in (rule.isin if rule.isin is not None else rule.not_in)}
+        keep = column.map(_value).isin(values)
         keep = keep if rule.isin is not None else ~keep
     else:
         pattern = re.compile(rule.matches if rule.matches is not None else rule.not_matches)

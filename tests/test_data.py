@@ -366,3 +366,14 @@ def test_run_on_a_headerless_tsv_with_label_ranges(tmp_path: Path) -> None:
     assert report["model"]["classes"] == ["negative", "positive"]
     assert report["splits"][0]["train_overlap"] is None
     assert report["splits"][0]["metrics"]["accuracy"]["value"] == 1.0  # separable words
+
+
+def test_filters_compare_values_as_labels_do(tmp_path: Path) -> None:
+    rows = [{"text": f"t{i}", "label": "x", "rating": r}
+            for i, r in enumerate([1, 3, None, 5, 3])]  # None makes pandas read floats
+    frame = read_source(write_jsonl(tmp_path / "d.jsonl", rows), tmp_path)
+    assert frame["rating"].dtype == float
+    kept = select(frame, Selection(filters=[Filter(column="rating", not_in=[3])]), 0, None)
+    assert list(kept["text"]) == ["t0", "t2", "t3"]
+    three = select(frame, Selection(filters=[Filter(column="rating", equals="3")]), 0, None)
+    assert list(three["text"]) == ["t1", "t4"]

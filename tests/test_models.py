@@ -334,6 +334,8 @@ def test_model_file_values_reach_the_adapter_checked(tmp_path: Path) -> None:
     assert isinstance(model.C, float)
     with pytest.raises(ShiftbenchError, match=r"model 'hf': source: Field required"):
         load_model("hf")
+    path.write_text("adapter: hf\nsource: x\nlabels: [0, 1]\n")
+    assert load_model(str(path)).labels == ["0", "1"]  # as data labels 0 and 1 are read
 
 
 def test_plugin_parameters_follow_their_signatures() -> None:

@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from shiftbench.config import read_yaml, validate
 from shiftbench.errors import ShiftbenchError
+from shiftbench.labels import class_of
 from shiftbench.registry import MODELS
 from shiftbench.split import unit_hash
 
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
     from shiftbench.split import Split
 
 
-def _distinct(names: list[str]) -> list[str]:
+def _class_names(values: list[str | int]) -> list[str]:
+    """Names as labels are read (``0`` -> ``"0"``), so they match the data's; distinct."""
+    names = [class_of(v)[1] for v in values]
     if len(set(names)) != len(names):
         raise ValueError("class names must be distinct")
     return names
@@ -42,7 +45,7 @@ def _distinct(names: list[str]) -> list[str]:
 Positive = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
-ClassNames = Annotated[list[str], Field(min_length=1), AfterValidator(_distinct)]
+ClassNames = Annotated[list[str | int], Field(min_length=1), AfterValidator(_class_names)]
 
 
 class ModelAdapter(ABC):

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.labels import class_indices
 
 if TYPE_CHECKING:
     from shiftbench.detectors import Detector
@@ -281,13 +282,6 @@ def prepare_model(spec: str, reference: Split, runner: Runner,
     return model, held
 
 
-def class_indices(model: ModelAdapter, sample: Split) -> np.ndarray:
-    """Labels as column indices of the model's probabilities; unknown labels are errors."""
-    from shiftbench.labels import class_indices as indices
-
-    return indices(sample.labels or [], model.classes_, sample.ids, str(sample.info.get("source")))
-
-
 def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Split,
                        ref_proba: np.ndarray | None, cur_proba: np.ndarray | None,
                        seed: int) -> dict[str, Any]:
@@ -302,7 +296,8 @@ def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Sp
     if reference.labels is None:
         return {"available": False, "reason": "the reference has no labels (--label-column): "
                                               "ATC and DoC start from the reference accuracy"}
-    y_ref = class_indices(model, reference)
+    y_ref = class_indices(reference.labels, model.classes_, reference.ids,
+                          str(reference.info.get("source")))
     correct = ref_proba.argmax(axis=1) == y_ref
     ref_acc = accuracy_ci(y_ref, ref_proba.argmax(axis=1))
     atc_est = atc(ref_proba, correct, cur_proba, seed=seed)
@@ -310,7 +305,8 @@ def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Sp
     actual, why_not = None, "the current file has no labels"
     if current.labels is not None:
         try:  # labels on current data are a bonus: a class the model lacks is a finding
-            y_cur = class_indices(model, current)
+            y_cur = class_indices(current.labels, model.classes_, current.ids,
+                                  str(current.info.get("source")))
             actual = accuracy_ci(y_cur, cur_proba.argmax(axis=1)).to_dict()
         except ShiftbenchError as exc:
             why_not = str(exc)
