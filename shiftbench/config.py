@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.paths import name_problem
 
 METRICS = ("accuracy", "macro_f1", "ece", "nll")
 M = TypeVar("M", bound=BaseModel)
@@ -163,6 +164,15 @@ class Suite(Strict):
     metrics: list[Literal["accuracy", "macro_f1", "ece", "nll"]] = list(METRICS)
     detectors: list[DetectorSpec] = []
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        """The name is the report folder's name (reports/<name>/<run id>)."""
+        problem = name_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @model_validator(mode="after")
     def _unique_split_names(self) -> Suite:
         names = ["reference", *split_names(self)]
@@ -207,6 +217,10 @@ def load_yaml_model(path: str | Path, model: type[M], what: str) -> M:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ShiftbenchError(f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise ShiftbenchError(f"{path}: is a folder; give the {what} file") from None
+    except OSError as exc:
+        raise ShiftbenchError(f"{path}: cannot read the {what} file ({exc.strerror})") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ShiftbenchError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):
