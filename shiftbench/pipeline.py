@@ -227,10 +227,16 @@ def environment(runner) -> dict:
             "packages": packages, "device": runner.device_, "precision": runner.precision_}
 
 
-def new_run_id(fingerprint: str) -> str:
-    """Time, adapter and short hash: sorts by time, says which model ran."""
+def new_run_id(fingerprint: str, parent: Path) -> str:
+    """Time, adapter and short hash: sorts by time, says which model ran; a number is
+    added when the same model already finished in ``parent`` within the same second."""
     adapter, _, hash_ = fingerprint.rpartition("-")
-    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{adapter}-{hash_[:8]}"
+    base = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{adapter}-{hash_[:8]}"
+    run_id, number = base, 1
+    while (parent / run_id).exists():
+        number += 1
+        run_id = f"{base}-{number}"
+    return run_id
 
 
 def run_steps(suite: Suite, model: ModelAdapter, options: RunOptions) -> dict[str, str]:
@@ -307,7 +313,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     timings = {**phases.seconds, "total_s": phases.elapsed()}
 
     fingerprint = model.fingerprint()
-    run_id = options.run_id or new_run_id(fingerprint)
+    run_id = options.run_id or new_run_id(fingerprint, parent)
     report = {
         "schema_version": SCHEMA_VERSION,
         "shiftbench_version": __version__,
