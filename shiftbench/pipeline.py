@@ -359,7 +359,8 @@ def publish(parent: Path, run_id: str, report: dict, predictions: pd.DataFrame) 
         claim(partial, final)
     except OSError as exc:
         raise ShiftbenchError(f"{final}: cannot write the report ({exc.strerror or exc}); "
-                              "nothing was kept, the cache was: run again to resume") from None
+                              "nothing was left behind and finished work is cached: fix this "
+                              "and run again") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return final

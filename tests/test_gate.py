@@ -344,7 +344,6 @@ def test_table_and_markdown_show_every_check_on_one_line() -> None:
     assert len(rows) == 1 and "keyboard@3" in rows[0] and "pp" in rows[0]
 
 
-
 def test_outputs_name_models_as_given_and_warn_of_one_class_predictions() -> None:
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 200)
