@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Phases:
@@ -40,3 +43,13 @@ class Phases:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+
+def bar(items: Iterable[T], total: int, desc: str, enabled: bool) -> Iterable[T]:
+    """``items`` with a progress bar when ``enabled`` (on a terminal); like the runner's
+    bars, it appears only for work that lasts over 2 seconds."""
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit="text", delay=2)

@@ -8,7 +8,7 @@ import pytest
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.paths import check_writable, inside, name_problem, safe_component
-from shiftbench.progress import Phases
+from shiftbench.progress import Phases, bar
 
 
 @pytest.mark.parametrize("name", ["quickstart", "amazon-domains", "run_1.b", "20240501-1200", "A"])
@@ -89,3 +89,9 @@ def test_phases_when_disabled_print_nothing_but_still_time(capsys) -> None:
     with pytest.raises(KeyError), phases.phase("read_s"):
         raise KeyError("boom")
     assert capsys.readouterr().err == "" and phases.seconds["read_s"] >= 0
+
+
+def test_bar_passes_items_through_and_is_off_when_disabled() -> None:
+    items = ["a", "b", "c"]
+    assert bar(items, 3, "shift", enabled=False) is items
+    assert list(bar(iter(items), 3, "shift", enabled=True)) == items

@@ -258,3 +258,21 @@ def test_report_command_refuses_in_one_line(tmp_path, run, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"shiftbench: error: {tmp_path / 'predictions.parquet'}: predictions file " \
                   "not found"
+
+
+def test_a_full_disk_while_re_rendering_is_one_line(tmp_path, run, capsys, monkeypatch):
+    import errno
+
+    import shiftbench.report
+    from shiftbench.cli import main
+
+    report, frame = run
+    write_run(tmp_path, report, frame)
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(shiftbench.report, "write_text", full)
+    assert main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"shiftbench: error: {tmp_path / 'summary.md'}: No space left on device")

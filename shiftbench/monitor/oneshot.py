@@ -354,7 +354,7 @@ def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
     default_controls = () if opts.embedding_column else DEFAULT_CONTROLS
     specs = opts.controls if opts.controls is not None else default_controls
     controls = [parse_control(spec) for spec in dict.fromkeys(specs)]
-    phases = Phases(check_steps(opts, detectors, bool(controls)),
+    phases = Phases(check_steps(opts, detectors, has_controls=bool(controls)),
                     enabled=opts.progress is not False)
 
     with phases.phase("read_s"):
@@ -375,14 +375,14 @@ def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
 
 
 def check_steps(options: CheckOptions, detectors: dict[str, Detector],
-                controls: bool) -> dict[str, str]:
+                has_controls: bool) -> dict[str, str]:
     """The phases of one check (timing key -> what the phase line says), in order."""
     calibrating = options.calibrate_repeats > 0
     steps = {"read_s": "reading data"}
     if options.model is not None:
         steps["fit_model_s"] = "preparing the model"
     steps["embed_s"] = "embedding" + (" and predicting" if options.model is not None else "")
-    if calibrating and controls:
+    if calibrating and has_controls:
         steps["controls_s"] = "positive controls"
     for name in detectors:
         steps[f"detector_{name}_s"] = f"detector {name}: test" + (
