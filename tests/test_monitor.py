@@ -369,6 +369,8 @@ def test_tfidf_model_with_vectors_bbsd_and_a_new_current_class(tmp_path, capsys)
     assert acc["available"] and acc["actual"] is None
     assert "label 'neutral' is not one the model knows" in acc["actual_unavailable"]
     assert "label 'neutral'" in capsys.readouterr().out
+    assert result["model"]["spec"] == "sklearn:tfidf"
+    assert "sklearn:tfidf (sklearn-" in (tmp_path / "o" / "monitor.html").read_text()
 
 
 def test_phase_lines_say_what_the_check_is_doing(files, tmp_path, capsys) -> None:

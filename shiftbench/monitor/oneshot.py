@@ -531,7 +531,8 @@ class _Check:
     def _describe_model(self) -> dict[str, Any] | None:
         if self.model is None:
             return None
-        return {**self.model.describe(), "fingerprint": self.model.fingerprint(),
+        return {**self.model.describe(), "spec": self.options.model,
+                "fingerprint": self.model.fingerprint(),
                 "classes": list(self.model.classes_), "trained_here": self.model.needs_training}
 
 
