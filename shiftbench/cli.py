@@ -60,24 +60,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _first_line(text: str | None) -> str:
-    return ((text or "").strip().splitlines() or [""])[0]
+def first_paragraph(text: str | None) -> str:
+    """A docstring's or description's first paragraph, whole, on one line."""
+    return " ".join((text or "").strip().split("\n\n")[0].split())
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from shiftbench.config import load_suite
+    from shiftbench.pipeline import load_valid_suite
     from shiftbench.registry import MODELS, SHIFTS
 
     for title, registry in (("shifts", SHIFTS), ("model adapters", MODELS)):
         print(f"{title}:")
         for name in registry.names():
-            print(f"  {name:<16} {_first_line(registry.load(name).__doc__)}")
+            print(f"  {name:<16} {first_paragraph(registry.load(name).__doc__)}")
     print(f"suites ({args.suites_dir}):")
     for path in sorted(args.suites_dir.glob("*.yaml")):
         if path.name.endswith(".gate.yaml"):
             continue
         try:
-            print(f"  {path.name:<24} {_first_line(load_suite(path).description)}")
+            print(f"  {path.name:<24} {first_paragraph(load_valid_suite(path).description)}")
         except ShiftbenchError as exc:
             print(f"  {path.name:<24} INVALID: {exc}")
     return EXIT_OK
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ShiftbenchError as exc:
         print(f"shiftbench: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a full disk, a folder without permission: the user's to fix
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"shiftbench: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("shiftbench: interrupted; finished work is cached, run again to resume",

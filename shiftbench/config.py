@@ -31,6 +31,7 @@ from pydantic import (
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.labels import class_of
+from shiftbench.paths import name_problem
 
 METRICS = ("accuracy", "macro_f1", "ece", "nll")
 M = TypeVar("M", bound=BaseModel)
@@ -266,6 +267,15 @@ class Suite(Strict):
     allow_train_overlap: bool = Field(
         default=False, description="evaluate on rows the model trained on, knowingly")
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        """The name is the report folder's name (reports/<name>/<run id>)."""
+        problem = name_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @model_validator(mode="after")
     def _unique_split_names(self) -> Suite:
         names = ["reference", *split_names(self)]
@@ -334,9 +344,11 @@ def read_yaml(path: str | Path, what: str) -> Any:
     except FileNotFoundError:
         raise ShiftbenchError(f"{path}: {what} file not found") from None
     except IsADirectoryError:
-        raise ShiftbenchError(f"{path}: a folder, not a {what} file") from None
+        raise ShiftbenchError(f"{path}: is a folder; give the {what} file") from None
     except UnicodeDecodeError as exc:
         raise ShiftbenchError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise ShiftbenchError(f"{path}: cannot read the {what} file ({exc.strerror})") from None
     try:
         return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no code runs
     except DuplicateKeyError as exc:

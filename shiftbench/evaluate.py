@@ -9,6 +9,7 @@ splits or metrics are added, and the same run gives the same numbers twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 SHIFTED_KINDS = ("perturbation", "domain")
 # Loose enough for half-precision softmax outputs, tight enough to catch logits.
 PROBA_SUM_TOL = 1e-2
+# A model that gives one class to this share of a split (or more) is not telling its
+# examples apart there: its accuracy is that class's share of the labels.
+ONE_CLASS_SHARE = 0.99
 
 
 @dataclass(frozen=True)
@@ -72,13 +76,29 @@ def _score(split: Split, proba: np.ndarray, classes: list[str]) -> _Scored:
     return _Scored(split, y, proba)
 
 
+def prediction_warnings(pred: np.ndarray, classes: Sequence[str]) -> list[str]:
+    """What a reader must know about one split's predictions (class indices) before
+    trusting its numbers, in words; empty when nothing stands out."""
+    if len(pred) == 0:
+        return []
+    counts = np.bincount(np.asarray(pred, dtype=np.int64), minlength=len(classes))
+    top = int(counts.argmax())
+    share = counts[top] / len(pred)
+    if share < ONE_CLASS_SHARE:
+        return []
+    return [f"the model predicted {classes[top]!r} for {counts[top]} of {len(pred)} "
+            f"examples: its accuracy here is the share of {classes[top]!r} labels, not a sign "
+            "that it tells the classes apart"]
+
+
 def _metrics(s: _Scored, metrics: list[str], seed: int, n_boot: int) -> dict[str, Any]:
     return {
         m: M.estimate(m, s.proba, s.y, _rng(seed, m, s.split), n_boot).to_dict() for m in metrics
     }
 
 
-def _record(s: _Scored, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
+def _record(s: _Scored, kind: str, metrics: dict[str, Any],
+            classes: list[str]) -> dict[str, Any]:
     info = s.split.info
     return {
         "name": s.split.name,
@@ -94,6 +114,7 @@ def _record(s: _Scored, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
         "delta": None,
         "flip_rate": None,
         "n_paired": None,
+        "warnings": prediction_warnings(s.pred, classes),
     }
 
 
@@ -177,12 +198,12 @@ def evaluate(
     if dupes:
         raise ShiftbenchError(f"split names must be unique; repeated: {', '.join(dupes)}")
     ref = _score(reference, reference_proba, classes)
-    records = [_record(ref, "reference", _metrics(ref, metrics, seed, n_boot))]
+    records = [_record(ref, "reference", _metrics(ref, metrics, seed, n_boot), classes)]
     scored = [ref]
     for split, proba in shifted:
         kind = _shifted_kind(split)
         s = _score(split, proba, classes)
-        record = _record(s, kind, _metrics(s, metrics, seed, n_boot))
+        record = _record(s, kind, _metrics(s, metrics, seed, n_boot), classes)
         record.update(_compare(ref, s, kind, seed, n_boot))
         records.append(record)
         scored.append(s)

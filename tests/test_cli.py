@@ -1,8 +1,11 @@
 """The command line end to end on a tiny suite: reports, determinism, resume, bad input."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -166,3 +169,188 @@ def test_cli_start_does_not_import_heavy_modules(args: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).parents[1], check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+# --- names that become folders, and the report folder's faults
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("shiftbench: error:") and "\n" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(("suite_name", "run_id", "field"), [
+    ("tiny", "../../x", "--run-id"), ("tiny", "a/b", "--run-id"), ("tiny", "/tmp/x", "--run-id"),
+    ("../../x", None, "name"), ("a/b", None, "name"), (".hidden", None, "name"),
+])
+def test_names_that_would_leave_the_reports_folder_are_refused(
+        tiny_suite: Path, capsys, suite_name: str, run_id: str | None, field: str) -> None:
+    edit_suite(tiny_suite, name=suite_name)
+    before = set(tiny_suite.parent.iterdir())
+    assert run(tiny_suite, "sklearn:tfidf", *(["--run-id", run_id] if run_id else [])) == 2
+    err = one_line_error(capsys)
+    assert field in err and "A-Z a-z 0-9 . _ -" in err
+    assert set(tiny_suite.parent.iterdir()) == before  # nothing written anywhere
+
+
+def test_ls_flags_what_run_rejects(tmp_path: Path, capsys) -> None:
+    base = {"data": {"kind": "jsonl", "path": "d.jsonl"}}
+    suites = {
+        "bad-name.yaml": {"name": "../x"},
+        "bad-shift.yaml": {"name": "s", "shifts": [{"shift": "telepathy"}]},
+        "bad-params.yaml": {"name": "s", "shifts": [{"shift": "keyboard", "params": {"x": 1}}]},
+        "bad-detector.yaml": {"name": "s", "detectors": [{"name": "psychic"}]},
+        "bad-detector-params.yaml": {"name": "s", "detectors": [{"name": "mmd",
+                                                                  "params": {"nope": 1}}]},
+        "good.yaml": {"name": "s", "description": "First line\nof one paragraph, kept whole.\n\n"
+                                                  "A second paragraph."},
+    }
+    for file, spec in suites.items():
+        (tmp_path / file).write_text(yaml.safe_dump({**base, **spec}))
+    assert main(["ls", "--suites-dir", str(tmp_path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()
+             if ".yaml" in line}
+    expected = {"bad-name.yaml": "name: '../x' is not a safe folder name",
+                "bad-shift.yaml": "shifts.0.shift: unknown shift 'telepathy'",
+                "bad-params.yaml": "shifts.0.params: shift 'keyboard': unknown parameter 'x'",
+                "bad-detector.yaml": "detectors.0.name: unknown detector 'psychic'",
+                "bad-detector-params.yaml": "detectors.0.params:"}
+    for file, reason in expected.items():
+        assert "INVALID" in lines[file] and reason in lines[file], lines[file]
+        assert main(["run", str(tmp_path / file), "--model", "sklearn:tfidf", "--reports-dir",
+                     str(tmp_path / "reports"), "--no-progress"]) == 2
+        assert reason in one_line_error(capsys)
+    assert lines["good.yaml"].split(None, 1)[1] == "First line of one paragraph, kept whole."
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_suite_path_that_is_a_folder_is_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["run", str(tmp_path), "--model", "sklearn:tfidf", "--no-progress"]) == 2
+    assert f"{tmp_path}: is a folder; give the suite file" in one_line_error(capsys)
+
+
+def fail(exc: BaseException):
+    """A stand-in that raises ``exc`` whenever it is called."""
+    def raising(*args, **kwargs):
+        raise exc
+    return raising
+
+
+def test_unwritable_reports_folder_fails_before_any_work(tiny_suite: Path, capsys,
+                                                         monkeypatch) -> None:
+    import shiftbench.models
+
+    monkeypatch.setattr(shiftbench.models, "load_model", fail(AssertionError("work started")))
+    (tiny_suite.parent / "reports").write_text("a file, not a folder")
+    assert run(tiny_suite, "sklearn:tfidf") == 2
+    assert "reports: is not a folder" in one_line_error(capsys)
+
+    (tiny_suite.parent / "reports").unlink()
+    monkeypatch.setattr(tempfile, "mkstemp", fail(PermissionError(13, "Permission denied")))
+    assert run(tiny_suite, "sklearn:tfidf") == 2
+    assert "cannot write here (Permission denied)" in one_line_error(capsys)
+
+
+def test_full_disk_while_writing_the_report_keeps_nothing_but_the_cache(
+        tiny_suite: Path, capsys, monkeypatch) -> None:
+    import shiftbench.report
+
+    with monkeypatch.context() as patch:
+        patch.setattr(shiftbench.report, "write_text",
+                      fail(OSError(errno.ENOSPC, "No space left on device")))
+        assert run(tiny_suite, "sklearn:tfidf", "--run-id", "full") == 2
+    err = one_line_error(capsys)
+    assert "reports/tiny/full: cannot write the report (No space left on device)" in err
+    assert list((tiny_suite.parent / "reports" / "tiny").iterdir()) == []  # no partial folder
+    assert run(tiny_suite, "sklearn:tfidf", "--run-id", "full") == 0
+    report = json.loads((only_run_dir(tiny_suite) / "report.json").read_text())
+    assert report["runner"]["computed"] == 0 and report["runner"]["cache_hits"] > 0
+
+
+def test_an_existing_run_id_is_refused_before_any_work(tiny_suite: Path, capsys,
+                                                       monkeypatch) -> None:
+    import shiftbench.models
+
+    assert run(tiny_suite, "sklearn:tfidf", "--run-id", "same") == 0
+    capsys.readouterr()
+    monkeypatch.setattr(shiftbench.models, "load_model", fail(AssertionError("work started")))
+    assert run(tiny_suite, "sklearn:tfidf", "--run-id", "same") == 2
+    assert "reports/tiny/same: a run with this id already exists" in one_line_error(capsys)
+
+
+def test_of_two_runs_finishing_together_with_one_id_one_wins(tiny_suite: Path, capsys,
+                                                             monkeypatch) -> None:
+    """The other run's complete folder appears between our check and our rename."""
+    import shiftbench.pipeline
+
+    real_rename = os.rename
+    winner = tiny_suite.parent / "winner"
+    winner.mkdir()
+    (winner / "report.json").write_text("{}")
+
+    def rename_after_the_winner(src, dst):
+        real_rename(winner, dst)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(shiftbench.pipeline.os, "rename", rename_after_the_winner)
+    assert run(tiny_suite, "sklearn:tfidf", "--run-id", "race") == 2
+    assert "reports/tiny/race: a run with this id already exists" in one_line_error(capsys)
+    assert [p.name for p in (tiny_suite.parent / "reports" / "tiny").iterdir()] == ["race"]
+    assert [p.name for p in (tiny_suite.parent / "reports" / "tiny" / "race").iterdir()] == [
+        "report.json"]  # the winner's folder, untouched
+
+
+def test_two_processes_with_one_run_id(tiny_suite: Path) -> None:
+    assert run(tiny_suite, "sklearn:tfidf", "--run-id", "warm") == 0  # both read one cache
+    command = [sys.executable, "-m", "shiftbench", "run", str(tiny_suite), "--model",
+               "sklearn:tfidf", "--reports-dir", str(tiny_suite.parent / "reports"),
+               "--no-progress", "--no-movement", "--run-id", "twin"]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parents[1]) for _ in range(2)]
+    results = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
+    assert [code for code, _ in results] == [0, 2], results
+    assert results[1][1].strip().endswith("twin: a run with this id already exists")
+    assert sorted(p.name for p in (tiny_suite.parent / "reports" / "tiny").iterdir()) == [
+        "twin", "warm"]
+
+
+def test_stream_names_that_would_leave_the_store_folder_are_refused(tmp_path: Path,
+                                                                    capsys) -> None:
+    data = tmp_path / "my traffic.jsonl"
+    data.write_text('{"text": "a"}\n')
+    store = ["--store", str(tmp_path / "store" / "history.sqlite")]
+    for name in ("../../x", "a/b"):
+        assert main(["monitor", "stream", str(data), str(data), "--name", name, *store]) == 2
+        assert "--name: " in one_line_error(capsys)
+    assert main(["monitor", "stream", str(data), str(data), *store]) == 2
+    assert "stream name (SOURCE's file name; set --name): 'my traffic'" in one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my traffic.jsonl"]
+
+
+def test_phase_lines_on_stderr_unless_no_progress(tiny_suite: Path, capsys) -> None:
+    reports = str(tiny_suite.parent / "reports")
+    assert main(["run", str(tiny_suite), "--model", "sklearn:tfidf", "--reports-dir", reports,
+                 "--no-movement"]) == 0
+    lines = [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()]
+    assert lines == ["shiftbench: [1/6] reading data", "shiftbench: [2/6] shifting: keyboard@1",
+                     "shiftbench: [2/6] shifting: keyboard@4",
+                     "shiftbench: [2/6] shifting: word_delete@1",
+                     "shiftbench: [3/6] fitting the model", "shiftbench: [4/6] inference",
+                     "shiftbench: [5/6] metrics", "shiftbench: [6/6] writing the report"]
+    assert run(tiny_suite, "sklearn:tfidf") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_headers_name_the_model_as_given(tiny_suite: Path, capsys) -> None:
+    model = tiny_suite.parent / "seeded.yaml"
+    model.write_text("adapter: sklearn\nsource: tfidf\ntrain_fraction: 0.9\nseed: 7\n")
+    assert run(tiny_suite, str(model)) == 0
+    report = json.loads((only_run_dir(tiny_suite) / "report.json").read_text())
+    assert report["model"]["spec"] == str(model)
+    fingerprint = report["model"]["fingerprint"]
+    label = f"{model} (seed 7, train_fraction 0.9; sklearn-{fingerprint.split('-')[1][:8]})"
+    assert (only_run_dir(tiny_suite) / "summary.md").read_text().startswith(
+        f"# shiftbench: tiny — {label} on cpu")
+    assert label in (only_run_dir(tiny_suite) / "report.html").read_text()
+    assert label in capsys.readouterr().out

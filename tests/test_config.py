@@ -95,7 +95,7 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(ShiftbenchError, match="suite file not found"):
         load_suite(tmp_path / "nope.yaml")
-    with pytest.raises(ShiftbenchError, match="a folder, not a suite file"):
+    with pytest.raises(ShiftbenchError, match="is a folder; give the suite file"):
         load_suite(tmp_path)
 
 

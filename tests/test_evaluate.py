@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.evaluate import evaluate
+from shiftbench.evaluate import evaluate, prediction_warnings
 from shiftbench.split import Split
 
 CLASSES = ["neg", "neu", "pos"]
@@ -183,3 +183,31 @@ def test_unlabelled_split_is_refused(ref):
     unlabelled = Split("raw", ["a"], ["x"], None, {"kind": "domain"})
     with pytest.raises(ShiftbenchError, match="'raw' has no labels"):
         evaluate(ref_split, ref_proba, [(unlabelled, np.full((1, 3), 1 / 3))], CLASSES, [], 0)
+
+
+@pytest.mark.parametrize(("counts", "warned"), [
+    ((0, 0, 200), True),     # every example one class
+    ((1, 0, 199), True),     # 99.5%
+    ((2, 0, 198), True),     # exactly 99%
+    ((3, 0, 197), False),    # 98.5%: a model with a strong lean, not a constant
+    ((70, 60, 70), False),
+])
+def test_one_class_predictions_are_named_in_words(counts: tuple[int, ...], warned: bool) -> None:
+    pred = np.repeat(np.arange(3), counts)
+    warnings = prediction_warnings(pred, CLASSES)
+    top = int(np.argmax(counts))
+    assert bool(warnings) == warned
+    if warned:
+        (text,) = warnings
+        assert text.startswith(f"the model predicted {CLASSES[top]!r} for {counts[top]} of 200 "
+                               "examples")
+
+
+def test_each_record_carries_its_splits_warnings(ref) -> None:
+    split, proba = ref
+    constant = np.tile([0.1, 0.1, 0.8], (len(split), 1))
+    records, _ = evaluate(split, proba, [_perturbed(split, list(range(len(split))), constant)],
+                          CLASSES, ["accuracy"], seed=0, n_boot=50)
+    assert records[0]["warnings"] == []
+    assert records[1]["warnings"] == prediction_warnings(np.full(len(split), 2), CLASSES)
+    assert "'pos' for 150 of 150 examples" in records[1]["warnings"][0]

@@ -344,6 +344,27 @@ def test_table_and_markdown_show_every_check_on_one_line() -> None:
     assert len(rows) == 1 and "keyboard@3" in rows[0] and "pp" in rows[0]
 
 
+def test_outputs_name_models_as_given_and_warn_of_one_class_predictions() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    base = make_run("baseline", [split_from("reference", "reference", y, rng.random(200) < 0.8)])
+    constant = split_from("reference", "reference", y, y == 1)  # predicts 'pos' every time
+    model = {"adapter": "sklearn", "spec": "models/new.yaml", "seed": 2, "train_fraction": 0.9,
+             "fingerprint": "sklearn-026521b3aaaa", "classes": CLASSES}
+    cand = Run("candidate", "sim", "h0", model, {"reference": constant}, "candidate")
+    result = evaluate_gate(policy({"name": "floor", "kind": "absolute", "min": 0.4}), base, cand)
+    label = "models/new.yaml (seed 2, train_fraction 0.9; sklearn-026521b3)"
+    warning = "candidate reference: the model predicted 'pos' for 200 of 200 examples"
+    text = table(result)
+    assert f"candidate {label} vs baseline" in text.splitlines()[0]
+    assert text.splitlines()[1].startswith(f"warning: {warning}")
+    assert f"- {warning}" in markdown(result)
+    assert f"warning: {warning}" in junit_xml(result)
+    assert result.to_dict()["candidate"]["warnings"]["reference"][0].startswith(
+        warning.removeprefix("candidate reference: "))
+    assert result.to_dict()["baseline"]["warnings"] == {}
+
+
 # --- policy files
 
 

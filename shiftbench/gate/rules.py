@@ -387,5 +387,5 @@ def evaluate_gate(policy: Policy, baseline: Run, candidate: Run,
 
 
 def _describe(run: Run) -> dict[str, Any]:
-    return {"run": run.label, "run_id": run.run_id,
-            "model": {k: run.model.get(k) for k in ("adapter", "fingerprint")}}
+    return {"run": run.label, "run_id": run.run_id, "model": dict(run.model),
+            "warnings": run.warnings()}

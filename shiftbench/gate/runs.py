@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.labels import class_indices
 
 
 @dataclass(frozen=True)
@@ -54,37 +53,30 @@ class Run:
     run_id: str = ""
     drift: dict[str, list[dict[str, Any]]] | None = None
 
+    def warnings(self) -> dict[str, list[str]]:
+        """Each split's warnings about its predictions (e.g. one class predicted), computed
+        from the predictions themselves; splits without any are left out."""
+        from shiftbench.evaluate import prediction_warnings
+
+        classes = [str(c) for c in self.model.get("classes") or []]
+        found = {name: prediction_warnings(split.pred, classes)
+                 for name, split in self.splits.items()}
+        return {name: lines for name, lines in found.items() if lines}
+
 
 def load_run(run_dir: Path) -> Run:
     """Read report.json and predictions.parquet of a finished run."""
-    import pandas as pd
-
-    from shiftbench.report import load_report
+    from shiftbench.report import load_report, read_predictions, split_predictions
 
     run_dir = Path(run_dir)
     report = load_report(run_dir)
+    frame = read_predictions(run_dir, report)
     path = run_dir / report["predictions_file"]
-    if not path.is_file():
-        raise ShiftbenchError(f"{path}: predictions file not found")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:
-        raise ShiftbenchError(f"{path}: not a readable parquet file ({exc.__class__.__name__})") \
-            from None
-    classes = [str(c) for c in report["model"].get("classes") or []]
-    needed = ["split", "id", "label", *(f"p_{c}" for c in classes)]
-    missing = [c for c in needed if c not in frame.columns]
-    if not classes or missing:
-        raise ShiftbenchError(f"{path}: missing column(s) {', '.join(missing) or 'p_<class>'}")
     splits = {}
     for record in report["splits"]:
-        part = frame[frame["split"] == record["name"]]
-        ids = part["id"].astype(str).tolist()
+        part, y, proba = split_predictions(frame, report, record["name"], path)
         splits[record["name"]] = SplitData(
-            record["name"], record["kind"], ids,
-            class_indices(part["label"].astype(str).tolist(), classes, ids,
-                          f"{path}: split {record['name']!r}"),
-            part[[f"p_{c}" for c in classes]].to_numpy(float),
+            record["name"], record["kind"], part["id"].astype(str).tolist(), y, proba,
             part["text"].tolist() if "text" in part.columns else None)
     return Run(str(run_dir), report["suite"].get("name", "?"), report["suite"].get("hash", ""),
                report["model"], splits, report["run_id"], report.get("drift"))

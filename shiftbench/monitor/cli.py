@@ -110,6 +110,7 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
 
     from shiftbench.monitor.oneshot import DEFAULT_DETECTORS, CheckOptions, run_check
     from shiftbench.monitor.report import summary_text, write_monitor
+    from shiftbench.paths import check_writable
     from shiftbench.pipeline import RunOptions
 
     if args.batch_size <= 0:
@@ -125,6 +126,7 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None, evidently_report=args.evidently_report,
     )
     out = args.out or Path("reports") / "monitor" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    check_writable(out)
     result = run_check(args.reference, args.current, options, out)
     json_path, html_path = write_monitor(out, result)
     print(summary_text(result))
@@ -135,17 +137,20 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
 def cmd_monitor_stream(args: argparse.Namespace) -> int:
     from shiftbench.monitor.embed import text_embedder
     from shiftbench.monitor.stream import read_texts, run_stream
+    from shiftbench.paths import inside, safe_component
     from shiftbench.pipeline import RunOptions
     from shiftbench.runner import Runner
 
     if args.batch_size <= 0:
         raise ShiftbenchError("--batch-size must be a positive number")
+    name = safe_component(args.name or args.source.stem,
+                          "--name" if args.name else "stream name (SOURCE's file name; set --name)")
+    store_dir = Path(args.store).parent if "://" not in args.store else Path("reports/monitor")
+    detector_dir = inside(store_dir, name, "detector")
     runner = Runner(cache_dir=RunOptions(cache_dir=args.cache_dir).resolved_cache_dir(),
                     device=args.device, batch_size=args.batch_size,
                     progress=False if args.no_progress else None)
     embedder = text_embedder(encoder=args.encoder)
-    name = args.name or args.source.stem
-    store_dir = Path(args.store).parent if "://" not in args.store else Path("reports/monitor")
 
     def report_window(window, results) -> None:
         alarms = [n for n, r in results.items() if r.drifted]
@@ -158,7 +163,7 @@ def cmd_monitor_stream(args: argparse.Namespace) -> int:
         store=args.store, stream=name, window=args.window, ert=args.ert,
         text_column=args.text_column, per_file=args.per_file, follow=args.follow,
         poll_interval=args.poll_interval, idle_timeout=args.idle_timeout,
-        max_windows=args.max_windows, detector_dir=store_dir / name / "detector",
+        max_windows=args.max_windows, detector_dir=detector_dir,
         device=args.device, seed=args.seed, settings={"embedder": embedder.describe()},
         on_window=report_window)
     resumed = f" (resumed at window {summary.first_window})" if summary.resumed else ""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.labels import class_indices
+from shiftbench.progress import Phases
 
 if TYPE_CHECKING:
     from shiftbench.detectors import Detector
@@ -161,7 +161,9 @@ def _vectors(frame: Any, column: str, path: Path) -> np.ndarray:
 
 def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str,
                     has_model: bool) -> dict[str, Detector]:
-    """Unfitted detectors by registry name; seed and device go to those that take them."""
+    """Unfitted detectors by registry name; seed and device go to those that take them.
+    Each is saved in a folder of its name, so the name must be a safe folder name."""
+    from shiftbench.paths import safe_component
     from shiftbench.registry import DETECTORS
 
     if not names:
@@ -169,6 +171,7 @@ def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str
     detectors: dict[str, Detector] = {}
     for name in dict.fromkeys(names):
         cls = DETECTORS.load(name)
+        safe_component(name, "--detector")
         if cls.input == "probabilities" and not has_model:
             raise ShiftbenchError(f"detector {name!r} tests the model's probabilities: "
                                   "give --model")
@@ -328,7 +331,6 @@ def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
     the JSON-ready result (rendered by :mod:`shiftbench.monitor.report`)."""
     from shiftbench.runner import Runner
 
-    started = time.perf_counter()
     opts = options
     if not 0 < opts.alpha < 1:
         raise ShiftbenchError(f"--alpha must be in (0, 1), got {opts.alpha}")
@@ -344,38 +346,56 @@ def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
     default_controls = () if opts.embedding_column else DEFAULT_CONTROLS
     specs = opts.controls if opts.controls is not None else default_controls
     controls = [parse_control(spec) for spec in dict.fromkeys(specs)]
+    phases = Phases(check_steps(opts, detectors, has_controls=bool(controls)),
+                    enabled=opts.progress is not False)
 
-    t0 = time.perf_counter()
-    reference = read_sample(reference_path, "reference", opts.text_column, opts.label_column,
-                            opts.embedding_column, need_labels=opts.label_column is not None)
-    current = read_sample(current_path, "current", opts.text_column, opts.label_column,
-                          opts.embedding_column, need_labels=False)
+    with phases.phase("read_s"):
+        reference = read_sample(reference_path, "reference", opts.text_column,
+                                opts.label_column, opts.embedding_column,
+                                need_labels=opts.label_column is not None)
+        current = read_sample(current_path, "current", opts.text_column, opts.label_column,
+                              opts.embedding_column, need_labels=False)
     runner = Runner(cache_dir=opts.cache_dir, device=opts.device, batch_size=opts.batch_size,
                     progress=opts.progress)
-    check = _Check(opts, runner, out_dir)
-    check.timed("read_s", t0)
     try:
-        result = check.run(reference, current, detectors, controls)
+        result = _Check(opts, runner, out_dir, phases).run(reference, current, detectors,
+                                                             controls)
     finally:
         runner.close()
-    result["timings"]["total_s"] = time.perf_counter() - started
+    result["timings"]["total_s"] = phases.elapsed()
     return result
+
+
+def check_steps(options: CheckOptions, detectors: dict[str, Detector],
+                has_controls: bool) -> dict[str, str]:
+    """The phases of one check (timing key -> what the phase line says), in order."""
+    calibrating = options.calibrate_repeats > 0
+    steps = {"read_s": "reading data"}
+    if options.model is not None:
+        steps["fit_model_s"] = "preparing the model"
+    steps["embed_s"] = "embedding" + (" and predicting" if options.model is not None else "")
+    if calibrating and has_controls:
+        steps["controls_s"] = "positive controls"
+    for name in detectors:
+        steps[f"detector_{name}_s"] = f"detector {name}: test" + (
+            f" and {options.calibrate_repeats} calibration repeats" if calibrating else "")
+    if options.evidently_report:
+        steps["evidently_report_s"] = "Evidently report"
+    return {**steps, "accuracy_s": "accuracy estimates"}
 
 
 class _Check:
     """One check as it runs: the runner, model and embedder, notes and timings."""
 
-    def __init__(self, options: CheckOptions, runner: Runner, out_dir: Path) -> None:
+    def __init__(self, options: CheckOptions, runner: Runner, out_dir: Path,
+                 phases: Phases) -> None:
         self.options = options
         self.runner = runner
         self.out_dir = out_dir
+        self.phases = phases
         self.model: ModelAdapter | None = None
         self.embedder: TextEmbedder | None = None
         self.notes: list[str] = []
-        self.timings: dict[str, float] = {}
-
-    def timed(self, key: str, started: float) -> None:
-        self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - started
 
     def run(self, reference: Sample, current: Sample, detectors: dict[str, Detector],
             controls: list[tuple[str, int]]) -> dict[str, Any]:
@@ -385,12 +405,12 @@ class _Check:
         opts = self.options
         ref_split, ref_vectors = reference.split, reference.vectors
         if opts.model is not None:
-            t0 = time.perf_counter()
-            self.model, ref_split = prepare_model(opts.model, ref_split, self.runner, self.notes)
+            with self.phases.phase("fit_model_s", opts.model):
+                self.model, ref_split = prepare_model(opts.model, ref_split, self.runner,
+                                                      self.notes)
             if ref_vectors is not None:
                 position = {id_: k for k, id_ in enumerate(reference.split.ids)}
                 ref_vectors = ref_vectors[[position[i] for i in ref_split.ids]]
-            self.timed("fit_model_s", t0)
         window = None
         if opts.calibrate_repeats > 0:
             window = calibration_window(opts, len(ref_split), len(current.split), self.notes)
@@ -401,8 +421,10 @@ class _Check:
         if ref_vectors is None:
             self.embedder = text_embedder(opts.encoder, self.model)
 
-        ref_in = self.inputs(ref_split, ref_vectors, "reference")
-        cur_in = self.inputs(current.split, current.vectors, "current")
+        with self.phases.phase("embed_s", "reference"):
+            ref_in = self.inputs(ref_split, ref_vectors, "reference")
+        with self.phases.phase("embed_s", "current"):
+            cur_in = self.inputs(current.split, current.vectors, "current")
         if ref_in.embeddings.shape[1] != cur_in.embeddings.shape[1]:
             raise ShiftbenchError(f"{current.path}: embeddings have "
                                   f"{cur_in.embeddings.shape[1]} dimensions, the reference's "
@@ -417,17 +439,15 @@ class _Check:
         if opts.evidently_report:
             from shiftbench.detectors.evidently import html_report
 
-            t0 = time.perf_counter()
-            path = html_report(ref_in.embeddings, cur_in.embeddings,
-                               self.out_dir / "evidently.html", seed=opts.seed)
+            with self.phases.phase("evidently_report_s"):
+                path = html_report(ref_in.embeddings, cur_in.embeddings,
+                                   self.out_dir / "evidently.html", seed=opts.seed)
             self.notes.append(f"Evidently's embedding drift report (uncalibrated; rows sampled "
                               f"for its t-SNE plot): {path}")
-            self.timed("evidently_report_s", t0)
 
-        t0 = time.perf_counter()
-        accuracy = accuracy_estimates(self.model, ref_split, current.split,
-                                      ref_in.probabilities, cur_in.probabilities, opts.seed)
-        self.timed("accuracy_s", t0)
+        with self.phases.phase("accuracy_s"):
+            accuracy = accuracy_estimates(self.model, ref_split, current.split,
+                                          ref_in.probabilities, cur_in.probabilities, opts.seed)
         embeddings = (self.embedder.describe() if self.embedder is not None else
                       {"source": f"column {opts.embedding_column!r} of the input files"})
         return {
@@ -446,7 +466,7 @@ class _Check:
             "detectors": records,
             "accuracy": accuracy,
             "notes": self.notes,
-            "timings": self.timings,
+            "timings": self.phases.seconds,
             "runner": dict(self.runner.stats),
         }
 
@@ -454,17 +474,12 @@ class _Check:
                proba: bool = True) -> Inputs:
         """Embeddings (computed unless given) and, when ``proba`` and there is a model, its
         probabilities."""
-        t0 = time.perf_counter()
         if vectors is None:
             assert self.embedder is not None  # set whenever vectors are not precomputed
             vectors = self.embedder(split.texts, self.runner, name)
-        self.timed("embed_s", t0)
         if self.model is None or not proba:
             return Inputs(vectors)
-        t0 = time.perf_counter()
-        proba = self.model.predict_proba(split.texts, self.runner)
-        self.timed("predict_s", t0)
-        return Inputs(vectors, proba)
+        return Inputs(vectors, self.model.predict_proba(split.texts, self.runner))
 
     def controls(self, controls: list[tuple[str, int]], reference: Split,
                  proba: bool) -> dict[str, Inputs]:
@@ -475,12 +490,11 @@ class _Check:
 
         out = {}
         for name, severity in controls:
-            t0 = time.perf_counter()
             label = f"{name}@{severity}"
-            shift = SHIFTS.load(name)(severity=severity)
-            shifted = apply_shift(shift, reference, self.options.seed, label, self.runner)
-            self.timed("controls_s", t0)
-            out[label] = self.inputs(shifted, None, f"control {label}", proba)
+            with self.phases.phase("controls_s", label):
+                shift = SHIFTS.load(name)(severity=severity)
+                shifted = apply_shift(shift, reference, self.options.seed, label, self.runner)
+                out[label] = self.inputs(shifted, None, f"control {label}", proba)
         return out
 
     def run_detector(self, name: str, det: Detector, ref: Inputs, cur: Inputs,
@@ -493,15 +507,12 @@ class _Check:
             assert data is not None  # build_detectors wants a model for probability detectors
             return data
 
-        t0 = time.perf_counter()
-        result = det.fit(pick(ref)).test(pick(cur))
-        self.timed(f"{name}_test_s", t0)
         calibration = None
-        if window is not None:
-            t0 = time.perf_counter()
-            calibration = det.calibrate(window, {k: pick(v) for k, v in positives.items()},
-                                        self.options.calibrate_repeats, self.options.seed)
-            self.timed(f"{name}_calibrate_s", t0)
+        with self.phases.phase(f"detector_{name}_s"):
+            result = det.fit(pick(ref)).test(pick(cur))
+            if window is not None:
+                calibration = det.calibrate(window, {k: pick(v) for k, v in positives.items()},
+                                            self.options.calibrate_repeats, self.options.seed)
         folder = det.save(self.out_dir / "detectors" / name)
         return {**result.to_dict(), "detector": name,
                 "input": "model probabilities" if use_proba else "embeddings",
@@ -512,7 +523,8 @@ class _Check:
     def _describe_model(self) -> dict[str, Any] | None:
         if self.model is None:
             return None
-        return {**self.model.describe(), "fingerprint": self.model.fingerprint(),
+        return {**self.model.describe(), "spec": self.options.model,
+                "fingerprint": self.model.fingerprint(),
                 "classes": list(self.model.classes_), "trained_here": self.model.needs_training}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from shiftbench.report import jsonable, svg, write_text
 from shiftbench.report.html import CSS, facts_table, key_values_table
-from shiftbench.report.markdown import p_text
+from shiftbench.report.markdown import model_label, p_text
 
 JSON_FILE, HTML_FILE = "monitor.json", "monitor.html"
 FLAG = "⚠"
@@ -212,7 +212,7 @@ def monitor_html(result: dict[str, Any]) -> str:
         ("reference", f"{ref['path']} ({ref['n_used']} of {ref['n']} rows)"),
         ("current", f"{cur['path']} ({cur['n']} rows)"),
         ("embeddings", f"{emb['source']} ({emb['dim']}-d)"),
-        ("model", model.get("adapter")),
+        ("model", model_label(model) if model else None),
         ("fingerprint", model.get("fingerprint")),
     ])
     right = facts_table([

@@ -2,6 +2,8 @@
 
 report.json is the source of truth; the Markdown and HTML views can be re-rendered from
 it at any time (``shiftbench report <run dir>``), so a newer renderer can redraw old runs.
+Re-rendering first checks report.json against the predictions (each split's size and
+accuracy) and each interval against its estimate, so an edited report is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from shiftbench.report.html import report_html
 from shiftbench.report.markdown import summary_markdown
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 SCHEMA_VERSION = 1
@@ -116,7 +119,91 @@ def load_report(run_dir: Path) -> dict[str, Any]:
     return report
 
 
+def read_predictions(run_dir: Path, report: dict[str, Any]) -> pd.DataFrame:
+    """A run's predictions file, checked to hold a probability column per model class."""
+    import pandas as pd
+
+    path = Path(run_dir) / report["predictions_file"]
+    if not path.is_file():
+        raise ShiftbenchError(f"{path}: predictions file not found")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:
+        raise ShiftbenchError(f"{path}: not a readable parquet file ({exc.__class__.__name__})") \
+            from None
+    classes = model_classes(report)
+    needed = ["split", "id", "label", *(f"p_{c}" for c in classes)]
+    missing = [c for c in needed if c not in frame.columns]
+    if not classes or missing:
+        raise ShiftbenchError(f"{path}: missing column(s) {', '.join(missing) or 'p_<class>'}")
+    return frame
+
+
+def model_classes(report: dict[str, Any]) -> list[str]:
+    return [str(c) for c in report["model"].get("classes") or []]
+
+
+def split_predictions(frame: pd.DataFrame, report: dict[str, Any], name: str,
+                      source: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """One split's rows of the predictions, its labels as class indices and its
+    probabilities (columns in class order)."""
+    from shiftbench.labels import class_indices
+
+    classes = model_classes(report)
+    part = frame[frame["split"] == name]
+    y = class_indices(part["label"].astype(str).tolist(), classes,
+                      part["id"].astype(str).tolist(), f"{source}: split {name!r}")
+    return part, y, part[[f"p_{c}" for c in classes]].to_numpy(float)
+
+
+def _estimates(record: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(field, estimate) of every interval in one split's record."""
+    found = [(f"metrics.{k}", v) for k, v in (record.get("metrics") or {}).items()]
+    found += [(f"delta.{k}", v) for k, v in (record.get("delta") or {}).items()]
+    return found + [("flip_rate", record.get("flip_rate"))]
+
+
+def _check_interval(field: str, est: Any, where: str) -> None:
+    if est is None:
+        return
+    bounds = [est.get(k) if isinstance(est, dict) else None for k in ("low", "value", "high")]
+    if any(b is None for b in bounds):  # NaN is written as null: nothing to check
+        return
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
+        raise ShiftbenchError(f"{where}, {field}: low, value and high must be numbers")
+    low, value, high = bounds
+    if not low <= value <= high:
+        raise ShiftbenchError(f"{where}, {field}: the interval [{low}, {high}] does not "
+                              f"contain its estimate {value}; report.json was edited or is "
+                              "corrupt")
+
+
+def check_numbers(run_dir: Path, report: dict[str, Any]) -> None:
+    """Refuse a report whose numbers its predictions do not bear out: each split's n and
+    accuracy are recomputed from the predictions, and each interval must contain its
+    estimate."""
+    frame = read_predictions(run_dir, report)
+    source = Path(run_dir) / REPORT_FILE
+    for record in report["splits"]:
+        where = f"{source}: split {record['name']!r}"
+        _, y, proba = split_predictions(frame, report, record["name"], source)
+        if record["n"] != len(y):
+            raise ShiftbenchError(f"{where}, n: report.json says {record['n']}, the "
+                                  f"predictions hold {len(y)} rows")
+        accuracy = (record.get("metrics") or {}).get("accuracy")
+        _check_interval("metrics.accuracy", accuracy, where)
+        if accuracy is not None and len(y):
+            actual = float((proba.argmax(axis=1) == y).mean())
+            if not math.isclose(accuracy["value"], actual, rel_tol=0, abs_tol=1e-9):
+                raise ShiftbenchError(f"{where}, metrics.accuracy: report.json says "
+                                      f"{accuracy['value']}, the predictions give {actual}")
+        for field, est in _estimates(record):
+            _check_interval(field, est, where)
+
+
 def render(run_dir: Path) -> None:
-    """Re-create summary.md and report.html from report.json."""
+    """Re-create summary.md and report.html from report.json, once its numbers check out."""
     run_dir = Path(run_dir)
-    _render_views(run_dir, load_report(run_dir))
+    report = load_report(run_dir)
+    check_numbers(run_dir, report)
+    _render_views(run_dir, report)

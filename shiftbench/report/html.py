@@ -14,6 +14,7 @@ from typing import Any
 
 from shiftbench.report import svg
 from shiftbench.report.markdown import (
+    WARNING_MARK,
     drift_methods,
     drift_note,
     footnote,
@@ -21,6 +22,7 @@ from shiftbench.report.markdown import (
     p_text,
     summary_rows,
     title,
+    warning_lines,
 )
 
 KIND_COLORS = {"reference": "#444444", "perturbation": svg.PALETTE[0], "domain": svg.PALETTE[1]}
@@ -37,6 +39,7 @@ th{background:#f5f5f5;font-weight:600}
 .facts th{background:none;width:9em;color:#555;font-weight:500}.facts td{word-break:break-all}
 pre{font-size:12px;background:#f7f7f7;padding:8px;overflow:auto}
 .note{color:#555;font-size:13px}
+.warn{background:#fff4e5;border-left:4px solid #e8a33d;padding:6px 12px;margin:8px 0}
 svg{width:100%;max-width:720px;height:auto;display:block;margin:8px 0 20px}
 svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600}
 svg .grid{stroke:#e8e8e8}svg .ref{stroke:#444;stroke-dasharray:5 4}
@@ -73,7 +76,8 @@ def _model_params(model: dict[str, Any]) -> dict[str, Any]:
     """The adapter's ``params``, else whatever it described beyond name, fingerprint, classes."""
     if isinstance(model.get("params"), dict):
         return model["params"]
-    return {k: v for k, v in model.items() if k not in ("adapter", "fingerprint", "classes")}
+    return {k: v for k, v in model.items()
+            if k not in ("adapter", "spec", "fingerprint", "classes")}
 
 
 def _header(report: dict[str, Any]) -> str:
@@ -82,7 +86,8 @@ def _header(report: dict[str, Any]) -> str:
         ("suite", suite.get("name")),
         ("suite file", suite.get("path")),
         ("suite hash", suite.get("hash")),
-        ("model", model.get("adapter")),
+        ("model", model.get("spec") or model.get("adapter")),
+        ("adapter", model.get("adapter")),
         ("fingerprint", model.get("fingerprint")),
         ("classes", ", ".join(map(str, model.get("classes") or []))),
         ("model params", json.dumps(_model_params(model), sort_keys=True, default=str)),
@@ -99,6 +104,15 @@ def _header(report: dict[str, Any]) -> str:
         ("predictions", report.get("predictions_file")),
     ])
     return f'<div class="facts">{left}{right}</div>'
+
+
+def _warnings(report: dict[str, Any]) -> str:
+    """The splits' warnings as a highlighted list ('' when there are none)."""
+    lines = warning_lines(report)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f'<div class="warn"><strong>Warnings{WARNING_MARK}</strong><ul>{items}</ul></div>'
 
 
 def _table(report: dict[str, Any]) -> str:
@@ -297,6 +311,7 @@ def report_html(report: dict[str, Any]) -> str:
         _header(report),
         "<h2>Summary</h2>",
         _table(report),
+        _warnings(report),
         f'<p class="note">{escape(footnote(report))}</p>',
         "<h2>Plots</h2>",
         _plots(report),

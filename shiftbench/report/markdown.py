@@ -17,6 +17,7 @@ MISSING = "–"
 MOVEMENT_COLUMNS = ("similarity", "chrF")
 NEAREST_MARK = "†"
 DRIFT_MARK = " ✱"
+WARNING_MARK = " ⚠"
 COLUMNS = ("split", "kind", "n", "accuracy", "Δ accuracy", "flip rate", "macro-F1", "ECE")
 METHOD_TEXT = {
     "wilson": "Wilson score",
@@ -118,7 +119,8 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for record in report["splits"]:
         cells = _cells(record)
-        row = [str(record["name"]), str(record["kind"]), str(record["n"])]
+        mark = WARNING_MARK if record.get("warnings") else ""
+        row = [f"{record['name']}{mark}", str(record["kind"]), str(record["n"])]
         row += [FORMATS[c](cells[c]) for c in COLUMNS[3:]]
         if movement:
             row += _movement_cells(movement.get(record["name"]))
@@ -159,6 +161,10 @@ def overlap_note(report: dict[str, Any]) -> str:
         return ""
     return (f"Evaluated on training rows (the suite sets allow_train_overlap): {', '.join(shared)}"
             "; their numbers, and those of the reference's perturbations, are optimistic.")
+def warning_lines(report: dict[str, Any]) -> list[str]:
+    """Each split's warnings (e.g. one class predicted), as 'split: warning' lines."""
+    return [f"{record['name']}: {warning}"
+            for record in report["splits"] for warning in record.get("warnings") or []]
 
 
 def footnote(report: dict[str, Any]) -> str:
@@ -181,12 +187,28 @@ def footnote(report: dict[str, Any]) -> str:
     return f"Intervals ({level_label(report)}) — {'; '.join(parts)}. {extra}."
 
 
+def short_fingerprint(fingerprint: str) -> str:
+    """'sklearn-5ba9a6c1' of 'sklearn-5ba9a6c1d2e3f4a5': enough to tell models apart."""
+    adapter, _, hash_ = fingerprint.rpartition("-")
+    return f"{adapter}-{hash_[:8]}" if adapter else fingerprint
+
+
+def model_label(model: dict[str, Any]) -> str:
+    """The model as the user named it (file or spec), the seed and train share it was
+    fitted with, and its short fingerprint, e.g.
+    'models/b.yaml (seed 1, train_fraction 0.9; sklearn-5ba9a6c1)'."""
+    name = str(model.get("spec") or model.get("adapter") or "?")
+    facts = [f"{key} {model[key]}" for key in ("seed", "train_fraction")
+             if model.get(key) is not None]
+    fingerprint = short_fingerprint(str(model.get("fingerprint") or ""))
+    details = "; ".join(part for part in (", ".join(facts), fingerprint) if part)
+    return f"{name} ({details})" if details else name
+
+
 def title(report: dict[str, Any]) -> str:
     suite = report["suite"].get("name", "?")
-    model = report["model"]
-    fingerprint = str(model.get("fingerprint", ""))[:12]
     device = report["environment"].get("device", "?")
-    return f"shiftbench: {suite} — {model.get('adapter', '?')} {fingerprint} on {device}"
+    return f"shiftbench: {suite} — {model_label(report['model'])} on {device}"
 
 
 def _md_cell(text: str) -> str:
@@ -199,7 +221,11 @@ def summary_markdown(report: dict[str, Any]) -> str:
     lines = [f"# {_md_cell(title(report))}", ""]
     for row in (header, align, *rows):
         lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
-    lines += ["", footnote(report), ""]
+    lines.append("")
+    warnings = warning_lines(report)
+    if warnings:
+        lines += [f"**Warnings**{WARNING_MARK}:", "", *(f"- {_md_cell(w)}" for w in warnings), ""]
+    lines += [footnote(report), ""]
     for note in (movement_note(report), drift_note(report), overlap_note(report)):
         if note:
             lines += [note, ""]

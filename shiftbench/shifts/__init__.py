@@ -54,7 +54,11 @@ class Shift:
 
     def transform(self, texts: Sequence[str], seeds: Sequence[int],
                   runner: Runner | None = None) -> list[str]:
-        return [self.perturb(text, random.Random(s)) for text, s in zip(texts, seeds, strict=True)]
+        from shiftbench.progress import bar
+
+        pairs = bar(zip(texts, seeds, strict=True), len(texts), self.name,
+                    runner is not None and runner.show_progress)
+        return [self.perturb(text, random.Random(s)) for text, s in pairs]
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in sorted(self.params.items()))
