@@ -132,8 +132,8 @@ class Cache:
                 advice = (f"another process kept it busy for over {BUSY_SECONDS:g} s; let it "
                           "finish or pick another --cache-dir")
             elif "full" in text:
-                advice = ("the disk is full; the rows committed so far are kept: free some "
-                          "space and run again (it resumes), or pick another --cache-dir")
+                advice = ("the rows committed so far are kept: free some space and run "
+                          "again (it resumes), or pick another --cache-dir")
             elif "malformed" in text or "not a database" in text:
                 advice = ("the file is damaged; once no shiftbench run uses it, move it (and its "
                           "-wal and -shm files) aside, or pick another --cache-dir")
