@@ -112,14 +112,11 @@ class Cache:
                     db.execute("PRAGMA synchronous=NORMAL")
                 _create_tables(db)
                 return db
-            except sqlite3.OperationalError as exc:
+            except BaseException as exc:
                 db.close()
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise
-                time.sleep(random.uniform(0.01, 0.1))
-            except BaseException:
-                db.close()
-                raise
+            time.sleep(random.uniform(0.01, 0.1))
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -254,8 +251,10 @@ def _create_tables(db: sqlite3.Connection) -> None:
         raise
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+def _is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" (or "busy"): another connection holds the lock."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc)
+                                                          or "busy" in str(exc))
 
 
 # -- saved folders ---------------------------------------------------------------------------
