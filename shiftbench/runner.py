@@ -12,6 +12,7 @@ import contextlib
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -52,7 +53,8 @@ class Runner:
         self.batch_size = batch_size
         self.progress = progress
         self.stats: dict[str, float] = dict.fromkeys(
-            ("requested", "unique", "cache_hits", "computed", "batches", "oom_retries"), 0)
+            ("requested", "unique", "cache_hits", "cache_rejected", "computed", "batches",
+             "oom_retries"), 0)
         self.stats["seconds"] = 0.0
 
     # -- resolved settings (lazy, so a run that needs no torch never imports it) --------
@@ -147,14 +149,20 @@ class Runner:
         started = time.perf_counter()
         unique = list(dict.fromkeys(texts))
         keys = [text_key(text) for text in unique]
+        rejected = self.cache_.rejected
         rows = self.cache_.get_many(namespace, keys)
         self.stats["requested"] += len(texts)
         self.stats["unique"] += len(unique)
-        self.stats["cache_hits"] += len(rows)
         missing = [i for i, key in enumerate(keys) if key not in rows]
         if missing:
             self._compute(namespace, [unique[i] for i in missing], [keys[i] for i in missing],
                           fn, desc or namespace, rows)
+        stale = _other_width(rows, keys, [keys[i] for i in missing])
+        if stale:  # cached rows of another width than the model gives: recompute them
+            self._compute(namespace, [unique[i] for i in stale], [keys[i] for i in stale],
+                          fn, desc or namespace, rows)
+        self.stats["cache_hits"] += len(unique) - len(missing) - len(stale)
+        self.stats["cache_rejected"] += self.cache_.rejected - rejected + len(stale)
         self.stats["seconds"] += time.perf_counter() - started
         if not unique:
             return np.zeros((0, 0), dtype=np.float32)
@@ -197,6 +205,17 @@ class Runner:
                 self.stats["computed"] += len(batch)
                 self.stats["batches"] += 1
                 bar.update(len(batch))
+
+
+def _other_width(rows: dict[bytes, np.ndarray], keys: list[bytes],
+                 computed: list[bytes]) -> list[int]:
+    """Positions in ``keys`` of rows whose width is not the model's: the width of the rows
+    just computed, else the most common one (a cached row of a wrong length is stale)."""
+    widths = Counter(len(rows[key]) for key in keys)
+    if len(widths) < 2:
+        return []
+    width = len(rows[computed[0]]) if computed else widths.most_common(1)[0][0]
+    return [i for i, key in enumerate(keys) if len(rows[key]) != width]
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -113,3 +113,20 @@ def tiny_encoder_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="session")
 def tiny_classifier_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny("classifier", tokenizer_dir, tmp_path_factory.mktemp("tiny-classifier"))
+
+
+def resave(folder: Path, json_name: str, change) -> None:
+    """Re-save a saved folder after ``change(meta, arrays)``, with fresh checksums: a
+    hand-made folder that passes its checksums, to test the checks behind them."""
+    import json
+
+    import numpy as np
+
+    from shiftbench.cache import write_saved
+
+    meta = json.loads((folder / json_name).read_text(encoding="utf-8"))
+    del meta["format"], meta["checksum"]
+    with np.load(folder / "arrays.npz", allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    change(meta, arrays)
+    write_saved(folder, json_name, meta, arrays)

@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import resave
 from scipy import stats
 
 from shiftbench.detectors import (
@@ -271,8 +272,68 @@ def test_load_rejects_a_folder_that_is_not_a_saved_detector(tmp_path) -> None:
         load_detector(tmp_path)
     (tmp_path / "detector.json").write_text("{}", encoding="utf-8")
     np.savez(tmp_path / "arrays.npz", reference=np.zeros((3, 2)))
-    with pytest.raises(ShiftbenchError, match="not a shiftbench detector"):
+    with pytest.raises(ShiftbenchError, match="not a saved detector of format 2"):
         load_detector(tmp_path)
+
+
+def saved_mmd(folder) -> None:
+    rng = np.random.default_rng(11)
+    det = make_detector("mmd", n_permutations=20, backend="numpy").fit(rng.normal(size=(40, 3)))
+    det.calibrate(window=10, n_repeats=3)
+    det.save(folder)
+
+
+def edit_json(folder, change) -> None:
+    meta = json.loads((folder / "detector.json").read_text())
+    change(meta)
+    (folder / "detector.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.pop("n_reference"), "field 'n_reference' is missing"),
+    (lambda m: m.update(n_features_in="3"), "field 'n_features_in' must be integer"),
+    (lambda m: m.update(extra=1), "unknown field 'extra'"),
+    (lambda m: m["params"].update(alpha=0.5), "does not match its checksum"),
+    (lambda m: m["calibration"]["false_alarm"].update(value=0.0), "does not match its checksum"),
+])
+def test_an_edited_saved_detector_is_refused(tmp_path, change, message: str) -> None:
+    saved_mmd(tmp_path)
+    edit_json(tmp_path, change)
+    with pytest.raises(ShiftbenchError, match=message) as err:
+        load_detector(tmp_path)
+    assert str(tmp_path / "detector.json") in str(err.value)
+
+
+def test_edited_reference_rows_are_refused(tmp_path) -> None:
+    saved_mmd(tmp_path)
+    with np.load(tmp_path / "arrays.npz") as data:
+        reference = data["reference"]
+    np.savez(tmp_path / "arrays.npz", reference=reference[:30])  # rows cut
+    with pytest.raises(ShiftbenchError, match="array 'reference' does not match its checksum"):
+        load_detector(tmp_path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m, a: m["params"].update(kernel="rbf"), "field 'params': unknown parameter 'kernel'"),
+    (lambda m, a: m["params"].pop("seed"), "field 'params': parameter 'seed' is missing"),
+    (lambda m, a: m["params"].update(n_permutations="20"),
+     "parameter 'n_permutations' must be integer"),
+    (lambda m, a: m["params"].update(n_permutations=2.5),
+     "parameter 'n_permutations' must be integer"),
+    (lambda m, a: m["params"].update(bandwidth=True),
+     "parameter 'bandwidth' must be number or null"),
+    (lambda m, a: m["params"].update(alpha=2.0), "alpha must be in"),
+    (lambda m, a: m.update(detector="nope"), "unknown detector 'nope'"),
+    (lambda m, a: a.update(reference=a["reference"][:, :2]), "array 'reference' has shape"),
+    (lambda m, a: m.update(calibration={"method": "mmd"}), "field 'calibration' is malformed"),
+])
+def test_a_hand_made_saved_detector_is_checked_beyond_its_checksum(tmp_path, change,
+                                                                   message: str) -> None:
+    saved_mmd(tmp_path)
+    resave(tmp_path, "detector.json", change)
+    with pytest.raises(ShiftbenchError, match=message) as err:
+        load_detector(tmp_path)
+    assert str(err.value).startswith(str(tmp_path / "detector.json"))
 
 
 def test_params_clone_and_registry() -> None:

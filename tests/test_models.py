@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_tiny, make_labelled
+from conftest import build_tiny, make_labelled, resave
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models import adapter_params, load_model
@@ -174,6 +174,44 @@ def test_probe_head_is_reused_from_the_cache(tiny_encoder_dir: Path, train_split
                                   first.predict_proba(sentences, second_runner))
     EncoderProbe(str(tiny_encoder_dir), C=0.5).fit(train_split, runner(cache_dir=tmp_path))
     assert calls == [1.0, 0.5]  # other params: another head
+
+
+def swap_in_text(folder: Path) -> None:
+    """Swap the class names in head.json's text: its checksum no longer matches."""
+    path = folder / "head.json"
+    text = path.read_text().replace('"negative"', '"tmp"').replace('"positive"', '"negative"')
+    path.write_text(text.replace('"tmp"', '"positive"'))
+
+
+HEAD_CHANGES = {  # hand-made heads that pass their checksum: checked field by field
+    "swapped-classes": lambda m, a: m.update(classes=m["classes"][::-1]),
+    "no-classes": lambda m, a: m.pop("classes"),
+    "coef-columns": lambda m, a: a.update(coef=a["coef"][:, :5]),
+    "coef-rows": lambda m, a: a.update(coef=np.vstack([a["coef"]] * 2), intercept=np.zeros(2)),
+}
+
+
+@pytest.mark.parametrize("damage", [
+    swap_in_text,
+    *(lambda folder, change=change: resave(folder, "head.json", change)
+      for change in HEAD_CHANGES.values()),
+    lambda folder: (folder / "arrays.npz").write_bytes(b"damaged"),
+], ids=["swapped-classes-in-text", *HEAD_CHANGES, "damaged-arrays"])
+def test_probe_head_that_fails_a_check_is_refit(tiny_encoder_dir: Path, train_split: Split,
+                                                tmp_path: Path, sentences: list[str],
+                                                damage) -> None:
+    first = EncoderProbe(str(tiny_encoder_dir)).fit(train_split, runner(cache_dir=tmp_path))
+    want = first.predict_proba(sentences, runner(cache_dir=tmp_path))
+    (folder,) = (tmp_path / "models").iterdir()
+    damage(folder)
+    second_runner = runner(cache_dir=tmp_path)
+    second = EncoderProbe(str(tiny_encoder_dir)).fit(train_split, second_runner)
+    assert second_runner.stats["requested"] == len(train_split)  # refit: embedded the train split
+    assert second.classes_ == ["negative", "positive"]
+    np.testing.assert_allclose(second.predict_proba(sentences, second_runner), want, atol=1e-6)
+    third_runner = runner(cache_dir=tmp_path)  # the refit head was saved again, whole
+    EncoderProbe(str(tiny_encoder_dir)).fit(train_split, third_runner)
+    assert third_runner.stats["requested"] == 0
 
 
 def test_probe_fingerprint_and_untrained_errors(tiny_encoder_dir: Path, train_split: Split,

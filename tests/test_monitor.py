@@ -18,7 +18,7 @@ import pytest
 from conftest import make_labelled
 
 from shiftbench.cli import main
-from shiftbench.detectors import load_detector
+from shiftbench.detectors import Detector, load_detector
 from shiftbench.errors import ShiftbenchError
 from shiftbench.monitor.accuracy import atc, atc_threshold, confidence_scores, doc
 from shiftbench.monitor.oneshot import RULE, holm, verdict
@@ -198,6 +198,73 @@ def test_obvious_shift_exits_1_and_saves_calibrated_detectors(files, tmp_path, c
     assert saved.calibration_ is not None
     assert saved.calibration_.to_dict() == mmd["calibration"]
     assert saved.reference_.shape == (300, DIM)
+
+
+def test_a_second_check_reuses_the_saved_detectors(files, tmp_path, capsys,
+                                                  monkeypatch) -> None:
+    saved = tmp_path / "detectors"
+    reuse = ("--detectors-dir", str(saved), "--detector", "mmd")
+    assert check(files["reference"], files["shifted"], tmp_path / "first", *reuse) == 1
+    first = json.loads((tmp_path / "first" / "monitor.json").read_text())
+    assert [p.name for p in saved.iterdir()] == ["mmd"]
+    assert not (tmp_path / "first" / "detectors").exists()
+
+    def no_calibration(*args, **kwargs):
+        raise AssertionError("calibrated again")
+
+    monkeypatch.setattr(Detector, "calibrate", no_calibration)
+    capsys.readouterr()
+    assert check(files["reference"], files["shifted"], tmp_path / "second", *reuse) == 1
+    printed = capsys.readouterr().out
+    second = json.loads((tmp_path / "second" / "monitor.json").read_text())
+    for a, b in zip(first["detectors"], second["detectors"], strict=True):
+        assert (a["statistic"], a["p_value"], a["calibration"], a["saved"]) == (
+            b["statistic"], b["p_value"], b["calibration"], b["saved"])
+        assert not a["reused"] and b["reused"]
+    assert second["verdict"] == first["verdict"]
+    assert "detectors mmd reused from" in printed and f"detectors: {saved}" in printed
+    assert not any(key.endswith("_calibrate_s") for key in second["timings"])
+
+    # a detector asked for the first time is fitted and saved beside the reused ones
+    monkeypatch.undo()
+    assert check(files["reference"], files["shifted"], tmp_path / "third", *reuse,
+                 "--detector", "ks") == 1
+    third = json.loads((tmp_path / "third" / "monitor.json").read_text())
+    assert [r["reused"] for r in third["detectors"]] == [True, False]
+    assert (saved / "ks" / "detector.json").is_file()
+
+
+@pytest.mark.parametrize("reference, extra, message", [
+    ("other", [], "saved by a check with another reference (its rows differ)"),
+    ("reference", ["--alpha", "0.01"], "with other detector parameters"),
+    ("reference", ["--window", "60"], "with other calibration settings"),
+    ("reference", ["--calibrate-repeats", "0"], "with other calibration settings"),
+    ("reference", ["--seed", "1"], "with other detector parameters"),
+])
+def test_saved_detectors_are_refused_for_another_reference_or_settings(
+        files, tmp_path, capsys, reference, extra, message) -> None:
+    saved = tmp_path / "detectors"
+    assert check(files["reference"], files["same"], tmp_path / "first", "--detectors-dir",
+                 str(saved)) == 0
+    files["other"] = write_jsonl(tmp_path / "other.jsonl", vector_rows(300, seed=9))
+    capsys.readouterr()
+    assert check(files[reference], files["same"], tmp_path / "second", "--detectors-dir",
+                 str(saved), *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"shiftbench: error: {saved / 'mmd'}: ") and message in err
+    assert "\n" not in err and not (tmp_path / "second" / "monitor.json").exists()
+
+
+def test_a_damaged_saved_detector_is_refused(files, tmp_path, capsys) -> None:
+    saved = tmp_path / "detectors"
+    assert check(files["reference"], files["same"], tmp_path / "first", "--detectors-dir",
+                 str(saved)) == 0
+    np.savez(saved / "ks" / "arrays.npz", reference=np.zeros((150, DIM)))
+    capsys.readouterr()
+    assert check(files["reference"], files["same"], tmp_path / "second", "--detectors-dir",
+                 str(saved)) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(saved / "ks" / "arrays.npz") in err and "does not match its checksum" in err
 
 
 def bad_rows(kind: str) -> list[dict]:

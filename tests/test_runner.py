@@ -201,24 +201,3 @@ def test_cuda_request_without_gpu_is_a_clear_error() -> None:
     assert Runner().device_ == "cpu"
     with pytest.raises(ShiftbenchError, match="no CUDA GPU"):
         _ = Runner(device="cuda").device_
-
-
-def test_a_damaged_cache_file_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "vectors.sqlite").write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ShiftbenchError, match="vectors.sqlite"):
-        Cache(tmp_path)
-
-
-def test_heads_round_trip_without_pickle(tmp_path: Path) -> None:
-    cache = Cache(tmp_path)
-    coef = np.arange(6, dtype=np.float64).reshape(2, 3)
-    cache.save_arrays("head", {"coef": coef}, {"classes": ["a", "b"]})
-    arrays, meta = cache.load_arrays("head")
-    np.testing.assert_array_equal(arrays["coef"], coef)
-    assert meta == {"classes": ["a", "b"]}
-    assert cache.load_arrays("absent") is None
-    assert Cache(None).load_arrays("head") is None
-    # an object array would need pickle to load: it is treated as absent, never unpickled
-    np.savez(tmp_path / "models" / "evil.npz", x=np.array([{"a": 1}], dtype=object))
-    (tmp_path / "models" / "evil.json").write_text("{}")
-    assert cache.load_arrays("evil") is None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import resave
 
 from shiftbench.detectors import make_detector
 from shiftbench.errors import ShiftbenchError
@@ -160,6 +161,73 @@ def test_a_saved_detector_is_reused_only_for_the_same_reference(tmp_path: Path,
         fitted_online(reference[:500], OnlineMMD(ert=50, window=20, backend="numpy"), tmp_path)
     with pytest.raises(AssertionError, match="simulated again"):  # other ERT: refit
         fitted_online(reference, OnlineMMD(ert=60, window=20, backend="numpy"), tmp_path)
+
+
+def saved_online(folder: Path) -> Path:
+    detector(n=200).save(folder)
+    return folder
+
+
+def edit_null(change):
+    def edit(folder: Path) -> None:
+        with np.load(folder / "arrays.npz") as data:
+            arrays = {name: data[name] for name in data.files}
+        arrays["null"] = change(arrays["null"])
+        np.savez(folder / "arrays.npz", **arrays)
+    return edit
+
+
+def edit_json(change):
+    def edit(folder: Path) -> None:
+        meta = json.loads((folder / "online.json").read_text())
+        change(meta)
+        (folder / "online.json").write_text(json.dumps(meta))
+    return edit
+
+
+@pytest.mark.parametrize("damage, message", [
+    (edit_null(np.zeros_like), "array 'null' does not match its checksum"),
+    (edit_null(lambda null: null[:100]), "array 'null' does not match its checksum"),
+    (edit_json(lambda m: m.update(threshold=0.0)), "online.json: the content does not match"),
+    (edit_json(lambda m: m.pop("bandwidth")), "field 'bandwidth' is missing"),
+    (edit_json(lambda m: m.update(k="50")), "field 'k' must be integer"),
+    (edit_json(lambda m: m.update(spare=1)), "unknown field 'spare'"),
+])
+def test_a_damaged_saved_online_detector_is_refused(tmp_path: Path, damage,
+                                                    message: str) -> None:
+    damage(saved_online(tmp_path))
+    with pytest.raises(ShiftbenchError, match=message) as err:
+        load_online(tmp_path)
+    assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m, a: m["params"].update(windows=20), "field 'params': unknown parameter 'windows'"),
+    (lambda m, a: m["params"].pop("ert"), "parameter 'ert' is missing"),
+    (lambda m, a: m["params"].update(window="20"), "parameter 'window' must be integer"),
+    (lambda m, a: m["params"].update(window=1), "window must be at least 2"),
+    (lambda m, a: a.update(null=a["null"][:100]), "array 'null' must hold the 2499"),
+    (lambda m, a: a.update(null=a["null"][::-1].copy()), "in increasing order"),
+    (lambda m, a: a.update(null=np.zeros_like(a["null"])), "'threshold', 'k' and 'alpha'"),
+    (lambda m, a: a.update(center=a["center"][:3]), "n_features_in = 6 columns"),
+    (lambda m, a: a.update(comparison=a["comparison"][:, :3]), "n_features_in = 6 columns"),
+    (lambda m, a: m.update(bandwidth=0.0), "field 'bandwidth' must be > 0"),
+    (lambda m, a: m.update(detector="mmd"), "field 'detector' is 'mmd'"),
+])
+def test_a_hand_made_online_detector_is_checked_beyond_its_checksum(tmp_path: Path, change,
+                                                                    message: str) -> None:
+    resave(saved_online(tmp_path), "online.json", change)
+    with pytest.raises(ShiftbenchError, match=message) as err:
+        load_online(tmp_path)
+    assert str(err.value).startswith(str(tmp_path / "online.json"))
+
+
+def test_a_stream_refuses_its_damaged_detector_folder(tmp_path: Path) -> None:
+    reference = np.random.default_rng(0).normal(size=(200, DIM))
+    fitted_online(reference, OnlineMMD(ert=50, window=20, backend="numpy"), tmp_path)
+    edit_null(np.zeros_like)(tmp_path)
+    with pytest.raises(ShiftbenchError, match=f"'null'.*remove {tmp_path} to fit"):
+        fitted_online(reference, OnlineMMD(ert=50, window=20, backend="numpy"), tmp_path)
 
 
 @pytest.mark.parametrize("params, rows, message", [

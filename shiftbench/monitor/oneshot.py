@@ -7,7 +7,11 @@ false-alarm rate on random halves of the reference and its power against positiv
 controls (the reference texts under shiftbench's own shifts, row-aligned, so each
 control window is the null window shifted); estimate the current accuracy without labels
 (ATC, DoC) when a model and reference labels are given. Fitted, calibrated detectors are
-saved beside the report, ready to be loaded by :func:`shiftbench.detectors.load_detector`.
+saved beside the report (or in ``detectors_dir``), ready to be loaded by
+:func:`shiftbench.detectors.load_detector`, each with what it was fitted for: a digest of
+the reference rows it tests, the embedder or model, the calibration settings. A later
+check given the same ``detectors_dir`` reuses them instead of fitting and calibrating
+again, and refuses them when any of that (or a detector parameter) differs.
 
 The verdict (the exit code) is stated once, in ``RULE``: only detectors that are tests
 (they give a p-value) and whose measured false-alarm rate is not flagged decide, and
@@ -73,6 +77,7 @@ class CheckOptions:
     seed: int = 0
     progress: bool | None = None
     evidently_report: bool = False
+    detectors_dir: Path | None = None
 
 
 @dataclass
@@ -181,6 +186,11 @@ def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str
     return detectors
 
 
+def control_label(name: str, severity: int) -> str:
+    """How a positive control is named in results, e.g. ``keyboard@2``."""
+    return f"{name}@{severity}"
+
+
 def parse_control(spec: str) -> tuple[str, int]:
     """``NAME[:SEVERITY]`` (severity 1-5, default 2) -> (registry name, severity)."""
     from shiftbench.registry import SHIFTS
@@ -225,6 +235,32 @@ def check_sizes(detectors: dict[str, Detector], n_reference: int, n_current: int
             if have < need:
                 raise ShiftbenchError(f"detector {name!r} needs at least {need} rows; {what} "
                                       f"{have}")
+
+
+REUSE_DIFFERENCES = {"detector": "another detector", "params": "other detector parameters",
+                     "reference": "another reference (its rows differ)",
+                     "inputs": "another embedder or model",
+                     "calibration": "other calibration settings"}
+
+
+def reuse_detector(folder: Path, detector: Detector, context: dict[str, Any]) -> Detector:
+    """The detector an earlier check saved in ``folder``, fitted and calibrated; refused
+    with a one-line error naming what differs unless it is ``detector`` (same parameters)
+    fitted for the same ``context`` (reference digest, inputs, calibration settings)."""
+    from shiftbench.detectors import load_detector
+
+    saved = load_detector(folder)
+    found = json.loads(json.dumps({"detector": saved.name, "params": saved.get_params(),
+                                   **(saved.context_ or {})}))
+    wanted = json.loads(json.dumps({"detector": detector.name, "params": detector.get_params(),
+                                    **context}))
+    for key, value in wanted.items():
+        if found.get(key) != value:
+            values = "" if key == "reference" else (f" ({json.dumps(found.get(key))[:80]} "
+                                                    f"saved, {json.dumps(value)[:80]} now)")
+            raise ShiftbenchError(f"{folder}: saved by a check with {REUSE_DIFFERENCES[key]}"
+                                  f"{values}; give another --detectors-dir")
+    return saved
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -429,11 +465,17 @@ class _Check:
             raise ShiftbenchError(f"{current.path}: embeddings have "
                                   f"{cur_in.embeddings.shape[1]} dimensions, the reference's "
                                   f"have {ref_in.embeddings.shape[1]}")
+        labels = [control_label(*control) for control in controls] if window is not None else []
+        to_fit = [det for name, det in detectors.items() if not self.reusable(name)]
         positives: dict[str, Inputs] = {}
-        if window is not None:
-            on_proba = any(d.input == "probabilities" for d in detectors.values())
+        if window is not None and to_fit:
+            on_proba = any(d.input == "probabilities" for d in to_fit)
             positives = self.controls(controls, ref_split, on_proba)
-        records = [self.run_detector(name, det, ref_in, cur_in, positives, window)
+        if len(to_fit) < len(detectors):
+            self.notes.append(f"detectors {', '.join(n for n in detectors if self.reusable(n))} "
+                              f"reused from {opts.detectors_dir}: fitted and calibrated by an "
+                              "earlier check of the same reference, inputs and settings")
+        records = [self.run_detector(name, det, ref_in, cur_in, positives, window, labels)
                    for name, det in detectors.items()]
         decision = verdict(records, opts.alpha)
         if opts.evidently_report:
@@ -448,8 +490,7 @@ class _Check:
         with self.phases.phase("accuracy_s"):
             accuracy = accuracy_estimates(self.model, ref_split, current.split,
                                           ref_in.probabilities, cur_in.probabilities, opts.seed)
-        embeddings = (self.embedder.describe() if self.embedder is not None else
-                      {"source": f"column {opts.embedding_column!r} of the input files"})
+        embeddings = self.describe_embeddings()
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": "monitor-check",
@@ -461,7 +502,7 @@ class _Check:
             "model": self._describe_model(),
             "settings": {"alpha": opts.alpha, "seed": opts.seed, "window": window,
                          "calibrate_repeats": opts.calibrate_repeats,
-                         "controls": list(positives), "detectors": list(detectors)},
+                         "controls": labels, "detectors": list(detectors)},
             "verdict": decision,
             "detectors": records,
             "accuracy": accuracy,
@@ -490,16 +531,42 @@ class _Check:
 
         out = {}
         for name, severity in controls:
-            label = f"{name}@{severity}"
+            label = control_label(name, severity)
             with self.phases.phase("controls_s", label):
                 shift = SHIFTS.load(name)(severity=severity)
                 shifted = apply_shift(shift, reference, self.options.seed, label, self.runner)
                 out[label] = self.inputs(shifted, None, f"control {label}", proba)
         return out
 
+    def saved_folder(self, name: str) -> Path:
+        return (self.options.detectors_dir or self.out_dir / "detectors") / name
+
+    def reusable(self, name: str) -> bool:
+        """Whether detector ``name`` is loaded from ``detectors_dir`` instead of fitted."""
+        return self.options.detectors_dir is not None and self.saved_folder(name).exists()
+
+    def describe_embeddings(self) -> dict[str, Any]:
+        if self.embedder is not None:
+            return self.embedder.describe()
+        return {"source": f"column {self.options.embedding_column!r} of the input files"}
+
+    def fitted_for(self, det: Detector, rows: np.ndarray, window: int | None,
+                   labels: list[str]) -> dict[str, Any]:
+        """What a saved detector was fitted and calibrated for; reuse needs all of it."""
+        from shiftbench.detectors import reference_digest
+
+        inputs = ({"model": self.model.fingerprint()} if det.input == "probabilities"
+                  and self.model is not None else self.describe_embeddings())
+        repeats = self.options.calibrate_repeats if window is not None else 0
+        return {"reference": reference_digest(rows), "inputs": inputs,
+                "calibration": {"window": window, "repeats": repeats, "controls": labels,
+                                "seed": self.options.seed}}
+
     def run_detector(self, name: str, det: Detector, ref: Inputs, cur: Inputs,
-                     positives: dict[str, Inputs], window: int | None) -> dict[str, Any]:
-        """Fit, test, calibrate and save one detector; its JSON record."""
+                     positives: dict[str, Inputs], window: int | None,
+                     labels: list[str]) -> dict[str, Any]:
+        """Fit, test, calibrate and save one detector (or load it, fitted and calibrated,
+        from ``detectors_dir``); its JSON record."""
         use_proba = det.input == "probabilities"
 
         def pick(x: Inputs) -> np.ndarray:
@@ -507,18 +574,26 @@ class _Check:
             assert data is not None  # build_detectors wants a model for probability detectors
             return data
 
-        calibration = None
+        folder = self.saved_folder(name)
+        context = self.fitted_for(det, pick(ref), window, labels)
+        reused = self.reusable(name)
         with self.phases.phase(f"detector_{name}_s"):
-            result = det.fit(pick(ref)).test(pick(cur))
-            if window is not None:
-                calibration = det.calibrate(window, {k: pick(v) for k, v in positives.items()},
-                                            self.options.calibrate_repeats, self.options.seed)
-        folder = det.save(self.out_dir / "detectors" / name)
+            if reused:
+                det = reuse_detector(folder, det, context)
+                result = det.test(pick(cur))
+            else:
+                result = det.fit(pick(ref)).test(pick(cur))
+                if window is not None:
+                    det.calibrate(window, {k: pick(v) for k, v in positives.items()},
+                                  self.options.calibrate_repeats, self.options.seed)
+        if not reused:
+            det.save(folder, context)
+        calibration = det.calibration_
         return {**result.to_dict(), "detector": name,
                 "input": "model probabilities" if use_proba else "embeddings",
                 "params": det.get_params(),
                 "calibration": calibration.to_dict() if calibration is not None else None,
-                "saved": str(folder)}
+                "saved": str(folder), "reused": reused}
 
     def _describe_model(self) -> dict[str, Any] | None:
         if self.model is None:

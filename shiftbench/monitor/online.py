@@ -40,32 +40,32 @@ overlapping window one row at a time and needs a threshold per time step; tumbli
 windows trade some delay for this simpler, checkable construction.
 
 Saved as a folder: ``online.json`` (parameters, threshold, bandwidth, reference digest)
-and ``arrays.npz`` (comparison set, centre, the B simulated statistics), read back with
-``allow_pickle=False``.
+and ``arrays.npz`` (comparison set, centre, the B simulated statistics), in the
+checksummed saved-folder format of :mod:`shiftbench.cache`: loading checks every field,
+parameter, shape and checksum, and refuses a folder that fails (a zeroed or cut array of
+simulated statistics would silently move the threshold).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shiftbench.detectors import DriftResult, Params, check_matrix, resolve_backend
+from shiftbench.detectors import (
+    DriftResult,
+    Params,
+    check_matrix,
+    reference_digest,
+    resolve_backend,
+)
 from shiftbench.detectors.mmd import kernel_sums, label_patterns, median_distance, mmd2_unbiased
 from shiftbench.errors import ShiftbenchError
 
-FORMAT = 1
 TAIL = 50  # simulated statistics above the threshold, by default
 _PATTERN_BYTES = 64 << 20  # label patterns per batch of simulations
-
-
-def reference_digest(reference: np.ndarray) -> str:
-    """sha256 of the reference as float64 bytes: says whether a saved detector fits it."""
-    arr = np.ascontiguousarray(reference, dtype=np.float64)
-    return hashlib.sha256(str(arr.shape).encode() + arr.tobytes()).hexdigest()
 
 
 class OnlineMMD(Params):
@@ -214,7 +214,7 @@ class OnlineMMD(Params):
 
         if not hasattr(self, "null_"):
             raise ShiftbenchError("online mmd: only a fitted detector can be saved")
-        meta = {"format": FORMAT, "detector": self.name, "params": self.get_params(),
+        meta = {"detector": self.name, "params": self.get_params(),
                 "bandwidth": self.bandwidth_, "offset": self.offset_,
                 "comparison_sum": self.comparison_sum_,
                 "threshold": self.threshold_, "k": self.k_,
@@ -225,17 +225,30 @@ class OnlineMMD(Params):
                             "null": self.null_})
 
 
+SAVED_FIELDS = {"detector": str, "params": dict, "bandwidth": float, "offset": float,
+                "comparison_sum": float, "threshold": float, "k": int, "alpha": float,
+                "n_features_in": int, "reference_digest": str}
+SAVED_ARRAYS = {"comparison": 2, "center": 1, "null": 1}
+
+
 def load_online(directory: str | Path) -> OnlineMMD:
-    """An :class:`OnlineMMD` saved by ``save``, with its simulated threshold (no refit)."""
+    """An :class:`OnlineMMD` saved by ``save``, with its simulated threshold (no refit); a
+    folder that fails a check (field, parameter, shape, checksum) is refused."""
     from shiftbench.cache import read_saved
 
     folder = Path(directory)
-    meta, arrays = read_saved(folder, "online.json", ("comparison", "center", "null"),
-                              "online detector")
-    if meta.get("format") != FORMAT or meta.get("detector") != OnlineMMD.name:
-        raise ShiftbenchError(f"{folder / 'online.json'}: not a shiftbench online detector of "
-                              f"format {FORMAT}")
-    detector = OnlineMMD(**meta["params"])
+    where = folder / "online.json"
+    meta, arrays = read_saved(folder, "online.json", "online detector", SAVED_FIELDS,
+                              SAVED_ARRAYS)
+    try:
+        if meta["detector"] != OnlineMMD.name:
+            raise ShiftbenchError(f"field 'detector' is {meta['detector']!r}, not "
+                                  f"{OnlineMMD.name!r}")
+        detector = OnlineMMD(**OnlineMMD.check_params(meta["params"], "field 'params'"))
+        _check_saved_shapes(detector, meta, arrays)
+        detector.validate(len(arrays["comparison"]) + detector.window)
+    except ShiftbenchError as exc:
+        raise ShiftbenchError(f"{where}: {exc}") from None
     detector.backend_, detector.device_ = resolve_backend(detector.backend, detector.device)
     detector.comparison_ = arrays["comparison"]
     detector.center_ = arrays["center"]
@@ -243,7 +256,26 @@ def load_online(directory: str | Path) -> OnlineMMD:
     detector.bandwidth_ = float(meta["bandwidth"])
     detector.offset_ = float(meta["offset"])
     detector.comparison_sum_ = float(meta["comparison_sum"])
-    detector.n_features_in_ = int(meta["n_features_in"])
+    detector.n_features_in_ = meta["n_features_in"]
     detector.reference_digest_ = meta["reference_digest"]
     detector._set_threshold()
+    if (detector.threshold_, detector.k_, detector.alpha_) != (meta["threshold"], meta["k"],
+                                                                meta["alpha"]):
+        raise ShiftbenchError(f"{where}: fields 'threshold', 'k' and 'alpha' do not match the "
+                              "simulated statistics in array 'null'")
     return detector
+
+
+def _check_saved_shapes(detector: OnlineMMD, meta: dict[str, Any],
+                        arrays: dict[str, np.ndarray]) -> None:
+    """The saved arrays agree with the saved fields and parameters."""
+    d = meta["n_features_in"]
+    comparison, center, null = arrays["comparison"], arrays["center"], arrays["null"]
+    if comparison.shape[1] != d or center.shape != (d,):
+        raise ShiftbenchError(f"arrays 'comparison' {comparison.shape} and 'center' "
+                              f"{center.shape} must have n_features_in = {d} columns")
+    if len(null) != detector.simulations or np.any(np.diff(null) < 0):
+        raise ShiftbenchError(f"array 'null' must hold the {detector.simulations} simulated "
+                              f"statistics in increasing order; it has {len(null)}")
+    if not meta["bandwidth"] > 0:
+        raise ShiftbenchError(f"field 'bandwidth' must be > 0, got {meta['bandwidth']}")

@@ -434,11 +434,16 @@ def fitted_online(reference: np.ndarray, detector: OnlineMMD,
                   directory: Path | None = None) -> OnlineMMD:
     """``detector`` fitted on ``reference``, or the one saved in ``directory`` when it has
     the same parameters and was fitted on the same reference (saving the simulation);
-    a fresh fit is saved there."""
-    from shiftbench.monitor.online import load_online, reference_digest
+    a fresh fit is saved there. A saved detector that fails its checks is refused."""
+    from shiftbench.detectors import reference_digest
+    from shiftbench.monitor.online import load_online
 
     if directory is not None and (directory / "online.json").is_file():
-        saved = load_online(directory)
+        try:
+            saved = load_online(directory)
+        except ShiftbenchError as exc:
+            raise ShiftbenchError(f"{exc}; remove {directory} to fit the detector again") \
+                from None
         if saved.get_params() == detector.get_params() \
                 and saved.reference_digest_ == reference_digest(reference):
             return saved
