@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from shiftbench import __version__
 from shiftbench.config import DetectorSpec, Domain, Perturbation, Suite, load_suite
 from shiftbench.data import check_train_overlap, read_source, select, to_split
+from shiftbench.device import PRECISIONS, resolve_cache_dir
 from shiftbench.errors import ShiftbenchError
 from shiftbench.labels import class_indices
 from shiftbench.paths import check_writable, inside, safe_component
@@ -59,8 +60,7 @@ class RunOptions:
     movement: bool = True  # measure how far each shift moved the text (MiniLM + chrF)
 
     def resolved_cache_dir(self) -> Path:
-        env = os.environ.get("SHIFTBENCH_CACHE_DIR")
-        return self.cache_dir or (Path(env) if env else self.reports_dir / ".cache")
+        return resolve_cache_dir(self.cache_dir, self.reports_dir)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -72,7 +72,7 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
     parser.add_argument("--cache-dir", type=Path,
                         help="prediction/embedding cache (default: <reports-dir>/.cache)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-movement", action="store_true",

@@ -9,7 +9,6 @@ finished batch is committed to the cache at once, so an interrupted run resumes.
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 import time
 from collections import Counter
@@ -21,12 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from shiftbench.cache import Cache, text_key
+from shiftbench.device import resolve_device, resolve_precision, torch_dtype
 from shiftbench.errors import ShiftbenchError
 
 if TYPE_CHECKING:
     import torch
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class BatchFn(Protocol):
@@ -61,43 +59,17 @@ class Runner:
 
     @cached_property
     def device_(self) -> str:
-        """The device used: cpu or cuda[:N]; auto picks CUDA when torch sees a GPU."""
-        if self.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
-            raise ShiftbenchError(f"device {self.device!r}: use auto, cpu, cuda or cuda:N")
-        if self.device == "cpu":
-            return "cpu"
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda" if self.device == "auto" else self.device
-        if self.device == "auto":
-            return "cpu"
-        raise ShiftbenchError(f"device {self.device!r}: torch sees no CUDA GPU on this machine")
+        """The device used (see :func:`~shiftbench.device.resolve_device`)."""
+        return resolve_device(self.device)
 
     @cached_property
     def precision_(self) -> str:
-        """fp32, bf16 or fp16; auto is bf16 on CUDA when supported, fp16 on older
-        CUDA GPUs, fp32 on CPU (half precision on CPU is slower, not faster)."""
-        if self.precision not in PRECISIONS:
-            raise ShiftbenchError(f"precision {self.precision!r}: use {', '.join(PRECISIONS)}")
-        on_cuda = self.device_.startswith("cuda")
-        if self.precision == "auto":
-            if not on_cuda:
-                return "fp32"
-            import torch
-
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        if self.precision != "fp32" and not on_cuda:
-            raise ShiftbenchError(f"precision {self.precision}: needs a CUDA device; "
-                                  f"device is {self.device_}")
-        return self.precision
+        """The precision used (see :func:`~shiftbench.device.resolve_precision`)."""
+        return resolve_precision(self.precision, self.device_)
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        import torch
-
-        return {"fp32": torch.float32, "bf16": torch.bfloat16,
-                "fp16": torch.float16}[self.precision_]
+        return torch_dtype(self.precision_)
 
     @property
     def show_progress(self) -> bool:

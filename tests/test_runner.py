@@ -201,3 +201,14 @@ def test_cuda_request_without_gpu_is_a_clear_error() -> None:
     assert Runner().device_ == "cpu"
     with pytest.raises(ShiftbenchError, match="no CUDA GPU"):
         _ = Runner(device="cuda").device_
+
+
+def test_cache_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from shiftbench.device import resolve_cache_dir
+
+    monkeypatch.delenv("SHIFTBENCH_CACHE_DIR", raising=False)
+    assert resolve_cache_dir(None) == Path("reports/.cache")
+    assert resolve_cache_dir(None, tmp_path) == tmp_path / ".cache"
+    monkeypatch.setenv("SHIFTBENCH_CACHE_DIR", str(tmp_path / "env"))
+    assert resolve_cache_dir(None, tmp_path) == tmp_path / "env"
+    assert resolve_cache_dir(tmp_path / "flag", tmp_path) == tmp_path / "flag"

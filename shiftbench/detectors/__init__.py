@@ -103,9 +103,9 @@ def resolve_backend(backend: str, device: str) -> tuple[str, str]:
         raise ShiftbenchError(f"backend {backend!r}: use {', '.join(BACKENDS)}")
     if backend == "numpy":
         return "numpy", "cpu"
-    from shiftbench.runner import Runner
+    from shiftbench.device import resolve_device
 
-    resolved = Runner(device=device).device_
+    resolved = resolve_device(device)
     if backend == "auto" and not resolved.startswith("cuda"):
         return "numpy", "cpu"
     return "torch", resolved

@@ -113,10 +113,10 @@ def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
 def cmd_monitor_check(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from shiftbench.device import resolve_cache_dir
     from shiftbench.monitor.oneshot import DEFAULT_DETECTORS, CheckOptions, run_check
     from shiftbench.monitor.report import summary_text, write_monitor
     from shiftbench.paths import check_writable
-    from shiftbench.pipeline import RunOptions
 
     if args.batch_size <= 0:
         raise ShiftbenchError("--batch-size must be a positive number")
@@ -126,7 +126,7 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
         detectors=tuple(args.detectors or DEFAULT_DETECTORS), alpha=args.alpha,
         window=args.window, calibrate_repeats=args.calibrate_repeats,
         controls=tuple(args.controls) if args.controls else None,
-        cache_dir=RunOptions(cache_dir=args.cache_dir).resolved_cache_dir(),
+        cache_dir=resolve_cache_dir(args.cache_dir),
         device=args.device, batch_size=args.batch_size, seed=args.seed,
         progress=False if args.no_progress else None, evidently_report=args.evidently_report,
         detectors_dir=args.detectors_dir,
@@ -142,10 +142,10 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor_stream(args: argparse.Namespace) -> int:
+    from shiftbench.device import resolve_cache_dir
     from shiftbench.monitor.embed import text_embedder
     from shiftbench.monitor.stream import read_texts, run_stream
     from shiftbench.paths import inside, safe_component
-    from shiftbench.pipeline import RunOptions
     from shiftbench.runner import Runner
 
     if args.batch_size <= 0:
@@ -154,7 +154,7 @@ def cmd_monitor_stream(args: argparse.Namespace) -> int:
                           "--name" if args.name else "stream name (SOURCE's file name; set --name)")
     store_dir = Path(args.store).parent if "://" not in args.store else Path("reports/monitor")
     detector_dir = inside(store_dir, name, "detector")
-    runner = Runner(cache_dir=RunOptions(cache_dir=args.cache_dir).resolved_cache_dir(),
+    runner = Runner(cache_dir=resolve_cache_dir(args.cache_dir),
                     device=args.device, batch_size=args.batch_size,
                     progress=False if args.no_progress else None)
     embedder = text_embedder(encoder=args.encoder)
