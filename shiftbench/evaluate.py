@@ -18,8 +18,7 @@ import numpy as np
 from shiftbench import metrics as M
 from shiftbench.errors import ShiftbenchError
 from shiftbench.labels import class_indices
-from shiftbench.shifts import example_seed
-from shiftbench.split import Split
+from shiftbench.split import Split, example_seed
 
 if TYPE_CHECKING:
     import pandas as pd

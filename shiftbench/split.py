@@ -1,4 +1,5 @@
-"""Split: the unit every job works on (ids, texts, labels, where it came from)."""
+"""Split: the unit every job works on (ids, texts, labels, where it came from), and the
+hashes that make sampling and per-example randomness the same in every process."""
 
 from __future__ import annotations
 
@@ -8,10 +9,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 
+def _hash64(*parts: object) -> int:
+    """A 64-bit number from the parts, the same in every process (unlike ``hash()``)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
 def unit_hash(*parts: object) -> float:
     """A number in [0, 1) from the parts, the same in every process."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return _hash64(*parts) / 2**64
+
+
+def example_seed(seed: int, key: str, example_id: str) -> int:
+    """A 63-bit seed for one example of one job (a shift's key, an evaluation's purpose),
+    the same in every process: randomness never depends on order, batches or process."""
+    return _hash64(seed, key, example_id) >> 1
 
 
 def sample_indices(ids: Sequence[str], seed: int, limit: int) -> list[int]:

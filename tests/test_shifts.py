@@ -315,3 +315,15 @@ def test_rate_override_replaces_the_table_and_the_key(sample: Split) -> None:
     mild = apply_shift(plain, sample, seed=0).texts
     hard = apply_shift(strong, sample, seed=0).texts
     assert mean(map(change, texts, hard)) > 2 * mean(map(change, texts, mild))
+
+
+def test_example_seed_is_the_sha256_of_seed_key_and_id() -> None:
+    """Per-example seeds live beside the split hashing and never changed value: the top
+    63 bits of sha256("seed\\x1fkey\\x1fid"), as every saved run was made with."""
+    import hashlib
+
+    from shiftbench.split import example_seed, unit_hash
+
+    digest = hashlib.sha256(b"7\x1fkeyboard@2:{}\x1fid-3").digest()
+    assert example_seed(7, "keyboard@2:{}", "id-3") == int.from_bytes(digest[:8], "big") >> 1
+    assert unit_hash(7, "keyboard@2:{}", "id-3") == int.from_bytes(digest[:8], "big") / 2**64

@@ -29,7 +29,7 @@ from shiftbench.gate.resample import (
     unpaired_draws,
 )
 from shiftbench.gate.runs import Run, SplitData, check_comparable
-from shiftbench.shifts import example_seed
+from shiftbench.split import example_seed
 
 
 @dataclass(frozen=True)

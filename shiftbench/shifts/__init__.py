@@ -6,23 +6,16 @@ example id), so a perturbed text never depends on batch order, batch size or pro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.split import Split
+from shiftbench.split import Split, example_seed
 
 if TYPE_CHECKING:
     from shiftbench.runner import Runner
-
-
-def example_seed(seed: int, shift_key: str, example_id: str) -> int:
-    """A 63-bit seed that is the same in every process (unlike ``hash()``)."""
-    digest = hashlib.sha256(f"{seed}\x1f{shift_key}\x1f{example_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 class Shift:
