@@ -339,7 +339,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
 def text_encoder(runner: Runner) -> Callable[[list[str]], np.ndarray]:
     """MiniLM embeddings through the runner's cache (hits when the model under test is the
     default probe): what movement and drift tests measure texts with."""
-    from shiftbench.monitor.embed import text_embedder
+    from shiftbench.models.embed import text_embedder
 
     embedder = text_embedder()
     return lambda texts: embedder(texts, runner)

@@ -350,7 +350,7 @@ def test_monitor_help_imports_nothing_heavy() -> None:
 
 
 def test_text_embedder_goes_through_the_cache(tiny_encoder_dir, tmp_path) -> None:
-    from shiftbench.monitor.embed import text_embedder
+    from shiftbench.models.embed import text_embedder
     from shiftbench.runner import Runner
 
     texts, _ = make_labelled(12, seed=5)

@@ -1,7 +1,5 @@
 """Drift monitoring: has current traffic moved away from a reference, and does it hurt?
 
-- :mod:`~shiftbench.monitor.embed`: texts -> vectors (the model's own or an encoder's),
-  through the runner's cache;
 - :mod:`~shiftbench.monitor.oneshot`: ``shiftbench monitor check``, a reference file
   against a current file, with calibrated detectors and an exit code;
 - :mod:`~shiftbench.monitor.accuracy`: label-free estimates of current accuracy (ATC, DoC);

@@ -143,7 +143,7 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
 
 def cmd_monitor_stream(args: argparse.Namespace) -> int:
     from shiftbench.device import resolve_cache_dir
-    from shiftbench.monitor.embed import text_embedder
+    from shiftbench.models.embed import text_embedder
     from shiftbench.monitor.stream import read_texts, run_stream
     from shiftbench.paths import inside, safe_component
     from shiftbench.runner import Runner

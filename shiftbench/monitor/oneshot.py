@@ -41,7 +41,7 @@ from shiftbench.progress import Phases
 if TYPE_CHECKING:
     from shiftbench.detectors import Detector
     from shiftbench.models import ModelAdapter
-    from shiftbench.monitor.embed import TextEmbedder
+    from shiftbench.models.embed import TextEmbedder
     from shiftbench.runner import Runner
     from shiftbench.split import Split
 
@@ -436,7 +436,7 @@ class _Check:
     def run(self, reference: Sample, current: Sample, detectors: dict[str, Detector],
             controls: list[tuple[str, int]]) -> dict[str, Any]:
         from shiftbench import __version__
-        from shiftbench.monitor.embed import text_embedder
+        from shiftbench.models.embed import text_embedder
 
         opts = self.options
         ref_split, ref_vectors = reference.split, reference.vectors

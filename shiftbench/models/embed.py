@@ -1,4 +1,5 @@
-"""Texts -> vectors for drift detection: the model's own representation or an encoder.
+"""Texts -> vectors for drift tests and text movement: the model's own representation or
+an encoder.
 
 Every path goes through a model adapter's ``embed`` and so through the runner's cache
 (the HF adapters and the encoder probe cache per text; scikit-learn's transform is
