@@ -370,7 +370,7 @@ def test_hf_batch_size_and_order_do_not_change_outputs(tiny_marian: Path) -> Non
 
 def test_hf_shift_is_cached_and_loads_no_weights_when_warm(
         tiny_marian: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shiftbench.models.encoder import Backbone
+    from shiftbench.backbone import Backbone
 
     params = {"engine": "hf", "forward": str(tiny_marian), "backward": str(tiny_marian),
               "pivot": "xx", "batch_size": 4}

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shiftbench.backbone import Backbone, mean_pool
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models import ClassNames, Count, ModelAdapter, digest
-from shiftbench.models.encoder import Backbone, mean_pool
 
 if TYPE_CHECKING:
     import torch

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shiftbench.backbone import Backbone, mean_pool
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models import (
     Count,
@@ -26,7 +27,6 @@ from shiftbench.models import (
     digest,
     train_subset,
 )
-from shiftbench.models.encoder import Backbone, mean_pool
 
 if TYPE_CHECKING:
     import torch

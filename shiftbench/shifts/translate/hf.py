@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shiftbench.backbone import Backbone
 from shiftbench.errors import ShiftbenchError
-from shiftbench.models.encoder import Backbone
 from shiftbench.shifts.translate.engines import SEGMENTER, Engine, by_sentences
 
 if TYPE_CHECKING:

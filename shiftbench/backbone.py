@@ -1,4 +1,5 @@
-"""Hugging Face plumbing shared by the classifier and the probe.
+"""Hugging Face plumbing shared by the model adapters (classifier, probe) and the HF
+translation engine: below both, so a shift never imports a model adapter.
 
 :class:`Backbone` finds a model directory (local, or a hub snapshot for users with
 network), hashes its files for the fingerprint, loads tokenizer and model lazily, and
