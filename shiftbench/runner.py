@@ -1,9 +1,12 @@
-"""Runner: the one batched inference pass every job goes through.
+"""Runner: the one batched pass every computation over texts goes through (predictions,
+embeddings, translations).
 
 Follows lm-evaluation-harness: identical texts are computed once, texts already in the
 on-disk cache are not computed at all, the rest go to the model longest first (short
 batches pad little, and an out-of-memory error shows up on the first batch), and each
-finished batch is committed to the cache at once, so an interrupted run resumes.
+finished batch is committed to the cache at once, so an interrupted run resumes. What is
+computed per text is a :class:`Codec`'s business: float rows (:data:`ROWS`) or texts
+(:data:`TEXTS`), each in its own cache table; the loop is the same.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -27,8 +32,13 @@ if TYPE_CHECKING:
     import torch
 
 
+V = TypeVar("V")  # one stored value: a float row, a text
+R = TypeVar("R")  # what map returns for all the texts
+
+
 class BatchFn(Protocol):
-    """What :meth:`Runner.map` calls: a batch of items -> one float row per item.
+    """What :meth:`Runner.map` calls: a batch of items -> one output per item (a 2-D array
+    of float rows, or a list of texts: whatever the map's codec stores).
 
     Items are the texts themselves, unless the function also has
     ``encode(texts) -> list[item]`` (e.g. token ids): then the runner encodes each
@@ -36,7 +46,100 @@ class BatchFn(Protocol):
     and passes the encoded items.
     """
 
-    def __call__(self, batch: list[Any]) -> np.ndarray: ...
+    def __call__(self, batch: list[Any]) -> Any: ...
+
+
+class Codec(ABC, Generic[V, R]):
+    """What :meth:`Runner.map` stores per text: the cache table it reads and writes, the
+    check of a batch function's output, and what the map returns for all texts."""
+
+    @abstractmethod
+    def get(self, cache: Cache, namespace: str, keys: Sequence[bytes]) -> dict[bytes, V]:
+        """The valid values cached for ``keys`` (missing or damaged ones are absent)."""
+
+    @abstractmethod
+    def put(self, cache: Cache, namespace: str, keys: Sequence[bytes],
+            values: Sequence[V]) -> None:
+        """Store one value per key, committed on return."""
+
+    @abstractmethod
+    def check(self, out: Any, n: int, desc: str) -> Sequence[V]:
+        """A batch function's output for ``n`` items as ``n`` values; else a ValueError."""
+
+    @abstractmethod
+    def join(self, values: list[V]) -> R:
+        """The values of all texts, in the caller's order, as the map returns them."""
+
+    def stale(self, found: Mapping[bytes, V], keys: Sequence[bytes],
+              fresh: Sequence[bytes]) -> list[int]:
+        """Positions in ``keys`` of cached values that do not fit the ``fresh`` ones."""
+        return []
+
+
+class FloatRows(Codec[np.ndarray, np.ndarray]):
+    """One float32 row per text (probabilities, embeddings); the map returns a
+    (len(texts), d) array, or (0, 0) for no texts."""
+
+    def get(self, cache: Cache, namespace: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        return cache.get_many(namespace, keys)
+
+    def put(self, cache: Cache, namespace: str, keys: Sequence[bytes],
+            values: Sequence[np.ndarray]) -> None:
+        cache.put_many(namespace, keys, np.asarray(values))
+
+    def check(self, out: Any, n: int, desc: str) -> np.ndarray:
+        rows = np.asarray(out, dtype=np.float32)
+        if rows.ndim != 2 or len(rows) != n:
+            raise ValueError(f"{desc}: batch function returned shape {rows.shape} for {n} "
+                             f"items; expected ({n}, d)")
+        return rows
+
+    def join(self, values: list[np.ndarray]) -> np.ndarray:
+        return np.stack(values) if values else np.zeros((0, 0), dtype=np.float32)
+
+    def stale(self, found: Mapping[bytes, np.ndarray], keys: Sequence[bytes],
+              fresh: Sequence[bytes]) -> list[int]:
+        """Rows whose width is not the model's: the width of the rows just computed, else
+        the most common one (a cached row of a wrong length is stale)."""
+        widths = Counter(len(found[key]) for key in keys)
+        if len(widths) < 2:
+            return []
+        width = len(found[fresh[0]]) if fresh else widths.most_common(1)[0][0]
+        return [i for i, key in enumerate(keys) if len(found[key]) != width]
+
+
+class Texts(Codec[str, list[str]]):
+    """One text per text (translations, generations); the map returns a list of texts."""
+
+    def get(self, cache: Cache, namespace: str, keys: Sequence[bytes]) -> dict[bytes, str]:
+        return cache.get_texts(namespace, keys)
+
+    def put(self, cache: Cache, namespace: str, keys: Sequence[bytes],
+            values: Sequence[str]) -> None:
+        cache.put_texts(namespace, keys, values)
+
+    def check(self, out: Any, n: int, desc: str) -> list[str]:
+        texts = list(out)
+        if len(texts) != n or not all(isinstance(text, str) for text in texts):
+            raise ValueError(f"{desc}: batch function returned {len(texts)} values for {n} "
+                             f"items; expected {n} texts")
+        return texts
+
+    def join(self, values: list[str]) -> list[str]:
+        return values
+
+
+ROWS, TEXTS = FloatRows(), Texts()
+
+
+def new_stats() -> dict[str, float]:
+    """Zeroed counts of :meth:`Runner.map` calls: texts requested, distinct, served by the
+    cache, cached but rejected (damaged or stale), computed, batches, out-of-memory
+    retries; seconds in the calls and in the batch functions."""
+    stats: dict[str, float] = dict.fromkeys(
+        ("requested", "unique", "cache_hits", "cache_rejected", "computed", "batches",
+         "oom_retries"), 0)
+    return {**stats, "seconds": 0.0, "compute_seconds": 0.0}
 
 
 class Runner:
@@ -50,10 +153,7 @@ class Runner:
         self.precision = precision
         self.batch_size = batch_size
         self.progress = progress
-        self.stats: dict[str, float] = dict.fromkeys(
-            ("requested", "unique", "cache_hits", "cache_rejected", "computed", "batches",
-             "oom_retries"), 0)
-        self.stats["seconds"] = 0.0
+        self.stats = new_stats()
 
     # -- resolved settings (lazy, so a run that needs no torch never imports it) --------
 
@@ -111,83 +211,86 @@ class Runner:
 
     # -- the batched pass -------------------------------------------------------------------
 
-    def map(self, namespace: str, texts: Sequence[str], fn: BatchFn, desc: str = "") -> np.ndarray:
-        """One float32 row per text, in the caller's order, computing only what the cache lacks.
+    def map(self, namespace: str, texts: Sequence[str], fn: BatchFn, desc: str = "", *,
+            codec: Codec[Any, R] = ROWS, batch_size: int | None = None,
+            stats: dict[str, float] | None = None) -> R:
+        """One value per text, in the caller's order, computing only what the cache lacks.
 
         ``namespace`` names the model and the output (e.g. ``"<fingerprint>/proba"``):
-        rows are cached under (namespace, text). Returns shape (len(texts), d), or (0, 0)
-        for no texts.
+        values are cached under (namespace, text). ``codec`` says what a value is: float
+        rows (:data:`ROWS`, the default) or texts (:data:`TEXTS`). ``batch_size`` overrides
+        the runner's; ``stats`` receives this call's counts (default: :attr:`stats`).
         """
         started = time.perf_counter()
+        job = _Job(self, namespace, fn, desc or namespace, codec,
+                   max(1, batch_size or self.batch_size), self.stats if stats is None else stats)
         unique = list(dict.fromkeys(texts))
         keys = [text_key(text) for text in unique]
         rejected = self.cache_.rejected
-        rows = self.cache_.get_many(namespace, keys)
-        self.stats["requested"] += len(texts)
-        self.stats["unique"] += len(unique)
-        missing = [i for i, key in enumerate(keys) if key not in rows]
-        if missing:
-            self._compute(namespace, [unique[i] for i in missing], [keys[i] for i in missing],
-                          fn, desc or namespace, rows)
-        stale = _other_width(rows, keys, [keys[i] for i in missing])
-        if stale:  # cached rows of another width than the model gives: recompute them
-            self._compute(namespace, [unique[i] for i in stale], [keys[i] for i in stale],
-                          fn, desc or namespace, rows)
-        self.stats["cache_hits"] += len(unique) - len(missing) - len(stale)
-        self.stats["cache_rejected"] += self.cache_.rejected - rejected + len(stale)
-        self.stats["seconds"] += time.perf_counter() - started
-        if not unique:
-            return np.zeros((0, 0), dtype=np.float32)
-        table = np.stack([rows[key] for key in keys])
-        position = {text: i for i, text in enumerate(unique)}
-        return table[[position[text] for text in texts]]
+        job.found = codec.get(self.cache_, namespace, keys)
+        job.stats["requested"] += len(texts)
+        job.stats["unique"] += len(unique)
+        missing = [i for i, key in enumerate(keys) if key not in job.found]
+        job.compute([unique[i] for i in missing], [keys[i] for i in missing])
+        stale = codec.stale(job.found, keys, [keys[i] for i in missing])
+        job.compute([unique[i] for i in stale], [keys[i] for i in stale])  # recompute them
+        job.stats["cache_hits"] += len(unique) - len(missing) - len(stale)
+        job.stats["cache_rejected"] += self.cache_.rejected - rejected + len(stale)
+        job.stats["seconds"] += time.perf_counter() - started
+        key_of = dict(zip(unique, keys, strict=True))
+        return codec.join([job.found[key_of[text]] for text in texts])
 
-    def _compute(self, namespace: str, texts: list[str], keys: list[bytes], fn: BatchFn,
-                 desc: str, rows: dict[bytes, np.ndarray]) -> None:
+
+@dataclass
+class _Job:
+    """One :meth:`Runner.map` call: what it computes, how, and where results and counts go."""
+
+    runner: Runner
+    namespace: str
+    fn: BatchFn
+    desc: str
+    codec: Codec[Any, Any]
+    batch_size: int
+    stats: dict[str, float]
+    found: dict[bytes, Any] = field(default_factory=dict)
+
+    def compute(self, texts: list[str], keys: list[bytes]) -> None:
         """Run ``fn`` longest first; commit each batch; halve the batch on CUDA OOM."""
+        if not texts:
+            return
         from tqdm import tqdm
 
-        encode = getattr(fn, "encode", None)
+        encode = getattr(self.fn, "encode", None)
         items = encode(texts) if encode is not None else texts
         order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
-        size, done = max(1, self.batch_size), 0
-        with tqdm(total=len(order), desc=desc, unit="text", disable=not self.show_progress,
-                  delay=2) as bar:
+        size, done = self.batch_size, 0
+        with tqdm(total=len(order), desc=self.desc, unit="text",
+                  disable=not self.runner.show_progress, delay=2) as bar:
             while done < len(order):
                 batch = order[done:done + size]
+                began = time.perf_counter()
                 try:
-                    out = np.asarray(fn([items[i] for i in batch]), dtype=np.float32)
+                    out = self.fn([items[i] for i in batch])
                 except Exception as exc:
                     if not _is_oom(exc):
                         raise
                     if size == 1:
-                        raise ShiftbenchError(f"{desc}: out of GPU memory with batch size 1; "
-                                              "lower max_length or use --device cpu") from exc
+                        raise ShiftbenchError(f"{self.desc}: out of GPU memory with batch size "
+                                              "1; lower max_length or use --device cpu") from exc
                     size //= 2
                     self.stats["oom_retries"] += 1
                     _free_cuda_cache()
                     continue
-                if out.ndim != 2 or len(out) != len(batch):
-                    raise ValueError(f"{desc}: batch function returned shape {out.shape} "
-                                     f"for {len(batch)} items; expected ({len(batch)}, d)")
+                finally:
+                    self.stats["compute_seconds"] += time.perf_counter() - began
+                values = self.codec.check(out, len(batch), self.desc)
                 batch_keys = [keys[i] for i in batch]
-                self.cache_.put_many(namespace, batch_keys, out)
-                rows.update(zip(batch_keys, out, strict=True))
+                self.codec.put(self.runner.cache_, self.namespace, batch_keys, values)
+                self.found.update(zip(batch_keys, values, strict=True))
                 done += len(batch)
                 self.stats["computed"] += len(batch)
                 self.stats["batches"] += 1
                 bar.update(len(batch))
-
-
-def _other_width(rows: dict[bytes, np.ndarray], keys: list[bytes],
-                 computed: list[bytes]) -> list[int]:
-    """Positions in ``keys`` of rows whose width is not the model's: the width of the rows
-    just computed, else the most common one (a cached row of a wrong length is stale)."""
-    widths = Counter(len(rows[key]) for key in keys)
-    if len(widths) < 2:
-        return []
-    width = len(rows[computed[0]]) if computed else widths.most_common(1)[0][0]
-    return [i for i, key in enumerate(keys) if len(rows[key]) != width]
 
 
 def _is_oom(exc: BaseException) -> bool:

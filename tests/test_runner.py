@@ -12,7 +12,7 @@ import pytest
 
 from shiftbench.cache import Cache, text_key
 from shiftbench.errors import ShiftbenchError
-from shiftbench.runner import Runner
+from shiftbench.runner import TEXTS, Runner, new_stats
 
 
 def features(text: str) -> list[float]:
@@ -181,6 +181,53 @@ def test_a_bad_batch_function_is_caught() -> None:
 def test_quiet_without_progress(capsys: pytest.CaptureFixture[str], sentences: list[str]) -> None:
     Runner(progress=False).map("ns", sentences, Recorder())
     assert capsys.readouterr().err == ""
+
+
+class Upper(Recorder):
+    """A batch function whose output is a text per text: what translation gives."""
+
+    def __call__(self, batch: list[str]) -> list[str]:
+        super().__call__(batch)
+        return [text.upper() for text in batch]
+
+
+def test_texts_go_through_the_same_pass(tmp_path: Path, sentences: list[str]) -> None:
+    """Dedup, longest first, OOM halving, per-batch commit and resume: the loop that makes
+    float rows makes texts too, stored in the cache's text table."""
+    crashing = Upper(fail_after=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Runner(cache_dir=tmp_path, batch_size=5, progress=False).map(
+            "ns", sentences, crashing, codec=TEXTS)
+    assert len(crashing.seen) == 10
+    fn = Upper(max_batch=4)
+    stats = new_stats()
+    runner = Runner(cache_dir=tmp_path, batch_size=16, progress=False)
+    out = runner.map("ns", sentences, fn, codec=TEXTS, stats=stats)
+    assert out == [text.upper() for text in sentences]
+    assert sorted(fn.seen) == sorted(set(sentences) - set(crashing.seen))
+    lengths = [len(t) for t in fn.seen]
+    assert lengths == sorted(lengths, reverse=True) and max(map(len, fn.batches)) == 4
+    assert (stats["cache_hits"], stats["computed"], stats["oom_retries"]) == (10, 40, 2)
+    assert stats["compute_seconds"] > 0
+    assert runner.stats == new_stats()  # the counts went where they were asked to
+    assert Cache(tmp_path).count("ns") == 0  # texts never land in the vectors table
+    again = Upper()
+    cached = Runner(cache_dir=tmp_path, progress=False).map("ns", sentences, again, codec=TEXTS)
+    assert cached == out and again.batches == []
+    assert Runner(progress=False).map("ns", [], again, codec=TEXTS) == []
+
+
+def test_a_bad_text_batch_function_is_caught() -> None:
+    with pytest.raises(ValueError, match="expected 2 texts"):
+        Runner(progress=False).map("ns", ["a", "b"], lambda batch: ["A"], codec=TEXTS)
+    with pytest.raises(ValueError, match="expected 2 texts"):
+        Runner(progress=False).map("ns", ["a", "b"], lambda batch: [1.0, 2.0], codec=TEXTS)
+
+
+def test_batch_size_per_call(sentences: list[str]) -> None:
+    fn = Recorder()
+    Runner(batch_size=64, progress=False).map("ns", sentences, fn, batch_size=7)
+    assert max(len(b) for b in fn.batches) == 7
 
 
 def test_device_and_precision_resolution() -> None:

@@ -355,9 +355,9 @@ def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_hf_batch_size_and_order_do_not_change_outputs(tiny_marian: Path) -> None:
     texts = REVIEWS[:8]
-    runner = Runner(device="cpu", progress=False)
 
-    def engine(batch_size: int) -> HFTranslate:
+    def engine(batch_size: int) -> HFTranslate:  # a runner of its own: nothing cached
+        runner = Runner(device="cpu", progress=False)
         return HFTranslate(str(tiny_marian), str(tiny_marian), "xx", runner, batch_size)
 
     batched = engine(64).translate(texts, "en", "xx")
@@ -366,6 +366,37 @@ def test_hf_batch_size_and_order_do_not_change_outputs(tiny_marian: Path) -> Non
     single = engine(1)
     one_by_one = [single.translate([t], "en", "xx")[0] for t in texts]
     assert one_by_one == batched
+
+
+def test_hf_sentences_go_through_the_runner(tiny_marian: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of GPU memory halves the sentence batch (the runner's loop, not a copy of it),
+    and a sentence translated once is served from the cache in any later text."""
+    import torch
+
+    from shiftbench.shifts.translate.hf import GreedyTranslation
+
+    texts = REVIEWS[:6]
+    want = HFTranslate(str(tiny_marian), str(tiny_marian), "xx",
+                       Runner(device="cpu", progress=False)).translate(texts, "en", "xx")
+    original = GreedyTranslation.__call__
+    sizes: list[int] = []
+
+    def small_memory(self, batch):
+        if len(batch) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        sizes.append(len(batch))
+        return original(self, batch)
+
+    monkeypatch.setattr(GreedyTranslation, "__call__", small_memory)
+    runner = Runner(device="cpu", progress=False)
+    engine = HFTranslate(str(tiny_marian), str(tiny_marian), "xx", runner, batch_size=8)
+    assert engine.translate(texts, "en", "xx") == want
+    assert runner.stats["oom_retries"] == 2 and max(sizes) == 2  # 8 -> 4 -> 2
+    sizes.clear()
+    joined = " ".join(texts[:2])  # a new text made of sentences already translated
+    assert engine.translate([joined], "en", "xx") == [" ".join(want[:2])]
+    assert sizes == []
 
 
 def test_hf_shift_is_cached_and_loads_no_weights_when_warm(

@@ -20,8 +20,9 @@ Other parameters: ``batch_size`` (texts per engine call and per cache commit; de
 per engine: 32, apertium 256; for hf also the sentences per generate batch) and
 ``max_length`` (hf: tokens kept of each sentence, default 256).
 
-The pass is batched and cached, direction by direction: every distinct text of the
-split is looked up in the run's cache (namespace: engine fingerprint + direction, key:
+The pass goes through the runner's batched pass (:meth:`~shiftbench.runner.Runner.map`
+with texts), direction by direction: every distinct text of the split is looked up in
+the run's cache (namespace: engine fingerprint + direction, key:
 sha256 of the source text), only the missing ones are translated, longest first, and
 each batch is committed at once, so a re-run translates nothing and an interrupted run
 resumes. Translation is deterministic, so the per-example seeds are not used. Blank
@@ -79,11 +80,11 @@ class BackTranslate(Shift):
 
     def transform(self, texts: Sequence[str], seeds: Sequence[int],
                   runner: Runner | None = None) -> list[str]:
-        from shiftbench.runner import Runner
+        from shiftbench.runner import Runner, new_stats
 
         runner = runner if runner is not None else Runner()
         started = time.perf_counter()
-        tally = {"translated": 0, "cache_hits": 0, "translate_seconds": 0.0}
+        tally = new_stats()
         engines: dict[str, Engine] = {}
         current = list(texts)
         for engine_name, pivot in self.hops:
@@ -94,12 +95,14 @@ class BackTranslate(Shift):
                                      tally)
         out = [new if new.strip() else old for old, new in zip(texts, current, strict=True)]
         same = sum(a.split() == b.split() for a, b in zip(texts, out, strict=True))
-        seconds = tally["translate_seconds"]
+        seconds = tally["compute_seconds"]
         self.stats_ = {
             "hops": [f"{engine}:{pivot}" for engine, pivot in self.hops],
-            **tally,
+            "translated": tally["computed"],
+            "cache_hits": tally["cache_hits"],
+            "translate_seconds": seconds,
             "seconds": time.perf_counter() - started,
-            "texts_per_second": tally["translated"] / seconds if seconds > 0 else None,
+            "texts_per_second": tally["computed"] / seconds if seconds > 0 else None,
             "identical": same / len(out) if out else None,
         }
         return out
@@ -107,36 +110,17 @@ class BackTranslate(Shift):
     # -- one direction ---------------------------------------------------------------------
 
     def _pass(self, engine: Engine, source: str, target: str, texts: list[str],
-              runner: Runner, tally: dict[str, Any]) -> list[str]:
-        """``texts`` translated source -> target: each distinct text once, cache first."""
-        from tqdm import tqdm
-
-        from shiftbench.cache import text_key
+              runner: Runner, tally: dict[str, float]) -> list[str]:
+        """``texts`` translated source -> target through the runner (each distinct text
+        once, cache first); blank texts stay as they are."""
+        from shiftbench.runner import TEXTS
 
         namespace = f"backtranslate/{engine.fingerprint(source, target)}/{source}-{target}"
-        unique = list(dict.fromkeys(text for text in texts if text.strip()))
-        keys = [text_key(text) for text in unique]
-        found = runner.cache_.get_texts(namespace, keys)
-        missing = sorted((i for i, key in enumerate(keys) if key not in found),
-                         key=lambda i: len(unique[i]), reverse=True)
-        tally["cache_hits"] += len(unique) - len(missing)
-        size = self.params.get("batch_size", engine.batch_size)
-        with tqdm(total=len(missing), desc=f"{self.name} {engine.name} {source}->{target}",
-                  unit="text", disable=not runner.show_progress, delay=2) as bar:
-            for start in range(0, len(missing), size):
-                batch = missing[start:start + size]
-                began = time.perf_counter()
-                out = engine.translate([unique[i] for i in batch], source, target)
-                tally["translate_seconds"] += time.perf_counter() - began
-                if len(out) != len(batch):
-                    raise ValueError(f"engine {engine.name!r} returned {len(out)} texts "
-                                     f"for {len(batch)}")
-                batch_keys = [keys[i] for i in batch]
-                runner.cache_.put_texts(namespace, batch_keys, out)
-                found.update(zip(batch_keys, out, strict=True))
-                tally["translated"] += len(batch)
-                bar.update(len(batch))
-        translated = {text: found[key] for text, key in zip(unique, keys, strict=True)}
+        nonblank = [text for text in texts if text.strip()]
+        out = runner.map(namespace, nonblank, lambda batch: engine.translate(batch, source, target),
+                         f"{self.name} {engine.name} {source}->{target}", codec=TEXTS,
+                         batch_size=self.params.get("batch_size", engine.batch_size), stats=tally)
+        translated = dict(zip(nonblank, out, strict=True))
         return [translated.get(text, text) for text in texts]
 
     # -- parameters --------------------------------------------------------------------------

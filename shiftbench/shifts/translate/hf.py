@@ -4,8 +4,10 @@
 model directory or a hub id (fetched only if the user has network). Models load on
 first use, on the runner's device and precision, and run under its inference context.
 Decoding is greedy (one beam, no sampling), so a text's translation depends only on the
-model files: it is cached by their hash. Sentences are batched by token length (less
-padding) and a batch that runs out of CUDA memory is retried in halves.
+model files: it is cached by their hash. Sentences go through the runner's batched pass
+too (:meth:`~shiftbench.runner.Runner.map` with texts): each distinct sentence once,
+cached, batched by token length (less padding), a batch that runs out of CUDA memory
+retried in halves.
 
 A sentence's translation may run to ``1.5 * its tokens + 10`` new tokens (and never past
 ``max_length``). generate() takes one bound per batch, so the batch runs to its longest
@@ -61,43 +63,39 @@ class HFTranslate(Engine):
         return f"{self.name}/{model.files_hash[:16]}/max{model.max_length}/{SEGMENTER}"
 
     def translate(self, texts: list[str], source: str, target: str) -> list[str]:
+        from shiftbench.runner import TEXTS
+
         model = self._model(source, target)
-        return by_sentences(texts, lambda units: self._generate(model, units))
+        namespace = f"{self.fingerprint(source, target)}/{source}-{target}/sentences"
+        fn = GreedyTranslation(model, self.runner)
+        return by_sentences(texts, lambda units: self.runner.map(
+            namespace, units, fn, f"{self.name} {source}->{target} sentences", codec=TEXTS,
+            batch_size=self.sentences_per_batch))
 
     def _model(self, source: str, target: str) -> Backbone:
         if (source, target) not in self.models:
             raise ShiftbenchError(f"engine 'hf': no model for {source} -> {target}")
         return self.models[(source, target)]
 
-    def _generate(self, model: Backbone, units: list[str]) -> list[str]:
-        """Greedy translations of ``units``, longest first, halving the batch on CUDA OOM."""
-        import torch
 
-        ids = model.tokenizer(units, truncation=True, max_length=model.max_length_)["input_ids"]
-        order = sorted(range(len(units)), key=lambda i: len(ids[i]), reverse=True)
-        batches = model.batch_fn(self.runner, lambda net, inputs: _greedy(net, inputs, model))
-        out = [""] * len(units)
-        size, done = max(1, self.sentences_per_batch), 0
-        while done < len(order):
-            batch = order[done:done + size]
-            try:
-                tokens = batches([ids[i] for i in batch]).astype(np.int64)
-            except torch.cuda.OutOfMemoryError:
-                if size == 1:
-                    raise ShiftbenchError(f"{model.directory}: out of GPU memory with one "
-                                          "sentence; lower max_length or use --device cpu"
-                                          ) from None
-                size //= 2
-                torch.cuda.empty_cache()
-                continue
-            # row = decoder start token + new tokens: keep bound - 1 of them (see above)
-            rows = [row[:_bound(len(ids[i]), model.max_length_)]
-                    for i, row in zip(batch, tokens, strict=True)]
-            decoded = model.tokenizer.batch_decode(rows, skip_special_tokens=True)
-            for i, text in zip(batch, decoded, strict=True):
-                out[i] = text.strip()
-            done += len(batch)
-        return out
+class GreedyTranslation:
+    """The runner's batch function of one direction: token ids in, greedy translations out
+    (the model loads only when a batch needs it)."""
+
+    def __init__(self, model: Backbone, runner: Runner) -> None:
+        self.model = model
+        self.tokens = model.batch_fn(runner, lambda net, inputs: _greedy(net, inputs, model))
+
+    def encode(self, units: list[str]) -> list[list[int]]:
+        return self.tokens.encode(units)
+
+    def __call__(self, batch: list[list[int]]) -> list[str]:
+        tokens = self.tokens(batch).astype(np.int64)
+        # row = decoder start token + new tokens: keep bound - 1 of them (see above)
+        rows = [row[:_bound(len(ids), self.model.max_length_)]
+                for ids, row in zip(batch, tokens, strict=True)]
+        decoded = self.model.tokenizer.batch_decode(rows, skip_special_tokens=True)
+        return [text.strip() for text in decoded]
 
 
 def _greedy(net: Any, inputs: dict[str, Any], model: Backbone) -> Any:
