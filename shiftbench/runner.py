@@ -17,7 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -222,12 +222,12 @@ class Runner:
         the runner's; ``stats`` receives this call's counts (default: :attr:`stats`).
         """
         started = time.perf_counter()
-        job = _Job(self, namespace, fn, desc or namespace, codec,
-                   max(1, batch_size or self.batch_size), self.stats if stats is None else stats)
         unique = list(dict.fromkeys(texts))
         keys = [text_key(text) for text in unique]
         rejected = self.cache_.rejected
-        job.found = codec.get(self.cache_, namespace, keys)
+        job = _Job(self, namespace, fn, desc or namespace, codec,
+                   max(1, batch_size or self.batch_size), self.stats if stats is None else stats,
+                   codec.get(self.cache_, namespace, keys))
         job.stats["requested"] += len(texts)
         job.stats["unique"] += len(unique)
         missing = [i for i, key in enumerate(keys) if key not in job.found]
@@ -252,10 +252,11 @@ class _Job:
     codec: Codec[Any, Any]
     batch_size: int
     stats: dict[str, float]
-    found: dict[bytes, Any] = field(default_factory=dict)
+    found: dict[bytes, Any]  # key -> value, cached or computed
 
     def compute(self, texts: list[str], keys: list[bytes]) -> None:
-        """Run ``fn`` longest first; commit each batch; halve the batch on CUDA OOM."""
+        """Run ``fn`` on ``texts`` longest first; commit each batch (and add it to
+        ``found``); halve the batch on CUDA OOM."""
         if not texts:
             return
         from tqdm import tqdm

@@ -22,10 +22,9 @@ per engine: 32, apertium 256; for hf also the sentences per generate batch) and
 
 The pass goes through the runner's batched pass (:meth:`~shiftbench.runner.Runner.map`
 with texts), direction by direction: every distinct text of the split is looked up in
-the run's cache (namespace: engine fingerprint + direction, key:
-sha256 of the source text), only the missing ones are translated, longest first, and
-each batch is committed at once, so a re-run translates nothing and an interrupted run
-resumes. Translation is deterministic, so the per-example seeds are not used. Blank
+the run's cache (namespace: engine fingerprint + direction, key: sha256 of the source
+text), only the missing ones are translated, longest first, and each batch is committed
+at once, so a re-run translates nothing and an interrupted run resumes. Translation is deterministic, so the per-example seeds are not used. Blank
 texts stay as they are, and so does a text whose translation comes back empty.
 
 After :meth:`BackTranslate.transform`, ``stats_`` holds: ``hops``; ``translated`` (texts
