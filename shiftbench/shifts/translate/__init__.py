@@ -24,8 +24,9 @@ The pass goes through the runner's batched pass (:meth:`~shiftbench.runner.Runne
 with texts), direction by direction: every distinct text of the split is looked up in
 the run's cache (namespace: engine fingerprint + direction, key: sha256 of the source
 text), only the missing ones are translated, longest first, and each batch is committed
-at once, so a re-run translates nothing and an interrupted run resumes. Translation is deterministic, so the per-example seeds are not used. Blank
-texts stay as they are, and so does a text whose translation comes back empty.
+at once, so a re-run translates nothing and an interrupted run resumes. Translation is
+deterministic, so the per-example seeds are not used. Blank texts stay as they are, and
+so does a text whose translation comes back empty.
 
 After :meth:`BackTranslate.transform`, ``stats_`` holds: ``hops``; ``translated`` (texts
 sent to an engine, counted once per direction); ``cache_hits`` (likewise);
