@@ -36,6 +36,7 @@ translated); ``identical`` (share of outputs equal to their input up to whitespa
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -71,6 +72,10 @@ class BackTranslate(Shift):
                 self._fail(f"{key} must be a string, got {params[key]!r}")
         self.chain = self._parse_chain()
         self._check_models()
+
+    def perturb(self, text: str, rng: random.Random) -> str:
+        """One text's round trips (through :meth:`transform`; translation ignores ``rng``)."""
+        return self.transform([text], [0])[0]
 
     @property
     def hops(self) -> list[tuple[str, str]]:
