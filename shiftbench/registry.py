@@ -17,8 +17,6 @@ from typing import Any
 
 from shiftbench.errors import ShiftbenchError, did_you_mean
 
-REGISTRIES: list[Registry] = []
-
 
 def _resolve(target: str, what: str) -> Any:
     """The object a "module:attr" string names; a one-line error when it cannot be loaded."""
@@ -42,7 +40,6 @@ class Registry:
         self.group = group
         self.base = base
         self._targets = dict(builtins)
-        REGISTRIES.append(self)
 
     def register(self, name: str, target: str) -> None:
         self._targets[name] = target
@@ -145,3 +142,7 @@ GATE_RULES = Registry("gate rule", "shiftbench.gate_rules", "shiftbench.gate.pol
     "flip_rate": "shiftbench.gate.policy:FlipRate",
     "drift": "shiftbench.gate.policy:Drift",
 })
+
+REGISTRIES = tuple(value for value in list(globals().values()) if isinstance(value, Registry))
+"""Every registry above, in order: what ``shiftbench ls`` lists and the conformance tests
+cover."""
