@@ -49,9 +49,9 @@ class Registry:
         return sorted(self._targets)
 
     def target(self, name: str) -> str:
-        if name not in self.names():
-            raise ShiftbenchError(f"unknown {self.kind} {name!r}"
-                                  + did_you_mean(name, self.names()))
+        known = self.names()
+        if name not in known:
+            raise ShiftbenchError(f"unknown {self.kind} {name!r}" + did_you_mean(name, known))
         return self._targets[name]
 
     def load(self, name: str) -> Any:
