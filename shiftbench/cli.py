@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="re-render summary.md and report.html of a run")
     report.add_argument("run_dir", type=Path)
 
-    ls = commands.add_parser("ls", help="list shifts, model adapters and suites")
+    ls = commands.add_parser("ls", help="list every kind of component (shifts, model adapters, "
+                                        "detectors, ...) and the suites")
     ls.add_argument("--suites-dir", type=Path, default=Path("suites"))
 
     add_monitor_parser(commands)
@@ -67,10 +68,10 @@ def first_paragraph(text: str | None) -> str:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from shiftbench.pipeline import load_valid_suite
-    from shiftbench.registry import MODELS, SHIFTS
+    from shiftbench.registry import REGISTRIES
 
-    for title, registry in (("shifts", SHIFTS), ("model adapters", MODELS)):
-        print(f"{title}:")
+    for registry in REGISTRIES:
+        print(f"{registry.kind}s:")
         for name in registry.names():
             print(f"  {name:<16} {first_paragraph(registry.load(name).__doc__)}")
     print(f"suites ({args.suites_dir}):")

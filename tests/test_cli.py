@@ -152,12 +152,22 @@ def test_bad_input_is_one_line_and_exit_2(tiny_suite: Path, tiny_classifier_dir:
     assert not (tiny_suite.parent / "reports" / "tiny").exists()
 
 
-def test_ls_lists_shifts_adapters_and_suites(capsys) -> None:
+def test_ls_lists_every_kind_and_the_suites(capsys) -> None:
+    from shiftbench.registry import REGISTRIES
+
     assert main(["ls", "--suites-dir", str(Path(__file__).parents[1] / "suites")]) == 0
-    out = capsys.readouterr().out
-    for name in ("keyboard", "spelling", "word_delete", "probe", "hf", "sklearn",
-                 "quickstart.yaml", "amazon-domains.yaml"):
-        assert name in out
+    lines = capsys.readouterr().out.splitlines()
+    assert {f"{kind}s:" for kind in ("shift", "model adapter", "detector", "online detector",
+                                     "translation engine", "data source", "metric",
+                                     "gate rule")} <= set(lines)
+    for registry in REGISTRIES:
+        listed = lines[lines.index(f"{registry.kind}s:") + 1:]
+        for name, line in zip(registry.names(), listed, strict=False):
+            assert line.split()[0] == name and len(line.split()) > 1  # with its description
+    assert any(line.endswith("(paired by id for perturbations, unpaired for other domains).")
+               for line in lines)  # whole, on one line
+    assert any("quickstart.yaml" in line for line in lines)
+    assert any("amazon-domains.yaml" in line for line in lines)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ls"]])

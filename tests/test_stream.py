@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 from conftest import resave
 
-from shiftbench.detectors import make_detector
+from shiftbench.detectors.online import OnlineMMD
 from shiftbench.errors import ShiftbenchError
 from shiftbench.metrics import wilson
-from shiftbench.monitor.online import OnlineMMD, load_online
 from shiftbench.monitor.store import HistoryStore, history
 from shiftbench.monitor.stream import (
     Position,
@@ -141,7 +140,7 @@ def test_fit_is_seeded_and_round_trips_through_its_folder(tmp_path: Path) -> Non
         assert set(arrays.files) == {"comparison", "center", "null"}
     meta = json.loads((tmp_path / "det" / "online.json").read_text())
     assert meta["threshold"] == a.threshold_ and meta["params"]["ert"] == 50
-    loaded = load_online(tmp_path / "det")
+    loaded = OnlineMMD.load(tmp_path / "det")
     window = np.random.default_rng(5).normal(size=(20, DIM)) + 0.3
     assert loaded.test(window) == a.test(window)
 
@@ -197,7 +196,7 @@ def test_a_damaged_saved_online_detector_is_refused(tmp_path: Path, damage,
                                                     message: str) -> None:
     damage(saved_online(tmp_path))
     with pytest.raises(ShiftbenchError, match=message) as err:
-        load_online(tmp_path)
+        OnlineMMD.load(tmp_path)
     assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
 
 
@@ -218,7 +217,7 @@ def test_a_hand_made_online_detector_is_checked_beyond_its_checksum(tmp_path: Pa
                                                                     message: str) -> None:
     resave(saved_online(tmp_path), "online.json", change)
     with pytest.raises(ShiftbenchError, match=message) as err:
-        load_online(tmp_path)
+        OnlineMMD.load(tmp_path)
     assert str(err.value).startswith(str(tmp_path / "online.json"))
 
 
@@ -415,10 +414,10 @@ def test_bad_input_stops_before_its_window_is_written(tmp_path: Path) -> None:
             monitor_stream(WindowReader(path, window=20), {"mmd": detector(window=20)},
                            fake_embed, store, "prod")
         assert [r.window for r in store.records()] == [0, 1]  # the windows before it stay
-        ks = make_detector("ks", backend="numpy").fit(np.zeros((10, DIM)) + np.arange(10)[:, None])
-        with pytest.raises(ShiftbenchError, match=r"window of 1 rows is smaller than the ks "
-                                                  r"detector's minimum \(2\)"):
-            monitor_stream(WindowReader(path, window=1), {"ks": ks}, fake_embed, store, "ks")
+        with pytest.raises(ShiftbenchError, match=r"windows of 10 rows, but the mmd detector "
+                                                  r"is calibrated for windows of 20"):
+            monitor_stream(WindowReader(path, window=10), {"mmd": detector(window=20)},
+                           fake_embed, store, "small")
 
         def short(texts: list[str]) -> np.ndarray:
             return fake_embed(texts)[:-1]

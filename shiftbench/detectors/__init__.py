@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -160,8 +161,8 @@ class Params:
         return f"{type(self).__name__}({args})"
 
 
-class Detector(Params):
-    """Base class: subclasses set ``name`` and implement ``_score``.
+class Detector(Params, ABC):
+    """The detector contract: subclasses set ``name`` and implement ``_score``.
 
     ``input`` says what rows the detector tests: ``"embeddings"`` (text vectors) or
     ``"probabilities"`` (a model's predicted class probabilities, e.g. BBSD).
@@ -231,8 +232,9 @@ class Detector(Params):
     def _fit(self, reference: np.ndarray) -> None:
         """Hook for learned state beyond the reference (backend resolution, checks)."""
 
+    @abstractmethod
     def _score(self, sample: np.ndarray) -> Score:
-        raise NotImplementedError
+        """The statistic and p-value (or own decision) of a checked sample vs ``reference_``."""
 
     # -- measured false-alarm rate and power --------------------------------------------------
 

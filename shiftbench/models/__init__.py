@@ -52,16 +52,33 @@ class ModelAdapter(ABC):
     """predict -> class probabilities (columns in ``classes_`` order); embed -> vectors.
 
     ``__init__`` only stores parameters; ``fit`` (for adapters that train on the
-    suite's train split) returns self; learned state ends in ``_``.
+    suite's train split) returns self; learned state ends in ``_``. ``classes_`` is set
+    by ``fit`` in adapters that train, and read from the model's own files
+    (:meth:`_read_classes`) in the others.
     """
 
     adapter: ClassVar[str]
-    classes_: list[str]
 
     @property
     def needs_training(self) -> bool:
         """True when ``fit`` must see the suite's train split before predicting."""
         return False
+
+    @property
+    def classes_(self) -> list[str]:
+        """Class names, in the column order of :meth:`predict_proba`."""
+        if "_classes" not in vars(self):
+            self._classes = self._read_classes()
+        return self._classes
+
+    @classes_.setter
+    def classes_(self, classes: Sequence[str]) -> None:
+        self._classes = [str(c) for c in classes]
+
+    def _read_classes(self) -> list[str]:
+        """The classes of a model trained elsewhere; adapters that train set them in fit."""
+        raise ShiftbenchError(f"model {self.adapter!r}: not trained; it needs fit() on a "
+                              "labelled train split before its classes are known")
 
     def fit(self, train: Split, runner: Runner) -> ModelAdapter:
         return self

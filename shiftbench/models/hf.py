@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,8 +42,7 @@ class HFClassifier(ModelAdapter):
         self.labels = labels
         self._backbone = Backbone(source, "AutoModelForSequenceClassification", max_length)
 
-    @cached_property
-    def classes_(self) -> list[str]:
+    def _read_classes(self) -> list[str]:
         config = self._backbone.config
         n = int(config.num_labels)
         if self.labels is not None:

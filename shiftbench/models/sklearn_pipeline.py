@@ -68,8 +68,9 @@ class SklearnPipeline(ModelAdapter):
     def _file_hash(self) -> str:
         return hashlib.sha256(self._file.read_bytes()).hexdigest()
 
-    @property
-    def classes_(self) -> list[str]:
+    def _read_classes(self) -> list[str]:
+        if self.needs_training:
+            return super()._read_classes()
         return [str(c) for c in self._fitted().classes_]
 
     def fingerprint(self) -> str:
@@ -99,6 +100,7 @@ class SklearnPipeline(ModelAdapter):
         except ValueError as exc:  # a parameter scikit-learn refuses, or none left by min_df
             raise ShiftbenchError(f"sklearn:tfidf: cannot fit on split {train.name!r}: "
                                   f"{str(exc).splitlines()[0]}") from None
+        self.classes_ = self.pipeline_.classes_
         self.train_hash_ = data_hash(train.texts, train.labels)
         return self
 

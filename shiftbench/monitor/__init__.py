@@ -4,10 +4,9 @@
   against a current file, with calibrated detectors and an exit code;
 - :mod:`~shiftbench.monitor.accuracy`: label-free estimates of current accuracy (ATC, DoC);
 - :mod:`~shiftbench.monitor.report`: the check's JSON, HTML and printed summary;
-- :mod:`~shiftbench.monitor.online`: the online MMD whose threshold gives a chosen
-  expected run time (ERT) between false alarms;
 - :mod:`~shiftbench.monitor.stream`, :mod:`~shiftbench.monitor.store`,
   :mod:`~shiftbench.monitor.plot`, :mod:`~shiftbench.monitor.prometheus`: streaming
-  windows, their history, its plot and metrics export;
+  windows tested by online detectors (:mod:`shiftbench.detectors.online`), their
+  history, its plot and metrics export;
 - :mod:`~shiftbench.monitor.cli`: the ``monitor`` subcommands.
 """

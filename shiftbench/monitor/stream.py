@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,20 +46,11 @@ from shiftbench.detectors import DriftResult, check_matrix
 from shiftbench.errors import ShiftbenchError
 
 if TYPE_CHECKING:
-    from shiftbench.monitor.online import OnlineMMD
+    from shiftbench.detectors.online import OnlineDetector
     from shiftbench.monitor.store import HistoryStore
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 Embed = Callable[[list[str]], np.ndarray]
-
-
-class WindowDetector(Protocol):
-    """What the loop needs of a detector: offline detectors and OnlineMMD both fit."""
-
-    @property
-    def min_sample(self) -> int: ...
-
-    def test(self, sample: Any) -> DriftResult: ...
 
 
 @dataclass(frozen=True)
@@ -362,15 +353,6 @@ class StreamSummary:
         return self.first_window > 0
 
 
-def describe_detector(detector: WindowDetector) -> dict[str, Any]:
-    """A detector's settings that a resumed stream must keep."""
-    describe = getattr(detector, "describe", None)
-    if describe is not None:
-        return describe()
-    return {"method": getattr(detector, "method_name", type(detector).__name__),
-            "alpha": getattr(detector, "alpha", None)}
-
-
 def _embed(embed: Embed, window: Window) -> np.ndarray:
     where = f"embeddings of window {window.index} (rows {window.start_row}-{window.end.row})"
     x = check_matrix(embed(window.texts), where)
@@ -379,16 +361,16 @@ def _embed(embed: Embed, window: Window) -> np.ndarray:
     return x
 
 
-def stream_config(reader: WindowReader, detectors: Mapping[str, WindowDetector],
+def stream_config(reader: WindowReader, detectors: Mapping[str, OnlineDetector],
                   settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything a resumed stream must keep: source, window, detectors and ``settings``
     (e.g. the embedder's description: windows embedded otherwise are not comparable)."""
     return {**reader.describe(),
-            "detectors": {name: describe_detector(d) for name, d in detectors.items()},
+            "detectors": {name: d.describe() for name, d in detectors.items()},
             "settings": dict(settings or {})}
 
 
-def monitor_stream(reader: WindowReader, detectors: Mapping[str, WindowDetector], embed: Embed,
+def monitor_stream(reader: WindowReader, detectors: Mapping[str, OnlineDetector], embed: Embed,
                    store: HistoryStore, stream: str, max_windows: int | None = None,
                    on_window: Callable[[Window, Mapping[str, DriftResult]], None] | None = None,
                    settings: Mapping[str, Any] | None = None) -> StreamSummary:
@@ -402,9 +384,9 @@ def monitor_stream(reader: WindowReader, detectors: Mapping[str, WindowDetector]
     if not stream.strip() or len(stream) > 200:
         raise ShiftbenchError(f"stream name {stream!r}: use 1 to 200 characters")
     for name, detector in detectors.items():
-        if reader.window < detector.min_sample:
-            raise ShiftbenchError(f"window of {reader.window} rows is smaller than the {name} "
-                                  f"detector's minimum ({detector.min_sample})")
+        if reader.window != detector.window:
+            raise ShiftbenchError(f"windows of {reader.window} rows, but the {name} detector "
+                                  f"is calibrated for windows of {detector.window}")
     config = stream_config(reader, detectors, settings)
     store.check_stream(stream, config)
     last = store.last_window(stream)
@@ -430,17 +412,17 @@ def monitor_stream(reader: WindowReader, detectors: Mapping[str, WindowDetector]
     return StreamSummary(stream, store.name, first, count, alarms, next_row, reader.leftover)
 
 
-def fitted_online(reference: np.ndarray, detector: OnlineMMD,
-                  directory: Path | None = None) -> OnlineMMD:
+def fitted_online(reference: np.ndarray, detector: OnlineDetector,
+                  directory: Path | None = None) -> OnlineDetector:
     """``detector`` fitted on ``reference``, or the one saved in ``directory`` when it has
     the same parameters and was fitted on the same reference (saving the simulation);
     a fresh fit is saved there. A saved detector that fails its checks is refused."""
     from shiftbench.detectors import reference_digest
-    from shiftbench.monitor.online import load_online
+    from shiftbench.detectors.online import SAVED_JSON
 
-    if directory is not None and (directory / "online.json").is_file():
+    if directory is not None and (directory / SAVED_JSON).is_file():
         try:
-            saved = load_online(directory)
+            saved = type(detector).load(directory)
         except ShiftbenchError as exc:
             raise ShiftbenchError(f"{exc}; remove {directory} to fit the detector again") \
                 from None
@@ -468,7 +450,7 @@ def run_stream(reference_texts: Sequence[str], source: str | Path, embed: Embed,
     Settings, source and store are checked before the reference is embedded, so a typo
     costs nothing.
     """
-    from shiftbench.monitor.online import OnlineMMD
+    from shiftbench.detectors.online import OnlineMMD
     from shiftbench.monitor.store import HistoryStore
 
     detector = OnlineMMD(ert=ert, window=window, n_simulations=n_simulations,

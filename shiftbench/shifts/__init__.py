@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,13 +19,15 @@ if TYPE_CHECKING:
     from shiftbench.runner import Runner
 
 
-class Shift:
-    """Base class: subclasses set ``name`` and implement :meth:`perturb`.
+class Shift(ABC):
+    """The shift contract: subclasses set ``name`` and implement :meth:`perturb`.
 
     ``__init__`` only stores parameters (scikit-learn style), so ``key`` and the
-    report can describe a shift exactly. Shifts that batch (translation) override
-    :meth:`transform` instead; they get the run's :class:`~shiftbench.runner.Runner`
-    for its cache, device and progress setting (per-example shifts ignore it).
+    report can describe a shift exactly, and ``type(shift)(shift.severity,
+    **shift.params)`` rebuilds it. Shifts that batch (translation) also override
+    :meth:`transform`; they get the run's :class:`~shiftbench.runner.Runner` for its
+    cache, device and progress setting (per-example shifts ignore it). Either way a
+    text's output depends only on the text and its example seed, never on the batch.
     """
 
     name: ClassVar[str] = "shift"
@@ -42,8 +45,9 @@ class Shift:
         params = json.dumps(self.params, sort_keys=True, default=str)
         return f"{self.name}@{self.severity}:{params}"
 
+    @abstractmethod
     def perturb(self, text: str, rng: random.Random) -> str:
-        raise NotImplementedError
+        """One text, perturbed with ``rng`` (seeded from the suite seed, shift and id)."""
 
     def transform(self, texts: Sequence[str], seeds: Sequence[int],
                   runner: Runner | None = None) -> list[str]:

@@ -37,19 +37,20 @@ translated); ``identical`` (share of outputs equal to their input up to whitespa
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.registry import TRANSLATION_ENGINES
 from shiftbench.shifts import Shift
-from shiftbench.shifts.translate.engines import Apertium, Engine, FastTranslate
+from shiftbench.shifts.translate.engines import Engine, FastTranslate
 from shiftbench.shifts.translate.hf import HFTranslate
 
 if TYPE_CHECKING:
     from shiftbench.runner import Runner
 
-ENGINES: dict[str, type[Engine]] = {cls.name: cls for cls in (FastTranslate, Apertium, HFTranslate)}
 PARAMS = ("engine", "pivot", "chain", "forward", "backward", "batch_size", "max_length")
 
 
@@ -72,6 +73,10 @@ class BackTranslate(Shift):
                 self._fail(f"{key} must be a string, got {params[key]!r}")
         self.chain = self._parse_chain()
         self._check_models()
+
+    def perturb(self, text: str, rng: random.Random) -> str:
+        """One text's round trips (through :meth:`transform`; translation ignores ``rng``)."""
+        return self.transform([text], [0])[0]
 
     @property
     def hops(self) -> list[tuple[str, str]]:
@@ -130,7 +135,7 @@ class BackTranslate(Shift):
             return HFTranslate(self.params["forward"], self.params["backward"], pivot, runner,
                                self.params.get("batch_size", HFTranslate.batch_size),
                                self.params.get("max_length", 256))
-        return ENGINES[name]()
+        return TRANSLATION_ENGINES.load(name)()
 
     def _parse_chain(self) -> list[tuple[str, str]]:
         """The hops' (engine, pivot) pairs from ``chain``, or from ``engine`` and ``pivot``."""
@@ -149,9 +154,10 @@ class BackTranslate(Shift):
         return hops
 
     def _hop(self, name: str, pivot: str | None, where: str) -> tuple[str, str]:
-        if name not in ENGINES:
-            self._fail(f"{where}: unknown engine {name!r}; known: {', '.join(ENGINES)}")
-        engine = ENGINES[name]
+        try:
+            engine = TRANSLATION_ENGINES.load(name)
+        except ShiftbenchError as exc:
+            self._fail(f"{where}: {exc}")
         pivot = engine.default_pivot if pivot is None else pivot
         problem = engine.check_pivot(pivot)
         if problem is not None:

@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
@@ -39,8 +40,9 @@ _SENTENCE_BREAK = re.compile(r"(\s*\n\s*|(?:(?<=[.!?…])|(?<=[.!?…][\"'”’
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+|\s+(?=[-–—]\s)")
 
 
-class Engine:
-    """A translation system; subclasses set the class attributes and the two methods."""
+class Engine(ABC):
+    """The translation engine contract: subclasses set the class attributes and implement
+    the two methods (registered in :data:`shiftbench.registry.TRANSLATION_ENGINES`)."""
 
     name: ClassVar[str] = ""
     default_pivot: ClassVar[str] = ""
@@ -51,11 +53,13 @@ class Engine:
         """Why ``pivot`` cannot be used with this engine, or None when it can."""
         return None if re.fullmatch(r"[a-z]{2,3}", pivot) else "a language code such as 'es'"
 
+    @abstractmethod
     def fingerprint(self, source: str, target: str) -> str:
-        raise NotImplementedError
+        """Everything that decides the outputs of source -> target: the cache namespace."""
 
+    @abstractmethod
     def translate(self, texts: list[str], source: str, target: str) -> list[str]:
-        raise NotImplementedError
+        """``texts`` from ``source`` into ``target`` (two-letter codes), in order."""
 
 
 # -- sentence splitting for the neural engines ---------------------------------------------

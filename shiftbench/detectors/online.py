@@ -1,6 +1,14 @@
-"""Online MMD: an alarm threshold set so that false alarms come every ``ert`` windows.
+"""Online detectors: the contract, and the online MMD whose alarm threshold is set so
+that false alarms come every ``ert`` windows.
 
-The stream is cut into consecutive, non-overlapping windows of ``window`` rows. Each
+:class:`OnlineDetector` is what the stream monitor needs of a detector: fit once on a
+reference, then test consecutive windows of exactly ``window`` rows, each giving a
+:class:`~shiftbench.detectors.DriftResult` whose ``drifted`` is an alarm; a description
+that a resumed stream must keep; and a saved folder. Online detectors are registered in
+:data:`shiftbench.registry.ONLINE_DETECTORS` (entry-point group
+``shiftbench.online_detectors``).
+
+Online MMD. The stream is cut into consecutive, non-overlapping windows of ``window`` rows. Each
 window gets one statistic and an alarm when it exceeds a threshold fixed at fit:
 
 - statistic T: the unbiased MMD^2 (RBF kernel, as in :mod:`shiftbench.detectors.mmd`)
@@ -39,18 +47,21 @@ reference is no-drift traffic embedded by the same embedder; every window has ex
 overlapping window one row at a time and needs a threshold per time step; tumbling
 windows trade some delay for this simpler, checkable construction.
 
-Saved as a folder: ``online.json`` (parameters, threshold, bandwidth, reference digest)
-and ``arrays.npz`` (comparison set, centre, the B simulated statistics), in the
-checksummed saved-folder format of :mod:`shiftbench.cache`: loading checks every field,
-parameter, shape and checksum, and refuses a folder that fails (a zeroed or cut array of
-simulated statistics would silently move the threshold).
+Saved as a folder: ``online.json`` (registry name, parameters, the detector's fields,
+reference digest; for the online MMD: threshold, bandwidth, ...) and ``arrays.npz`` (for
+the online MMD: comparison set, centre, the B simulated statistics), in the checksummed
+saved-folder format of :mod:`shiftbench.cache`: loading checks every field, parameter,
+shape and checksum, and refuses a folder that fails (a zeroed or cut array of simulated
+statistics would silently move the threshold). Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,14 +75,117 @@ from shiftbench.detectors import (
 from shiftbench.detectors.mmd import kernel_sums, label_patterns, median_distance, mmd2_unbiased
 from shiftbench.errors import ShiftbenchError
 
+SAVED_JSON = "online.json"
 TAIL = 50  # simulated statistics above the threshold, by default
 _PATTERN_BYTES = 64 << 20  # label patterns per batch of simulations
 
 
-class OnlineMMD(Params):
+class OnlineDetector(Params, ABC):
+    """The online detector contract: fit once on a reference, then test windows of exactly
+    ``window`` rows.
+
+    Every online detector takes the parameter ``window`` (its threshold holds for that
+    size) and stores its parameters under their own names (:class:`Params`). Subclasses
+    set ``name`` (the registry name) and ``saved_fields`` / ``saved_arrays`` (their
+    fitted state, as saved), and implement ``_fit``, ``_test``, :meth:`describe`,
+    ``_state`` and ``_restore``; the checks, the reference digest and the saved folder
+    live here once. ``drifted`` is ``p_value <= alpha`` where a p-value is given.
+    """
+
+    name: ClassVar[str]
+    saved_fields: ClassVar[Mapping[str, Any]]  # field -> JSON types, beyond the shared ones
+    saved_arrays: ClassVar[Mapping[str, int]]  # array -> number of dimensions
+    window: int
+
+    def validate(self, n_rows: int) -> None:
+        """Check the parameters for a reference of ``n_rows`` (before any costly work)."""
+
+    def fit(self, reference: Any) -> OnlineDetector:
+        """Fit on ``reference`` (rows x features); ``reference_digest_`` says which one."""
+        ref = check_matrix(reference, "reference")
+        self.validate(len(ref))
+        self.reference_digest_ = reference_digest(ref)
+        self._fit(ref)
+        self.n_features_in_ = ref.shape[1]
+        return self
+
+    def test(self, window: Any) -> DriftResult:
+        """Test one window of exactly ``window`` rows (features as in the reference)."""
+        if not hasattr(self, "n_features_in_"):
+            raise ShiftbenchError(f"{self.name}: call fit(reference) before testing windows")
+        x = check_matrix(window, "window")
+        if x.shape != (self.window, self.n_features_in_):
+            raise ShiftbenchError(f"window has shape {x.shape}; the online detector was "
+                                  f"calibrated for {self.window} rows x {self.n_features_in_} "
+                                  "features")
+        return self._test(x)
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What makes two runs comparable (a stream resumed under other settings is not):
+        ``method`` and the parameters that decide the results, JSON-ready."""
+
+    @abstractmethod
+    def _fit(self, reference: np.ndarray) -> None:
+        """Learn the threshold from a checked reference (seeded by the parameters)."""
+
+    @abstractmethod
+    def _test(self, window: np.ndarray) -> DriftResult:
+        """The result of a checked window of ``window`` rows."""
+
+    # -- save / load --------------------------------------------------------------------------
+
+    @abstractmethod
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted state to save: ``saved_fields`` values and ``saved_arrays``."""
+
+    @abstractmethod
+    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Set the fitted state from a saved folder's checked fields and arrays; refuse
+        (ShiftbenchError naming the field) what does not fit the parameters."""
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``online.json`` + ``arrays.npz`` into ``directory`` (created if needed)."""
+        from shiftbench.cache import write_saved
+
+        if not hasattr(self, "n_features_in_"):
+            raise ShiftbenchError(f"{self.name}: only a fitted detector can be saved")
+        fields, arrays = self._state()
+        meta = {"detector": self.name, "params": self.get_params(), **fields,
+                "n_features_in": self.n_features_in_, "reference_digest": self.reference_digest_}
+        return write_saved(Path(directory), SAVED_JSON, meta, arrays)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> OnlineDetector:
+        """A detector saved by :meth:`save`, as fitted (no refit); a folder that fails a
+        check (field, parameter, shape, checksum) is refused."""
+        from shiftbench.cache import read_saved
+
+        folder = Path(directory)
+        fields = {"detector": str, "params": dict, **cls.saved_fields, "n_features_in": int,
+                  "reference_digest": str}
+        meta, arrays = read_saved(folder, SAVED_JSON, "online detector", fields,
+                                  cls.saved_arrays)
+        try:
+            if meta["detector"] != cls.name:
+                raise ShiftbenchError(f"field 'detector' is {meta['detector']!r}, not "
+                                      f"{cls.name!r}")
+            detector = cls(**cls.check_params(meta["params"], "field 'params'"))
+            detector._restore(meta, arrays)
+        except ShiftbenchError as exc:
+            raise ShiftbenchError(f"{folder / SAVED_JSON}: {exc}") from None
+        detector.n_features_in_ = meta["n_features_in"]
+        detector.reference_digest_ = meta["reference_digest"]
+        return detector
+
+
+class OnlineMMD(OnlineDetector):
     """Windowed MMD^2 with a threshold simulated on the reference for a chosen ERT."""
 
     name = "online_mmd"
+    saved_fields = {"bandwidth": float, "offset": float, "comparison_sum": float,
+                    "threshold": float, "k": int, "alpha": float}
+    saved_arrays = {"comparison": 2, "center": 1, "null": 1}
 
     def __init__(self, ert: float = 500.0, window: int = 200, n_simulations: int | None = None,
                  bandwidth: float | None = None, max_reference: int = 4000,
@@ -86,16 +200,10 @@ class OnlineMMD(Params):
         self.seed = seed
 
     @property
-    def min_sample(self) -> int:
-        """Windows must have exactly this many rows: the threshold is for that size."""
-        return self.window
-
-    @property
     def simulations(self) -> int:
         return self.n_simulations or math.ceil(TAIL * self.ert) - 1
 
     def validate(self, n_rows: int) -> None:
-        """Check the parameters for a reference of ``n_rows`` (before any costly work)."""
         if not self.ert > 1:
             raise ShiftbenchError(f"online mmd: ert must be > 1 window, got {self.ert}")
         if self.window < 2:
@@ -114,11 +222,11 @@ class OnlineMMD(Params):
                                   f"{self.window} need at least {2 * self.window} (10x is "
                                   "better): lower the window or add reference rows")
 
-    def fit(self, reference: Any) -> OnlineMMD:
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.name, "ert": self.ert, "window": self.window}
+
+    def _fit(self, ref: np.ndarray) -> None:
         """Set aside the comparison set and simulate the threshold (seeded)."""
-        ref = check_matrix(reference, "reference")
-        self.validate(len(ref))
-        self.reference_digest_ = reference_digest(ref)
         rng = np.random.default_rng(self.seed)
         if len(ref) > self.max_reference:
             ref = ref[np.sort(rng.choice(len(ref), self.max_reference, replace=False))]
@@ -135,8 +243,6 @@ class OnlineMMD(Params):
         self.comparison_sum_ = float(self._kernel_sums(self.comparison_, ones)[0][0])
         self.null_ = np.sort(self._simulate(z, rng))
         self._set_threshold()
-        self.n_features_in_ = ref.shape[1]
-        return self
 
     def _simulate(self, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """T for B random splits of the reference into (n - window, window) rows."""
@@ -162,15 +268,8 @@ class OnlineMMD(Params):
         self.threshold_ = float(self.null_[-self.k_])
         self.alpha_ = self.k_ / (b + 1)
 
-    def score(self, window: Any) -> float:
-        """The statistic T of one window (exactly ``window`` rows)."""
-        if not hasattr(self, "null_"):
-            raise ShiftbenchError("online mmd: call fit(reference) before testing windows")
-        x = check_matrix(window, "window")
-        if x.shape != (self.window, self.n_features_in_):
-            raise ShiftbenchError(f"window has shape {x.shape}; the online detector was "
-                                  f"calibrated for {self.window} rows x {self.n_features_in_} "
-                                  "features")
+    def _statistic(self, x: np.ndarray) -> float:
+        """The statistic T of one checked window."""
         x = x - self.center_
         n, m = len(self.comparison_), self.window
         within = self._pair_sum(x, x) - m * (1 - self.offset_)  # off-diagonal pairs only
@@ -186,10 +285,10 @@ class OnlineMMD(Params):
         sq = cdist(a.astype(np.float64), b.astype(np.float64), "sqeuclidean")
         return float((np.exp(-sq / (2 * self.bandwidth_**2)) - self.offset_).sum())
 
-    def test(self, window: Any) -> DriftResult:
+    def _test(self, window: np.ndarray) -> DriftResult:
         """Alarm when T exceeds the threshold; ``p_value`` is T's Monte Carlo p-value
         (1 + #{simulated >= T}) / (1 + B), so the alarm is ``p_value <= alpha``."""
-        t = self.score(window)
+        t = self._statistic(window)
         above = len(self.null_) - int(np.searchsorted(self.null_, t, side="left"))
         p = (1 + above) / (1 + len(self.null_))
         details = {
@@ -202,80 +301,35 @@ class OnlineMMD(Params):
         return DriftResult(self.name, t, p, self.alpha_, t > self.threshold_,
                            len(self.comparison_), self.window, True, details)
 
-    def describe(self) -> dict[str, Any]:
-        """What makes two runs comparable (a stream resumed under other settings is not)."""
-        return {"method": self.name, "ert": self.ert, "window": self.window}
-
     # -- save / load --------------------------------------------------------------------------
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``online.json`` + ``arrays.npz`` into ``directory`` (created if needed)."""
-        from shiftbench.cache import write_saved
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        fields = {"bandwidth": self.bandwidth_, "offset": self.offset_,
+                  "comparison_sum": self.comparison_sum_, "threshold": self.threshold_,
+                  "k": self.k_, "alpha": self.alpha_}
+        return fields, {"comparison": self.comparison_, "center": self.center_,
+                        "null": self.null_}
 
-        if not hasattr(self, "null_"):
-            raise ShiftbenchError("online mmd: only a fitted detector can be saved")
-        meta = {"detector": self.name, "params": self.get_params(),
-                "bandwidth": self.bandwidth_, "offset": self.offset_,
-                "comparison_sum": self.comparison_sum_,
-                "threshold": self.threshold_, "k": self.k_,
-                "alpha": self.alpha_, "n_features_in": self.n_features_in_,
-                "reference_digest": self.reference_digest_}
-        return write_saved(Path(directory), "online.json", meta,
-                           {"comparison": self.comparison_, "center": self.center_,
-                            "null": self.null_})
-
-
-SAVED_FIELDS = {"detector": str, "params": dict, "bandwidth": float, "offset": float,
-                "comparison_sum": float, "threshold": float, "k": int, "alpha": float,
-                "n_features_in": int, "reference_digest": str}
-SAVED_ARRAYS = {"comparison": 2, "center": 1, "null": 1}
-
-
-def load_online(directory: str | Path) -> OnlineMMD:
-    """An :class:`OnlineMMD` saved by ``save``, with its simulated threshold (no refit); a
-    folder that fails a check (field, parameter, shape, checksum) is refused."""
-    from shiftbench.cache import read_saved
-
-    folder = Path(directory)
-    where = folder / "online.json"
-    meta, arrays = read_saved(folder, "online.json", "online detector", SAVED_FIELDS,
-                              SAVED_ARRAYS)
-    try:
-        if meta["detector"] != OnlineMMD.name:
-            raise ShiftbenchError(f"field 'detector' is {meta['detector']!r}, not "
-                                  f"{OnlineMMD.name!r}")
-        detector = OnlineMMD(**OnlineMMD.check_params(meta["params"], "field 'params'"))
-        _check_saved_shapes(detector, meta, arrays)
-        detector.validate(len(arrays["comparison"]) + detector.window)
-    except ShiftbenchError as exc:
-        raise ShiftbenchError(f"{where}: {exc}") from None
-    detector.backend_, detector.device_ = resolve_backend(detector.backend, detector.device)
-    detector.comparison_ = arrays["comparison"]
-    detector.center_ = arrays["center"]
-    detector.null_ = arrays["null"]
-    detector.bandwidth_ = float(meta["bandwidth"])
-    detector.offset_ = float(meta["offset"])
-    detector.comparison_sum_ = float(meta["comparison_sum"])
-    detector.n_features_in_ = meta["n_features_in"]
-    detector.reference_digest_ = meta["reference_digest"]
-    detector._set_threshold()
-    if (detector.threshold_, detector.k_, detector.alpha_) != (meta["threshold"], meta["k"],
-                                                                meta["alpha"]):
-        raise ShiftbenchError(f"{where}: fields 'threshold', 'k' and 'alpha' do not match the "
-                              "simulated statistics in array 'null'")
-    return detector
-
-
-def _check_saved_shapes(detector: OnlineMMD, meta: dict[str, Any],
-                        arrays: dict[str, np.ndarray]) -> None:
-    """The saved arrays agree with the saved fields and parameters."""
-    d = meta["n_features_in"]
-    comparison, center, null = arrays["comparison"], arrays["center"], arrays["null"]
-    if comparison.shape[1] != d or center.shape != (d,):
-        raise ShiftbenchError(f"arrays 'comparison' {comparison.shape} and 'center' "
-                              f"{center.shape} must have n_features_in = {d} columns")
-    if len(null) != detector.simulations or np.any(np.diff(null) < 0):
-        raise ShiftbenchError(f"array 'null' must hold the {detector.simulations} simulated "
-                              f"statistics in increasing order; it has {len(null)}")
-    if not meta["bandwidth"] > 0:
-        raise ShiftbenchError(f"field 'bandwidth' must be > 0, got {meta['bandwidth']}")
+    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """The saved simulation, checked against the fields and parameters (no refit)."""
+        d = meta["n_features_in"]
+        comparison, center, null = arrays["comparison"], arrays["center"], arrays["null"]
+        if comparison.shape[1] != d or center.shape != (d,):
+            raise ShiftbenchError(f"arrays 'comparison' {comparison.shape} and 'center' "
+                                  f"{center.shape} must have n_features_in = {d} columns")
+        if len(null) != self.simulations or np.any(np.diff(null) < 0):
+            raise ShiftbenchError(f"array 'null' must hold the {self.simulations} simulated "
+                                  f"statistics in increasing order; it has {len(null)}")
+        if not meta["bandwidth"] > 0:
+            raise ShiftbenchError(f"field 'bandwidth' must be > 0, got {meta['bandwidth']}")
+        self.validate(len(comparison) + self.window)
+        self.backend_, self.device_ = resolve_backend(self.backend, self.device)
+        self.comparison_, self.center_, self.null_ = comparison, center, null
+        self.bandwidth_ = float(meta["bandwidth"])
+        self.offset_ = float(meta["offset"])
+        self.comparison_sum_ = float(meta["comparison_sum"])
+        self._set_threshold()
+        if (self.threshold_, self.k_, self.alpha_) != (meta["threshold"], meta["k"],
+                                                       meta["alpha"]):
+            raise ShiftbenchError("fields 'threshold', 'k' and 'alpha' do not match the "
+                                  "simulated statistics in array 'null'")
