@@ -103,9 +103,9 @@ def _record(s: _Scored, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
 
 def _compare(ref: _Scored, s: _Scored, kind: str, seed: int, n_boot: int) -> dict[str, Any]:
     """The delta / flip-rate fields of a shifted split's record."""
-    rng = _rng(seed, "delta:accuracy", s.split)
     if kind == "domain":
-        delta = M.unpaired_delta(ref.correct, s.correct, rng, n_boot)
+        delta = M.unpaired_delta(ref.correct, s.correct, _rng(seed, "delta:accuracy", s.split),
+                                 n_boot)
         return {"delta": {"accuracy": delta.to_dict()}, "flip_rate": None, "n_paired": 0}
     ref_pos = {ex_id: i for i, ex_id in enumerate(ref.split.ids)}
     shift_rows = [j for j, ex_id in enumerate(s.split.ids) if ex_id in ref_pos]
@@ -115,7 +115,7 @@ def _compare(ref: _Scored, s: _Scored, kind: str, seed: int, n_boot: int) -> dic
             f"{ref.split.name!r}; a perturbation must keep the original ids"
         )
     ref_rows = [ref_pos[s.split.ids[j]] for j in shift_rows]
-    delta = M.paired_delta(ref.correct[ref_rows], s.correct[shift_rows], rng, n_boot)
+    delta = M.paired_delta(ref.correct[ref_rows], s.correct[shift_rows])
     flips = M.flip_rate(ref.pred[ref_rows], s.pred[shift_rows])
     return {
         "delta": {"accuracy": delta.to_dict()},

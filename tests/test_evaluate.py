@@ -69,7 +69,7 @@ def test_perturbation_pairs_by_id_when_reordered_and_subset(ref):
     expected_delta, expected_flip = _by_id(ref_split, ref_proba, split, proba)
     assert rec["n_paired"] == len(rows) == rec["n"]
     assert rec["delta"]["accuracy"]["value"] == pytest.approx(expected_delta)
-    assert rec["delta"]["accuracy"]["method"] == "paired_bootstrap"
+    assert rec["delta"]["accuracy"]["method"] == "tango_score"
     assert rec["delta"]["accuracy"]["p_value"] is not None
     assert rec["flip_rate"]["value"] == pytest.approx(expected_flip)
     assert rec["flip_rate"]["method"] == "wilson"

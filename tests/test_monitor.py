@@ -21,7 +21,7 @@ from shiftbench.cli import main
 from shiftbench.detectors import load_detector
 from shiftbench.errors import ShiftbenchError
 from shiftbench.monitor.accuracy import atc, atc_threshold, confidence_scores, doc
-from shiftbench.monitor.oneshot import RULE, holm, verdict
+from shiftbench.monitor.oneshot import RULE, verdict
 
 DIM = 8
 REPEATS = "20"
@@ -106,12 +106,6 @@ def test_accuracy_estimates_refuse_mismatched_inputs() -> None:
 
 
 # -- the verdict -----------------------------------------------------------------------------
-
-
-def test_holm_adjustment() -> None:
-    # sorted 0.01, 0.03, 0.04 -> 3 * 0.01, 2 * 0.03, max(1 * 0.04, 0.06): monotone
-    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
-    assert holm([0.9, 0.8]) == [1.0, 1.0]
 
 
 def record(method: str, p: float | None, flagged: bool = False) -> dict:

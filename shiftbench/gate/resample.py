@@ -55,11 +55,3 @@ def unpaired_draws(before: Stat, n_before: int, after: Stat, n_after: int,
     """Bootstrap of after - before, resampling each side on its own (different examples)."""
     return (np.concatenate([after(idx) for idx in _indices(rng, n_after, n_boot)])
             - np.concatenate([before(idx) for idx in _indices(rng, n_before, n_boot)]))
-
-
-def paired_accuracy_draws(worse: int, better: int, n: int, rng: np.random.Generator,
-                          n_boot: int) -> np.ndarray:
-    """The pair bootstrap of an accuracy difference, exactly: resampling n pairs only
-    changes how many are worse / same / better, which is Multinomial(n, observed shares)."""
-    counts = rng.multinomial(n, np.array([worse, n - worse - better, better]) / n, size=n_boot)
-    return (counts[:, 2] - counts[:, 0]) / n

@@ -224,18 +224,10 @@ def check_sizes(detectors: dict[str, Detector], n_reference: int, n_current: int
                                       f"{have}")
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
-    p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p, kind="stable")
-    steps = (len(p) - np.arange(len(p))) * p[order]
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
-    return adjusted.tolist()
-
-
 def verdict(records: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
     """The overall decision (see ``RULE``); sets each record's ``decides`` and ``holm_p``."""
+    from shiftbench.metrics import holm
+
     deciding = [r for r in records
                 if r["p_value"] is not None and not (r["calibration"] or {}).get("flagged")]
     for record in records:
