@@ -22,6 +22,7 @@ from shiftbench.detectors import load_detector
 from shiftbench.errors import ShiftbenchError
 from shiftbench.monitor.accuracy import atc, atc_threshold, confidence_scores, doc
 from shiftbench.monitor.oneshot import RULE, verdict
+from shiftbench.monitor.report import detector_rows
 
 DIM = 8
 REPEATS = "20"
@@ -125,6 +126,21 @@ def test_verdict_counts_only_unflagged_tests_and_controls_the_family() -> None:
     undecided = verdict([record("evidently:mmd", None), record("mmd", 0.01, True)], 0.05)
     assert undecided["status"] == "undecided" and undecided["exit_code"] == 2
 
+
+
+def test_table_marks_drift_by_the_holm_adjusted_p_as_the_verdict_does() -> None:
+    # Raw p 0.03 and 0.04 are each below alpha (the detectors' own decision: drift) but
+    # Holm's 0.06 is not: the table must not say "drift" under a "no drift" verdict.
+    records = [{**record(m, p), "input": "embeddings", "statistic": 1.0, "drifted": True}
+               for m, p in (("mmd", 0.03), ("ks", 0.04))] + [
+        {**record("evidently:mmd", None), "input": "embeddings", "statistic": 0.3,
+         "drifted": True}]
+    decision = verdict(records, 0.05)
+    header, rows = detector_rows({"settings": {"alpha": 0.05}, "detectors": records})
+    column = header.index("drift (Holm)")
+    assert decision["status"] == "no drift"
+    assert [row[column] for row in rows] == ["no", "no", "–"]
+    assert [row[header.index("Holm p")] for row in rows] == ["0.060", "0.060", "–"]
 
 # -- the one-shot CLI on precomputed embeddings ---------------------------------------------
 

