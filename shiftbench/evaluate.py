@@ -2,7 +2,10 @@
 
 Perturbations keep their examples' original ids, so their accuracy delta and flip rate
 pair with the reference *by id* (a perturbed split may be a reordered subset). Domain
-splits hold other examples: their delta is unpaired. Every bootstrap draws from its own
+splits hold other examples: their delta is unpaired, and their label-free accuracy
+estimates (ATC, DoC, from the reference) are recorded beside the measured accuracy
+(``label_free``), so users see how far those estimators miss on their own data. Every
+bootstrap draws from its own
 rng, seeded from (run seed, metric, split name), so a number does not change when other
 splits or metrics are added, and the same run gives the same numbers twice.
 """
@@ -16,6 +19,7 @@ import numpy as np
 
 from shiftbench import metrics as M
 from shiftbench.errors import ShiftbenchError
+from shiftbench.label_free import versus_measured
 from shiftbench.shifts import example_seed
 from shiftbench.split import Split
 
@@ -98,6 +102,7 @@ def _record(s: _Scored, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
         "delta": None,
         "flip_rate": None,
         "n_paired": None,
+        "label_free": None,
     }
 
 
@@ -106,7 +111,10 @@ def _compare(ref: _Scored, s: _Scored, kind: str, seed: int, n_boot: int) -> dic
     if kind == "domain":
         delta = M.unpaired_delta(ref.correct, s.correct, _rng(seed, "delta:accuracy", s.split),
                                  n_boot)
-        return {"delta": {"accuracy": delta.to_dict()}, "flip_rate": None, "n_paired": 0}
+        label_free = versus_measured(ref.proba, ref.correct, s.proba, s.correct, n_boot,
+                                     example_seed(seed, "evaluate:label_free", s.split.name))
+        return {"delta": {"accuracy": delta.to_dict()}, "flip_rate": None, "n_paired": 0,
+                "label_free": label_free}
     ref_pos = {ex_id: i for i, ex_id in enumerate(ref.split.ids)}
     shift_rows = [j for j, ex_id in enumerate(s.split.ids) if ex_id in ref_pos]
     if not shift_rows:

@@ -20,7 +20,7 @@ from conftest import make_labelled
 from shiftbench.cli import main
 from shiftbench.detectors import load_detector
 from shiftbench.errors import ShiftbenchError
-from shiftbench.monitor.accuracy import atc, atc_threshold, confidence_scores, doc
+from shiftbench.label_free import CAVEAT, atc, atc_threshold, confidence_scores, doc
 from shiftbench.monitor.oneshot import RULE, verdict
 from shiftbench.monitor.report import detector_rows
 
@@ -341,6 +341,9 @@ def test_texts_with_a_trained_probe_end_to_end(tiny_encoder_dir, tmp_path, capsy
         assert 0 <= est["low"] <= est["value"] <= est["high"] <= 1
     assert "current, ATC estimate" in printed and "power vs word_delete@4" in printed
     assert "Does it hurt?" in (tmp_path / "one" / "monitor.html").read_text()
+    # wherever the estimates are shown, so is what their intervals do not cover
+    assert acc["caveat"] == CAVEAT and CAVEAT in printed
+    assert "cover sampling error only" in (tmp_path / "one" / "monitor.html").read_text()
 
     # a second check of the same data embeds and predicts nothing: all from the cache
     assert main([*args, "--out", str(tmp_path / "two")]) == code

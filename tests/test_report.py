@@ -95,7 +95,8 @@ def test_summary_table_has_every_split_in_order(run):
     lines = md.splitlines()
     assert lines[0].startswith("# ") and "unit" in lines[0] and "sklearn" in lines[0]
     assert "ffffffffffff" in lines[0] and "cpu" in lines[0]
-    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    table = md.split("\n\n")[1].splitlines()  # the first table: every split
+    rows = [line for line in table if "---" not in line][1:]
     names = [r["name"].replace("|", "\\|") for r in report["splits"]]
     assert [row.split(" | ")[0][2:] for row in rows] == names
     clean = report["splits"][0]["metrics"]["accuracy"]
@@ -219,3 +220,24 @@ def test_reports_from_before_the_adjustment_render_without_marks(run):
     old = {"typo@1": [_drift_result("mmd", 0.02, 0.2)]}
     md = summary_markdown({**run[0], "drift": old})
     assert "| 0.020 |" in md and "✱" not in md and "predates the Holm adjustment" in md
+
+
+def test_domain_splits_show_label_free_estimates_beside_the_measured_accuracy(run):
+    from shiftbench.report.html import report_html
+
+    report, _ = run
+    (domain,) = [r for r in report["splits"] if r["kind"] == "domain"]
+    free = domain["label_free"]
+    md = summary_markdown(report)
+    section = md[md.index("## Label-free accuracy estimates vs measured"):]
+    (row,) = [line for line in section.splitlines() if line.startswith("| <b>tweets")]
+    assert f"| {free['measured'] * 100:.1f}% |" in row
+    assert f"| {free['error']['atc'] * 100:+.1f} pp |" in row
+    assert f"| {free['error']['doc'] * 100:+.1f} pp |" in row
+    assert "sampling error only" in section
+    html = report_html(report)
+    part = html[html.index("<h2>Label-free accuracy estimates vs measured"):]
+    assert "&lt;b&gt;tweets&lt;/b&gt;" in part and "sampling error only" in part
+    without = {**report, "splits": [r for r in report["splits"] if r["kind"] != "domain"]}
+    assert "Label-free" not in summary_markdown(without) and "Label-free" not in report_html(
+        without)

@@ -289,8 +289,8 @@ def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Sp
                        seed: int) -> dict[str, Any]:
     """Reference accuracy, ATC and DoC estimates of the current accuracy, and the actual
     current accuracy when the current file has labels."""
+    from shiftbench.label_free import CAVEAT, atc, doc
     from shiftbench.metrics import accuracy_ci
-    from shiftbench.monitor.accuracy import atc, doc
 
     if model is None or ref_proba is None or cur_proba is None:
         return {"available": False, "reason": "no model (--model): the estimates need the "
@@ -316,7 +316,7 @@ def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Sp
             "estimated_change": {"atc": atc_est.estimate.value - ref_acc.value,
                                  "doc": doc_est.value - ref_acc.value},
             "atc_score": "negative entropy of the predicted probabilities",
-            "doc_confidence": "max predicted probability"}
+            "doc_confidence": "max predicted probability", "caveat": CAVEAT}
 
 
 # -- the check ----------------------------------------------------------------------------

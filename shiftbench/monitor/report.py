@@ -142,6 +142,7 @@ def summary_text(result: dict[str, Any]) -> str:
         lines.append(f"accuracy of the model (ATC score: {acc['atc_score']}):")
         lines += [f"  {what:<30} {est:<24} {note}".rstrip()
                   for what, est, note in accuracy_rows(result)]
+        lines.append(f"  {acc['caveat']}")
     else:
         lines.append(f"accuracy: unavailable: {acc['reason']}")
     lines += [f"note: {note}" for note in result["notes"]]
@@ -195,8 +196,8 @@ def _accuracy(result: dict[str, Any]) -> str:
         f'<p class="note">ATC (average thresholded confidence, score: {escape(acc["atc_score"])}'
         f", threshold {acc['atc']['threshold']:.4g}) and DoC (difference of confidences, "
         f"{escape(acc['doc_confidence'])}) estimate the current accuracy without its labels. "
-        "Intervals cover sampling error only; a gap between the two estimates is a warning "
-        "that the shift breaks one of their assumptions.</p>",
+        f"{escape(acc['caveat'])}. A gap between the two estimates is a warning that the shift "
+        "breaks one of their assumptions.</p>",
         chart,
     ])
 

@@ -17,6 +17,8 @@ from shiftbench.report.markdown import (
     drift_methods,
     drift_note,
     footnote,
+    label_free_note,
+    label_free_rows,
     movement_note,
     p_text,
     summary_rows,
@@ -211,6 +213,20 @@ def _drift(report: dict[str, Any]) -> str:
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
+def _label_free(report: dict[str, Any]) -> str:
+    """Domain splits' label-free accuracy estimates beside the measured accuracy."""
+    header, rows = label_free_rows(report)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" if i == 0 else
+                                    f'<td class="num">{escape(c)}</td>'
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return ("<h2>Label-free accuracy estimates vs measured (domain splits)</h2>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f'<p class="note">{escape(label_free_note(report))}</p>')
+
+
 def _movement_table(movement: dict[str, Any]) -> str:
     head = ("<tr><th>split</th><th>basis</th><th>n</th><th>similarity mean</th><th>median</th>"
             "<th>p10 – p90</th><th>distribution (0 → 1)</th><th>chrF mean</th><th>median</th>"
@@ -312,6 +328,7 @@ def report_html(report: dict[str, Any]) -> str:
         _plots(report),
         _movement(report),
         _drift(report),
+        _label_free(report),
         _shift_stats(report),
         key_values_table("Timings", report.get("timings") or {}, " s"),
         key_values_table("Runner", report.get("runner") or {}),

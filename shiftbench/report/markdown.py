@@ -172,6 +172,42 @@ def drift_note(report: dict[str, Any]) -> str:
             "n/a: a detector without a p-value (uncalibrated), never marked.")
 
 
+def label_free_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Each domain split's label-free accuracy estimates (ATC, DoC) beside its measured
+    accuracy, and how far each misses; no rows for reports without them."""
+    ci = level_label(report)
+    header = ["split", "measured accuracy", f"ATC [{ci}]", "ATC − measured", f"DoC [{ci}]",
+              "DoC − measured"]
+    rows = []
+    for record in report["splits"]:
+        estimates = record.get("label_free")
+        if not estimates:
+            continue
+        miss = estimates["error"]
+        rows.append([str(record["name"]), f"{estimates['measured'] * 100:.1f}%",
+                     _pct(estimates["atc"]), f"{miss['atc'] * 100:+.1f} pp",
+                     _pct(estimates["doc"]), f"{miss['doc'] * 100:+.1f} pp"])
+    return header, rows
+
+
+def label_free_note(report: dict[str, Any]) -> str:
+    """What the label-free table shows and what its intervals do not cover."""
+    caveat = next(r["label_free"]["caveat"] for r in report["splits"] if r.get("label_free"))
+    return ("ATC (average thresholded confidence) and DoC (difference of confidences) estimate "
+            "each domain split's accuracy from the reference without the split's labels, as "
+            f"`monitor check` does on unlabelled traffic. {caveat}.")
+
+
+def _label_free_markdown(report: dict[str, Any]) -> list[str]:
+    header, rows = label_free_rows(report)
+    if not rows:
+        return []
+    lines = ["## Label-free accuracy estimates vs measured (domain splits)", ""]
+    for row in (header, ["---"] + ["---:"] * (len(header) - 1), *rows):
+        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+    return [*lines, "", label_free_note(report), ""]
+
+
 def footnote(report: dict[str, Any]) -> str:
     """One sentence naming the interval method(s) actually used for each column."""
     parts = []
@@ -214,4 +250,5 @@ def summary_markdown(report: dict[str, Any]) -> str:
     for note in (movement_note(report), drift_note(report)):
         if note:
             lines += [note, ""]
+    lines += _label_free_markdown(report)
     return "\n".join(lines)
