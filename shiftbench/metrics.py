@@ -185,9 +185,10 @@ def _ece_bins(proba: np.ndarray, y_true: np.ndarray, n_bins: int) -> Bins:
     (correct - confidence) and that mean's standard deviation.
 
     A row's outcome is Bernoulli(q) given its confidence c; its variance q(1 - q) is
-    c(1 - c) where the model is calibrated, and the bin's accuracy a gives a(1 - a), which
-    bounds the mean of q(1 - q) over the bin (concavity). The larger of the two is used,
-    so the deviation is not underestimated either way.
+    c(1 - c) where the model is calibrated, and the bin's accuracy a gives a(1 - a), an
+    estimate of the bin's mean q times (1 - mean q), which bounds the mean of q(1 - q)
+    (concavity). The larger of the two is used, so miscalibrated bins are not taken for
+    less noisy than they are.
     """
     conf = proba.max(axis=1)
     right = (proba.argmax(axis=1) == y_true).astype(float)

@@ -17,6 +17,8 @@ Estimators of the target accuracy, from the reference's labels and unlabelled ta
 - iw: importance weighting: the reference's correctness weighted by p(target | x) /
   p(reference | x) from a domain classifier (logistic regression on the MiniLM
   embeddings, 5-fold cross-fitted so no row is weighted by a classifier that saw it);
+- iw-atc: ATC whose threshold is fitted on the reference under those weights (the
+  weighted share of reference rows scoring above it equals the weighted accuracy);
 - agreement: the other model as a witness, in probit space:
   probit(acc_target) = probit(acc_reference) + probit(agree_target) - probit(agree_reference),
   agree = share of rows where the two models predict the same class.
@@ -36,7 +38,7 @@ from statistics import NormalDist
 import numpy as np
 
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
-ESTIMATORS = ("atc", "doc", "iw", "agreement")
+ESTIMATORS = ("atc", "doc", "iw", "iw-atc", "agreement")
 
 
 def load(data: Path) -> dict[str, list[dict]]:
@@ -86,9 +88,8 @@ class Probe:
         return self.clf.predict_proba(vectors)
 
 
-def importance_weighted(ref_vectors: np.ndarray, cur_vectors: np.ndarray,
-                        ref_correct: np.ndarray) -> float:
-    """Reference accuracy reweighted towards the current sample by a domain classifier."""
+def domain_weights(ref_vectors: np.ndarray, cur_vectors: np.ndarray) -> np.ndarray:
+    """p(current | x) / p(reference | x) for each reference row, cross-fitted."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
 
@@ -96,8 +97,18 @@ def importance_weighted(ref_vectors: np.ndarray, cur_vectors: np.ndarray,
     is_current = np.r_[np.zeros(len(ref_vectors)), np.ones(len(cur_vectors))]
     p = cross_val_predict(LogisticRegression(C=1.0, max_iter=1000), x, is_current, cv=5,
                           method="predict_proba")[: len(ref_vectors), 1]
-    weight = p / np.clip(1 - p, 1e-6, None)
-    return float(np.sum(weight * ref_correct) / np.sum(weight))
+    return p / np.clip(1 - p, 1e-6, None)
+
+
+def weighted_atc(ref_scores: np.ndarray, cur_scores: np.ndarray, correct: np.ndarray,
+                 weight: np.ndarray) -> float:
+    """ATC with the threshold at which the weighted share of reference rows scoring above
+    it equals the weighted accuracy."""
+    share = weight / weight.sum()
+    order = np.argsort(-ref_scores)
+    above = np.cumsum(share[order])
+    k = min(int(np.searchsorted(above, np.sum(share * correct))), len(order) - 1)
+    return float(np.mean(cur_scores >= ref_scores[order][k]))
 
 
 def agreement_shift(acc_ref: float, agree_ref: float, agree_cur: float) -> float:
@@ -107,7 +118,7 @@ def agreement_shift(acc_ref: float, agree_ref: float, agree_cur: float) -> float
 
 
 def main() -> None:
-    from shiftbench.label_free import atc, doc
+    from shiftbench.label_free import atc, confidence_scores, doc
     from shiftbench.split import unit_hash
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -130,9 +141,9 @@ def main() -> None:
         y_ref = np.array([r["label"] for r in ref])
         models = {"tfidf": Tfidf().fit(train, vectors[source][in_train]),
                   "probe": Probe().fit(train, vectors[source][in_train])}
-        for target in DOMAINS:
-            if target == source:
-                continue
+        weights = {t: domain_weights(vectors[source][~in_train], vectors[t])
+                   for t in DOMAINS if t != source}
+        for target in weights:
             cur = domains[target]
             y_cur = np.array([r["label"] for r in cur])
             probas = {name: (m.proba(ref, vectors[source][~in_train]),
@@ -143,11 +154,13 @@ def main() -> None:
                 truth = float(np.mean(p_cur.argmax(1) == y_cur))
                 atc_est = atc(p_ref, correct, p_cur, n_boot=args.n_boot).estimate
                 doc_est = doc(p_ref, correct, p_cur, n_boot=args.n_boot)
+                weight = weights[target]
                 estimates = {
                     "atc": atc_est.value,
                     "doc": doc_est.value,
-                    "iw": importance_weighted(vectors[source][~in_train], vectors[target],
-                                              correct),
+                    "iw": float(np.sum(weight * correct) / np.sum(weight)),
+                    "iw-atc": weighted_atc(confidence_scores(p_ref, "entropy"),
+                                           confidence_scores(p_cur, "entropy"), correct, weight),
                     "agreement": agreement_shift(
                         float(correct.mean()),
                         float(np.mean(p_ref.argmax(1) == witness_ref.argmax(1))),
