@@ -5,9 +5,9 @@ pair with the reference *by id* (a perturbed split may be a reordered subset). D
 splits hold other examples: their delta is unpaired, and their label-free accuracy
 estimates (ATC, DoC, from the reference) are recorded beside the measured accuracy
 (``label_free``), so users see how far those estimators miss on their own data. Every
-bootstrap draws from its own
-rng, seeded from (run seed, metric, split name), so a number does not change when other
-splits or metrics are added, and the same run gives the same numbers twice.
+bootstrap draws from its own rng, seeded from (run seed, metric, split name), so a number
+does not change when other splits or metrics are added, and the same run gives the same
+numbers twice.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _record(s: _Scored, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _compare(ref: _Scored, s: _Scored, kind: str, seed: int, n_boot: int) -> dict[str, Any]:
-    """The delta / flip-rate fields of a shifted split's record."""
+    """The delta, flip-rate and label-free fields of a shifted split's record."""
     if kind == "domain":
         delta = M.unpaired_delta(ref.correct, s.correct, _rng(seed, "delta:accuracy", s.split),
                                  n_boot)

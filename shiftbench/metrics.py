@@ -177,54 +177,9 @@ def _folded_normal_mean(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return np.where(sd > 0, folded, np.abs(mean))
 
 
-Bins = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-
-
-def _ece_bins(proba: np.ndarray, y_true: np.ndarray, n_bins: int) -> Bins:
-    """(b, n) resample indices -> per resample and bin: the weight n_bin / n, the mean gap
-    (correct - confidence) and that mean's standard deviation.
-
-    A row's outcome is Bernoulli(q) given its confidence c; its variance q(1 - q) is
-    c(1 - c) where the model is calibrated, and the bin's accuracy a gives a(1 - a), an
-    estimate of the bin's mean q times (1 - mean q), which bounds the mean of q(1 - q)
-    (concavity). The larger of the two is used, so miscalibrated bins are not taken for
-    less noisy than they are.
-    """
-    conf = proba.max(axis=1)
-    right = (proba.argmax(axis=1) == y_true).astype(float)
-    bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-    columns = (np.ones_like(conf), right - conf, conf * (1 - conf), right)
-
-    def binned(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        b, n = idx.shape
-        key = (bins[idx] + (np.arange(b) * n_bins)[:, None]).ravel()
-        count, gap, spread, correct = (
-            np.bincount(key, weights=col[idx].ravel(), minlength=b * n_bins).reshape(b, n_bins)
-            for col in columns)
-        size = np.maximum(count, 1.0)
-        accuracy = correct / size
-        variance = np.maximum(spread / size, accuracy * (1 - accuracy))
-        return count / n, gap / size, np.sqrt(variance / size)
-
-    return binned
-
-
-def _debiased(weight: np.ndarray, gap: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """Kumar et al.'s debiased ECE: per bin 2|gap| - E|N(gap, sd^2)|, i.e. the plug-in
-    minus the bias it would have were the observed gap the true one; clipped at 0."""
-    per_bin = 2 * np.abs(gap) - _folded_normal_mean(gap, sd)
-    return np.maximum(0.0, (weight * per_bin).sum(axis=-1))
-
-
-def ece_stat(proba: np.ndarray, y_true: np.ndarray, n_bins: int) -> Stat:
-    """The debiased ECE of each resample (the gate's bootstrap of ECE differences)."""
-    binned = _ece_bins(proba, y_true, n_bins)
-    return lambda idx: _debiased(*binned(idx))
-
-
 @dataclass(frozen=True)
 class CalibrationGap:
-    """One sample's binned ECE: what its estimate, interval and the gate's test need.
+    """One sample's binned ECE: what its estimate, interval and the gate's tests need.
 
     ``plug_in`` is the textbook formula; ``debiased`` the reported estimate;
     ``max_bias`` the largest amount by which the plug-in can exceed the true ECE on
@@ -248,20 +203,37 @@ class CalibrationGap:
 def calibration_gap(proba: Any, y_true: Any, n_bins: int = ECE_BINS) -> CalibrationGap:
     """The plug-in and debiased ECE with the two numbers that bound the true ECE.
 
-    Given the confidences, bin b's mean gap X_b is close to N(g_b, s_b^2) with weight
-    w_b = n_b / n, and the ECE is sum w_b |g_b| = sum w_b sign(g_b) g_b. That signed sum is
-    estimated without bias by sum w_b sign(g_b) X_b <= plug-in, with standard error
-    ``se`` = sqrt(sum w_b^2 s_b^2) whatever the signs: so plug-in + z se is an upper bound.
-    E|X_b| - |g_b| is largest at g_b = 0, where it is s_b sqrt(2 / pi): so
-    plug-in - ``max_bias`` - z se, with ``max_bias`` = sqrt(2 / pi) sum w_b s_b, is a
-    lower bound. The debiased estimate lies between the two.
+    Given the confidences, bin b's mean gap X_b (correct - confidence) is close to
+    N(g_b, s_b^2) with weight w_b = n_b / n, and the ECE is sum w_b |g_b| =
+    sum w_b sign(g_b) g_b. That signed sum is estimated without bias by
+    sum w_b sign(g_b) X_b <= plug-in, with standard error ``se`` = sqrt(sum w_b^2 s_b^2)
+    whatever the signs: so plug-in + z se is an upper bound. E|X_b| - |g_b| is largest at
+    g_b = 0, where it is s_b sqrt(2 / pi): so plug-in - ``max_bias`` - z se, with
+    ``max_bias`` = sqrt(2 / pi) sum w_b s_b, is a lower bound. The debiased estimate
+    (Kumar et al. 2019: per bin 2|X_b| - E|N(X_b, s_b^2)|, the plug-in minus the bias it
+    would have were the observed gap the true one; clipped at 0) lies between the two.
+
+    A row's outcome is Bernoulli(q) given its confidence c; its variance q(1 - q) is
+    c(1 - c) where the model is calibrated, and the bin's accuracy a gives a(1 - a), an
+    estimate of the bin's mean q times (1 - mean q), which bounds the mean of q(1 - q)
+    (concavity). s_b uses the larger of the two, so miscalibrated bins are not taken for
+    less noisy than they are.
     """
     proba = np.asarray(proba, dtype=float)
     y = _labels(y_true, proba)
-    weight, gap, sd = (a[0] for a in _ece_bins(proba, y, n_bins)(_identity(len(y))))
+    conf = proba.max(axis=1)
+    right = (proba.argmax(axis=1) == y).astype(float)
+    bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    count, gap_sum, spread, correct = (np.bincount(bins, weights=col, minlength=n_bins)
+                                       for col in (np.ones_like(conf), right - conf,
+                                                   conf * (1 - conf), right))
+    size = np.maximum(count, 1.0)
+    weight, gap, accuracy = count / len(y), gap_sum / size, correct / size
+    sd = np.sqrt(np.maximum(spread / size, accuracy * (1 - accuracy)) / size)
+    debiased = np.sum(weight * (2 * np.abs(gap) - _folded_normal_mean(gap, sd)))
     return CalibrationGap(
         plug_in=float(np.sum(weight * np.abs(gap))),
-        debiased=float(_debiased(weight, gap, sd)),
+        debiased=float(max(0.0, debiased)),
         max_bias=float(_SQRT_2_OVER_PI * np.sum(weight * sd)),
         se=float(np.sqrt(np.sum((weight * sd) ** 2))),
         n=len(y),

@@ -164,6 +164,45 @@ def test_ece_ceiling_keeps_its_promised_power():
                       for run in (calibration_run(rng, n, -gap) for _ in range(sims))])
     assert caught >= 0.8 - mc_bound(0.8, sims)
 
+
+def overconfident_proba(rng: np.random.Generator, conf: np.ndarray, gap) -> np.ndarray:
+    """Probabilities for rows of label 0 from a model with confidence ``conf`` that is right
+    with probability conf + gap(conf)."""
+    right = rng.random(len(conf)) < conf + gap(conf)
+    p_label = np.where(right, conf, 1 - conf)
+    return np.column_stack([p_label, 1 - p_label])
+
+
+def test_ece_change_false_fails_at_most_alpha_where_bias_differs_between_sides():
+    """The candidate is better calibrated (true ECE 0.04 < 0.05) but only its top bins are
+    off, so its other bins keep the most upward bias: a bootstrap of the debiased
+    difference failed it 9% of the time at alpha 5%. Also the robustness rule on a domain
+    split (unpaired: the reference overconfident everywhere, the domain in a few bins)."""
+    rng = np.random.default_rng(12)
+    everywhere, top_bins = (lambda c: -0.05 + 0 * c), (lambda c: np.where(c > 0.9, -0.2, 0.0))
+    n, sims = 2000, 1000  # enough to tell 9% from 5%
+    ids = [f"e{i}" for i in range(n)]
+    y = np.zeros(n, dtype=np.int64)
+    rules = policy({"kind": "non_inferiority", "metric": "ece", "split": "reference"},
+                   {"kind": "robustness", "metric": "ece", "split": "kitchen", "max_drop": 0})
+    fails = {"non_inferiority": 0, "robustness": 0}
+    for _ in range(sims):
+        conf = rng.uniform(0.5, 1.0, n)
+        reference = overconfident_proba(rng, conf, everywhere)
+        base = make_run("b", [SplitData("reference", "reference", ids, y, reference),
+                              SplitData("kitchen", "domain", ids, y, reference)])
+        cand = make_run("c", [
+            SplitData("reference", "reference", ids, y, overconfident_proba(rng, conf, top_bins)),
+            SplitData("kitchen", "domain", ids, y,
+                      overconfident_proba(rng, rng.uniform(0.5, 1.0, n), top_bins))])
+        result = evaluate_gate(rules, base, cand)
+        for v in result.verdicts:
+            fails[v.kind] += v.status == "fail"
+            assert v.method == "debiased ECE change, worst-case bias bound"
+            assert v.low <= v.estimate <= v.high
+    for count in fails.values():
+        assert count / sims <= 0.05 + mc_bound(0.05, sims)
+
 @pytest.mark.parametrize(("margin", "method"), [(0.0, "exact McNemar"),
                                                 (0.02, "paired score (Tango)")])
 def test_planted_regression_fails_exactly_its_rule_with_the_promised_power(margin, method):

@@ -26,9 +26,9 @@ def metric_stat(metric: str, split: SplitData, rows: np.ndarray | None = None) -
         return lambda idx: correct[idx].mean(axis=1)
     if metric == "macro_f1":
         return M.macro_f1_stat(y, proba.argmax(axis=1))
-    if metric == "ece":
-        return M.ece_stat(proba, y, M.ECE_BINS)
-    return M.nll_stat(proba, y)
+    if metric == "nll":
+        return M.nll_stat(proba, y)
+    raise ValueError(f"{metric} is not resampled (its tests are in shiftbench.gate.stats)")
 
 
 def _indices(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:

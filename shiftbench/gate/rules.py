@@ -230,6 +230,11 @@ def _paired(rule: RuleBase, before: SplitData, after: SplitData, setup: _Setup, 
         if _uses_mcnemar(rule, setup.threshold):
             return stats.mcnemar_test(worse, better, n, alpha, a, power)
         return stats.score_test(worse, better, n, setup.threshold, setup.op, alpha, a, power)
+    if rule.metric == "ece":
+        return stats.ece_change_test(
+            M.calibration_gap(before.proba[before_rows], before.y[before_rows]),
+            M.calibration_gap(after.proba, after.y), setup.threshold, alpha, a, power,
+            paired=True)
     stat_before = metric_stat(rule.metric, before, before_rows)
     stat_after = metric_stat(rule.metric, after)
     value = point_value(stat_after, n) - point_value(stat_before, n)
@@ -241,6 +246,10 @@ def _paired(rule: RuleBase, before: SplitData, after: SplitData, setup: _Setup, 
 def _unpaired(rule: RuleBase, before: SplitData, after: SplitData, setup: _Setup,
               policy: Policy, rng: np.random.Generator, a: float | None) -> stats.Evidence:
     """after - before on different examples (an out-of-domain split vs the reference)."""
+    if rule.metric == "ece":
+        return stats.ece_change_test(M.calibration_gap(before.proba, before.y),
+                                     M.calibration_gap(after.proba, after.y), setup.threshold,
+                                     policy.alpha, a, policy.power, paired=False)
     n_b, n_a = len(before.ids), len(after.ids)
     stat_before, stat_after = metric_stat(rule.metric, before), metric_stat(rule.metric, after)
     value = point_value(stat_after, n_a) - point_value(stat_before, n_b)
