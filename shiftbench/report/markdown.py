@@ -161,11 +161,13 @@ def drift_note(report: dict[str, Any]) -> str:
     if not report.get("drift"):
         return ""
     family = drift_family(report)
-    marks = (f"raw p-value, in brackets adjusted by Holm's method over all {family} split × "
-             f"detector tests of this run;{DRIFT_MARK}: drift after that adjustment (the chance "
-             "of marking any split that did not drift stays at the detector's alpha)"
+    marks = (f"Each cell is the raw p-value and, in brackets, the p-value adjusted by Holm's "
+             f"method over all {family} split × detector tests of this run;{DRIFT_MARK}: drift "
+             "after that adjustment (the chance of marking any split that did not drift stays "
+             "at the detector's alpha)"
              if family is not None else
-             "raw p-value (this report predates the Holm adjustment: no drift marks)")
+             "Each cell is the raw p-value (this report predates the Holm adjustment: no drift "
+             "marks)")
     return ("Drift p: each detector tests a shifted split's MiniLM embeddings (BBSD: the "
             "model's probabilities) against half of the reference; perturbed splits use only "
             f"their examples from the other half, so the samples are independent. {marks}. "
