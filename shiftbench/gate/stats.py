@@ -183,7 +183,8 @@ def ece_test(gap: M.CalibrationGap, threshold: float, op: str, alpha: float, a: 
     ``"<="`` (H0: ECE <= t): the plug-in exceeds the ECE by at most ``max_bias`` on
     average, so p = P(N(t + max_bias, se^2) >= plug-in); ``">="`` (H0: ECE >= t): the
     plug-in is at least an unbiased signed estimate, so p = P(N(t, se^2) <= plug-in).
-    Either way a perfectly calibrated model is failed at most alpha of the time, at any
+    Either way a model that satisfies the rule (for ``"<="`` a perfectly calibrated one
+    included) is failed at most alpha of the time, whatever its bins look like and at any
     sample size. The promise covers any gaps: a violation of ``max_bias`` +
     (z_{1-a} + z_power) * se is caught with probability ``power``.
     """
