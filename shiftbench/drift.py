@@ -7,6 +7,12 @@ stable hash: detectors are fitted on half A of the reference and test only the r
 of each shifted split whose ids fall in half B. Out-of-domain splits share no
 examples with the reference, so all their rows are tested (against half A too, so
 every split faces the same fitted detector).
+
+Many splits x detectors are many tests: each result keeps its raw p-value and its own
+decision (``drifted``, at the detector's alpha) and gains ``holm_p``, the p-value after
+Holm's adjustment over every split x detector test of the run that has a p-value
+(``holm_family`` of them), and ``drifted_holm`` (``holm_p`` below the detector's alpha),
+so the chance of marking any undrifted split stays at alpha (as in monitor and gate).
 """
 
 from __future__ import annotations
@@ -59,4 +65,18 @@ def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[Dete
             held_out = half_b if split.info.get("kind") == "perturbation" else None
             result = detector.test(_rows(split, inputs[split.name], held_out))
             results[split.name].append(result.to_dict())
+    adjust_for_multiplicity(results)
     return results
+
+
+def adjust_for_multiplicity(results: dict[str, list[dict[str, Any]]]) -> None:
+    """Add ``holm_p``, ``holm_family`` and ``drifted_holm`` to every result (see the module
+    doc); results without a p-value (uncalibrated detectors) get None."""
+    from shiftbench.metrics import holm
+
+    everything = [r for split_results in results.values() for r in split_results]
+    tested = [r for r in everything if r["p_value"] is not None]
+    for r in everything:
+        r.update(holm_p=None, holm_family=len(tested), drifted_holm=None)
+    for r, adjusted in zip(tested, holm([r["p_value"] for r in tested]), strict=True):
+        r.update(holm_p=adjusted, drifted_holm=adjusted < r["alpha"])

@@ -2,9 +2,12 @@
 
 Perturbations keep their examples' original ids, so their accuracy delta and flip rate
 pair with the reference *by id* (a perturbed split may be a reordered subset). Domain
-splits hold other examples: their delta is unpaired. Every bootstrap draws from its own
-rng, seeded from (run seed, metric, split name), so a number does not change when other
-splits or metrics are added, and the same run gives the same numbers twice.
+splits hold other examples: their delta is unpaired, and their label-free accuracy
+estimates (ATC, DoC, from the reference) are recorded beside the measured accuracy
+(``label_free``), so users see how far those estimators miss on their own data. Every
+bootstrap draws from its own rng, seeded from (run seed, metric, split name), so a number
+does not change when other splits or metrics are added, and the same run gives the same
+numbers twice.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from shiftbench import metrics as M
 from shiftbench.errors import ShiftbenchError
+from shiftbench.label_free import versus_measured
 from shiftbench.labels import class_indices
 from shiftbench.split import Split, example_seed
 
@@ -114,15 +118,19 @@ def _record(s: _Scored, kind: str, metrics: dict[str, Any],
         "flip_rate": None,
         "n_paired": None,
         "warnings": prediction_warnings(s.pred, classes),
+        "label_free": None,
     }
 
 
 def _compare(ref: _Scored, s: _Scored, kind: str, seed: int, n_boot: int) -> dict[str, Any]:
-    """The delta / flip-rate fields of a shifted split's record."""
-    rng = _rng(seed, "delta:accuracy", s.split)
+    """The delta, flip-rate and label-free fields of a shifted split's record."""
     if kind == "domain":
-        delta = M.unpaired_delta(ref.correct, s.correct, rng, n_boot)
-        return {"delta": {"accuracy": delta.to_dict()}, "flip_rate": None, "n_paired": 0}
+        delta = M.unpaired_delta(ref.correct, s.correct, _rng(seed, "delta:accuracy", s.split),
+                                 n_boot)
+        label_free = versus_measured(ref.proba, ref.correct, s.proba, s.correct, n_boot,
+                                     example_seed(seed, "evaluate:label_free", s.split.name))
+        return {"delta": {"accuracy": delta.to_dict()}, "flip_rate": None, "n_paired": 0,
+                "label_free": label_free}
     ref_pos = {ex_id: i for i, ex_id in enumerate(ref.split.ids)}
     shift_rows = [j for j, ex_id in enumerate(s.split.ids) if ex_id in ref_pos]
     if not shift_rows:
@@ -131,7 +139,7 @@ def _compare(ref: _Scored, s: _Scored, kind: str, seed: int, n_boot: int) -> dic
             f"{ref.split.name!r}; a perturbation must keep the original ids"
         )
     ref_rows = [ref_pos[s.split.ids[j]] for j in shift_rows]
-    delta = M.paired_delta(ref.correct[ref_rows], s.correct[shift_rows], rng, n_boot)
+    delta = M.paired_delta(ref.correct[ref_rows], s.correct[shift_rows])
     flips = M.flip_rate(ref.pred[ref_rows], s.pred[shift_rows])
     return {
         "delta": {"accuracy": delta.to_dict()},

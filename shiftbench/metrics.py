@@ -9,16 +9,22 @@ Inputs are integer class indices (``y_true``, ``y_pred``) and probability matric
   and a class absent from both sides does not dilute the mean.
 - ECE: top-label expected calibration error, 15 equal-width confidence bins
   (lo, hi] (confidence 0 falls in the first bin), sum over bins of
-  |bin| / n * |accuracy(bin) - mean confidence(bin)|.
+  |bin| / n * |accuracy(bin) - mean confidence(bin)|. The plug-in value of that formula
+  is biased upward on small samples (every bin's noise counts as miscalibration), so the
+  reported estimate is Kumar et al.'s (2019) debiased one and its interval bounds the
+  plug-in's bias in the worst case (see :func:`calibration_gap`).
 - NLL: mean of -log p(true class), probabilities clipped at 1e-12.
-- macro-F1, ECE, NLL: percentile bootstrap over examples (seeded, vectorised).
-- paired deltas resample the pairs; unpaired deltas resample each side on its own.
+- macro-F1, NLL: percentile bootstrap over examples (seeded, vectorised).
+- paired accuracy deltas: Tango's score interval (it keeps its coverage when few or no
+  pairs disagree, where a pair bootstrap collapses), with McNemar's exact p-value;
+  unpaired deltas resample each side on its own.
+- several p-values at once: Holm's step-down adjustment (:func:`holm`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
@@ -31,6 +37,7 @@ LEVEL = 0.95
 N_BOOT = 1000
 ECE_BINS = 15
 PROB_FLOOR = 1e-12
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 METRIC_NAMES = ("accuracy", "macro_f1", "ece", "nll")
 
 # Bootstrap index matrices are drawn in chunks of at most this many entries (~16 MB).
@@ -160,18 +167,77 @@ def macro_f1_stat(y_true: np.ndarray, y_pred: np.ndarray) -> Stat:
     return stat
 
 
-def ece_stat(proba: np.ndarray, y_true: np.ndarray, n_bins: int) -> Stat:
+def _folded_normal_mean(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """E|X| for X ~ N(mean, sd^2); |mean| where sd is 0."""
+    from scipy.special import erf
+
+    safe = np.where(sd > 0, sd, 1.0)
+    folded = (safe * _SQRT_2_OVER_PI * np.exp(-(mean**2) / (2 * safe**2))
+              + mean * erf(mean / (safe * math.sqrt(2))))
+    return np.where(sd > 0, folded, np.abs(mean))
+
+
+@dataclass(frozen=True)
+class CalibrationGap:
+    """One sample's binned ECE: what its estimate, interval and the gate's tests need.
+
+    ``plug_in`` is the textbook formula; ``debiased`` the reported estimate;
+    ``max_bias`` the largest amount by which the plug-in can exceed the true ECE on
+    average; ``se`` the standard error of the plug-in's linear part (see
+    :func:`calibration_gap`).
+    """
+
+    plug_in: float
+    debiased: float
+    max_bias: float
+    se: float
+    n: int
+
+    def bounds(self, level: float) -> tuple[float, float]:
+        """(low, high): each a one-sided (1 + level) / 2 bound on the true ECE, whatever
+        the gaps of the bins (conservative where bins are calibrated)."""
+        z = _z(level)
+        return max(0.0, self.plug_in - self.max_bias - z * self.se), self.plug_in + z * self.se
+
+
+def calibration_gap(proba: Any, y_true: Any, n_bins: int = ECE_BINS) -> CalibrationGap:
+    """The plug-in and debiased ECE with the two numbers that bound the true ECE.
+
+    Given the confidences, bin b's mean gap X_b (correct - confidence) is close to
+    N(g_b, s_b^2) with weight w_b = n_b / n, and the ECE is sum w_b |g_b| =
+    sum w_b sign(g_b) g_b. That signed sum is estimated without bias by
+    sum w_b sign(g_b) X_b <= plug-in, with standard error ``se`` = sqrt(sum w_b^2 s_b^2)
+    whatever the signs: so plug-in + z se is an upper bound. E|X_b| - |g_b| is largest at
+    g_b = 0, where it is s_b sqrt(2 / pi): so plug-in - ``max_bias`` - z se, with
+    ``max_bias`` = sqrt(2 / pi) sum w_b s_b, is a lower bound. The debiased estimate
+    (Kumar et al. 2019: per bin 2|X_b| - E|N(X_b, s_b^2)|, the plug-in minus the bias it
+    would have were the observed gap the true one; clipped at 0) lies between the two.
+
+    A row's outcome is Bernoulli(q) given its confidence c; its variance q(1 - q) is
+    c(1 - c) where the model is calibrated, and the bin's accuracy a gives a(1 - a), an
+    estimate of the bin's mean q times (1 - mean q), which bounds the mean of q(1 - q)
+    (concavity). s_b uses the larger of the two, so miscalibrated bins are not taken for
+    less noisy than they are.
+    """
+    proba = np.asarray(proba, dtype=float)
+    y = _labels(y_true, proba)
     conf = proba.max(axis=1)
-    gap = (proba.argmax(axis=1) == y_true) - conf
+    right = (proba.argmax(axis=1) == y).astype(float)
     bins = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-
-    def stat(idx: np.ndarray) -> np.ndarray:
-        b, n = idx.shape
-        key = bins[idx] + (np.arange(b) * n_bins)[:, None]
-        per_bin = np.bincount(key.ravel(), weights=gap[idx].ravel(), minlength=b * n_bins)
-        return np.abs(per_bin.reshape(b, n_bins)).sum(axis=1) / n
-
-    return stat
+    count, gap_sum, spread, correct = (np.bincount(bins, weights=col, minlength=n_bins)
+                                       for col in (np.ones_like(conf), right - conf,
+                                                   conf * (1 - conf), right))
+    size = np.maximum(count, 1.0)
+    weight, gap, accuracy = count / len(y), gap_sum / size, correct / size
+    sd = np.sqrt(np.maximum(spread / size, accuracy * (1 - accuracy)) / size)
+    debiased = np.sum(weight * (2 * np.abs(gap) - _folded_normal_mean(gap, sd)))
+    return CalibrationGap(
+        plug_in=float(np.sum(weight * np.abs(gap))),
+        debiased=float(max(0.0, debiased)),
+        max_bias=float(_SQRT_2_OVER_PI * np.sum(weight * sd)),
+        se=float(np.sqrt(np.sum((weight * sd) ** 2))),
+        n=len(y),
+    )
 
 
 def nll_stat(proba: np.ndarray, y_true: np.ndarray) -> Stat:
@@ -192,9 +258,8 @@ def macro_f1(y_true: Any, y_pred: Any) -> float:
 
 
 def expected_calibration_error(proba: Any, y_true: Any, n_bins: int = ECE_BINS) -> float:
-    proba = np.asarray(proba, dtype=float)
-    y = _labels(y_true, proba)
-    return float(ece_stat(proba, y, n_bins)(_identity(len(y)))[0])
+    """The plug-in ECE (the textbook formula, biased upward on small samples)."""
+    return calibration_gap(proba, y_true, n_bins).plug_in
 
 
 def nll(proba: Any, y_true: Any) -> float:
@@ -234,12 +299,11 @@ def macro_f1_ci(y_true: Any, y_pred: Any, rng: Seed = 0, n_boot: int = N_BOOT,
                                  cells=_n_classes(y_true, y_pred) ** 2)
 
 
-def ece_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT, level: float = LEVEL,
-           n_bins: int = ECE_BINS) -> Estimate:
-    """Top-label expected calibration error (equal-width bins), percentile bootstrap."""
-    proba = np.asarray(proba, dtype=float)
-    y = _labels(y_true, proba)
-    return _percentile_bootstrap(ece_stat(proba, y, n_bins), len(y), rng, n_boot, level)
+def ece_ci(proba: Any, y_true: Any, level: float = LEVEL, n_bins: int = ECE_BINS) -> Estimate:
+    """Debiased ECE with an interval that holds whatever the bins' gaps (no resampling)."""
+    gap = calibration_gap(proba, y_true, n_bins)
+    low, high = gap.bounds(level)
+    return Estimate(gap.debiased, low, high, gap.n, "debiased_ece", level)
 
 
 def nll_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT,
@@ -260,7 +324,7 @@ def estimate(metric: str, proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = 
     if metric == "macro_f1":
         return macro_f1_ci(y, proba.argmax(axis=1), rng, n_boot, level)
     if metric == "ece":
-        return ece_ci(proba, y, rng, n_boot, level)
+        return ece_ci(proba, y, level)
     if metric == "nll":
         return nll_ci(proba, y, rng, n_boot, level)
     raise ShiftbenchError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
@@ -279,24 +343,54 @@ def mcnemar_exact(ref_only: int, shift_only: int) -> float:
     return float(min(1.0, 2 * binom.cdf(min(ref_only, shift_only), discordant, 0.5)))
 
 
-def paired_delta(correct_ref: Any, correct_shift: Any, rng: Seed = 0, n_boot: int = N_BOOT,
-                 level: float = LEVEL) -> Estimate:
-    """mean(correct_shift - correct_ref) over pairs, paired bootstrap interval, McNemar p.
+def paired_score_z(worse: int, better: int, n: int, delta: Any) -> np.ndarray:
+    """Tango's (1998) score statistic for H0: P(better) - P(worse) = ``delta``, from the
+    counts of pairs that got worse and better out of ``n`` (vectorised over ``delta``).
 
-    Resampling n pairs with replacement only changes how many pairs of each kind
-    (-1, 0, +1) the resample holds, which is Multinomial(n, observed shares): drawing
-    those counts is the pair bootstrap exactly, in O(n_boot) instead of O(n_boot * n).
+    The variance is taken at the restricted maximum-likelihood P(worse) under H0, so the
+    statistic stays finite and informative when no pair disagrees.
     """
+    d = np.asarray(delta, dtype=float)
+    a = 2.0 * n
+    b = -(worse + better) + (2.0 * n + worse - better) * d
+    c = -worse * d * (1 - d)
+    p_worse = (np.sqrt(np.maximum(b * b - 4 * a * c, 0.0)) - b) / (2 * a)
+    variance = np.maximum(2 * p_worse + d - d * d, 0.0)
+    excess = better - worse - n * d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = excess / np.sqrt(n * variance)
+    return np.where(excess == 0, 0.0, np.where(variance > 0, z, np.copysign(np.inf, excess)))
+
+
+def paired_score_interval(worse: int, better: int, n: int,
+                          level: float = LEVEL) -> tuple[float, float]:
+    """Tango's score interval for P(better) - P(worse): the deltas whose |z| <= z_level."""
+    from scipy.optimize import brentq
+
+    z = _z(level)
+    value = (better - worse) / n
+    edge = 1 - 1e-12
+
+    def score(d: float) -> float:
+        return float(paired_score_z(worse, better, n, d))
+
+    low = -1.0 if score(-edge) <= z else brentq(lambda d: score(d) - z, -edge, value,
+                                                  xtol=1e-12)
+    high = 1.0 if score(edge) >= -z else brentq(lambda d: score(d) + z, value, edge,
+                                                 xtol=1e-12)
+    return float(low), float(high)
+
+
+def paired_delta(correct_ref: Any, correct_shift: Any, level: float = LEVEL) -> Estimate:
+    """mean(correct_shift - correct_ref) over pairs: Tango's score interval, McNemar's p."""
     ref, shift = _pair(_binary(correct_ref, "correct_ref"),
                        _binary(correct_shift, "correct_shift"), ("correct_ref", "correct_shift"))
     n = len(ref)
     ref_only = int(np.sum(ref & ~shift))
     shift_only = int(np.sum(~ref & shift))
-    shares = np.array([ref_only, n - ref_only - shift_only, shift_only]) / n
-    counts = np.random.default_rng(rng).multinomial(n, shares, size=n_boot)
-    low, high = percentile_interval((counts[:, 2] - counts[:, 0]) / n, level)
-    return Estimate((shift_only - ref_only) / n, low, high, n, "paired_bootstrap", level,
-                    n_boot, mcnemar_exact(ref_only, shift_only))
+    low, high = paired_score_interval(ref_only, shift_only, n, level)
+    return Estimate((shift_only - ref_only) / n, low, high, n, "tango_score", level,
+                    p_value=mcnemar_exact(ref_only, shift_only))
 
 
 def unpaired_delta(correct_ref: Any, correct_shift: Any, rng: Seed = 0, n_boot: int = N_BOOT,
@@ -322,3 +416,15 @@ def flip_rate(pred_ref: Any, pred_shift: Any, level: float = LEVEL) -> Estimate:
     """Share of paired examples whose predicted class changed under the shift (Wilson)."""
     ref, shift = _pair(pred_ref, pred_shift, ("pred_ref", "pred_shift"))
     return wilson(int(np.sum(ref != shift)), len(ref), level)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given: each test is rejected where
+    its adjusted value is at most alpha, and the chance of rejecting any true null
+    hypothesis among them stays at most alpha."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    steps = (len(p) - np.arange(len(p))) * p[order]
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
+    return adjusted.tolist()

@@ -69,7 +69,7 @@ def test_perturbation_pairs_by_id_when_reordered_and_subset(ref):
     expected_delta, expected_flip = _by_id(ref_split, ref_proba, split, proba)
     assert rec["n_paired"] == len(rows) == rec["n"]
     assert rec["delta"]["accuracy"]["value"] == pytest.approx(expected_delta)
-    assert rec["delta"]["accuracy"]["method"] == "paired_bootstrap"
+    assert rec["delta"]["accuracy"]["method"] == "tango_score"
     assert rec["delta"]["accuracy"]["p_value"] is not None
     assert rec["flip_rate"]["value"] == pytest.approx(expected_flip)
     assert rec["flip_rate"]["method"] == "wilson"
@@ -99,6 +99,15 @@ def test_domain_split_gets_unpaired_delta_and_no_flip_rate(ref):
     ref_acc, acc = records[0]["metrics"]["accuracy"]["value"], rec["metrics"]["accuracy"]["value"]
     assert rec["delta"]["accuracy"]["value"] == pytest.approx(acc - ref_acc)
     assert rec["flip_rate"] is None and rec["n_paired"] == 0
+    # ATC and DoC from the reference, beside the accuracy measured with the split's labels
+    free = rec["label_free"]
+    assert free["measured"] == pytest.approx(acc)
+    for name in ("atc", "doc"):
+        est = free[name]
+        assert 0 <= est["low"] <= est["value"] <= est["high"] <= 1
+        assert free["error"][name] == pytest.approx(est["value"] - acc)
+    assert "sampling error only" in free["caveat"]
+    assert records[0]["label_free"] is None
 
 
 def test_records_and_predictions_frame_shape(ref):

@@ -20,8 +20,9 @@ from conftest import make_labelled
 from shiftbench.cli import main
 from shiftbench.detectors import Detector, load_detector
 from shiftbench.errors import ShiftbenchError
-from shiftbench.monitor.accuracy import atc, atc_threshold, confidence_scores, doc
-from shiftbench.monitor.oneshot import RULE, holm, verdict
+from shiftbench.label_free import CAVEAT, atc, atc_threshold, confidence_scores, doc
+from shiftbench.monitor.oneshot import RULE, verdict
+from shiftbench.monitor.report import detector_rows
 
 DIM = 8
 REPEATS = "20"
@@ -108,12 +109,6 @@ def test_accuracy_estimates_refuse_mismatched_inputs() -> None:
 # -- the verdict -----------------------------------------------------------------------------
 
 
-def test_holm_adjustment() -> None:
-    # sorted 0.01, 0.03, 0.04 -> 3 * 0.01, 2 * 0.03, max(1 * 0.04, 0.06): monotone
-    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
-    assert holm([0.9, 0.8]) == [1.0, 1.0]
-
-
 def record(method: str, p: float | None, flagged: bool = False) -> dict:
     return {"method": method, "p_value": p,
             "calibration": {"flagged": flagged} if p is not None else None}
@@ -131,6 +126,21 @@ def test_verdict_counts_only_unflagged_tests_and_controls_the_family() -> None:
     undecided = verdict([record("evidently:mmd", None), record("mmd", 0.01, True)], 0.05)
     assert undecided["status"] == "undecided" and undecided["exit_code"] == 2
 
+
+
+def test_table_marks_drift_by_the_holm_adjusted_p_as_the_verdict_does() -> None:
+    # Raw p 0.03 and 0.04 are each below alpha (the detectors' own decision: drift) but
+    # Holm's 0.06 is not: the table must not say "drift" under a "no drift" verdict.
+    records = [{**record(m, p), "input": "embeddings", "statistic": 1.0, "drifted": True}
+               for m, p in (("mmd", 0.03), ("ks", 0.04))] + [
+        {**record("evidently:mmd", None), "input": "embeddings", "statistic": 0.3,
+         "drifted": True}]
+    decision = verdict(records, 0.05)
+    header, rows = detector_rows({"settings": {"alpha": 0.05}, "detectors": records})
+    column = header.index("drift (Holm)")
+    assert decision["status"] == "no drift"
+    assert [row[column] for row in rows] == ["no", "no", "–"]
+    assert [row[header.index("Holm p")] for row in rows] == ["0.060", "0.060", "–"]
 
 # -- the one-shot CLI on precomputed embeddings ---------------------------------------------
 
@@ -398,6 +408,9 @@ def test_texts_with_a_trained_probe_end_to_end(tiny_encoder_dir, tmp_path, capsy
         assert 0 <= est["low"] <= est["value"] <= est["high"] <= 1
     assert "current, ATC estimate" in printed and "power vs word_delete@4" in printed
     assert "Does it hurt?" in (tmp_path / "one" / "monitor.html").read_text()
+    # wherever the estimates are shown, so is what their intervals do not cover
+    assert acc["caveat"] == CAVEAT and CAVEAT in printed
+    assert "cover sampling error only" in (tmp_path / "one" / "monitor.html").read_text()
 
     # a second check of the same data embeds and predicts nothing: all from the cache
     assert main([*args, "--out", str(tmp_path / "two")]) == code

@@ -173,7 +173,9 @@ def _report(with_movement: bool) -> dict:
 
 
 def _table_rows(markdown: str) -> list[list[str]]:
-    rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
+    """The summary table's rows (the first table; domain splits add a label-free one)."""
+    table = markdown.split("\n\n")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     return [[c.strip() for c in row.strip("|").split(" | ")] for row in rows]
 
 

@@ -95,7 +95,8 @@ def test_summary_table_has_every_split_in_order(run):
     lines = md.splitlines()
     assert lines[0].startswith("# ") and "unit" in lines[0] and "sklearn" in lines[0]
     assert "ffffffffffff" in lines[0] and "cpu" in lines[0]
-    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    table = md.split("\n\n")[1].splitlines()  # the first table: every split
+    rows = [line for line in table if "---" not in line][1:]
     names = [r["name"].replace("|", "\\|") for r in report["splits"]]
     assert [row.split(" | ")[0][2:] for row in rows] == names
     clean = report["splits"][0]["metrics"]["accuracy"]
@@ -103,7 +104,8 @@ def test_summary_table_has_every_split_in_order(run):
     assert expected in rows[0]
     delta = report["splits"][1]["delta"]["accuracy"]
     assert f"{delta['value'] * 100:+.1f} pp" in rows[1]
-    assert "Wilson" in md and "paired bootstrap" in md and "independent bootstrap" in md
+    assert "Wilson" in md and "Tango's score interval" in md and "independent bootstrap" in md
+    assert "debiased ECE (Kumar et al. 2019)" in md
 
 
 def test_html_is_self_contained_escaped_and_has_plots(run):
@@ -184,7 +186,7 @@ def test_warnings_are_marked_in_the_table_and_said_in_words(run):
     splits = [*report["splits"][:-1], {**report["splits"][-1], "warnings": [warning]}]
     warned = {**report, "splits": splits}
     md = summary_markdown(warned)
-    (row,) = [line for line in md.splitlines() if line.startswith("| <b>tweets")]
+    row = next(line for line in md.splitlines() if line.startswith("| <b>tweets"))  # main table
     assert row.split(" | ")[0].endswith("⚠")
     assert f"- <b>tweets</b> \\| x: {warning}" in md and "**Warnings** ⚠:" in md
     assert "Warnings" not in summary_markdown(report)
@@ -276,3 +278,66 @@ def test_a_full_disk_while_re_rendering_is_one_line(tmp_path, run, capsys, monke
     assert main(["report", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"shiftbench: error: {tmp_path / 'summary.md'}: No space left on device")
+def _drift_result(method: str, p_value: float | None, statistic: float) -> dict:
+    return {"method": method, "statistic": statistic, "p_value": p_value, "alpha": 0.05,
+            "drifted": p_value < 0.05 if p_value is not None else True, "n_reference": 60,
+            "n_sample": 30, "calibrated": p_value is not None, "details": {}}
+
+
+def test_drift_marks_are_holm_adjusted_over_every_split_and_detector(run):
+    from shiftbench.drift import adjust_for_multiplicity
+    from shiftbench.report.html import report_html
+
+    # Raw p 0.001, 0.02, 0.03, 0.5: Holm multiplies the sorted values by 4, 3, 2, 1 and
+    # keeps them monotone: 0.004, 0.06, 0.06, 0.5. Only the first stays below alpha 0.05,
+    # although three raw p-values are.
+    drift = {"typo@1": [_drift_result("mmd", 0.02, 0.2), _drift_result("ks", 0.5, 0.1),
+                        _drift_result("evidently:mmd", None, 0.4)],
+             "ocr@3": [_drift_result("mmd", 0.001, 0.9), _drift_result("ks", 0.03, 0.3),
+                       _drift_result("evidently:mmd", None, 0.1)]}
+    adjust_for_multiplicity(drift)
+    holm_p = [r["holm_p"] for rs in drift.values() for r in rs]
+    assert holm_p == pytest.approx([0.06, 0.5, None, 0.004, 0.06, None])
+    assert [r["drifted_holm"] for rs in drift.values() for r in rs] == [
+        False, False, None, True, False, None]
+    assert {r["holm_family"] for rs in drift.values() for r in rs} == {4}
+    report = {**run[0], "drift": drift}
+    md = summary_markdown(report)
+    assert "| mmd p (Holm) | ks p (Holm) | evidently:mmd p (Holm) |" in md
+    row = {line.split(" | ")[0][2:]: line for line in md.splitlines() if line.startswith("| ")}
+    assert row["typo@1"].endswith("| 0.020 (0.060) | 0.500 (0.500) | n/a |")
+    assert row["ocr@3"].endswith("| 0.001 (0.004) ✱ | 0.030 (0.060) | n/a |")
+    assert "Holm's method over all 4 split × detector tests" in md
+    html = report_html(report)
+    table = html[html.index("<h2>Drift</h2>"):]
+    assert "<th>Holm p</th><th>after Holm</th><th>unadjusted, at its alpha</th>" in table
+    assert ('<td class="num">0.020</td><td class="num">0.060</td><td>no drift</td>'
+            "<td>drift</td>") in table
+    assert "not tested (no p-value)" in table
+
+
+def test_reports_from_before_the_adjustment_render_without_marks(run):
+    old = {"typo@1": [_drift_result("mmd", 0.02, 0.2)]}
+    md = summary_markdown({**run[0], "drift": old})
+    assert "| 0.020 |" in md and "✱" not in md and "predates the Holm adjustment" in md
+
+
+def test_domain_splits_show_label_free_estimates_beside_the_measured_accuracy(run):
+    from shiftbench.report.html import report_html
+
+    report, _ = run
+    (domain,) = [r for r in report["splits"] if r["kind"] == "domain"]
+    free = domain["label_free"]
+    md = summary_markdown(report)
+    section = md[md.index("## Label-free accuracy estimates vs measured"):]
+    (row,) = [line for line in section.splitlines() if line.startswith("| <b>tweets")]
+    assert f"| {free['measured'] * 100:.1f}% |" in row
+    assert f"| {free['error']['atc'] * 100:+.1f} pp |" in row
+    assert f"| {free['error']['doc'] * 100:+.1f} pp |" in row
+    assert "sampling error only" in section
+    html = report_html(report)
+    part = html[html.index("<h2>Label-free accuracy estimates vs measured"):]
+    assert "&lt;b&gt;tweets&lt;/b&gt;" in part and "sampling error only" in part
+    without = {**report, "splits": [r for r in report["splits"] if r["kind"] != "domain"]}
+    assert "Label-free" not in summary_markdown(without) and "Label-free" not in report_html(
+        without)

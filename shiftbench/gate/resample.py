@@ -26,9 +26,9 @@ def metric_stat(metric: str, split: SplitData, rows: np.ndarray | None = None) -
         return lambda idx: correct[idx].mean(axis=1)
     if metric == "macro_f1":
         return M.macro_f1_stat(y, proba.argmax(axis=1))
-    if metric == "ece":
-        return M.ece_stat(proba, y, M.ECE_BINS)
-    return M.nll_stat(proba, y)
+    if metric == "nll":
+        return M.nll_stat(proba, y)
+    raise ValueError(f"{metric} is not resampled (its tests are in shiftbench.gate.stats)")
 
 
 def _indices(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:
@@ -55,11 +55,3 @@ def unpaired_draws(before: Stat, n_before: int, after: Stat, n_after: int,
     """Bootstrap of after - before, resampling each side on its own (different examples)."""
     return (np.concatenate([after(idx) for idx in _indices(rng, n_after, n_boot)])
             - np.concatenate([before(idx) for idx in _indices(rng, n_before, n_boot)]))
-
-
-def paired_accuracy_draws(worse: int, better: int, n: int, rng: np.random.Generator,
-                          n_boot: int) -> np.ndarray:
-    """The pair bootstrap of an accuracy difference, exactly: resampling n pairs only
-    changes how many are worse / same / better, which is Multinomial(n, observed shares)."""
-    counts = rng.multinomial(n, np.array([worse, n - worse - better, better]) / n, size=n_boot)
-    return (counts[:, 2] - counts[:, 0]) / n

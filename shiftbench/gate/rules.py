@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from shiftbench import metrics as M
 from shiftbench.errors import ShiftbenchError
 from shiftbench.gate import stats
 from shiftbench.gate.policy import HIGHER_IS_BETTER, Policy, RuleBase
 from shiftbench.gate.resample import (
     metric_stat,
     one_sample_draws,
-    paired_accuracy_draws,
     paired_draws,
     point_value,
     unpaired_draws,
@@ -200,6 +200,9 @@ def _evidence(check: Check, setup: _Setup, baseline: Run, candidate: Run, policy
     if kind == "absolute" and rule.metric == "accuracy":
         return stats.binomial_test(int(split.correct.sum()), len(split.ids), setup.threshold,
                                    setup.op, alpha, a, power)
+    if kind == "absolute" and rule.metric == "ece":
+        return stats.ece_test(M.calibration_gap(split.proba, split.y), setup.threshold,
+                              setup.op, alpha, a, power)
     if kind == "absolute":
         stat = metric_stat(rule.metric, split)
         n = len(split.ids)
@@ -224,11 +227,14 @@ def _paired(rule: RuleBase, before: SplitData, after: SplitData, setup: _Setup, 
         right_after = after.correct
         worse = int(np.sum(right_before & ~right_after))
         better = int(np.sum(~right_before & right_after))
-        draws = paired_accuracy_draws(worse, better, n, rng, n_boot)
         if _uses_mcnemar(rule, setup.threshold):
-            return stats.mcnemar_test(worse, better, n, draws, alpha, a, power)
-        return stats.bootstrap_test((better - worse) / n, draws, setup.threshold, setup.op,
-                                    alpha, a, power, "paired bootstrap", n)
+            return stats.mcnemar_test(worse, better, n, alpha, a, power)
+        return stats.score_test(worse, better, n, setup.threshold, setup.op, alpha, a, power)
+    if rule.metric == "ece":
+        return stats.ece_change_test(
+            M.calibration_gap(before.proba[before_rows], before.y[before_rows]),
+            M.calibration_gap(after.proba, after.y), setup.threshold, alpha, a, power,
+            paired=True)
     stat_before = metric_stat(rule.metric, before, before_rows)
     stat_after = metric_stat(rule.metric, after)
     value = point_value(stat_after, n) - point_value(stat_before, n)
@@ -240,6 +246,10 @@ def _paired(rule: RuleBase, before: SplitData, after: SplitData, setup: _Setup, 
 def _unpaired(rule: RuleBase, before: SplitData, after: SplitData, setup: _Setup,
               policy: Policy, rng: np.random.Generator, a: float | None) -> stats.Evidence:
     """after - before on different examples (an out-of-domain split vs the reference)."""
+    if rule.metric == "ece":
+        return stats.ece_change_test(M.calibration_gap(before.proba, before.y),
+                                     M.calibration_gap(after.proba, after.y), setup.threshold,
+                                     policy.alpha, a, policy.power, paired=False)
     n_b, n_a = len(before.ids), len(after.ids)
     stat_before, stat_after = metric_stat(rule.metric, before), metric_stat(rule.metric, after)
     value = point_value(stat_after, n_a) - point_value(stat_before, n_b)
@@ -367,7 +377,7 @@ def evaluate_gate(policy: Policy, baseline: Run, candidate: Run,
     adjusted: dict[int, float] = {}
     for fam in ("fail", "warn"):
         members = [i for i, c in enumerate(checks) if c.family == fam]
-        adjusted.update(zip(members, stats.holm([evidence[i].p_value for i in members]),
+        adjusted.update(zip(members, M.holm([evidence[i].p_value for i in members]),
                             strict=True))
     verdicts = []
     for i, (check, setup, ev) in enumerate(zip(checks, setups, evidence, strict=True)):

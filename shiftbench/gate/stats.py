@@ -1,14 +1,15 @@
-"""One-sided tests for gate rules, Holm's adjustment, and the power each test promises.
+"""One-sided tests for gate rules and the power each test promises.
 
 Every rule is tested the same way: H0 "the rule holds" against H1 "it is violated", so a
 small p-value is evidence of a violation and the error the gate controls is failing a
 release that satisfies its policy (a false fail). ``op`` says when a rule holds:
-``">="`` when the estimate is at least the threshold, ``"<="`` when at most.
+``">="`` when the estimate is at least the threshold, ``"<="`` when at most. Holm's
+adjustment over the checks is :func:`shiftbench.metrics.holm`.
 
 Intervals are two-sided at level 1 - 2 * alpha, so each bound is a one-sided
-(1 - alpha) bound; for the binomial and bootstrap tests the bound is the inversion of the
-test, so a check fails only when the bound on its side crosses the threshold (McNemar
-checks show the paired bootstrap's interval beside an exact p-value).
+(1 - alpha) bound; every bound is the inversion of its check's test, so a check fails
+only when the bound on its side crosses the threshold (McNemar checks show Tango's score
+interval beside the exact p-value).
 
 ``detectable`` is the violation (distance beyond the threshold) that the rule would
 catch with probability ``power`` when tested at level ``a`` (the gate passes
@@ -19,11 +20,13 @@ crosses the threshold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
+
+from shiftbench import metrics as M
 
 _TIE = 1e-12  # bootstrap draws within this of the threshold count as holding the rule
 
@@ -44,17 +47,6 @@ class Evidence:
 
 def holds(value: float, threshold: float, op: str) -> bool:
     return value >= threshold if op == ">=" else value <= threshold
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (same order as given): reject where <= alpha."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [0.0] * len(p_values)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 def _z(q: float) -> float:
@@ -143,14 +135,14 @@ def mcnemar_power(n: int, discordant: float, delta: float, a: float | None) -> f
     return _mcnemar_power_fn(n, discordant, a)(delta)
 
 
-def mcnemar_test(worse: int, better: int, n: int, draws: np.ndarray, alpha: float,
-                 a: float | None, power: float) -> Evidence:
+def mcnemar_test(worse: int, better: int, n: int, alpha: float, a: float | None,
+                 power: float) -> Evidence:
     """Paired difference (better - worse) / n against 0: exact one-sided McNemar p.
 
-    The interval is the paired bootstrap's (``draws``); power is computed exactly at
-    the observed share of discordant pairs.
+    The interval is Tango's score interval; power is computed exactly at the observed
+    share of discordant pairs.
     """
-    low, high = np.quantile(draws, [alpha, 1 - alpha])
+    low, high = M.paired_score_interval(worse, better, n, 1 - 2 * alpha)
     share = (worse + better) / n
     detectable = None
     if share > 0:
@@ -162,8 +154,71 @@ def mcnemar_test(worse: int, better: int, n: int, draws: np.ndarray, alpha: floa
         elif power_at(share) > power:  # power grows with delta; at delta = share all
             # discordant pairs are worse
             detectable = brentq(lambda delta: power_at(delta) - power, 0.0, share, xtol=1e-6)
-    return Evidence((better - worse) / n, float(low), float(high), mcnemar_p(worse, better),
+    return Evidence((better - worse) / n, low, high, mcnemar_p(worse, better),
                     "exact McNemar", n, detectable)
+
+
+def score_test(worse: int, better: int, n: int, threshold: float, op: str, alpha: float,
+               a: float | None, power: float) -> Evidence:
+    """Paired difference (better - worse) / n against a nonzero threshold: Tango's score
+    test, whose inversion is the score interval shown (it keeps its level when few pairs
+    disagree, where a pair bootstrap collapses to a point). ``detectable`` uses the
+    normal approximation (z_{1-a} + z_power) * SE at the observed shares."""
+    value = (better - worse) / n
+    low, high = M.paired_score_interval(worse, better, n, 1 - 2 * alpha)
+    z = float(M.paired_score_z(worse, better, n, threshold))
+    p = NormalDist().cdf(z if op == ">=" else -z)
+    se = np.sqrt(max((worse + better) / n - value**2, 0.0) / n)
+    z_a = 0.0 if a is None else _z(1 - a)
+    return Evidence(value, low, high, p, "paired score (Tango)", n, (z_a + _z(power)) * se)
+
+
+# --- ECE against a threshold: bounds that hold whatever the bins' gaps
+
+
+def ece_test(gap: M.CalibrationGap, threshold: float, op: str, alpha: float, a: float | None,
+             power: float) -> Evidence:
+    """The debiased ECE against ``threshold`` (see :func:`shiftbench.metrics.calibration_gap`).
+
+    ``"<="`` (H0: ECE <= t): the plug-in exceeds the ECE by at most ``max_bias`` on
+    average, so p = P(N(t + max_bias, se^2) >= plug-in); ``">="`` (H0: ECE >= t): the
+    plug-in is at least an unbiased signed estimate, so p = P(N(t, se^2) <= plug-in).
+    Either way a model that satisfies the rule (for ``"<="`` a perfectly calibrated one
+    included) is failed at most alpha of the time, whatever its bins look like and at any
+    sample size. The promise covers any gaps: a violation of ``max_bias`` +
+    (z_{1-a} + z_power) * se is caught with probability ``power``.
+    """
+    low, high = gap.bounds(1 - 2 * alpha)
+    excess = gap.plug_in - gap.max_bias - threshold if op == "<=" else threshold - gap.plug_in
+    p = 1 - NormalDist().cdf(excess / gap.se) if gap.se > 0 else float(excess <= 0)
+    z_a = 0.0 if a is None else _z(1 - a)
+    detectable = gap.max_bias + (z_a + _z(power)) * gap.se
+    return Evidence(gap.debiased, low, high, p, "debiased ECE, worst-case bias bound", gap.n,
+                    detectable)
+
+
+def ece_change_test(before: M.CalibrationGap, after: M.CalibrationGap, threshold: float,
+                    alpha: float, a: float | None, power: float, paired: bool) -> Evidence:
+    """The change in debiased ECE (after - before) against ``threshold``; H0: the change is
+    at most ``threshold`` (ECE is lower-is-better, so the rule allows that much worsening).
+
+    Worst case on both sides, as :func:`ece_test`: after's plug-in minus its largest bias,
+    minus before's plug-in (never below the true ECE on average), is on average at most
+    the true change, whichever bins carry the miscalibration (a bootstrap of the debiased
+    difference false-failed a candidate calibrated better than its baseline, but in fewer
+    bins, 9% of the time at alpha 5%). Its spread is at most se_after + se_before on the
+    same examples (``paired``), sqrt(se_after^2 + se_before^2) on independent ones.
+    """
+    sd = after.se + before.se if paired else math.hypot(after.se, before.se)
+    z = _z(1 - alpha)
+    low = after.plug_in - after.max_bias - before.plug_in - z * sd
+    high = after.plug_in - before.plug_in + before.max_bias + z * sd
+    excess = after.plug_in - after.max_bias - before.plug_in - threshold
+    p = 1 - NormalDist().cdf(excess / sd) if sd > 0 else float(excess <= 0)
+    z_a = 0.0 if a is None else _z(1 - a)
+    detectable = after.max_bias + before.max_bias + (z_a + _z(power)) * sd
+    return Evidence(after.debiased - before.debiased, low, high, p,
+                    "debiased ECE change, worst-case bias bound", after.n, detectable)
 
 
 # --- bootstrap: any statistic, from its resampled values

@@ -2,7 +2,8 @@
 
 - :mod:`~shiftbench.monitor.oneshot`: ``shiftbench monitor check``, a reference file
   against a current file, with calibrated detectors and an exit code;
-- :mod:`~shiftbench.monitor.accuracy`: label-free estimates of current accuracy (ATC, DoC);
+- :mod:`~shiftbench.label_free` (shared with the run report): label-free estimates of
+  current accuracy (ATC, DoC);
 - :mod:`~shiftbench.monitor.report`: the check's JSON, HTML and printed summary;
 - :mod:`~shiftbench.monitor.stream`, :mod:`~shiftbench.monitor.store`,
   :mod:`~shiftbench.monitor.plot`, :mod:`~shiftbench.monitor.prometheus`: streaming

@@ -263,18 +263,10 @@ def reuse_detector(folder: Path, detector: Detector, context: dict[str, Any]) ->
     return saved
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
-    p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p, kind="stable")
-    steps = (len(p) - np.arange(len(p))) * p[order]
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
-    return adjusted.tolist()
-
-
 def verdict(records: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
     """The overall decision (see ``RULE``); sets each record's ``decides`` and ``holm_p``."""
+    from shiftbench.metrics import holm
+
     deciding = [r for r in records
                 if r["p_value"] is not None and not (r["calibration"] or {}).get("flagged")]
     for record in records:
@@ -326,8 +318,8 @@ def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Sp
                        seed: int) -> dict[str, Any]:
     """Reference accuracy, ATC and DoC estimates of the current accuracy, and the actual
     current accuracy when the current file has labels."""
+    from shiftbench.label_free import CAVEAT, atc, doc
     from shiftbench.metrics import accuracy_ci
-    from shiftbench.monitor.accuracy import atc, doc
 
     if model is None or ref_proba is None or cur_proba is None:
         return {"available": False, "reason": "no model (--model): the estimates need the "
@@ -355,7 +347,7 @@ def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Sp
             "estimated_change": {"atc": atc_est.estimate.value - ref_acc.value,
                                  "doc": doc_est.value - ref_acc.value},
             "atc_score": "negative entropy of the predicted probabilities",
-            "doc_confidence": "max predicted probability"}
+            "doc_confidence": "max predicted probability", "caveat": CAVEAT}
 
 
 # -- the check ----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ charts) and the short text the CLI prints.
 
 Rates (false alarms, power) are fractions with three decimals and their 95% Wilson
 interval; accuracies are percentages with their 95% interval; ⚠ marks a detector whose
-measured false-alarm rate is above alpha beyond its sampling error.
+measured false-alarm rate is above alpha beyond its sampling error. A detector's
+"drift" mark follows its Holm-adjusted p-value, as the verdict does.
 """
 
 from __future__ import annotations
@@ -53,11 +54,19 @@ def _controls(result: dict[str, Any]) -> list[str]:
     return list(result["settings"].get("controls") or [])
 
 
+def _holm_mark(record: dict[str, Any], alpha: float) -> str:
+    """Drift by the Holm-adjusted p-value (the verdict's rule); '–' for a detector that
+    does not decide (no p-value, or flagged for false alarms)."""
+    if record.get("holm_p") is None:
+        return MISSING
+    return "yes" if record["holm_p"] < alpha else "no"
+
+
 def detector_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the detector table (one row per detector)."""
     alpha = result["settings"]["alpha"]
     controls = _controls(result)
-    header = ["detector", "input", "statistic", "p-value", "Holm p", "drifted", "decides",
+    header = ["detector", "input", "statistic", "p-value", "Holm p", "drift (Holm)", "decides",
               f"false alarms at α={alpha:g} [95% CI]", *(f"power vs {c}" for c in controls)]
     rows = []
     for r in result["detectors"]:
@@ -66,7 +75,7 @@ def detector_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         rows.append([
             r["method"], r["input"], f"{r['statistic']:.4g}", p_text(r["p_value"]),
             p_text(r["holm_p"]) if r.get("holm_p") is not None else MISSING,
-            "yes" if r["drifted"] else "no", "yes" if r.get("decides") else "no",
+            _holm_mark(r, alpha), "yes" if r.get("decides") else "no",
             false_alarm if cal else "not measured",
             *(_rate((cal.get("power") or {}).get(c)) for c in controls),
         ])
@@ -133,6 +142,7 @@ def summary_text(result: dict[str, Any]) -> str:
         lines.append(f"accuracy of the model (ATC score: {acc['atc_score']}):")
         lines += [f"  {what:<30} {est:<24} {note}".rstrip()
                   for what, est, note in accuracy_rows(result)]
+        lines.append(f"  {acc['caveat']}")
     else:
         lines.append(f"accuracy: unavailable: {acc['reason']}")
     lines += [f"note: {note}" for note in result["notes"]]
@@ -186,8 +196,8 @@ def _accuracy(result: dict[str, Any]) -> str:
         f'<p class="note">ATC (average thresholded confidence, score: {escape(acc["atc_score"])}'
         f", threshold {acc['atc']['threshold']:.4g}) and DoC (difference of confidences, "
         f"{escape(acc['doc_confidence'])}) estimate the current accuracy without its labels. "
-        "Intervals cover sampling error only; a gap between the two estimates is a warning "
-        "that the shift breaks one of their assumptions.</p>",
+        f"{escape(acc['caveat'])}. A gap between the two estimates is a warning that the shift "
+        "breaks one of their assumptions.</p>",
         chart,
     ])
 

@@ -18,6 +18,8 @@ from shiftbench.report.markdown import (
     drift_methods,
     drift_note,
     footnote,
+    label_free_note,
+    label_free_rows,
     movement_note,
     p_text,
     summary_rows,
@@ -192,20 +194,30 @@ def _movement_plot(report: dict[str, Any]) -> str:
                           "mean similarity to the original / nearest reference text")
 
 
+def _drift_row(split: str, result: dict[str, Any]) -> str:
+    """One detector's result on one split: raw p, Holm-adjusted p and both decisions."""
+    if result.get("holm_p") is None:
+        holm_p, after = "–", ("not tested (no p-value)" if result["p_value"] is None else "–")
+    else:
+        holm_p = p_text(result["holm_p"])
+        after = "drift" if result["drifted_holm"] else "no drift"
+    return (f"<tr><td>{escape(split)}</td><td>{escape(result['method'])}</td>"
+            f'<td class="num">{result["statistic"]:.4g}</td>'
+            f'<td class="num">{p_text(result["p_value"])}</td><td class="num">{holm_p}</td>'
+            f"<td>{after}</td><td>{'drift' if result['drifted'] else 'no drift'}</td>"
+            f'<td class="num">{result["n_reference"]} / {result["n_sample"]}</td></tr>')
+
+
 def _drift(report: dict[str, Any]) -> str:
-    """Each detector's verdict per split, and Δ accuracy against the first one's statistic."""
+    """Each detector's result per split, raw and after Holm's adjustment, and Δ accuracy
+    against the first one's statistic."""
     drift = report.get("drift") or {}
     if not drift:
         return ""
-    rows = "".join(
-        f"<tr><td>{escape(name)}</td><td>{escape(r['method'])}</td>"
-        f'<td class="num">{r["statistic"]:.4g}</td><td class="num">{p_text(r["p_value"])}</td>'
-        f"<td>{'drift' if r['drifted'] else 'no drift'}</td>"
-        f'<td class="num">{r["n_reference"]} / {r["n_sample"]}</td></tr>'
-        for name, results in drift.items() for r in results
-    )
+    rows = "".join(_drift_row(name, r) for name, results in drift.items() for r in results)
     head = "".join(f"<th>{h}</th>" for h in
-                   ("split", "detector", "statistic", "p-value", "at its alpha", "n ref / sample"))
+                   ("split", "detector", "statistic", "p-value", "Holm p", "after Holm",
+                    "unadjusted, at its alpha", "n ref / sample"))
     first = {name: results[0]["statistic"] for name, results in drift.items() if results}
     top = max(first.values(), default=0.0) or 1.0
     plot = _delta_scatter(report, {n: s / top for n, s in first.items()}, "relative statistic",
@@ -213,6 +225,20 @@ def _drift(report: dict[str, Any]) -> str:
                           "drift statistic / the largest across splits")
     return (f"<h2>Drift</h2><p class=\"note\">{escape(drift_note(report))}</p>{plot}"
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _label_free(report: dict[str, Any]) -> str:
+    """Domain splits' label-free accuracy estimates beside the measured accuracy."""
+    header, rows = label_free_rows(report)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" if i == 0 else
+                                    f'<td class="num">{escape(c)}</td>'
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return ("<h2>Label-free accuracy estimates vs measured (domain splits)</h2>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f'<p class="note">{escape(label_free_note(report))}</p>')
 
 
 def _movement_table(movement: dict[str, Any]) -> str:
@@ -317,6 +343,7 @@ def report_html(report: dict[str, Any]) -> str:
         _plots(report),
         _movement(report),
         _drift(report),
+        _label_free(report),
         _shift_stats(report),
         key_values_table("Timings", report.get("timings") or {}, " s"),
         key_values_table("Runner", report.get("runner") or {}),

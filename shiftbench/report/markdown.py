@@ -24,6 +24,8 @@ METHOD_TEXT = {
     "percentile_bootstrap": "percentile bootstrap over examples",
     "paired_bootstrap": "paired bootstrap over example ids",
     "unpaired_bootstrap": "independent bootstrap of each side",
+    "tango_score": "Tango's score interval over example ids",
+    "debiased_ece": "debiased ECE (Kumar et al. 2019) within worst-case-bias bounds",
 }
 
 
@@ -92,13 +94,19 @@ def p_text(p_value: float | None) -> str:
 
 
 def _drift_cells(results: list[dict[str, Any]] | None, methods: list[str]) -> list[str]:
-    """Each detector's p-value for one split; ✱ marks drift at the detector's alpha."""
+    """Each detector's raw p-value for one split, its Holm-adjusted one in brackets, and
+    ✱ where the adjusted one marks drift (see :func:`drift_note`)."""
     by_method = {r["method"]: r for r in results or []}
     cells = []
     for method in methods:
         result = by_method.get(method)
-        cells.append(MISSING if result is None
-                     else p_text(result["p_value"]) + (DRIFT_MARK if result["drifted"] else ""))
+        if result is None:
+            cells.append(MISSING)
+            continue
+        adjusted = result.get("holm_p")
+        holm = f" ({p_text(adjusted)})" if adjusted is not None else ""
+        cells.append(p_text(result["p_value"]) + holm
+                     + (DRIFT_MARK if result.get("drifted_holm") else ""))
     return cells
 
 
@@ -114,7 +122,7 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     if movement:
         header += MOVEMENT_COLUMNS
     methods = drift_methods(report)
-    header += [f"{m} p" for m in methods]
+    header += [f"{m} p (Holm)" for m in methods]
     drift = report.get("drift") or {}
     rows = []
     for record in report["splits"]:
@@ -143,14 +151,65 @@ def movement_note(report: dict[str, Any]) -> str:
     return note + ". Lower means the shift moved the text further."
 
 
+def drift_family(report: dict[str, Any]) -> int | None:
+    """How many split x detector tests the report's Holm adjustment covered (None when
+    the report has no drift results, or predates the adjustment)."""
+    results = [r for rs in (report.get("drift") or {}).values() for r in rs]
+    return next((r["holm_family"] for r in results if "holm_family" in r), None)
+
+
 def drift_note(report: dict[str, Any]) -> str:
     """What the drift columns mean, or '' when the report has none."""
     if not report.get("drift"):
         return ""
+    family = drift_family(report)
+    marks = (f"Each cell is the raw p-value and, in brackets, the p-value adjusted by Holm's "
+             f"method over all {family} split × detector tests of this run;{DRIFT_MARK}: drift "
+             "after that adjustment (the chance of marking any split that did not drift stays "
+             "at the detector's alpha)"
+             if family is not None else
+             "Each cell is the raw p-value (this report predates the Holm adjustment: no drift "
+             "marks)")
     return ("Drift p: each detector tests a shifted split's MiniLM embeddings (BBSD: the "
             "model's probabilities) against half of the reference; perturbed splits use only "
-            f"their examples from the other half, so the samples are independent.{DRIFT_MARK}: "
-            "drift at the detector's alpha.")
+            f"their examples from the other half, so the samples are independent. {marks}. "
+            "n/a: a detector without a p-value (uncalibrated), never marked.")
+
+
+def label_free_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Each domain split's label-free accuracy estimates (ATC, DoC) beside its measured
+    accuracy, and how far each misses; no rows for reports without them."""
+    ci = level_label(report)
+    header = ["split", "measured accuracy", f"ATC [{ci}]", "ATC − measured", f"DoC [{ci}]",
+              "DoC − measured"]
+    rows = []
+    for record in report["splits"]:
+        estimates = record.get("label_free")
+        if not estimates:
+            continue
+        miss = estimates["error"]
+        rows.append([str(record["name"]), f"{estimates['measured'] * 100:.1f}%",
+                     _pct(estimates["atc"]), f"{miss['atc'] * 100:+.1f} pp",
+                     _pct(estimates["doc"]), f"{miss['doc'] * 100:+.1f} pp"])
+    return header, rows
+
+
+def label_free_note(report: dict[str, Any]) -> str:
+    """What the label-free table shows and what its intervals do not cover."""
+    caveat = next(r["label_free"]["caveat"] for r in report["splits"] if r.get("label_free"))
+    return ("ATC (average thresholded confidence) and DoC (difference of confidences) estimate "
+            "each domain split's accuracy from the reference without the split's labels, as "
+            f"`monitor check` does on unlabelled traffic. {caveat}.")
+
+
+def _label_free_markdown(report: dict[str, Any]) -> list[str]:
+    header, rows = label_free_rows(report)
+    if not rows:
+        return []
+    lines = ["## Label-free accuracy estimates vs measured (domain splits)", ""]
+    for row in (header, ["---"] + ["---:"] * (len(header) - 1), *rows):
+        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+    return [*lines, "", label_free_note(report), ""]
 
 
 def overlap_note(report: dict[str, Any]) -> str:
@@ -229,4 +288,5 @@ def summary_markdown(report: dict[str, Any]) -> str:
     for note in (movement_note(report), drift_note(report), overlap_note(report)):
         if note:
             lines += [note, ""]
+    lines += _label_free_markdown(report)
     return "\n".join(lines)
