@@ -11,7 +11,7 @@ from shiftbench import __version__
 from shiftbench.errors import ShiftbenchError
 from shiftbench.gate.cli import add_gate_parser, cmd_gate
 from shiftbench.monitor.cli import add_monitor_parser, cmd_monitor
-from shiftbench.pipeline import add_run_arguments, run_options
+from shiftbench.run import add_run_arguments, run_options
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from shiftbench.pipeline import run_suite
+    from shiftbench.run import run_suite
 
     run_dir = run_suite(args.suite, args.model, run_options(args, run_id=args.run_id))
     print((run_dir / "summary.md").read_text(encoding="utf-8"))
@@ -67,8 +67,8 @@ def first_paragraph(text: str | None) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from shiftbench.pipeline import load_valid_suite
     from shiftbench.registry import REGISTRIES
+    from shiftbench.suite_splits import load_valid_suite
 
     for registry in REGISTRIES:
         print(f"{registry.kind}s:")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from shiftbench.config import Filter, LabelMap, Selection, Source
 from shiftbench.errors import ShiftbenchError
+from shiftbench.file_formats import DELIMITERS, file_format
 from shiftbench.labels import class_names, class_of, is_missing
 from shiftbench.registry import SOURCES
 from shiftbench.split import Split, sample_indices, unit_hash
@@ -73,7 +74,7 @@ def read_delimited(source: Source, path: Path | None) -> pd.DataFrame:
 
     import pandas as pd
 
-    sep = source.sep or ("\t" if source.kind == "tsv" else ",")
+    sep = source.sep or DELIMITERS.get(source.kind, ",")
     try:
         frame = pd.read_csv(io.StringIO(_decode(path, source.encoding)), sep=sep, dtype=str,
                             keep_default_na=False, header=0 if source.header else None)
@@ -155,6 +156,14 @@ def read_source(source: Source, base_dir: Path) -> pd.DataFrame:
     if frame.empty:
         raise ShiftbenchError(f"{where}: empty file (no rows)")
     return _standardise(frame, source, where)
+
+
+def read_file(path: Path, text: str, label: str | None) -> pd.DataFrame:
+    """A data file as :func:`read_source` gives it, read as the source kind its suffix
+    names (:data:`~shiftbench.file_formats.FILE_FORMATS`); a relative path is taken from
+    the working folder."""
+    source = Source(kind=file_format(path), path=str(path), text=text, label=label)
+    return read_source(source, Path.cwd())
 
 
 def read_parquet(source: Source, path: Path | None) -> pd.DataFrame:

@@ -93,7 +93,7 @@ SHIFTS = Registry("shift", "shiftbench.shifts", "shiftbench.shifts:Shift", {
 MODELS = Registry("model adapter", "shiftbench.models", "shiftbench.models:ModelAdapter", {
     "hf": "shiftbench.models.hf:HFClassifier",
     "probe": "shiftbench.models.probe:EncoderProbe",
-    "sklearn": "shiftbench.models.sklearn_pipeline:SklearnPipeline",
+    "sklearn": "shiftbench.models.sklearn:SklearnPipeline",
 })
 
 DETECTORS = Registry("detector", "shiftbench.detectors", "shiftbench.detectors:Detector", {

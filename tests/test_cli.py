@@ -292,7 +292,7 @@ def test_an_existing_run_id_is_refused_before_any_work(tiny_suite: Path, capsys,
 def test_of_two_runs_finishing_together_with_one_id_one_wins(tiny_suite: Path, capsys,
                                                              monkeypatch) -> None:
     """The other run's complete folder appears between our check and our rename."""
-    import shiftbench.pipeline
+    import shiftbench.run
 
     real_rename = os.rename
     winner = tiny_suite.parent / "winner"
@@ -303,7 +303,7 @@ def test_of_two_runs_finishing_together_with_one_id_one_wins(tiny_suite: Path, c
         real_rename(winner, dst)
         real_rename(src, dst)
 
-    monkeypatch.setattr(shiftbench.pipeline.os, "rename", rename_after_the_winner)
+    monkeypatch.setattr(shiftbench.run.os, "rename", rename_after_the_winner)
     assert run(tiny_suite, "sklearn:tfidf", "--run-id", "race") == 2
     assert "reports/tiny/race: a run with this id already exists" in one_line_error(capsys)
     assert [p.name for p in (tiny_suite.parent / "reports" / "tiny").iterdir()] == ["race"]

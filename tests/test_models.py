@@ -14,7 +14,7 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.models import adapter_params, load_model
 from shiftbench.models.hf import HFClassifier
 from shiftbench.models.probe import EncoderProbe
-from shiftbench.models.sklearn_pipeline import SklearnPipeline
+from shiftbench.models.sklearn import SklearnPipeline
 from shiftbench.runner import Runner
 from shiftbench.split import Split
 

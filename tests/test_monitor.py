@@ -21,8 +21,8 @@ from shiftbench.cli import main
 from shiftbench.detectors import Detector, load_detector
 from shiftbench.errors import ShiftbenchError
 from shiftbench.label_free import CAVEAT, atc, atc_threshold, confidence_scores, doc
-from shiftbench.monitor.oneshot import RULE, verdict
 from shiftbench.monitor.report import detector_rows
+from shiftbench.monitor.verdict import RULE, verdict
 
 DIM = 8
 REPEATS = "20"
@@ -335,12 +335,12 @@ def test_empty_or_unknown_reference_is_an_error(files, tmp_path, capsys, name, c
 
 def test_a_crash_exits_2_not_1(files, tmp_path, monkeypatch, capsys) -> None:
     """Exit 1 means drift, so an unexpected exception must not exit 1 as Python does."""
-    import shiftbench.monitor.oneshot
+    import shiftbench.monitor.check
 
     def boom(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(shiftbench.monitor.oneshot, "run_check", boom)
+    monkeypatch.setattr(shiftbench.monitor.check, "run_check", boom)
     assert check(files["reference"], files["same"], tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "RuntimeError: bug" in err and "no verdict" in err

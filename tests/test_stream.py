@@ -21,15 +21,10 @@ from conftest import resave
 from shiftbench.detectors.online import OnlineMMD
 from shiftbench.errors import ShiftbenchError
 from shiftbench.metrics import wilson
+from shiftbench.monitor.rows import read_texts
 from shiftbench.monitor.store import HistoryStore, history
-from shiftbench.monitor.stream import (
-    Position,
-    WindowReader,
-    fitted_online,
-    monitor_stream,
-    read_texts,
-    run_stream,
-)
+from shiftbench.monitor.stream import fitted_online, monitor_stream, run_stream
+from shiftbench.monitor.windows import Position, WindowReader
 
 DIM = 6
 SHIFT = 1.0

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.pipeline import add_run_arguments, run_options
+from shiftbench.run import add_run_arguments, run_options
 
 
 def add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -67,8 +67,8 @@ def _run_models(args: argparse.Namespace) -> tuple[Path, Path]:
     from shiftbench.config import load_suite
     from shiftbench.gate import check_rules, policy_suite
     from shiftbench.gate.policy import load_policy
-    from shiftbench.pipeline import run_suite
     from shiftbench.report import load_report
+    from shiftbench.run import run_suite
 
     policy = load_policy(args.policy)
     named = policy_suite(policy, args.policy)
@@ -82,10 +82,6 @@ def _run_models(args: argparse.Namespace) -> tuple[Path, Path]:
     for side in ("baseline", "candidate"):  # fail now, not after running the other side
         if getattr(args, side) is not None:
             load_report(getattr(args, side))
-    if args.limit is not None and args.limit <= 0:
-        raise ShiftbenchError("--limit must be a positive number")
-    if args.batch_size <= 0:
-        raise ShiftbenchError("--batch-size must be a positive number")
     options = run_options(args)
     dirs = {}
     for side in ("baseline", "candidate"):

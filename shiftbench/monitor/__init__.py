@@ -1,13 +1,18 @@
 """Drift monitoring: has current traffic moved away from a reference, and does it hurt?
 
-- :mod:`~shiftbench.monitor.oneshot`: ``shiftbench monitor check``, a reference file
-  against a current file, with calibrated detectors and an exit code;
-- :mod:`~shiftbench.label_free` (shared with the run report): label-free estimates of
-  current accuracy (ATC, DoC);
-- :mod:`~shiftbench.monitor.report`: the check's JSON, HTML and printed summary;
-- :mod:`~shiftbench.monitor.stream`, :mod:`~shiftbench.monitor.store`,
-  :mod:`~shiftbench.monitor.plot`, :mod:`~shiftbench.monitor.prometheus`: streaming
-  windows tested by online detectors (:mod:`shiftbench.detectors.online`), their
-  history, its plot and metrics export;
+- ``shiftbench monitor check``, a reference file against a current file, with calibrated
+  detectors and an exit code: :mod:`~shiftbench.monitor.check` runs it, reading its
+  files with :mod:`~shiftbench.monitor.inputs`, setting up its detectors, controls and
+  calibration window with :mod:`~shiftbench.monitor.check_setup`, training the model and
+  estimating its accuracy with :mod:`~shiftbench.monitor.model` (label-free estimates
+  from :mod:`~shiftbench.label_free`, shared with the run report), and deciding with
+  :mod:`~shiftbench.monitor.verdict`; :mod:`~shiftbench.monitor.report` writes its JSON,
+  HTML and printed summary;
+- ``shiftbench monitor stream``: :mod:`~shiftbench.monitor.rows` reads files row by row
+  from a saved offset, :mod:`~shiftbench.monitor.windows` cuts them into windows,
+  :mod:`~shiftbench.monitor.stream` tests each window with online detectors
+  (:mod:`shiftbench.detectors.online`) and keeps the history in
+  :mod:`~shiftbench.monitor.store`; :mod:`~shiftbench.monitor.plot` and
+  :mod:`~shiftbench.monitor.prometheus` plot and export it;
 - :mod:`~shiftbench.monitor.cli`: the ``monitor`` subcommands.
 """

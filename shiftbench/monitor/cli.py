@@ -8,25 +8,43 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shiftbench.errors import ShiftbenchError
+from shiftbench.file_formats import FILE_FORMATS
+from shiftbench.runtime import add_runtime_flags, runtime_options
 
 EXIT_OK = 0
 DEFAULT_STORE = Path("reports") / "monitor" / "history.sqlite"
+FILE_TYPES = ", ".join(FILE_FORMATS)
 
 
 def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
     """``monitor`` is a group: ``check`` (one-shot), ``stream`` and ``history``."""
     monitor = commands.add_parser("monitor", help="has current traffic drifted from a reference?")
     group = monitor.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
+    add_check_parser(group)
+    add_stream_parser(group)
+    add_history_parser(group)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, second: str, second_help: str) -> None:
+    """The two data arguments (the reference, then ``second``) and the text column."""
+    parser.add_argument("reference", type=Path, help=f"reference data ({FILE_TYPES})")
+    parser.add_argument(second, type=Path, help=second_help)
+    parser.add_argument("--text-column", default="text")
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=str(DEFAULT_STORE),
+                        help=f"a SQLite path or any SQLAlchemy URL (default {DEFAULT_STORE})")
+
+
+def add_check_parser(group: argparse._SubParsersAction) -> None:
     check = group.add_parser(
         "check", help="one-shot: a reference file vs a current file",
         description="Test whether CURRENT has drifted from REFERENCE, with each detector's "
                     "measured false-alarm rate and power, and (given --model and labels) the "
                     "model's estimated current accuracy. Exit 0: no drift, 1: drift, 2: error "
                     "or no detector able to decide.")
-    check.add_argument("reference", type=Path, help="reference data (.jsonl, .csv or .parquet)")
-    check.add_argument("current", type=Path, help="current data (.jsonl, .csv or .parquet)")
-    check.add_argument("--text-column", default="text")
+    _add_data_arguments(check, "current", f"current data ({FILE_TYPES})")
     check.add_argument("--label-column",
                        help="labels of the reference (read from the current file too, if present "
                             "there): needed for accuracy estimates and to train --model probe")
@@ -62,23 +80,17 @@ def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
                             "DIR (refused when the reference, embedder, model, settings or "
                             "detector parameters differ); detectors not there yet are fitted "
                             "and saved there (default: fit all, save beside the report)")
-    check.add_argument("--cache-dir", type=Path,
-                       help="prediction/embedding cache (default: reports/.cache)")
-    check.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    check.add_argument("--batch-size", type=int, default=64)
-    check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_runtime_flags(check)
 
+
+def add_stream_parser(group: argparse._SubParsersAction) -> None:
     stream = group.add_parser(
         "stream", help="monitor a file, a growing file or a folder of files in windows",
         description="Test each window of SOURCE against REFERENCE with an online MMD whose "
                     "threshold gives --ert windows between false alarms on average; every "
                     "window's result goes to the history store, and a restart resumes after "
                     "the last stored window. Exit 0: no alarm in this run, 1: alarm, 2: error.")
-    stream.add_argument("reference", type=Path, help="reference data (.jsonl, .csv or .parquet)")
-    stream.add_argument("source", type=Path,
-                        help="a data file, or a folder of files read in name order")
-    stream.add_argument("--text-column", default="text")
+    _add_data_arguments(stream, "source", "a data file, or a folder of files read in name order")
     stream.add_argument("--window", type=int, default=200, help="rows per window (default 200)")
     stream.add_argument("--ert", type=float, default=500.0,
                         help="expected windows between false alarms (default 500)")
@@ -90,20 +102,15 @@ def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--idle-timeout", type=float,
                         help="with --follow, stop after this many seconds without new rows")
     stream.add_argument("--max-windows", type=int, help="stop after this many windows")
-    stream.add_argument("--store", default=str(DEFAULT_STORE),
-                        help=f"a SQLite path or any SQLAlchemy URL (default {DEFAULT_STORE})")
+    _add_store(stream)
     stream.add_argument("--name", help="stream name in the store (default: SOURCE's name)")
     stream.add_argument("--encoder", help="minilm (default) or an encoder directory / hub id")
-    stream.add_argument("--cache-dir", type=Path,
-                        help="embedding cache (default: reports/.cache)")
-    stream.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    stream.add_argument("--batch-size", type=int, default=64)
-    stream.add_argument("--seed", type=int, default=0)
-    stream.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_runtime_flags(stream)
 
+
+def add_history_parser(group: argparse._SubParsersAction) -> None:
     history = group.add_parser("history", help="print the drift history; plot and export it")
-    history.add_argument("--store", default=str(DEFAULT_STORE),
-                         help=f"a SQLite path or any SQLAlchemy URL (default {DEFAULT_STORE})")
+    _add_store(history)
     history.add_argument("--stream", help="only this stream")
     history.add_argument("--plot", type=Path, help="write a plot (.html, or .svg for one stream)")
     history.add_argument("--prometheus", type=Path,
@@ -113,23 +120,19 @@ def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
 def cmd_monitor_check(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from shiftbench.device import resolve_cache_dir
-    from shiftbench.monitor.oneshot import DEFAULT_DETECTORS, CheckOptions, run_check
+    from shiftbench.monitor.check import CheckOptions, run_check
+    from shiftbench.monitor.check_setup import DEFAULT_DETECTORS
     from shiftbench.monitor.report import summary_text, write_monitor
     from shiftbench.paths import check_writable
 
-    if args.batch_size <= 0:
-        raise ShiftbenchError("--batch-size must be a positive number")
     options = CheckOptions(
         text_column=args.text_column, label_column=args.label_column,
         embedding_column=args.embedding_column, model=args.model, encoder=args.encoder,
         detectors=tuple(args.detectors or DEFAULT_DETECTORS), alpha=args.alpha,
         window=args.window, calibrate_repeats=args.calibrate_repeats,
         controls=tuple(args.controls) if args.controls else None,
-        cache_dir=resolve_cache_dir(args.cache_dir),
-        device=args.device, batch_size=args.batch_size, seed=args.seed,
-        progress=False if args.no_progress else None, evidently_report=args.evidently_report,
-        detectors_dir=args.detectors_dir,
+        evidently_report=args.evidently_report, detectors_dir=args.detectors_dir,
+        runtime=runtime_options(args),
     )
     out = args.out or Path("reports") / "monitor" / datetime.now().strftime("%Y%m%d-%H%M%S")
     check_writable(out)
@@ -142,21 +145,17 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor_stream(args: argparse.Namespace) -> int:
-    from shiftbench.device import resolve_cache_dir
     from shiftbench.models.embed import text_embedder
-    from shiftbench.monitor.stream import read_texts, run_stream
+    from shiftbench.monitor.rows import read_texts
+    from shiftbench.monitor.stream import run_stream
     from shiftbench.paths import inside, safe_component
-    from shiftbench.runner import Runner
 
-    if args.batch_size <= 0:
-        raise ShiftbenchError("--batch-size must be a positive number")
+    runtime = runtime_options(args)
     name = safe_component(args.name or args.source.stem,
                           "--name" if args.name else "stream name (SOURCE's file name; set --name)")
     store_dir = Path(args.store).parent if "://" not in args.store else Path("reports/monitor")
     detector_dir = inside(store_dir, name, "detector")
-    runner = Runner(cache_dir=resolve_cache_dir(args.cache_dir),
-                    device=args.device, batch_size=args.batch_size,
-                    progress=False if args.no_progress else None)
+    runner = runtime.runner()
     embedder = text_embedder(encoder=args.encoder)
 
     def report_window(window, results) -> None:
@@ -171,7 +170,7 @@ def cmd_monitor_stream(args: argparse.Namespace) -> int:
         text_column=args.text_column, per_file=args.per_file, follow=args.follow,
         poll_interval=args.poll_interval, idle_timeout=args.idle_timeout,
         max_windows=args.max_windows, detector_dir=detector_dir,
-        device=args.device, seed=args.seed, settings={"embedder": embedder.describe()},
+        device=runtime.device, seed=runtime.seed, settings={"embedder": embedder.describe()},
         on_window=report_window)
     resumed = f" (resumed at window {summary.first_window})" if summary.resumed else ""
     print(f"{summary.windows} windows{resumed}, alarms at windows "

@@ -1,0 +1,80 @@
+"""The runtime settings every command that runs models shares: the device and precision,
+the batch size, the cache folder, the seed and progress bars.
+
+Each flag is defined once, in :data:`FLAGS`; a command adds the ones it takes with
+:func:`add_runtime_flags` and gets its :class:`Runtime` from :func:`runtime_options`, so
+``--batch-size`` is checked, and ``--cache-dir`` resolved, the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shiftbench.device import PRECISIONS, resolve_cache_dir
+from shiftbench.errors import ShiftbenchError
+
+if TYPE_CHECKING:
+    from shiftbench.runner import Runner
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How work runs. ``cache_dir`` None: no cache. ``seed`` is for commands without a
+    suite (a suite carries its own); ``progress`` None: bars when the output is a
+    terminal."""
+
+    cache_dir: Path | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 64
+    seed: int = 0
+    progress: bool | None = None
+
+    def runner(self) -> Runner:
+        """The batched inference runner with these settings."""
+        from shiftbench.runner import Runner
+
+        return Runner(cache_dir=self.cache_dir, device=self.device, precision=self.precision,
+                      batch_size=self.batch_size, progress=self.progress)
+
+
+DEFAULTS = Runtime()
+
+FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cache_dir": ("--cache-dir", {
+        "type": Path, "metavar": "DIR",
+        "help": "prediction/embedding cache (default: $SHIFTBENCH_CACHE_DIR, else .cache in "
+                "the reports folder)"}),
+    "device": ("--device", {"default": DEFAULTS.device, "help": "auto | cpu | cuda | cuda:N"}),
+    "precision": ("--precision", {"default": DEFAULTS.precision, "choices": PRECISIONS,
+                                  "help": "auto: bf16 (or fp16) on CUDA, fp32 on CPU"}),
+    "batch_size": ("--batch-size", {"type": int, "default": DEFAULTS.batch_size}),
+    "seed": ("--seed", {"type": int, "default": DEFAULTS.seed}),
+    "progress": ("--no-progress", {"action": "store_true", "help": "no progress bars"}),
+}
+"""Runtime field -> its flag and argparse settings."""
+
+
+def add_runtime_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                      names: Iterable[str] = tuple(FLAGS)) -> None:
+    """Add the flags of the runtime fields ``names`` (default: all)."""
+    for name in names:
+        flag, settings = FLAGS[name]
+        parser.add_argument(flag, **settings)
+
+
+def runtime_options(args: argparse.Namespace, reports_dir: Path = Path("reports")) -> Runtime:
+    """The Runtime of parsed flags, checked; a flag the command does not take keeps its
+    default, and the cache folder defaults to ``<reports_dir>/.cache``."""
+    batch_size = getattr(args, "batch_size", DEFAULTS.batch_size)
+    if batch_size <= 0:
+        raise ShiftbenchError("--batch-size must be a positive number")
+    return Runtime(cache_dir=resolve_cache_dir(getattr(args, "cache_dir", None), reports_dir),
+                   device=getattr(args, "device", DEFAULTS.device),
+                   precision=getattr(args, "precision", DEFAULTS.precision),
+                   batch_size=batch_size, seed=getattr(args, "seed", DEFAULTS.seed),
+                   progress=False if getattr(args, "no_progress", False) else None)
