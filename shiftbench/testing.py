@@ -300,12 +300,35 @@ def check_model_adapter(adapter: ModelAdapter, train: Split | None = None,
     needed ``fit``, then distinct names; probabilities have one column per class, sum to
     1 and follow the texts (not their order); embeddings are one float32 row per text;
     ``describe()`` and ``fingerprint()`` are stable and JSON-ready."""
-    import inspect
-
-    from shiftbench.models import ModelAdapter, adapter_params
+    from shiftbench.models import ModelAdapter
 
     _require(isinstance(adapter, ModelAdapter), f"{adapter!r} is not a ModelAdapter")
     name = type(adapter).__name__
+    _check_adapter_params(adapter, name)
+    runner = _quiet_runner()
+    try:
+        proba, vectors = _check_adapter_outputs(adapter, name, train, texts, runner)
+    finally:
+        runner.close()
+    again = _quiet_runner()
+    try:
+        backwards = list(texts)[::-1]
+        _require(bool(np.allclose(adapter.predict_proba(backwards, again), proba[::-1],
+                                  atol=1e-5)),
+                 f"{name}: a text's probabilities must not depend on the order of the texts")
+        _require(bool(np.allclose(adapter.embed(backwards, again), vectors[::-1], atol=1e-5)),
+                 f"{name}: a text's embedding must not depend on the order of the texts")
+    finally:
+        again.close()
+
+
+def _check_adapter_params(adapter: ModelAdapter, name: str) -> None:
+    """Parameters stored under their own names pass the adapter's schema and rebuild it;
+    ``describe()`` is JSON-ready and names the adapter."""
+    import inspect
+
+    from shiftbench.models import adapter_params
+
     names = [p for p in inspect.signature(type(adapter).__init__).parameters if p != "self"]
     missing = [p for p in names if not hasattr(adapter, p)]
     _require(not missing, f"{name}.__init__ must store its parameters: {missing} not stored")
@@ -319,43 +342,36 @@ def check_model_adapter(adapter: ModelAdapter, train: Split | None = None,
     _require(description.get("adapter") == adapter.adapter, f"{name}.describe() names its adapter")
     _require(type(adapter)(**params).describe() == description,
              f"{name}: rebuilt from its parameters it describes itself otherwise")
-    runner = _quiet_runner()
-    try:
-        if adapter.needs_training:
-            _refuses(lambda: adapter.classes_, f"{name}: classes_ before fit()")
-            fitted = adapter.fit(train or labelled_split(), runner)
-            _require(fitted is adapter, f"{name}: fit() must return self")
-        classes = adapter.classes_
-        _require(isinstance(classes, list) and len(classes) >= 2
-                 and all(isinstance(c, str) for c in classes) and len(set(classes)) == len(classes),
-                 f"{name}: classes_ must be a list of distinct class names, got {classes!r}")
-        _require(adapter.fingerprint() == adapter.fingerprint()
-                 and isinstance(adapter.fingerprint(), str), f"{name}: fingerprint() is stable")
-        proba = adapter.predict_proba(list(texts), runner)
-        _require(proba.shape == (len(texts), len(classes)),
-                 f"{name}: predict_proba gives shape {proba.shape}, expected "
-                 f"({len(texts)}, {len(classes)}) (one column per class in classes_)")
-        _require(bool(np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1).all()),
-                 f"{name}: probabilities must be finite and in [0, 1]")
-        _require(bool(np.allclose(proba.sum(axis=1), 1, atol=1e-4)),
-                 f"{name}: probabilities must sum to 1 per row, got {proba.sum(axis=1)}")
-        vectors = adapter.embed(list(texts), runner)
-        _require(vectors.ndim == 2 and len(vectors) == len(texts) and vectors.dtype == np.float32
-                 and bool(np.isfinite(vectors).all()),
-                 f"{name}: embed gives {vectors.dtype} {vectors.shape}; expected finite float32 "
-                 f"({len(texts)}, d)")
-    finally:
-        runner.close()
-    again = _quiet_runner()
-    try:
-        backwards = list(texts)[::-1]
-        _require(bool(np.allclose(adapter.predict_proba(backwards, again), proba[::-1],
-                                  atol=1e-5)),
-                 f"{name}: a text's probabilities must not depend on the order of the texts")
-        _require(bool(np.allclose(adapter.embed(backwards, again), vectors[::-1], atol=1e-5)),
-                 f"{name}: a text's embedding must not depend on the order of the texts")
-    finally:
-        again.close()
+
+
+def _check_adapter_outputs(adapter: ModelAdapter, name: str, train: Split | None,
+                           texts: Sequence[str], runner: Runner) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted when it needs it (``classes_`` refused before), then distinct class names,
+    a stable fingerprint, probabilities and embeddings of the right shape; returns both."""
+    if adapter.needs_training:
+        _refuses(lambda: adapter.classes_, f"{name}: classes_ before fit()")
+        fitted = adapter.fit(train or labelled_split(), runner)
+        _require(fitted is adapter, f"{name}: fit() must return self")
+    classes = adapter.classes_
+    _require(isinstance(classes, list) and len(classes) >= 2
+             and all(isinstance(c, str) for c in classes) and len(set(classes)) == len(classes),
+             f"{name}: classes_ must be a list of distinct class names, got {classes!r}")
+    _require(adapter.fingerprint() == adapter.fingerprint()
+             and isinstance(adapter.fingerprint(), str), f"{name}: fingerprint() is stable")
+    proba = adapter.predict_proba(list(texts), runner)
+    _require(proba.shape == (len(texts), len(classes)),
+             f"{name}: predict_proba gives shape {proba.shape}, expected "
+             f"({len(texts)}, {len(classes)}) (one column per class in classes_)")
+    _require(bool(np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1).all()),
+             f"{name}: probabilities must be finite and in [0, 1]")
+    _require(bool(np.allclose(proba.sum(axis=1), 1, atol=1e-4)),
+             f"{name}: probabilities must sum to 1 per row, got {proba.sum(axis=1)}")
+    vectors = adapter.embed(list(texts), runner)
+    _require(vectors.ndim == 2 and len(vectors) == len(texts) and vectors.dtype == np.float32
+             and bool(np.isfinite(vectors).all()),
+             f"{name}: embed gives {vectors.dtype} {vectors.shape}; expected finite float32 "
+             f"({len(texts)}, d)")
+    return proba, vectors
 
 
 # -- the smaller kinds -------------------------------------------------------------------------

@@ -130,3 +130,17 @@ def resave(folder: Path, json_name: str, change) -> None:
         arrays = {name: data[name] for name in data.files}
     change(meta, arrays)
     write_saved(folder, json_name, meta, arrays)
+
+
+def write_data_file(frame, path: Path) -> Path:
+    """``frame`` (a pandas DataFrame) written as the file format ``path``'s suffix names."""
+    from shiftbench.file_formats import file_format
+
+    kind = file_format(path)
+    if kind == "jsonl":
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+    elif kind == "parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if kind == "tsv" else ",")
+    return path

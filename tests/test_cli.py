@@ -12,7 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from shiftbench.cli import main
+from shiftbench.cli import build_parser, main
+from shiftbench.device import CACHE_ENV
+from shiftbench.run import RUN_FLAGS
+from shiftbench.runtime import FLAGS, Runtime, runtime_options
 
 WORDS = {"positive": ["great", "lovely", "excellent", "enjoyed"],
          "negative": ["awful", "boring", "terrible", "hated"]}
@@ -364,3 +367,35 @@ def test_headers_name_the_model_as_given(tiny_suite: Path, capsys) -> None:
         f"# shiftbench: tiny — {label} on cpu")
     assert label in (only_run_dir(tiny_suite) / "report.html").read_text()
     assert label in capsys.readouterr().out
+
+
+RUNTIME_COMMANDS = {  # a command line before the runtime flags -> the runtime fields it takes
+    "run": (["run", "suite.yaml", "--model", "probe"], RUN_FLAGS),
+    "gate": (["gate", "policy.yaml", "--baseline-model", "a", "--candidate-model", "b"],
+             RUN_FLAGS),
+    "monitor check": (["monitor", "check", "reference.jsonl", "current.jsonl"], tuple(FLAGS)),
+    "monitor stream": (["monitor", "stream", "reference.jsonl", "logs"], tuple(FLAGS)),
+}
+
+
+@pytest.mark.parametrize("command", RUNTIME_COMMANDS)
+def test_runtime_flags_mean_the_same_in_every_command(command: str, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    argv, names = RUNTIME_COMMANDS[command]
+    parser = build_parser()
+    assert runtime_options(parser.parse_args(argv)) == Runtime(cache_dir=Path("reports/.cache"))
+    given = {"cache_dir": str(tmp_path), "device": "cpu", "precision": "fp32",
+             "batch_size": "8", "seed": "5", "progress": None}
+    flags = [part for name in names
+             for part in (FLAGS[name][0], given[name]) if part is not None]
+    expected = Runtime(cache_dir=tmp_path, device="cpu", precision="fp32", batch_size=8,
+                       seed=5 if "seed" in names else 0, progress=False)
+    assert runtime_options(parser.parse_args([*argv, *flags])) == expected
+
+
+@pytest.mark.parametrize("command", ["run", "monitor check", "monitor stream"])
+def test_a_bad_batch_size_is_refused_alike_before_any_work(command: str, capsys) -> None:
+    argv, _ = RUNTIME_COMMANDS[command]
+    assert main([*argv, "--batch-size", "0"]) == 2
+    assert one_line_error(capsys) == "shiftbench: error: --batch-size must be a positive number"

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_labelled
+from conftest import make_labelled, write_data_file
 
 from shiftbench.cli import main
 from shiftbench.detectors import Detector, load_detector
 from shiftbench.errors import ShiftbenchError
+from shiftbench.file_formats import FILE_FORMATS
 from shiftbench.label_free import CAVEAT, atc, atc_threshold, confidence_scores, doc
 from shiftbench.monitor.report import detector_rows
 from shiftbench.monitor.verdict import RULE, verdict
@@ -321,6 +322,7 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, current, extr
     ("empty.jsonl", "", "empty file; the reference has no rows"),
     ("header.csv", "id,text,emb\n", "header.csv: empty file (no rows)"),
     ("reference.txt", "hello\n", "unknown file type '.txt'"),
+    ("reference", "hello\n", "unknown file type (no suffix); use .jsonl, .ndjson, .json"),
     ("missing.jsonl", None, "missing.jsonl: reference file not found"),
 ])
 def test_empty_or_unknown_reference_is_an_error(files, tmp_path, capsys, name, content,
@@ -331,6 +333,26 @@ def test_empty_or_unknown_reference_is_an_error(files, tmp_path, capsys, name, c
     assert check(reference, files["same"], tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("suffix", FILE_FORMATS)
+def test_every_file_format_is_read_alike(tmp_path: Path, suffix: str) -> None:
+    """One table of file formats: `check` reads each suffix `stream` reads, labels and
+    embeddings (JSON text in delimited files) included."""
+    import pandas as pd
+
+    from shiftbench.monitor.inputs import read_sample
+
+    rows = vector_rows(6, seed=1, dim=3)
+    frame = pd.DataFrame({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows],
+                          "label": ["a", "b"] * 3,
+                          "emb": [json.dumps(r["emb"]) if suffix in (".csv", ".tsv")
+                                  else r["emb"] for r in rows]})
+    sample = read_sample(write_data_file(frame, tmp_path / f"ref{suffix}"), "reference",
+                         "text", "label", "emb", need_labels=True)
+    assert sample.split.texts == [r["text"] for r in rows]
+    assert sample.split.labels == ["a", "b"] * 3
+    np.testing.assert_allclose(sample.vectors, [r["emb"] for r in rows])
 
 
 def test_a_crash_exits_2_not_1(files, tmp_path, monkeypatch, capsys) -> None:

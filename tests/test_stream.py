@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import resave
+from conftest import resave, write_data_file
 
 from shiftbench.detectors.online import OnlineMMD
 from shiftbench.errors import ShiftbenchError
+from shiftbench.file_formats import FILE_FORMATS
 from shiftbench.metrics import wilson
 from shiftbench.monitor.rows import read_texts
 from shiftbench.monitor.store import HistoryStore, history
@@ -261,20 +262,18 @@ def test_a_file_is_read_in_windows(tmp_path: Path) -> None:
     assert [w.index for w in resumed] == [3, 4] and resumed[0].texts == log_texts(20, 60)
 
 
-def test_csv_and_parquet_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", FILE_FORMATS)
+def test_every_file_format_is_read_in_windows(tmp_path: Path, suffix: str) -> None:
+    """Each suffix `monitor check` reads, a stream reads too (one table), and resumes mid-file."""
     import pandas as pd
 
-    texts = ['plain', 'with, comma', 'a "quoted"\nline break', 'last']
-    frame = pd.DataFrame({"id": range(4), "body": texts})
-    frame.to_csv(tmp_path / "log.csv", index=False)
-    frame.to_parquet(tmp_path / "log.parquet")
-    for name in ("log.csv", "log.parquet"):
-        windows = list(WindowReader(tmp_path / name, text_column="body", window=2).windows())
-        assert [w.texts for w in windows] == [texts[:2], texts[2:]]
-        rest = list(WindowReader(tmp_path / name, text_column="body", window=1)
-                    .windows(windows[0].end, 2))
-        assert [w.texts for w in rest] == [texts[2:3], texts[3:]]  # resumed mid-file
-    assert read_texts(tmp_path / "log.csv", "body") == texts
+    texts = ['plain', 'with, comma', 'a "quoted"\nline break', 'a\ttab', 'last']
+    path = write_data_file(pd.DataFrame({"id": range(5), "body": texts}), tmp_path / f"log{suffix}")
+    windows = list(WindowReader(path, text_column="body", window=2).windows())
+    assert [w.texts for w in windows] == [texts[:2], texts[2:4]]
+    rest = list(WindowReader(path, text_column="body", window=1).windows(windows[0].end, 2))
+    assert [w.texts for w in rest] == [[text] for text in texts[2:]]  # resumed mid-file
+    assert read_texts(path, "body") == texts
 
 
 def test_a_directory_is_one_stream_in_name_order(tmp_path: Path) -> None:
