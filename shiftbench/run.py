@@ -46,7 +46,8 @@ REPORTED_PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "scipy", "s
 
 @dataclass
 class RunOptions:
-    """What ``shiftbench run`` was asked, besides the suite and the model."""
+    """What ``shiftbench run`` was asked, besides the suite and the model (``runtime``: from
+    :func:`~shiftbench.runtime.runtime_options`; the default Runtime caches nothing)."""
 
     reports_dir: Path = Path("reports")
     data_dir: Path | None = None

@@ -18,7 +18,8 @@ import pytest
 import shiftbench
 
 PACKAGE = Path(shiftbench.__file__).parent
-LOWER = {"split", "errors", "cache", "device", "registry", "config", "data", "metrics"}
+LOWER = {"split", "errors", "cache", "device", "registry", "config", "data", "metrics",
+         "file_formats", "runtime"}
 HIGHER = {"run", "monitor", "gate", "report", "cli", "__main__"}
 NEVER = {  # component -> components it must not reach, even through others
     "shifts": {"models"},  # shifts use the runner and the HF backbone, never an adapter

@@ -15,7 +15,6 @@ RULE = ("drift when any deciding detector has a Holm-adjusted p-value below alph
         "(uncalibrated and flagged detectors are shown, not counted)")
 
 
-
 def verdict(records: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
     """The overall decision (see ``RULE``); sets each record's ``decides`` and ``holm_p``."""
     from shiftbench.metrics import holm
