@@ -145,7 +145,7 @@ CHECKS: dict[str, Callable[[str, Any, pytest.FixtureRequest, Path], None]] = {
         cls(**SMALL.get(("online detector", name), {}))),
     "translation engine": _engine,
     "data source": _source,
-    "metric": lambda name, fn, request, tmp_path: check_metric(name),
+    "metric": lambda name, cls, request, tmp_path: check_metric(name, cls),
     "gate rule": lambda name, cls, request, tmp_path: check_gate_rule(name, cls),
 }
 

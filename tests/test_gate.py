@@ -18,23 +18,24 @@ import yaml
 
 from shiftbench.cli import main
 from shiftbench.errors import ShiftbenchError
+from shiftbench.evaluate import ScoredSplit
 from shiftbench.gate import stats
 from shiftbench.gate.outputs import junit_xml, markdown, table
 from shiftbench.gate.policy import Policy, load_policy
 from shiftbench.gate.rules import evaluate_gate
-from shiftbench.gate.runs import Run, SplitData
+from shiftbench.gate.runs import Run
 from shiftbench.metrics import holm
 
 CLASSES = ["neg", "pos"]
 
 
-def split_from(name: str, kind: str, y: np.ndarray, correct: np.ndarray) -> SplitData:
+def split_from(name: str, kind: str, y: np.ndarray, correct: np.ndarray) -> ScoredSplit:
     pred = np.where(correct, y, 1 - y)
     proba = np.where(pred[:, None] == np.arange(2), 0.8, 0.2)
-    return SplitData(name, kind, [f"e{i}" for i in range(len(y))], y, proba)
+    return ScoredSplit(name, kind, [f"e{i}" for i in range(len(y))], y, proba)
 
 
-def make_run(label: str, splits: list[SplitData], suite_hash: str = "h0", drift=None) -> Run:
+def make_run(label: str, splits: list[ScoredSplit], suite_hash: str = "h0", drift=None) -> Run:
     return Run(label, "sim", suite_hash, {"adapter": "sim", "fingerprint": label,
                                           "classes": CLASSES},
                {s.name: s for s in splits}, label, drift)
@@ -135,7 +136,7 @@ def calibration_run(rng: np.random.Generator, n: int, gap: float) -> Run:
     conf = rng.uniform(0.5, 1.0, n)
     y = np.where(rng.random(n) < conf + gap, 0, 1)
     proba = np.column_stack([conf, 1 - conf])
-    return make_run("c", [SplitData("reference", "reference", [f"e{i}" for i in range(n)], y,
+    return make_run("c", [ScoredSplit("reference", "reference", [f"e{i}" for i in range(n)], y,
                                     proba)])
 
 
@@ -189,11 +190,11 @@ def test_ece_change_false_fails_at_most_alpha_where_bias_differs_between_sides()
     for _ in range(sims):
         conf = rng.uniform(0.5, 1.0, n)
         reference = overconfident_proba(rng, conf, everywhere)
-        base = make_run("b", [SplitData("reference", "reference", ids, y, reference),
-                              SplitData("kitchen", "domain", ids, y, reference)])
+        base = make_run("b", [ScoredSplit("reference", "reference", ids, y, reference),
+                              ScoredSplit("kitchen", "domain", ids, y, reference)])
         cand = make_run("c", [
-            SplitData("reference", "reference", ids, y, overconfident_proba(rng, conf, top_bins)),
-            SplitData("kitchen", "domain", ids, y,
+            ScoredSplit("reference", "reference", ids, y, overconfident_proba(rng, conf, top_bins)),
+            ScoredSplit("kitchen", "domain", ids, y,
                       overconfident_proba(rng, rng.uniform(0.5, 1.0, n), top_bins))])
         result = evaluate_gate(rules, base, cand)
         for v in result.verdicts:
@@ -306,9 +307,9 @@ def test_runs_pair_only_on_the_same_suite_and_examples() -> None:
     relabelled = split_from("reference", "reference", 1 - y, ok)
     with pytest.raises(ShiftbenchError, match="disagree on labels"):
         evaluate_gate(rules, base, make_run("c", [relabelled]))
-    texts = [SplitData(s.name, s.kind, s.ids, s.y, s.proba, [f"t{i}" for i in range(10)])
+    texts = [ScoredSplit(s.name, s.kind, s.ids, s.y, s.proba, [f"t{i}" for i in range(10)])
              for s in base.splits.values()]
-    edited = [SplitData(s.name, s.kind, s.ids, s.y, s.proba, ["x"] + (s.texts or [])[1:])
+    edited = [ScoredSplit(s.name, s.kind, s.ids, s.y, s.proba, ["x"] + (s.texts or [])[1:])
               for s in texts]
     with pytest.raises(ShiftbenchError, match="1 of 10 examples have different texts"):
         evaluate_gate(rules, make_run("b", texts), make_run("c", edited))
