@@ -401,8 +401,10 @@ class MacroF1(Resampled):
 
 
 class ExpectedCalibrationError(Metric):
-    """Debiased top-label ECE with an interval that holds whatever the bins' gaps (no
-    resampling; see :func:`calibration_gap`)."""
+    """Debiased top-label ECE (15 bins) with an interval that holds whatever the bins'
+    gaps (no resampling).
+
+    See :func:`calibration_gap` for the estimate and its bounds."""
 
     name = "ece"
     label = "ECE"

@@ -24,6 +24,7 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.gate import stats
 from shiftbench.gate.policy import Policy, RuleBase, Setup, Trial
 from shiftbench.gate.runs import Run, check_comparable
+from shiftbench.report.numbers import MISSING
 from shiftbench.split import example_seed
 
 
@@ -133,7 +134,7 @@ def expand(policy: Policy, candidate: Run, where: str) -> list[Check]:
 
 def fmt_p(p: float | None) -> str:
     if p is None:
-        return "–"
+        return MISSING
     return "<0.0001" if p < 1e-4 else f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
 
 
