@@ -42,6 +42,7 @@ class Registry:
         self.base = base
         self.builtins = tuple(builtins)
         self._targets = dict(builtins)
+        self._plugins_read = False
 
     def register(self, name: str, target: str) -> None:
         self._targets[name] = target
@@ -71,8 +72,13 @@ class Registry:
         return component
 
     def _add_entry_points(self) -> None:
+        """Add the plug-ins of this registry's entry-point group (read once: a lookup per
+        split, metric or gate check must not rescan the installed packages)."""
+        if self._plugins_read:
+            return
         for ep in entry_points(group=self.group):
             self._targets.setdefault(ep.name, ep.value)
+        self._plugins_read = True
 
 
 SHIFTS = Registry("shift", "shiftbench.shifts", "shiftbench.shifts:Shift", {

@@ -708,6 +708,7 @@ def plugins(monkeypatch) -> None:
     monkeypatch.setattr(shiftbench.registry, "entry_points", lambda group: found.get(group, []))
     for registry in (GATE_RULES, METRICS, DETECTORS):
         monkeypatch.setattr(registry, "_targets", dict(registry._targets))
+        monkeypatch.setattr(registry, "_plugins_read", False)
 
 
 def test_a_plugin_rule_kind_is_checked_like_the_builtins(plugins) -> None:
