@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,9 +31,8 @@ from pydantic import (
 from shiftbench.errors import ShiftbenchError, did_you_mean
 from shiftbench.labels import class_of
 from shiftbench.paths import name_problem
-from shiftbench.registry import SOURCES
+from shiftbench.registry import METRICS, SOURCES, Registry
 
-METRICS = ("accuracy", "macro_f1", "ece", "nll")
 M = TypeVar("M", bound=BaseModel)
 DELIMITED = ("csv", "tsv")
 
@@ -49,6 +49,23 @@ def _tuple(value: Any) -> Any:
 
 
 Pair = Annotated[tuple[float, float], BeforeValidator(_tuple)]  # YAML has lists, not tuples
+
+
+def registered(registry: Registry) -> AfterValidator:
+    """A field validator: the value names a component of ``registry`` (built-in or
+    plug-in); an unknown name gets a did-you-mean."""
+
+    def known(name: str) -> str:
+        try:
+            registry.target(name)
+        except ShiftbenchError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    return AfterValidator(known)
+
+
+MetricName = Annotated[str, registered(METRICS)]
 
 
 class Filter(Strict):
@@ -140,7 +157,8 @@ class Source(Strict):
     false`` with ``columns`` (the names, in file order) for files without a header row.
     """
 
-    kind: str = Field(description="a data source kind (`shiftbench ls` lists them)")
+    kind: Annotated[str, registered(SOURCES)] = Field(
+        description="a data source kind (`shiftbench ls` lists them)")
     path: str | None = None
     name: str | None = Field(default=None, description="Hugging Face hub dataset name")
     config: str | None = None
@@ -153,15 +171,6 @@ class Source(Strict):
     header: bool = True
     columns: list[str] | None = None
     labels: LabelMap | None = None
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        try:
-            SOURCES.target(v)
-        except ShiftbenchError as exc:
-            raise ValueError(str(exc)) from None
-        return v
 
     @model_validator(mode="after")
     def _needs_location(self) -> Source:
@@ -268,7 +277,7 @@ class Suite(Strict):
     train: Selection | None = None
     reference: Selection = Selection()
     shifts: list[ShiftedSplit] = []
-    metrics: list[Literal["accuracy", "macro_f1", "ece", "nll"]] = list(METRICS)
+    metrics: list[MetricName] = list(METRICS.builtins)
     detectors: list[DetectorSpec] = []
     allow_train_overlap: bool = Field(
         default=False, description="evaluate on rows the model trained on, knowingly")
@@ -374,9 +383,10 @@ def _fields(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The models an annotation can hold, through lists, dicts, unions and Annotated."""
+    """The models an annotation can hold, through lists, dicts, unions and Annotated; a
+    model's subclasses too (a gate policy's rules are subclasses of one base)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
+        return [annotation, *(m for sub in annotation.__subclasses__() for m in _models_in(sub))]
     return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 

@@ -8,6 +8,10 @@ of each shifted split whose ids fall in half B. Out-of-domain splits share no
 examples with the reference, so all their rows are tested (against half A too, so
 every split faces the same fitted detector).
 
+Each result names its detector as the suite does (``detector``: the registry name, e.g.
+``evidently``) beside the ``method`` it ran (``evidently:mmd``), so gate rules can name
+either.
+
 Many splits x detectors are many tests: each result keeps its raw p-value and its own
 decision (``drifted``, at the detector's alpha) and gains ``holm_p``, the p-value after
 Holm's adjustment over every split x detector test of the run that has a p-value
@@ -64,7 +68,7 @@ def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[Dete
         for split in shifted:
             held_out = half_b if split.info.get("kind") == "perturbation" else None
             result = detector.test(_rows(split, inputs[split.name], held_out))
-            results[split.name].append(result.to_dict())
+            results[split.name].append({**result.to_dict(), "detector": spec.name})
     adjust_for_multiplicity(results)
     return results
 

@@ -36,12 +36,17 @@ ONE_CLASS_SHARE = 0.99
 
 
 @dataclass(frozen=True)
-class _Scored:
-    """A split with its labels as class indices and the model's outputs."""
+class ScoredSplit:
+    """A split's examples scored by a model: labels as class indices and one row of class
+    probabilities per example (what evaluation computes its records from and what the
+    gate reads back from a run's predictions)."""
 
-    split: Split
+    name: str
+    kind: str  # reference | perturbation | domain
+    ids: list[str]
     y: np.ndarray
     proba: np.ndarray
+    texts: list[str] | None = None
 
     @property
     def pred(self) -> np.ndarray:
@@ -51,12 +56,17 @@ class _Scored:
     def correct(self) -> np.ndarray:
         return self.pred == self.y
 
+    def rows(self, ids: list[str]) -> np.ndarray:
+        """Positions of ``ids`` in this split (every one must be present)."""
+        index = {ex_id: i for i, ex_id in enumerate(self.ids)}
+        return np.array([index[ex_id] for ex_id in ids], dtype=np.int64)
 
-def _rng(seed: int, purpose: str, split: Split) -> np.random.Generator:
-    return np.random.default_rng(example_seed(seed, f"evaluate:{purpose}", split.name))
+
+def _rng(seed: int, purpose: str, split: str) -> np.random.Generator:
+    return np.random.default_rng(example_seed(seed, f"evaluate:{purpose}", split))
 
 
-def _score(split: Split, proba: np.ndarray, classes: list[str]) -> _Scored:
+def _score(split: Split, kind: str, proba: np.ndarray, classes: list[str]) -> ScoredSplit:
     if len(split) == 0:
         raise ShiftbenchError(f"split {split.name!r} has no examples")
     if split.labels is None:
@@ -76,7 +86,7 @@ def _score(split: Split, proba: np.ndarray, classes: list[str]) -> _Scored:
             f"{proba[row].round(4).tolist()}, not probabilities that sum to 1"
         )
     y = class_indices(split.labels, classes, split.ids, f"split {split.name!r}")
-    return _Scored(split, y, proba)
+    return ScoredSplit(split.name, kind, split.ids, y, proba, split.texts)
 
 
 def prediction_warnings(pred: np.ndarray, classes: Sequence[str]) -> list[str]:
@@ -94,19 +104,19 @@ def prediction_warnings(pred: np.ndarray, classes: Sequence[str]) -> list[str]:
             "that it tells the classes apart"]
 
 
-def _metrics(s: _Scored, metrics: list[str], seed: int, n_boot: int) -> dict[str, Any]:
-    return {
-        m: M.estimate(m, s.proba, s.y, _rng(seed, m, s.split), n_boot).to_dict() for m in metrics
-    }
+def _metrics(s: ScoredSplit, metrics: dict[str, M.Metric], seed: int,
+             n_boot: int) -> dict[str, Any]:
+    return {name: metric.estimate(s.proba, s.y, _rng(seed, name, s.name), n_boot).to_dict()
+            for name, metric in metrics.items()}
 
 
-def _record(s: _Scored, kind: str, metrics: dict[str, Any],
+def _record(split: Split, s: ScoredSplit, metrics: dict[str, Any],
             classes: list[str]) -> dict[str, Any]:
-    info = s.split.info
+    info = split.info
     return {
-        "name": s.split.name,
-        "kind": kind,
-        "n": len(s.split),
+        "name": s.name,
+        "kind": s.kind,
+        "n": len(s.ids),
         "shift": info.get("shift"),
         "severity": info.get("severity"),
         "params": info.get("params"),
@@ -122,23 +132,23 @@ def _record(s: _Scored, kind: str, metrics: dict[str, Any],
     }
 
 
-def _compare(ref: _Scored, s: _Scored, kind: str, seed: int, n_boot: int) -> dict[str, Any]:
+def _compare(ref: ScoredSplit, s: ScoredSplit, seed: int, n_boot: int) -> dict[str, Any]:
     """The delta, flip-rate and label-free fields of a shifted split's record."""
-    if kind == "domain":
-        delta = M.unpaired_delta(ref.correct, s.correct, _rng(seed, "delta:accuracy", s.split),
+    if s.kind == "domain":
+        delta = M.unpaired_delta(ref.correct, s.correct, _rng(seed, "delta:accuracy", s.name),
                                  n_boot)
         label_free = versus_measured(ref.proba, ref.correct, s.proba, s.correct, n_boot,
-                                     example_seed(seed, "evaluate:label_free", s.split.name))
+                                     example_seed(seed, "evaluate:label_free", s.name))
         return {"delta": {"accuracy": delta.to_dict()}, "flip_rate": None, "n_paired": 0,
                 "label_free": label_free}
-    ref_pos = {ex_id: i for i, ex_id in enumerate(ref.split.ids)}
-    shift_rows = [j for j, ex_id in enumerate(s.split.ids) if ex_id in ref_pos]
+    ref_pos = {ex_id: i for i, ex_id in enumerate(ref.ids)}
+    shift_rows = [j for j, ex_id in enumerate(s.ids) if ex_id in ref_pos]
     if not shift_rows:
         raise ShiftbenchError(
-            f"split {s.split.name!r}: no example id matches the reference split "
-            f"{ref.split.name!r}; a perturbation must keep the original ids"
+            f"split {s.name!r}: no example id matches the reference split "
+            f"{ref.name!r}; a perturbation must keep the original ids"
         )
-    ref_rows = [ref_pos[s.split.ids[j]] for j in shift_rows]
+    ref_rows = [ref_pos[s.ids[j]] for j in shift_rows]
     delta = M.paired_delta(ref.correct[ref_rows], s.correct[shift_rows])
     flips = M.flip_rate(ref.pred[ref_rows], s.pred[shift_rows])
     return {
@@ -146,15 +156,6 @@ def _compare(ref: _Scored, s: _Scored, kind: str, seed: int, n_boot: int) -> dic
         "flip_rate": flips.to_dict(),
         "n_paired": len(shift_rows),
     }
-
-
-def _check_metrics(metrics: list[str]) -> list[str]:
-    unknown = [m for m in metrics if m not in M.METRIC_NAMES]
-    if unknown:
-        raise ShiftbenchError(
-            f"unknown metric(s) {', '.join(map(repr, unknown))}; known: {', '.join(M.METRIC_NAMES)}"
-        )
-    return list(dict.fromkeys(metrics))
 
 
 def _shifted_kind(split: Split) -> str:
@@ -166,16 +167,16 @@ def _shifted_kind(split: Split) -> str:
     return kind
 
 
-def _frame(scored: list[_Scored], classes: list[str]) -> pd.DataFrame:
+def _frame(scored: list[tuple[Split, ScoredSplit]], classes: list[str]) -> pd.DataFrame:
     import pandas as pd
 
     parts = []
-    for s in scored:
+    for split, s in scored:
         part = {
-            "split": s.split.name,
-            "id": s.split.ids,
-            "text": s.split.texts,
-            "label": s.split.labels,
+            "split": s.name,
+            "id": s.ids,
+            "text": s.texts,
+            "label": split.labels,
             "pred": [classes[i] for i in s.pred],
             "confidence": s.proba.max(axis=1),
             "correct": s.correct,
@@ -199,19 +200,18 @@ def evaluate(
     ``classes`` orders the probability columns. Deltas are shifted minus reference, so a
     negative accuracy delta is what the shift costs.
     """
-    metrics = _check_metrics(metrics)
+    table = {name: M.metric_named(name) for name in metrics}
     names = [reference.name, *(split.name for split, _ in shifted)]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ShiftbenchError(f"split names must be unique; repeated: {', '.join(dupes)}")
-    ref = _score(reference, reference_proba, classes)
-    records = [_record(ref, "reference", _metrics(ref, metrics, seed, n_boot), classes)]
-    scored = [ref]
+    ref = _score(reference, "reference", reference_proba, classes)
+    records = [_record(reference, ref, _metrics(ref, table, seed, n_boot), classes)]
+    scored = [(reference, ref)]
     for split, proba in shifted:
-        kind = _shifted_kind(split)
-        s = _score(split, proba, classes)
-        record = _record(s, kind, _metrics(s, metrics, seed, n_boot), classes)
-        record.update(_compare(ref, s, kind, seed, n_boot))
+        s = _score(split, _shifted_kind(split), proba, classes)
+        record = _record(split, s, _metrics(s, table, seed, n_boot), classes)
+        record.update(_compare(ref, s, seed, n_boot))
         records.append(record)
-        scored.append(s)
+        scored.append((split, s))
     return records, _frame(scored, classes)

@@ -24,10 +24,11 @@ Inputs are integer class indices (``y_true``, ``y_pred``) and probability matric
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -38,7 +39,6 @@ N_BOOT = 1000
 ECE_BINS = 15
 PROB_FLOOR = 1e-12
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-METRIC_NAMES = ("accuracy", "macro_f1", "ece", "nll")
 
 # Bootstrap index matrices are drawn in chunks of at most this many entries (~16 MB).
 _CHUNK = 2_000_000
@@ -285,18 +285,9 @@ def _percentile_bootstrap(stat: Stat, n: int, rng: Seed, n_boot: int, level: flo
 
 
 def accuracy_ci(y_true: Any, y_pred: Any, level: float = LEVEL) -> Estimate:
-    """Accuracy (share of correct predictions) with a Wilson score interval."""
+    """Accuracy of predicted class indices with a Wilson score interval."""
     y_true, y_pred = _pair(y_true, y_pred, ("y_true", "y_pred"))
     return wilson(int(np.sum(y_true == y_pred)), len(y_true), level)
-
-
-def macro_f1_ci(y_true: Any, y_pred: Any, rng: Seed = 0, n_boot: int = N_BOOT,
-                level: float = LEVEL) -> Estimate:
-    """Macro-F1 over the classes in the labels or the predictions, percentile bootstrap."""
-    y_true, y_pred = _pair(np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64),
-                           ("y_true", "y_pred"))
-    return _percentile_bootstrap(macro_f1_stat(y_true, y_pred), len(y_true), rng, n_boot, level,
-                                 cells=_n_classes(y_true, y_pred) ** 2)
 
 
 def ece_ci(proba: Any, y_true: Any, level: float = LEVEL, n_bins: int = ECE_BINS) -> Estimate:
@@ -309,25 +300,151 @@ def ece_ci(proba: Any, y_true: Any, level: float = LEVEL, n_bins: int = ECE_BINS
 def nll_ci(proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT,
            level: float = LEVEL) -> Estimate:
     """Mean negative log-likelihood of the true class, percentile bootstrap."""
-    proba = np.asarray(proba, dtype=float)
-    y = _labels(y_true, proba)
-    return _percentile_bootstrap(nll_stat(proba, y), len(y), rng, n_boot, level)
+    return estimate("nll", proba, y_true, rng, n_boot, level)
+
+
+# --- the metric table: one row (a Metric class) per metric, read by everything else
+
+
+class Metric(ABC):
+    """A number computed from a model's class probabilities and the true labels, with its
+    interval: one row of the metric table.
+
+    Suites, evaluation, the gate and the reports know a metric only through its row
+    (looked up by name in :data:`shiftbench.registry.METRICS`, plug-ins included):
+    ``label`` heads report columns, ``unit`` says how its numbers print ("%": a
+    proportion in percent, "num": a plain number; see :mod:`shiftbench.report.numbers`),
+    ``higher_is_better`` which way a change is a regression, and ``bounds`` the values it
+    can take (a gate threshold outside them is an error). How the gate tests a metric
+    follows from its family: :class:`Proportion` (exact tests), :class:`Resampled`
+    (bootstrap of its statistic) or :class:`ExpectedCalibrationError` (bias bounds).
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    unit: ClassVar[str] = "num"
+    bounds: ClassVar[tuple[float, float]] = (0.0, math.inf)
+
+    @abstractmethod
+    def estimate(self, proba: np.ndarray, y: np.ndarray, rng: Seed = 0, n_boot: int = N_BOOT,
+                 level: float = LEVEL) -> Estimate:
+        """The metric of ``proba`` (rows x classes) against class indices ``y`` (checked to
+        match), with its interval at ``level``; a bootstrap draws ``n_boot`` resamples
+        from ``rng``."""
+
+
+class Resampled(Metric):
+    """A metric defined by a statistic of resampled rows: its interval is a percentile
+    bootstrap, and the gate's bootstrap tests resample the same statistic."""
+
+    @abstractmethod
+    def stat(self, proba: np.ndarray, y: np.ndarray) -> Stat:
+        """The metric as a function of a (B, n) matrix of row indices -> B values; its
+        value is the function at the identity resample."""
+
+    def cells(self, proba: np.ndarray, y: np.ndarray) -> int:
+        """How many counters ``stat`` keeps per resample (bounds a chunk's memory)."""
+        return 1
+
+    def estimate(self, proba: np.ndarray, y: np.ndarray, rng: Seed = 0, n_boot: int = N_BOOT,
+                 level: float = LEVEL) -> Estimate:
+        return _percentile_bootstrap(self.stat(proba, y), len(y), rng, n_boot, level,
+                                     self.cells(proba, y))
+
+
+class Proportion(Resampled):
+    """The share of examples with a good outcome (one 0/1 per example): a Wilson interval,
+    and exact tests in the gate (binomial against a bound, McNemar and Tango's score test
+    for paired changes)."""
+
+    higher_is_better = True
+    unit = "%"
+    bounds = (0.0, 1.0)
+
+    @abstractmethod
+    def outcome(self, proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """True for each example whose outcome is good."""
+
+    def stat(self, proba: np.ndarray, y: np.ndarray) -> Stat:
+        good = self.outcome(proba, y).astype(float)
+        return lambda idx: good[idx].mean(axis=1)
+
+    def estimate(self, proba: np.ndarray, y: np.ndarray, rng: Seed = 0, n_boot: int = N_BOOT,
+                 level: float = LEVEL) -> Estimate:
+        return wilson(int(np.sum(self.outcome(proba, y))), len(y), level)
+
+
+class Accuracy(Proportion):
+    """Accuracy (share of correct predictions) with a Wilson score interval."""
+
+    name = "accuracy"
+    label = "accuracy"
+
+    def outcome(self, proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return proba.argmax(axis=1) == y
+
+
+class MacroF1(Resampled):
+    """Macro-F1 over the classes in the labels or the predictions, percentile bootstrap."""
+
+    name = "macro_f1"
+    label = "macro-F1"
+    higher_is_better = True
+    bounds = (0.0, 1.0)
+
+    def stat(self, proba: np.ndarray, y: np.ndarray) -> Stat:
+        return macro_f1_stat(y, proba.argmax(axis=1))
+
+    def cells(self, proba: np.ndarray, y: np.ndarray) -> int:
+        return _n_classes(y, proba.argmax(axis=1)) ** 2
+
+
+class ExpectedCalibrationError(Metric):
+    """Debiased top-label ECE (15 bins) with an interval that holds whatever the bins'
+    gaps (no resampling).
+
+    See :func:`calibration_gap` for the estimate and its bounds."""
+
+    name = "ece"
+    label = "ECE"
+    higher_is_better = False
+    bounds = (0.0, 1.0)
+
+    def gap(self, proba: np.ndarray, y: np.ndarray) -> CalibrationGap:
+        """What the estimate, its interval and the gate's bias-bounded tests need."""
+        return calibration_gap(proba, y)
+
+    def estimate(self, proba: np.ndarray, y: np.ndarray, rng: Seed = 0, n_boot: int = N_BOOT,
+                 level: float = LEVEL) -> Estimate:
+        return ece_ci(proba, y, level)
+
+
+class NegativeLogLikelihood(Resampled):
+    """Mean negative log-likelihood of the true class, percentile bootstrap."""
+
+    name = "nll"
+    label = "NLL"
+    higher_is_better = False
+
+    def stat(self, proba: np.ndarray, y: np.ndarray) -> Stat:
+        return nll_stat(proba, y)
+
+
+def metric_named(name: str) -> Metric:
+    """The metric table's row for ``name``, built-in or plug-in; an unknown name is a
+    one-line error with a did-you-mean."""
+    from shiftbench.registry import METRICS
+
+    return METRICS.load(name)()
 
 
 def estimate(metric: str, proba: Any, y_true: Any, rng: Seed = 0, n_boot: int = N_BOOT,
              level: float = LEVEL) -> Estimate:
-    """One named metric (see ``METRIC_NAMES``) of a model's probabilities, with interval."""
+    """One named metric of a model's probabilities, with its interval."""
     proba = np.asarray(proba, dtype=float)
     y = _labels(y_true, proba)
-    if metric == "accuracy":
-        return accuracy_ci(y, proba.argmax(axis=1), level)
-    if metric == "macro_f1":
-        return macro_f1_ci(y, proba.argmax(axis=1), rng, n_boot, level)
-    if metric == "ece":
-        return ece_ci(proba, y, level)
-    if metric == "nll":
-        return nll_ci(proba, y, rng, n_boot, level)
-    raise ShiftbenchError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
+    return metric_named(metric).estimate(proba, y, rng, n_boot, level)
 
 
 def mcnemar_exact(ref_only: int, shift_only: int) -> float:

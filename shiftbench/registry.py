@@ -31,7 +31,8 @@ class Registry:
     """A lazy map from a name to a "module:attr" target.
 
     ``base`` is the "module:Class" every component subclasses, or None for kinds whose
-    components are functions (data source readers, metrics).
+    components are functions (data source readers). ``builtins`` keeps the built-in names
+    in the order given (e.g. the metrics a suite computes by default).
     """
 
     def __init__(self, kind: str, group: str, base: str | None,
@@ -39,7 +40,9 @@ class Registry:
         self.kind = kind
         self.group = group
         self.base = base
+        self.builtins = tuple(builtins)
         self._targets = dict(builtins)
+        self._plugins_read = False
 
     def register(self, name: str, target: str) -> None:
         self._targets[name] = target
@@ -69,8 +72,13 @@ class Registry:
         return component
 
     def _add_entry_points(self) -> None:
+        """Add the plug-ins of this registry's entry-point group (read once: a lookup per
+        split, metric or gate check must not rescan the installed packages)."""
+        if self._plugins_read:
+            return
         for ep in entry_points(group=self.group):
             self._targets.setdefault(ep.name, ep.value)
+        self._plugins_read = True
 
 
 SHIFTS = Registry("shift", "shiftbench.shifts", "shiftbench.shifts:Shift", {
@@ -128,19 +136,19 @@ SOURCES = Registry("data source", "shiftbench.sources", None, {
     "bbcnews": "shiftbench.data:read_bbcnews",
 })
 
-METRICS = Registry("metric", "shiftbench.metrics", None, {
-    "accuracy": "shiftbench.metrics:accuracy_ci",
-    "macro_f1": "shiftbench.metrics:macro_f1_ci",
-    "ece": "shiftbench.metrics:ece_ci",
-    "nll": "shiftbench.metrics:nll_ci",
+METRICS = Registry("metric", "shiftbench.metrics", "shiftbench.metrics:Metric", {
+    "accuracy": "shiftbench.metrics:Accuracy",
+    "macro_f1": "shiftbench.metrics:MacroF1",
+    "ece": "shiftbench.metrics:ExpectedCalibrationError",
+    "nll": "shiftbench.metrics:NegativeLogLikelihood",
 })
 
 GATE_RULES = Registry("gate rule", "shiftbench.gate_rules", "shiftbench.gate.policy:RuleBase", {
-    "absolute": "shiftbench.gate.policy:Absolute",
-    "robustness": "shiftbench.gate.policy:Robustness",
-    "non_inferiority": "shiftbench.gate.policy:NonInferiority",
-    "flip_rate": "shiftbench.gate.policy:FlipRate",
-    "drift": "shiftbench.gate.policy:Drift",
+    "absolute": "shiftbench.gate.kinds:Absolute",
+    "robustness": "shiftbench.gate.kinds:Robustness",
+    "non_inferiority": "shiftbench.gate.kinds:NonInferiority",
+    "flip_rate": "shiftbench.gate.kinds:FlipRate",
+    "drift": "shiftbench.gate.kinds:Drift",
 })
 
 REGISTRIES = tuple(value for value in list(globals().values()) if isinstance(value, Registry))

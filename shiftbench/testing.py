@@ -27,6 +27,7 @@ and run in about a second on a CPU (a model adapter: as long as a few prediction
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import tempfile
@@ -418,31 +419,62 @@ def check_source(source: Source, base_dir: Path) -> None:
              f"source {source.kind!r}: reading twice gives other rows")
 
 
-def check_metric(name: str, seed: int = 0) -> None:
-    """A metric name that ``estimate`` computes: a finite value inside its own 95%
-    interval, over all the examples, the same again for the same seed."""
-    from shiftbench.metrics import estimate
+def check_metric(name: str, metric: type) -> None:
+    """A metric kind: a :class:`~shiftbench.metrics.Metric` subclass whose ``name`` is its
+    registry name, with a table row the views and the gate can use (a label, a unit they
+    print, a direction, bounds), whose estimate is finite, within its bounds and inside its
+    own 95% interval, over all the examples, the same again for the same seed; a
+    resampled metric's statistic gives that estimate at the identity resample."""
+    from shiftbench.metrics import Metric, Proportion, Resampled
+    from shiftbench.report.numbers import CHANGE
 
-    rng = np.random.default_rng(seed)
+    _require(isinstance(metric, type) and issubclass(metric, Metric),
+             f"metric {name!r}: {metric!r} is not a Metric")
+    _require(getattr(metric, "name", None) == name,
+             f"metric {name!r}: its name attribute must be {name!r}")
+    _require(bool((metric.__doc__ or "").strip()), f"metric {name!r}: no docstring")
+    _require(isinstance(getattr(metric, "label", None), str) and bool(metric.label),
+             f"metric {name!r}: no label (the heading of its report column)")
+    _require(metric.unit in CHANGE, f"metric {name!r}: unit must be one of "
+                                    f"{', '.join(CHANGE)}, got {metric.unit!r}")
+    _require(isinstance(getattr(metric, "higher_is_better", None), bool),
+             f"metric {name!r}: higher_is_better must be True or False")
+    low, high = metric.bounds
+    _require(low < high, f"metric {name!r}: bounds {metric.bounds} are empty")
+    rng = np.random.default_rng(0)
     y = rng.integers(0, 3, size=50)
     proba = rng.dirichlet([1.0, 1.0, 1.0], size=50)
     proba[np.arange(25), y[:25]] += 2  # half the rows lean to their true class
     proba /= proba.sum(axis=1, keepdims=True)
-    result = estimate(name, proba, y, rng=seed, n_boot=200)
+    result = metric().estimate(proba, y, rng=0, n_boot=200)
     _require(bool(np.isfinite(result.value)) and result.low <= result.value <= result.high,
              f"metric {name!r}: {result.value} outside its interval [{result.low}, {result.high}]")
+    _require(low <= result.value <= high,
+             f"metric {name!r}: {result.value} outside its bounds {metric.bounds}")
     _require(result.n == len(y), f"metric {name!r}: n = {result.n}, expected {len(y)}")
-    _require(estimate(name, proba, y, rng=seed, n_boot=200) == result,
+    _require(metric().estimate(proba, y, rng=0, n_boot=200) == result,
              f"metric {name!r}: the same seed must give the same estimate")
+    if issubclass(metric, Resampled):
+        at_identity = float(metric().stat(proba, y)(np.arange(len(y))[None, :])[0])
+        _require(abs(at_identity - result.value) <= 1e-12,
+                 f"metric {name!r}: its statistic gives {at_identity} on the sample, its "
+                 f"estimate {result.value}")
+    if issubclass(metric, Proportion):
+        good = np.asarray(metric().outcome(proba, y))
+        _require(good.dtype == bool and good.shape == y.shape,
+                 f"metric {name!r}: outcome must be one bool per example")
 
 
 def check_gate_rule(name: str, rule: type) -> None:
     """A gate rule kind: a strict policy model (a ``RuleBase``) whose ``kind`` field is its
-    registry name, described by its docstring."""
+    registry name, that implements the engine's methods (set-up, evidence, violation),
+    described by its docstring."""
     from shiftbench.gate.policy import RuleBase
 
     _require(isinstance(rule, type) and issubclass(rule, RuleBase),
              f"gate rule {name!r}: {rule!r} is not a RuleBase")
+    _require(not inspect.isabstract(rule), f"gate rule {name!r}: does not implement "
+             f"{', '.join(sorted(getattr(rule, '__abstractmethods__', ())))}")
     kind = rule.model_fields.get("kind")
     _require(kind is not None and get_args(kind.annotation) == (name,),
              f"gate rule {name!r}: its kind field must be Literal[{name!r}]")

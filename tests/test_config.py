@@ -50,7 +50,7 @@ def test_shifted_splits_route_by_their_keys_and_expand_severities(tmp_path: Path
          "data.kind: unknown data source 'jsnl' (did you mean 'jsonl'?)"),
         ({"reference": {"portion": [0.5, 0.2]}}, "reference.portion: portion is [start, end)"),
         ({"shifts": [{"shift": "ocr"}, {"shift": "ocr"}]}, "repeated: ocr@1"),
-        ({"metrics": ["accuracy", "auc"]}, "metrics.1: Input should be"),
+        ({"metrics": ["accuracy", "auc"]}, "metrics.1: unknown metric 'auc' (known: "),
         # strict types: no string-to-number, no bool-to-int
         ({"limit": "100"}, "limit: Input should be a valid integer (got '100')"),
         ({"seed": True}, "seed: Input should be a valid integer (got True)"),

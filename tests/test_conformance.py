@@ -10,8 +10,9 @@ import json
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from shiftbench.config import Source
 from shiftbench.detectors import Detector, DriftResult, Score
 from shiftbench.detectors.online import OnlineDetector
 from shiftbench.errors import ShiftbenchError
+from shiftbench.gate.policy import RuleBase
+from shiftbench.metrics import Accuracy, Estimate
 from shiftbench.models import ModelAdapter
 from shiftbench.registry import REGISTRIES, Registry
 from shiftbench.runner import Runner
@@ -145,7 +148,7 @@ CHECKS: dict[str, Callable[[str, Any, pytest.FixtureRequest, Path], None]] = {
         cls(**SMALL.get(("online detector", name), {}))),
     "translation engine": _engine,
     "data source": _source,
-    "metric": lambda name, fn, request, tmp_path: check_metric(name),
+    "metric": lambda name, cls, request, tmp_path: check_metric(name, cls),
     "gate rule": lambda name, cls, request, tmp_path: check_gate_rule(name, cls),
 }
 
@@ -249,6 +252,24 @@ class MeanShift(OnlineDetector):
         self.center_ = arrays["center"]
 
 
+class Shifted(Accuracy):
+    """Accuracy, reported 0.1 higher than its statistic says."""
+
+    name = "shifted"
+    bounds = (0.0, 2.0)
+
+    def estimate(self, proba: np.ndarray, y: np.ndarray, rng: Any = 0, n_boot: int = 1000,
+                 level: float = 0.95) -> Estimate:
+        est = super().estimate(proba, y, rng, n_boot, level)
+        return replace(est, value=est.value + 0.1, high=est.high + 0.1)
+
+
+class NoEvidence(RuleBase):
+    """Names its kind but cannot test anything."""
+
+    kind: Literal["no_evidence"]
+
+
 def test_a_minimal_plugin_of_each_contract_passes() -> None:
     check_model_adapter(Halves())
     check_online_detector(MeanShift())
@@ -261,6 +282,10 @@ def test_a_minimal_plugin_of_each_contract_passes() -> None:
     (lambda: check_model_adapter(Halves(value=0.4)), "must sum to 1"),
     (lambda: check_online_detector(MeanShift(limit=0.1)), "false alarms in 100 null tests"),
     (lambda: check_online_detector(MeanShift(limit=50.0)), "grossly shifted windows"),
+    (lambda: check_metric("shifted", Shifted), "its statistic gives"),
+    (lambda: check_metric("other", Shifted), "its name attribute must be 'other'"),
+    (lambda: check_gate_rule("no_evidence", NoEvidence),
+     "does not implement evidence, setup, violation"),
 ])
 def test_the_kit_catches_a_broken_contract(check: Callable[[], None], message: str) -> None:
     with pytest.raises(AssertionError, match=re.escape(message)):

@@ -10,31 +10,43 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
+from importlib.metadata import EntryPoint
 from pathlib import Path
+from statistics import NormalDist
+from typing import Literal
 
 import numpy as np
 import pytest
 import yaml
+from pydantic import Field
 
+import shiftbench.registry
 from shiftbench.cli import main
+from shiftbench.config import DetectorSpec, validate
+from shiftbench.detectors import Detector, Score
+from shiftbench.drift import drift_tests
 from shiftbench.errors import ShiftbenchError
+from shiftbench.evaluate import ScoredSplit
 from shiftbench.gate import stats
 from shiftbench.gate.outputs import junit_xml, markdown, table
-from shiftbench.gate.policy import Policy, load_policy
+from shiftbench.gate.policy import Policy, RuleBase, Setup, Trial, load_policy
 from shiftbench.gate.rules import evaluate_gate
-from shiftbench.gate.runs import Run, SplitData
-from shiftbench.metrics import holm
+from shiftbench.gate.runs import Run
+from shiftbench.metrics import Resampled, holm
+from shiftbench.registry import DETECTORS, GATE_RULES, METRICS
+from shiftbench.split import Split
+from shiftbench.testing import check_gate_rule, check_metric
 
 CLASSES = ["neg", "pos"]
 
 
-def split_from(name: str, kind: str, y: np.ndarray, correct: np.ndarray) -> SplitData:
+def split_from(name: str, kind: str, y: np.ndarray, correct: np.ndarray) -> ScoredSplit:
     pred = np.where(correct, y, 1 - y)
     proba = np.where(pred[:, None] == np.arange(2), 0.8, 0.2)
-    return SplitData(name, kind, [f"e{i}" for i in range(len(y))], y, proba)
+    return ScoredSplit(name, kind, [f"e{i}" for i in range(len(y))], y, proba)
 
 
-def make_run(label: str, splits: list[SplitData], suite_hash: str = "h0", drift=None) -> Run:
+def make_run(label: str, splits: list[ScoredSplit], suite_hash: str = "h0", drift=None) -> Run:
     return Run(label, "sim", suite_hash, {"adapter": "sim", "fingerprint": label,
                                           "classes": CLASSES},
                {s.name: s for s in splits}, label, drift)
@@ -135,7 +147,7 @@ def calibration_run(rng: np.random.Generator, n: int, gap: float) -> Run:
     conf = rng.uniform(0.5, 1.0, n)
     y = np.where(rng.random(n) < conf + gap, 0, 1)
     proba = np.column_stack([conf, 1 - conf])
-    return make_run("c", [SplitData("reference", "reference", [f"e{i}" for i in range(n)], y,
+    return make_run("c", [ScoredSplit("reference", "reference", [f"e{i}" for i in range(n)], y,
                                     proba)])
 
 
@@ -189,11 +201,11 @@ def test_ece_change_false_fails_at_most_alpha_where_bias_differs_between_sides()
     for _ in range(sims):
         conf = rng.uniform(0.5, 1.0, n)
         reference = overconfident_proba(rng, conf, everywhere)
-        base = make_run("b", [SplitData("reference", "reference", ids, y, reference),
-                              SplitData("kitchen", "domain", ids, y, reference)])
+        base = make_run("b", [ScoredSplit("reference", "reference", ids, y, reference),
+                              ScoredSplit("kitchen", "domain", ids, y, reference)])
         cand = make_run("c", [
-            SplitData("reference", "reference", ids, y, overconfident_proba(rng, conf, top_bins)),
-            SplitData("kitchen", "domain", ids, y,
+            ScoredSplit("reference", "reference", ids, y, overconfident_proba(rng, conf, top_bins)),
+            ScoredSplit("kitchen", "domain", ids, y,
                       overconfident_proba(rng, rng.uniform(0.5, 1.0, n), top_bins))])
         result = evaluate_gate(rules, base, cand)
         for v in result.verdicts:
@@ -306,9 +318,9 @@ def test_runs_pair_only_on_the_same_suite_and_examples() -> None:
     relabelled = split_from("reference", "reference", 1 - y, ok)
     with pytest.raises(ShiftbenchError, match="disagree on labels"):
         evaluate_gate(rules, base, make_run("c", [relabelled]))
-    texts = [SplitData(s.name, s.kind, s.ids, s.y, s.proba, [f"t{i}" for i in range(10)])
+    texts = [ScoredSplit(s.name, s.kind, s.ids, s.y, s.proba, [f"t{i}" for i in range(10)])
              for s in base.splits.values()]
-    edited = [SplitData(s.name, s.kind, s.ids, s.y, s.proba, ["x"] + (s.texts or [])[1:])
+    edited = [ScoredSplit(s.name, s.kind, s.ids, s.y, s.proba, ["x"] + (s.texts or [])[1:])
               for s in texts]
     with pytest.raises(ShiftbenchError, match="1 of 10 examples have different texts"):
         evaluate_gate(rules, make_run("b", texts), make_run("c", edited))
@@ -625,3 +637,189 @@ def test_bad_inputs_exit_2(tiny, capsys) -> None:
     assert gate(tiny, "--baseline", str(tiny["root"] / "reports" / "tiny" / "other"),
                 "--candidate", str(tiny["root"] / "reports" / "tiny" / "other")) == 2
     assert "suite: run" in capsys.readouterr().err
+
+
+# --- plug-ins: a rule kind, a metric and a detector found through their entry-point groups
+
+
+class ConfidentShare(RuleBase):
+    """At least ``min`` of the candidate's predictions on a split have a top probability
+    of ``confidence`` or more (a plug-in rule kind for these tests)."""
+
+    kind: Literal["confident_share"]
+    min: float = Field(gt=0, lt=1)
+    confidence: float = 0.9
+
+    def ineligible(self, split: ScoredSplit, candidate: Run) -> str | None:
+        return "other domains are not checked" if split.kind == "domain" else None
+
+    def setup(self, split: str, candidate: Run, where: str) -> Setup:
+        return Setup("confident share", "%", ">=", self.min)
+
+    def evidence(self, trial: Trial) -> stats.Evidence:
+        split = trial.candidate.splits[trial.split]
+        confident = int(np.sum(split.proba.max(axis=1) >= self.confidence))
+        return stats.binomial_test(confident, len(split.ids), self.min, ">=", trial.alpha,
+                                   trial.a, trial.power)
+
+    def violation(self, split: str, setup: Setup) -> str:
+        return f"fewer than {setup.threshold:.0%} of the predictions on {split} are confident"
+
+
+class Brier(Resampled):
+    """Brier score: mean squared distance of the probabilities from the one-hot label (a
+    plug-in metric for these tests)."""
+
+    name = "brier"
+    label = "Brier"
+    higher_is_better = False
+    bounds = (0.0, 2.0)
+
+    def stat(self, proba: np.ndarray, y: np.ndarray):
+        loss = ((proba - np.eye(proba.shape[1])[y]) ** 2).sum(axis=1)
+        return lambda idx: loss[idx].mean(axis=1)
+
+
+class MeanShift(Detector):
+    """z-test of the first feature's mean; its results name the method otherwise than the
+    suite names the detector, as Evidently's do (a plug-in detector for these tests)."""
+
+    name = "mean_shift"
+
+    @property
+    def method_name(self) -> str:
+        return "mean_shift:z"
+
+    def _score(self, sample: np.ndarray) -> Score:
+        ref, cur = self.reference_[:, 0], sample[:, 0]
+        se = math.sqrt(ref.var(ddof=1) / len(ref) + cur.var(ddof=1) / len(cur))
+        z = abs(cur.mean() - ref.mean()) / se
+        return Score(float(z), 2 * NormalDist().cdf(-z), {})
+
+
+@pytest.fixture
+def plugins(monkeypatch) -> None:
+    """This module's plug-ins, registered through entry points as an installed package's
+    would be (and gone after the test)."""
+    found = {registry.group: [EntryPoint(name, f"{__name__}:{cls.__name__}", registry.group)]
+             for registry, name, cls in ((GATE_RULES, "confident_share", ConfidentShare),
+                                         (METRICS, "brier", Brier),
+                                         (DETECTORS, "mean_shift", MeanShift))}
+    monkeypatch.setattr(shiftbench.registry, "entry_points", lambda group: found.get(group, []))
+    for registry in (GATE_RULES, METRICS, DETECTORS):
+        monkeypatch.setattr(registry, "_targets", dict(registry._targets))
+        monkeypatch.setattr(registry, "_plugins_read", False)
+
+
+def test_a_plugin_rule_kind_is_checked_like_the_builtins(plugins) -> None:
+    check_gate_rule("confident_share", ConfidentShare)
+    base, cand = simulate(np.random.default_rng(3), 100, SPLITS)  # top probability 0.8
+    result = evaluate_gate(policy({"kind": "confident_share", "min": 0.5, "split": "*"},
+                                  {"kind": "confident_share", "min": 0.5, "confidence": 0.75,
+                                   "split": "*"}), base, cand)
+    assert [(v.rule, v.split, v.status) for v in result.verdicts] == [
+        (f"confident_share confident_share #{i}", split, status)
+        for i, status in ((0, "fail"), (1, "pass"))
+        for split in ("reference", "keyboard@1", "keyboard@3")]
+    failed = result.verdicts[0]
+    assert failed.method == "exact binomial" and failed.estimate == 0.0
+    assert "fewer than 50% of the predictions on reference are confident" in failed.reason
+    assert 'classname="shiftbench.gate.confident_share"' in junit_xml(result)
+    with pytest.raises(ShiftbenchError, match="rules.0.split: 'kitchen': other domains"):
+        evaluate_gate(policy({"kind": "confident_share", "min": 0.5, "split": "kitchen"}),
+                      base, cand)
+    with pytest.raises(ShiftbenchError, match=r"rules.0.confidance: unknown field \(did you "
+                                              r"mean 'confidence'\?\)"):
+        validate(Policy, {"rules": [{"kind": "confident_share", "min": 0.5,
+                                     "confidance": 0.7}]}, "p")
+    with pytest.raises(ShiftbenchError, match=r"rules.0: each rule needs a kind: absolute \| "
+                                              r"confident_share .*did you mean 'confident_share'"):
+        validate(Policy, {"rules": [{"kind": "confident_shares", "min": 0.5}]}, "p")
+
+
+def test_a_plugin_metric_works_in_a_suite_its_report_and_the_gate(plugins, tiny,
+                                                                   capsys) -> None:
+    check_metric("brier", Brier)
+    root = tiny["root"]
+    spec = {**yaml.safe_load(tiny["suite"].read_text()), "metrics": ["accuracy", "brier"]}
+    (root / "brier.yaml").write_text(yaml.safe_dump(spec))
+    runs = {}
+    for name, model in (("base", "sklearn:tfidf"), ("alike", str(root / "alike.yaml"))):
+        assert main(["run", str(root / "brier.yaml"), "--model", model, "--reports-dir",
+                     str(root / "reports-brier"), "--run-id", name, "--no-progress",
+                     "--no-movement"]) == 0
+        runs[name] = root / "reports-brier" / "tiny" / name
+    report = json.loads((runs["base"] / "report.json").read_text())
+    brier = report["splits"][0]["metrics"]["brier"]
+    assert brier["method"] == "percentile_bootstrap" and brier["low"] <= brier["value"]
+    summary = (runs["base"] / "summary.md").read_text()
+    assert "| Brier [95% CI] |" in summary and f"{brier['value']:.3f} [" in summary
+    policy_path = root / "brier.gate.yaml"
+    policy_path.write_text(yaml.safe_dump({"suite": "brier.yaml", "rules": [
+        {"kind": "non_inferiority", "metric": "brier", "split": "*", "margin": 0.1},
+        {"kind": "absolute", "metric": "brier", "max": 0.9},
+        {"kind": "confident_share", "min": 0.01, "confidence": 0.5, "split": "*"}]}))
+    assert main(["gate", str(policy_path), "--baseline", str(runs["base"]), "--candidate",
+                 str(runs["alike"]), "--out", str(root / "gate-brier")]) == 0
+    verdicts = json.loads((root / "gate-brier" / "gate.json").read_text())["verdicts"]
+    assert [(v["metric"], v["method"], v["unit"]) for v in verdicts] == [
+        ("brier", "paired bootstrap", "Δnum"), ("brier", "paired bootstrap", "Δnum"),
+        ("brier", "percentile bootstrap", "num"),
+        ("confident_share", "exact binomial", "%"), ("confident_share", "exact binomial", "%")]
+    assert verdicts[0]["op"] == "<=" and verdicts[0]["threshold"] == 0.1  # lower is better
+    policy_path.write_text(yaml.safe_dump({"rules": [
+        {"kind": "absolute", "metric": "brier", "max": 2.5}]}))
+    assert main(["gate", str(policy_path), "--baseline", str(runs["base"]), "--candidate",
+                 str(runs["alike"])]) == 2
+    assert "a bound on brier lies strictly between 0 and 2" in capsys.readouterr().err
+
+
+# --- drift rules name detectors as suites do (regression: `detector: evidently` failed)
+
+
+def _drift(detector: str | None, method: str, p_value: float) -> dict:
+    record = {"method": method, "statistic": 0.1, "p_value": p_value, "drifted": p_value < 0.05,
+              "n_sample": 25}
+    return record if detector is None else {**record, "detector": detector}
+
+
+def test_drift_rules_match_the_suite_name_or_the_method() -> None:
+    y, ok = np.zeros(50, dtype=np.int64), np.ones(50, bool)
+    splits = [split_from("reference", "reference", y, ok),
+              split_from("synonym@2", "perturbation", y, ok)]
+    one = make_run("c", splits, drift={"synonym@2": [_drift("evidently", "evidently:mmd", 0.01),
+                                                     _drift("mmd", "mmd", 0.5)]})
+    for name in ("evidently", "evidently:mmd"):
+        (verdict,) = evaluate_gate(policy({"kind": "drift", "detector": name}), one, one).verdicts
+        assert verdict.status == "fail" and verdict.estimate == 0.1
+    old = make_run("c", splits, drift={"synonym@2": [_drift(None, "evidently:mmd", 0.01)]})
+    assert evaluate_gate(policy({"kind": "drift", "detector": "evidently:mmd"}), old,
+                         old).status == "fail"  # runs recorded before the suite name
+    two = make_run("c", splits, drift={"synonym@2": [_drift("evidently", "evidently:mmd", 0.01),
+                                                     _drift("evidently", "evidently:ks", 0.5)]})
+    with pytest.raises(ShiftbenchError) as info:
+        evaluate_gate(policy({"kind": "drift", "detector": "evidently"}), two, two)
+    assert str(info.value) == (
+        "policy: rules.0.detector: the candidate run runs it more than once named 'evidently' "
+        "(detectors: evidently (evidently:mmd), evidently (evidently:ks))")
+    assert evaluate_gate(policy({"kind": "drift", "detector": "evidently:ks"}), two,
+                         two).status == "pass"
+
+
+def test_suite_drift_records_carry_the_detector_name(plugins) -> None:
+    rng = np.random.default_rng(0)
+    ids = [f"e{i}" for i in range(120)]
+    reference = Split("reference", ids, ids, ["neg"] * 120)
+    moved = reference.derive("typo@1", [f"{i}!" for i in ids], kind="perturbation")
+    vectors = {"reference": rng.normal(size=(120, 3)), "typo@1": rng.normal(2.0, 1, (120, 3))}
+    drift = drift_tests(reference, [moved], [DetectorSpec(name="mean_shift")],
+                        lambda texts: vectors["typo@1" if texts[0].endswith("!") else "reference"],
+                        {})
+    (record,) = drift["typo@1"]
+    assert (record["detector"], record["method"]) == ("mean_shift", "mean_shift:z")
+    splits = [split_from(s.name, s.info.get("kind", "reference"), np.zeros(120, np.int64),
+                         np.ones(120, bool)) for s in (reference, moved)]
+    run = make_run("c", splits, drift=drift)
+    (verdict,) = evaluate_gate(policy({"kind": "drift", "detector": "mean_shift"}), run,
+                               run).verdicts
+    assert verdict.status == "fail" and verdict.method == "mean_shift drift test"

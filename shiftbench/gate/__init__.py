@@ -56,8 +56,9 @@ def check_rules(policy: Policy, policy_path: Path, suite_path: Path) -> None:
     import numpy as np
 
     from shiftbench.config import Perturbation, load_suite, split_names
+    from shiftbench.evaluate import ScoredSplit
     from shiftbench.gate.rules import expand
-    from shiftbench.gate.runs import Run, SplitData
+    from shiftbench.gate.runs import Run
 
     suite = load_suite(suite_path)
     kinds = {"reference": "reference"}
@@ -66,7 +67,7 @@ def check_rules(policy: Policy, policy_path: Path, suite_path: Path) -> None:
         kinds.update(dict.fromkeys(names, "perturbation" if isinstance(entry, Perturbation)
                                    else "domain"))
     empty = np.zeros(0, dtype=np.int64)
-    splits = {name: SplitData(name, kind, [], empty, np.zeros((0, 0)))
+    splits = {name: ScoredSplit(name, kind, [], empty, np.zeros((0, 0)))
               for name, kind in kinds.items()}
     drift = {name: [] for name in list(kinds)[1:]} if suite.detectors else None
     expand(policy, Run(str(suite_path), suite.name, suite.spec_hash(), {}, splits, drift=drift),

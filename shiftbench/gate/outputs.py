@@ -12,9 +12,10 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from shiftbench.gate.rules import GateResult, Verdict, fmt, fmt_p, fmt_size
+from shiftbench.gate.rules import GateResult, Verdict, fmt_p
 from shiftbench.report import jsonable, write_text
 from shiftbench.report.markdown import model_label
+from shiftbench.report.numbers import distance, number, with_interval
 
 GATE_JSON, JUNIT_XML, GATE_MD = "gate.json", "junit.xml", "gate.md"
 SCHEMA_VERSION = 1
@@ -23,10 +24,8 @@ MARKS = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
 
 
 def cells(v: Verdict) -> list[str]:
-    interval = (f" [{fmt(v.low, v.unit, True)}, {fmt(v.high, v.unit, True)}]"
-                if v.low is not None else "")
-    threshold = "no drift" if v.op is None else f"{v.op} {fmt(v.threshold, v.unit)}"
-    return [v.status.upper(), v.rule, v.split, f"{fmt(v.estimate, v.unit)}{interval}",
+    threshold = "no drift" if v.op is None else f"{v.op} {number(v.threshold, v.unit)}"
+    return [v.status.upper(), v.rule, v.split, with_interval(v.estimate, v.low, v.high, v.unit),
             threshold, fmt_p(v.p_value), fmt_p(v.p_adjusted), v.reason]
 
 
@@ -120,7 +119,7 @@ def _md_table(verdicts: list[Verdict]) -> list[str]:
     for v in verdicts:
         row = cells(v)
         row[0] = MARKS[v.status]
-        row.insert(-1, fmt_size(v.detectable, v.unit))
+        row.insert(-1, distance(v.detectable, v.unit))
         lines.append("| " + " | ".join(_md(c) for c in row) + " |")
     return lines
 

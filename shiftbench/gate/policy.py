@@ -2,21 +2,64 @@
 
 A policy names rules over a suite's splits, never models: the same policy gates any
 baseline/candidate pair run on that suite. Thresholds are fractions (0.02 = 2 points).
+
+Each rule kind is a :class:`RuleBase` subclass registered in
+:data:`shiftbench.registry.GATE_RULES` (built-ins in :mod:`shiftbench.gate.kinds`,
+plug-ins through the ``shiftbench.gate_rules`` entry-point group): its fields are the
+policy's YAML keys, and its methods say which splits it checks, what it compares, how it
+tests that and what a failure means. The gate engine (:mod:`shiftbench.gate.rules`)
+knows rules only through these methods.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Field, PlainValidator, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from shiftbench.config import Strict, load_yaml_model
+from shiftbench.errors import did_you_mean
 
-Metric = Literal["accuracy", "macro_f1", "ece", "nll"]
-HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "ece": False, "nll": False}
-PROPORTIONS = ("accuracy", "macro_f1")
-KINDS = ("absolute", "robustness", "non_inferiority", "flip_rate", "drift")
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shiftbench.evaluate import ScoredSplit
+    from shiftbench.gate.runs import Run
+    from shiftbench.gate.stats import Evidence
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a check compares: the quantity, its unit (see
+    :mod:`shiftbench.report.numbers`), and the threshold with ``op`` saying when the rule
+    holds (``">="``: the estimate is at least the threshold). ``op`` None: the check has
+    no threshold and its point decision is the evidence's own ``flagged``."""
+
+    quantity: str
+    unit: str
+    op: str | None
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Everything one check's test reads: the runs, the split, its set-up, the gate's
+    error and power settings (``a``: the level the power promise is made at, None for a
+    point decision) and the check's own seeded rng."""
+
+    baseline: Run
+    candidate: Run
+    split: str
+    setup: Setup
+    alpha: float
+    a: float | None
+    power: float
+    n_boot: int
+    rng: np.random.Generator
 
 
 class RuleBase(Strict):
@@ -26,8 +69,13 @@ class RuleBase(Strict):
     rule expands into one check per matching split. ``decide: test`` fails only on
     significant evidence (Holm across the gate); ``decide: point`` fails whenever the
     point estimate crosses the threshold, with no error control.
+
+    A rule kind declares ``kind: Literal["<its registry name>"]`` and implements
+    :meth:`setup`, :meth:`evidence` and :meth:`violation`; it may narrow the splits it
+    checks (:meth:`ineligible`) and the runs it accepts (:meth:`check_run`).
     """
 
+    kind: str
     name: str | None = None
     severity: Literal["fail", "warn"] = "fail"
     decide: Literal["test", "point"] = "test"
@@ -46,90 +94,55 @@ class RuleBase(Strict):
 
     @property
     def metric_name(self) -> str:
-        return getattr(self, "metric", self.kind)  # type: ignore[attr-defined]
+        """What the verdicts list as the rule's metric (its kind, for rules without one)."""
+        return self.kind
+
+    @property
+    def auto_name(self) -> str:
+        """The rule's name when the policy gives none, e.g. 'absolute accuracy'."""
+        return f"{self.kind} {self.metric_name}"
+
+    def check_run(self, candidate: Run, where: str) -> None:
+        """Raise ShiftbenchError (naming ``where``) if the candidate run cannot be checked
+        by this rule at all (e.g. it has no drift results)."""
+
+    def ineligible(self, split: ScoredSplit, candidate: Run) -> str | None:
+        """Why this rule cannot check ``split``, or None when it can: a pattern skips such
+        splits, a split named outright is an error."""
+        return None
+
+    @abstractmethod
+    def setup(self, split: str, candidate: Run, where: str) -> Setup:
+        """What the check of ``split`` compares; raise ShiftbenchError (naming ``where``)
+        when the runs lack what it needs."""
+
+    @abstractmethod
+    def evidence(self, trial: Trial) -> Evidence:
+        """The estimate, its interval and the one-sided p-value of H0 "the rule holds"
+        (see :mod:`shiftbench.gate.stats`)."""
+
+    @abstractmethod
+    def violation(self, split: str, setup: Setup) -> str:
+        """What a failure of the check of ``split`` means, in words."""
 
 
-class Absolute(RuleBase):
-    """The candidate's metric on a split is at least ``min`` (or at most ``max``)."""
+def _rule(entry: Any) -> RuleBase:
+    """A policy's rule entry as the rule kind its ``kind`` names (a registry lookup, so
+    plug-in kinds validate like built-ins)."""
+    from shiftbench.registry import GATE_RULES
 
-    kind: Literal["absolute"]
-    metric: Metric = "accuracy"
-    split: str | list[str] = "reference"
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> Absolute:
-        if (self.min is None) == (self.max is None):
-            raise ValueError("an absolute rule takes exactly one of min, max")
-        bound = self.min if self.min is not None else self.max
-        if self.metric in PROPORTIONS and not 0 < bound < 1:
-            raise ValueError(f"a bound on {self.metric} is a fraction strictly between 0 and 1")
-        if bound < 0:
-            raise ValueError(f"{self.metric} is never negative")
-        return self
+    if isinstance(entry, RuleBase):
+        return entry
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    kinds = GATE_RULES.names()
+    if kind not in kinds:
+        hint = did_you_mean(kind, kinds) if isinstance(kind, str) else ""
+        raise PydanticCustomError("rule_kind", "each rule needs a kind: {kinds}{hint}",
+                                  {"kinds": " | ".join(kinds), "hint": hint})
+    return GATE_RULES.load(kind).model_validate(entry)
 
 
-class Robustness(RuleBase):
-    """The candidate's metric worsens by at most ``max_drop`` from the reference to each
-    shifted split (paired by id for perturbations, unpaired for other domains)."""
-
-    kind: Literal["robustness"]
-    metric: Metric = "accuracy"
-    max_drop: float = Field(ge=0)
-    method: Literal["auto", "mcnemar", "bootstrap"] = "auto"
-
-    @model_validator(mode="after")
-    def _mcnemar_fits(self) -> Robustness:
-        if self.method == "mcnemar" and (self.metric != "accuracy" or self.max_drop != 0):
-            raise ValueError("method mcnemar tests accuracy with max_drop 0; use bootstrap")
-        return self
-
-
-class NonInferiority(RuleBase):
-    """The candidate's metric on a split is worse than the baseline's by at most ``margin``
-    (paired by example id)."""
-
-    kind: Literal["non_inferiority"]
-    metric: Metric = "accuracy"
-    margin: float = Field(default=0.0, ge=0)
-    method: Literal["auto", "mcnemar", "bootstrap"] = "auto"
-
-    @model_validator(mode="after")
-    def _mcnemar_fits(self) -> NonInferiority:
-        if self.method == "mcnemar" and (self.metric != "accuracy" or self.margin != 0):
-            raise ValueError("method mcnemar tests accuracy with margin 0; use bootstrap")
-        return self
-
-
-class FlipRate(RuleBase):
-    """At most ``max`` of the candidate's predictions change under a perturbation."""
-
-    kind: Literal["flip_rate"]
-    max: float = Field(gt=0, lt=1)
-
-
-class Drift(RuleBase):
-    """A drift detector of the suite must not flag the split (e.g. shifts the model is
-    meant to be invariant to); needs a candidate run with drift results."""
-
-    kind: Literal["drift"]
-    detector: str
-
-
-def _rule_kind(entry: Any) -> str | None:
-    return entry.get("kind") if isinstance(entry, dict) else getattr(entry, "kind", None)
-
-
-Rule = Annotated[
-    Annotated[Absolute, Tag("absolute")]
-    | Annotated[Robustness, Tag("robustness")]
-    | Annotated[NonInferiority, Tag("non_inferiority")]
-    | Annotated[FlipRate, Tag("flip_rate")]
-    | Annotated[Drift, Tag("drift")],
-    Discriminator(_rule_kind, custom_error_type="rule_kind",
-                  custom_error_message=f"each rule needs a kind: {' | '.join(KINDS)}"),
-]
+Rule = Annotated[RuleBase, PlainValidator(_rule)]
 
 
 class Policy(Strict):
@@ -153,9 +166,8 @@ class Policy(Strict):
         return self
 
     def rule_names(self) -> list[str]:
-        """Each rule's name, or ``<kind> <metric>`` (numbered when that repeats)."""
-        auto = [f"{r.kind} {r.metric_name}" if r.kind != "drift" else f"drift {r.detector}"
-                for r in self.rules]
+        """Each rule's name, or its :attr:`RuleBase.auto_name` (numbered when that repeats)."""
+        auto = [r.auto_name for r in self.rules]
         return [r.name or (f"{a} #{i}" if auto.count(a) > 1 else a)
                 for i, (r, a) in enumerate(zip(self.rules, auto, strict=True))]
 

@@ -1,34 +1,18 @@
 """Bootstrap draws of a metric or a difference of metrics, for the gate's tests.
 
-A metric is a function of a (B, n) matrix of row indices -> B values (the same
-vectorised statistics :mod:`shiftbench.metrics` builds its intervals from); its point
-value is the same function at the identity resample.
+A metric is its statistic (:meth:`shiftbench.metrics.Resampled.stat`): a function of a
+(B, n) matrix of row indices -> B values, the same one its reported interval resamples;
+its point value is the same function at the identity resample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from shiftbench import metrics as M
-from shiftbench.gate.runs import SplitData
-
-Stat = Callable[[np.ndarray], np.ndarray]
-
-
-def metric_stat(metric: str, split: SplitData, rows: np.ndarray | None = None) -> Stat:
-    """The metric as a function of a (B, n) matrix of row indices (into ``rows``)."""
-    rows = np.arange(len(split.ids)) if rows is None else rows
-    y, proba = split.y[rows], split.proba[rows]
-    if metric == "accuracy":
-        correct = (proba.argmax(axis=1) == y).astype(float)
-        return lambda idx: correct[idx].mean(axis=1)
-    if metric == "macro_f1":
-        return M.macro_f1_stat(y, proba.argmax(axis=1))
-    if metric == "nll":
-        return M.nll_stat(proba, y)
-    raise ValueError(f"{metric} is not resampled (its tests are in shiftbench.gate.stats)")
+from shiftbench.metrics import Stat
 
 
 def _indices(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:

@@ -14,31 +14,7 @@ from typing import Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-
-
-@dataclass(frozen=True)
-class SplitData:
-    """One split of one run: ids, true class indices and the model's probabilities."""
-
-    name: str
-    kind: str  # reference | perturbation | domain
-    ids: list[str]
-    y: np.ndarray
-    proba: np.ndarray
-    texts: list[str] | None = None
-
-    @property
-    def pred(self) -> np.ndarray:
-        return self.proba.argmax(axis=1)
-
-    @property
-    def correct(self) -> np.ndarray:
-        return self.pred == self.y
-
-    def rows(self, ids: list[str]) -> np.ndarray:
-        """Positions of ``ids`` in this split (every one must be present)."""
-        index = {ex_id: i for i, ex_id in enumerate(self.ids)}
-        return np.array([index[ex_id] for ex_id in ids], dtype=np.int64)
+from shiftbench.evaluate import ScoredSplit, prediction_warnings
 
 
 @dataclass(frozen=True)
@@ -49,15 +25,13 @@ class Run:
     suite_name: str
     suite_hash: str
     model: dict[str, Any]
-    splits: dict[str, SplitData]
+    splits: dict[str, ScoredSplit]
     run_id: str = ""
     drift: dict[str, list[dict[str, Any]]] | None = None
 
     def warnings(self) -> dict[str, list[str]]:
         """Each split's warnings about its predictions (e.g. one class predicted), computed
         from the predictions themselves; splits without any are left out."""
-        from shiftbench.evaluate import prediction_warnings
-
         classes = [str(c) for c in self.model.get("classes") or []]
         found = {name: prediction_warnings(split.pred, classes)
                  for name, split in self.splits.items()}
@@ -75,7 +49,7 @@ def load_run(run_dir: Path) -> Run:
     splits = {}
     for record in report["splits"]:
         part, y, proba = split_predictions(frame, report, record["name"], path)
-        splits[record["name"]] = SplitData(
+        splits[record["name"]] = ScoredSplit(
             record["name"], record["kind"], part["id"].astype(str).tolist(), y, proba,
             part["text"].tolist() if "text" in part.columns else None)
     return Run(str(run_dir), report["suite"].get("name", "?"), report["suite"].get("hash", ""),
@@ -100,7 +74,7 @@ def check_comparable(baseline: Run, candidate: Run) -> None:
         _check_same_examples(baseline.splits[name], cand)
 
 
-def _check_same_examples(base: SplitData, cand: SplitData) -> None:
+def _check_same_examples(base: ScoredSplit, cand: ScoredSplit) -> None:
     if set(base.ids) != set(cand.ids):
         raise ShiftbenchError(
             f"split {cand.name!r}: baseline and candidate evaluated different examples "

@@ -18,10 +18,10 @@ from typing import Any
 from shiftbench.report import jsonable, svg, write_text
 from shiftbench.report.html import CSS, facts_table, key_values_table
 from shiftbench.report.markdown import model_label, p_text
+from shiftbench.report.numbers import MISSING, estimate_text, number
 
 JSON_FILE, HTML_FILE = "monitor.json", "monitor.html"
 FLAG = "⚠"
-MISSING = "–"
 VERDICT_TEXT = {"drift": "DRIFT", "no drift": "no drift", "undecided": "UNDECIDED"}
 
 
@@ -39,15 +39,11 @@ def write_monitor(out_dir: Path, result: dict[str, Any]) -> tuple[Path, Path]:
 
 
 def _rate(est: dict[str, Any] | None) -> str:
-    if not est:
-        return MISSING
-    return f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
+    return estimate_text(est, "num")
 
 
 def _pct(est: dict[str, Any] | None) -> str:
-    if not est:
-        return MISSING
-    return f"{est['value'] * 100:.1f}% [{est['low'] * 100:.1f}, {est['high'] * 100:.1f}]"
+    return estimate_text(est, "%")
 
 
 def _controls(result: dict[str, Any]) -> list[str]:
@@ -90,7 +86,7 @@ def accuracy_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     ref = acc["reference"]["value"]
 
     def change(est: dict[str, Any]) -> str:
-        return f"{(est['value'] - ref) * 100:+.1f} pp vs reference"
+        return f"{number(est['value'] - ref, 'pp')} vs reference"
 
     rows = [("reference (labelled)", _pct(acc["reference"]),
              f"n={acc['reference']['n']}"),

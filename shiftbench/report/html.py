@@ -26,6 +26,7 @@ from shiftbench.report.markdown import (
     title,
     warning_lines,
 )
+from shiftbench.report.numbers import MISSING, estimate_text, number
 
 KIND_COLORS = {"reference": "#444444", "perturbation": svg.PALETTE[0], "domain": svg.PALETTE[1]}
 
@@ -138,8 +139,7 @@ def _accuracy(record: dict[str, Any]) -> dict[str, Any] | None:
 
 def _point(x: str | float, record: dict[str, Any], color: str) -> svg.Point:
     est = _accuracy(record)
-    tip = (f"{record['name']}: {est['value'] * 100:.1f}% "
-           f"[{est['low'] * 100:.1f}, {est['high'] * 100:.1f}] (n={record['n']})")
+    tip = f"{record['name']}: {estimate_text(est, '%')} (n={record['n']})"
     return svg.Point(x, est["value"], est["low"], est["high"], color, tip)
 
 
@@ -176,8 +176,7 @@ def _delta_scatter(report: dict[str, Any], x_of: dict[str, float], x_name: str, 
         if not delta or r["name"] not in x_of:
             continue
         x = x_of[r["name"]]
-        tip = (f"{r['name']}: {x_name} {x:.3f}, Δ accuracy {delta['value'] * 100:+.1f} pp "
-               f"[{delta['low'] * 100:+.1f}, {delta['high'] * 100:+.1f}]")
+        tip = f"{r['name']}: {x_name} {x:.3f}, Δ accuracy {estimate_text(delta, 'pp')}"
         points.append(svg.Point(x, delta["value"], delta["low"], delta["high"],
                                 KIND_COLORS.get(r["kind"], svg.PALETTE[2]), tip, str(r["name"])))
         kinds.add(r["kind"])
@@ -251,7 +250,7 @@ def _movement_table(movement: dict[str, Any]) -> str:
         hist = sim.get("histogram") or {}
         spark = (svg.spark_histogram(hist["counts"], hist["bins"], f"similarity of {name}")
                  if hist.get("counts") else "")
-        negated = f"{neg['count']} ({neg['share'] * 100:.1f}%)" if neg else "–"
+        negated = f"{neg['count']} ({number(neg['share'], '%')})" if neg else MISSING
         cells = [f"{sim['mean']:.3f}", f"{sim['median']:.3f}",
                  f"{sim['p10']:.3f} – {sim['p90']:.3f}"]
         chrf_cells = [f"{chrf['mean']:.1f}", f"{chrf['median']:.1f}",

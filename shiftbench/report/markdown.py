@@ -1,24 +1,28 @@
 """The summary a person reads in a pull request: one title line, one table, one footnote.
 
-Proportions (accuracy, flip rate) are percentages with one decimal, accuracy deltas are
-percentage points, macro-F1 and ECE are plain numbers with three decimals. When the
-report measured how far each shift moved the text, two more columns give the mean
-similarity (three decimals) and chrF (one decimal). The table's cells come from
+The table has a column per metric the report carries, headed and printed as the metric
+table says (:mod:`shiftbench.metrics`: accuracy as a percentage with one decimal, macro-F1,
+ECE and NLL as plain numbers with three), each metric's change from the reference right
+after it (Δ accuracy, in percentage points) and, after the first change, the flip rate.
+When the report measured how far each shift moved the text, two more columns give the
+mean similarity (three decimals) and chrF (one decimal). The table's cells come from
 :func:`summary_rows`, which the HTML report shares.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from shiftbench.errors import ShiftbenchError
+from shiftbench.metrics import metric_named
 from shiftbench.movement import BASIS_NEAREST
+from shiftbench.report.numbers import CHANGE, MISSING, estimate_text, number
 
-MISSING = "–"
 MOVEMENT_COLUMNS = ("similarity", "chrF")
 NEAREST_MARK = "†"
 DRIFT_MARK = " ✱"
 WARNING_MARK = " ⚠"
-COLUMNS = ("split", "kind", "n", "accuracy", "Δ accuracy", "flip rate", "macro-F1", "ECE")
 METHOD_TEXT = {
     "wilson": "Wilson score",
     "percentile_bootstrap": "percentile bootstrap over examples",
@@ -29,46 +33,64 @@ METHOD_TEXT = {
 }
 
 
-def _pct(est: dict[str, Any] | None) -> str:
-    if not est:
-        return MISSING
-    return f"{est['value'] * 100:.1f}% [{est['low'] * 100:.1f}, {est['high'] * 100:.1f}]"
+@dataclass(frozen=True)
+class Column:
+    """One numeric column of the summary: its heading, the unit its numbers print in, and
+    where a split's record keeps its estimate (``field``, and ``key`` for the fields
+    keyed by metric: ``metrics`` and ``delta``)."""
+
+    label: str
+    unit: str
+    field: str
+    key: str | None = None
+
+    def estimate(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        value = record.get(self.field)
+        return (value or {}).get(self.key) if self.key else value
 
 
-def _pp(est: dict[str, Any] | None) -> str:
-    if not est:
-        return MISSING
-    return f"{est['value'] * 100:+.1f} pp [{est['low'] * 100:+.1f}, {est['high'] * 100:+.1f}]"
+FLIP_RATE = Column("flip rate", "%", "flip_rate")
 
 
-def _num(est: dict[str, Any] | None) -> str:
-    if not est:
-        return MISSING
-    return f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
+def _shown_as(metric: str) -> tuple[str, str]:
+    """A metric's heading and unit from the metric table (its name and plain numbers for
+    a metric this installation does not know, e.g. a plug-in's, in an old report)."""
+    try:
+        row = metric_named(metric)
+    except ShiftbenchError:
+        return metric, "num"
+    return row.label, row.unit
 
 
-def _cells(record: dict[str, Any]) -> dict[str, Any]:
-    """The estimate behind each numeric column of one split's row."""
-    metrics = record.get("metrics") or {}
-    return {
-        "accuracy": metrics.get("accuracy"),
-        "Δ accuracy": (record.get("delta") or {}).get("accuracy"),
-        "flip rate": record.get("flip_rate"),
-        "macro-F1": metrics.get("macro_f1"),
-        "ECE": metrics.get("ece"),
-    }
+def _keys(report: dict[str, Any], field: str) -> list[str]:
+    return list(dict.fromkeys(k for record in report["splits"] for k in record.get(field) or {}))
 
 
-FORMATS = {"accuracy": _pct, "Δ accuracy": _pp, "flip rate": _pct, "macro-F1": _num, "ECE": _num}
+def columns(report: dict[str, Any]) -> list[Column]:
+    """The summary's numeric columns: each metric of the report in its order, its change
+    from the reference after it where the report has one, the flip rate after the first
+    change (changes of metrics the report does not carry come first)."""
+    metrics, changes = _keys(report, "metrics"), _keys(report, "delta")
+    found: list[Column] = []
+    for name in [*(c for c in changes if c not in metrics), *metrics]:
+        label, unit = _shown_as(name)
+        if name in metrics:
+            found.append(Column(label, unit, "metrics", name))
+        if name in changes:
+            found.append(Column(f"Δ {label}", CHANGE[unit], "delta", name))
+            if FLIP_RATE not in found:
+                found.append(FLIP_RATE)
+    return found
 
 
 def level_label(report: dict[str, Any]) -> str:
     """'95% CI' (or whatever level the report's intervals use)."""
+    numeric = columns(report)
     levels = {
         est["level"]
         for record in report["splits"]
-        for est in _cells(record).values()
-        if est and est.get("level")
+        for column in numeric
+        if (est := column.estimate(record)) and est.get("level")
     }
     level = levels.pop() if len(levels) == 1 else 0.95
     return f"{level * 100:g}% CI"
@@ -117,7 +139,8 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     p-value column per drift detector only in reports that carry ``drift``.
     """
     ci = level_label(report)
-    header = [c if c in COLUMNS[:3] else f"{c} [{ci}]" for c in COLUMNS]
+    numeric = columns(report)
+    header = ["split", "kind", "n", *(f"{c.label} [{ci}]" for c in numeric)]
     movement = report.get("movement")
     if movement:
         header += MOVEMENT_COLUMNS
@@ -126,10 +149,9 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     drift = report.get("drift") or {}
     rows = []
     for record in report["splits"]:
-        cells = _cells(record)
         mark = WARNING_MARK if record.get("warnings") else ""
         row = [f"{record['name']}{mark}", str(record["kind"]), str(record["n"])]
-        row += [FORMATS[c](cells[c]) for c in COLUMNS[3:]]
+        row += [estimate_text(c.estimate(record), c.unit) for c in numeric]
         if movement:
             row += _movement_cells(movement.get(record["name"]))
         if methods:
@@ -188,9 +210,9 @@ def label_free_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         if not estimates:
             continue
         miss = estimates["error"]
-        rows.append([str(record["name"]), f"{estimates['measured'] * 100:.1f}%",
-                     _pct(estimates["atc"]), f"{miss['atc'] * 100:+.1f} pp",
-                     _pct(estimates["doc"]), f"{miss['doc'] * 100:+.1f} pp"])
+        rows.append([str(record["name"]), number(estimates["measured"], "%"),
+                     estimate_text(estimates["atc"], "%"), number(miss["atc"], "pp"),
+                     estimate_text(estimates["doc"], "%"), number(miss["doc"], "pp")])
     return header, rows
 
 
@@ -229,10 +251,10 @@ def warning_lines(report: dict[str, Any]) -> list[str]:
 def footnote(report: dict[str, Any]) -> str:
     """One sentence naming the interval method(s) actually used for each column."""
     parts = []
-    for column in COLUMNS[3:]:
+    for column in columns(report):
         methods = []
         for record in report["splits"]:
-            est = _cells(record)[column]
+            est = column.estimate(record)
             if not est:
                 continue
             text = METHOD_TEXT.get(est["method"], est["method"])
@@ -241,7 +263,7 @@ def footnote(report: dict[str, Any]) -> str:
             if text not in methods:
                 methods.append(text)
         if methods:
-            parts.append(f"{column}: {', '.join(methods)}")
+            parts.append(f"{column.label}: {', '.join(methods)}")
     extra = "Δ = shifted − reference (negative: the shift costs accuracy)"
     return f"Intervals ({level_label(report)}) — {'; '.join(parts)}. {extra}."
 

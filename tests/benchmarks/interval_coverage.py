@@ -32,9 +32,10 @@ import time
 import numpy as np
 
 from shiftbench import metrics as M
+from shiftbench.evaluate import ScoredSplit
 from shiftbench.gate.policy import Policy
 from shiftbench.gate.rules import evaluate_gate
-from shiftbench.gate.runs import Run, SplitData
+from shiftbench.gate.runs import Run
 
 GAPS = {
     "calibrated": lambda c: 0.0 * c,
@@ -104,7 +105,7 @@ def ece_coverage(sims, rng):
 def one_split_run(label, proba, y, kind="reference", name="reference"):
     ids = [f"e{i}" for i in range(len(y))]
     return Run(label, "sim", "h", {"adapter": "sim", "fingerprint": label, "classes": ["a", "b"]},
-               {name: SplitData(name, kind, ids, y, proba)}, label, None)
+               {name: ScoredSplit(name, kind, ids, y, proba)}, label, None)
 
 
 def plug_in_gate_fails(proba, y, threshold, alpha, rng, n_boot=1000):
