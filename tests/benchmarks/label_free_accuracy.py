@@ -37,6 +37,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+AMAZON = Path(__file__).resolve().parents[3] / "shared" / "data" / "amazon-multidomain"
+
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 ESTIMATORS = ("atc", "doc", "iw", "iw-atc", "agreement")
 
@@ -122,7 +124,7 @@ def main() -> None:
     from shiftbench.split import unit_hash
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/amazon-multidomain"))
+    parser.add_argument("--data", type=Path, default=AMAZON)
     parser.add_argument("--cache-dir", type=Path, default=Path("reports/.cache"))
     parser.add_argument("--n-boot", type=int, default=200)
     args = parser.parse_args()
