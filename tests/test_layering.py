@@ -19,12 +19,13 @@ import shiftbench
 
 PACKAGE = Path(shiftbench.__file__).parent
 LOWER = {"split", "errors", "cache", "device", "registry", "config", "data", "metrics",
-         "file_formats", "runtime"}
+         "file_formats", "runtime", "arrays"}
 HIGHER = {"run", "monitor", "gate", "report", "cli", "__main__"}
 NEVER = {  # component -> components it must not reach, even through others
     "shifts": {"models"},  # shifts use the runner and the HF backbone, never an adapter
     "detectors": {"runner", "models"},  # detectors test vectors; devices come from device
     "evaluate": {"shifts"},  # per-example seeds live in split
+    "models": {"detectors"},  # adapters and embedders make vectors; detectors test them
 }
 
 

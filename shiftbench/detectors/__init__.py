@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from shiftbench.arrays import check_matrix
 from shiftbench.errors import ShiftbenchError
 
 if TYPE_CHECKING:
@@ -73,28 +74,6 @@ def _annotated_kinds(hint: Any) -> tuple[type, ...] | None:
     union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
     kinds = tuple(typing.get_origin(h) or h for h in (typing.get_args(hint) if union else [hint]))
     return kinds if all(isinstance(k, type) for k in kinds) else None
-
-
-def check_matrix(x: Any, name: str) -> np.ndarray:
-    """A 2-D array of finite numbers (float32 kept, other numbers as float64)."""
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise ShiftbenchError(f"{name}: expected numbers, got values of type {arr.dtype}")
-    if arr.ndim != 2:
-        raise ShiftbenchError(f"{name}: expected a 2-D array (rows x features), got shape "
-                              f"{arr.shape}")
-    if arr.shape[0] == 0:
-        raise ShiftbenchError(f"{name} is empty (0 rows)")
-    if arr.shape[1] == 0:
-        raise ShiftbenchError(f"{name} has 0 features")
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise ShiftbenchError(f"{name}: {int(bad.sum())} NaN or infinite values (first at row "
-                              f"{row}, column {col})")
-    return np.ascontiguousarray(arr)
 
 
 def resolve_backend(backend: str, device: str) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shiftbench.detectors import check_matrix
+from shiftbench.arrays import check_matrix
 from shiftbench.errors import ShiftbenchError
 from shiftbench.metrics import Estimate, wilson
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from shiftbench.detectors import Detector, Score, check_matrix
+from shiftbench.arrays import check_matrix
+from shiftbench.detectors import Detector, Score
 from shiftbench.errors import ShiftbenchError
 
 METHODS = ("model", "distance", "ratio", "mmd")

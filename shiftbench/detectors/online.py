@@ -65,13 +65,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from shiftbench.detectors import (
-    DriftResult,
-    Params,
-    check_matrix,
-    reference_digest,
-    resolve_backend,
-)
+from shiftbench.arrays import check_matrix
+from shiftbench.detectors import DriftResult, Params, reference_digest, resolve_backend
 from shiftbench.detectors.mmd import kernel_sums, label_patterns, median_distance, mmd2_unbiased
 from shiftbench.errors import ShiftbenchError
 

@@ -40,7 +40,7 @@ class TextEmbedder:
 
     def __call__(self, texts: Sequence[str], runner: Runner, name: str = "texts") -> np.ndarray:
         """(len(texts), d) float32 vectors; a non-finite value is an error naming ``name``."""
-        from shiftbench.detectors import check_matrix
+        from shiftbench.arrays import check_matrix
 
         vectors = self.adapter.embed(list(texts), runner)
         return check_matrix(vectors, f"{name} embeddings ({self.source})")

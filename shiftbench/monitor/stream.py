@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shiftbench.detectors import DriftResult, check_matrix
+from shiftbench.arrays import check_matrix
+from shiftbench.detectors import DriftResult
 from shiftbench.errors import ShiftbenchError
 from shiftbench.monitor.windows import Position, Window, WindowReader
 
