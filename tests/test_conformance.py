@@ -33,6 +33,7 @@ from shiftbench.testing import (
     check_detector,
     check_gate_rule,
     check_metric,
+    check_mitigation,
     check_model_adapter,
     check_online_detector,
     check_shift,
@@ -75,7 +76,8 @@ SMALL: dict[tuple[str, str], dict[str, Any]] = {
     ("detector", "evidently"): {"method": "distance"},
     ("online detector", "online_mmd"): {"ert": 20, "window": 10, "backend": "numpy"},
 }
-MODEL_DIRS = {"hf": "tiny_classifier_dir", "probe": "tiny_encoder_dir"}
+MODEL_DIRS = {"hf": "tiny_classifier_dir", "probe": "tiny_encoder_dir",
+              "trained": "tiny_trained_dir"}
 
 
 def _model(name: str, cls: type, request: pytest.FixtureRequest, tmp_path: Path) -> None:
@@ -150,6 +152,7 @@ CHECKS: dict[str, Callable[[str, Any, pytest.FixtureRequest, Path], None]] = {
     "data source": _source,
     "metric": lambda name, cls, request, tmp_path: check_metric(name, cls),
     "gate rule": lambda name, cls, request, tmp_path: check_gate_rule(name, cls),
+    "mitigation": lambda name, cls, request, tmp_path: check_mitigation(cls()),
 }
 
 

@@ -1,0 +1,198 @@
+"""Training algorithms ("mitigations"): what one step of training optimises.
+
+As WILDS' algorithms: :meth:`Mitigation.process_batch` takes a labelled batch and, for
+methods that use one, an unlabelled batch of the target domain, and returns named
+losses and metrics; :meth:`Mitigation.objective` combines the losses into the one the
+trainer minimises. The trainer owns the model, the optimiser, the data order and the
+checkpoints; a method owns only the modules it adds (DANN's discriminator), built in
+:meth:`Mitigation.setup` and trained and checkpointed with the model.
+
+scikit-learn's idiom: ``__init__`` stores parameters only (documented defaults);
+what ``setup`` builds ends in ``_``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from shiftbench.detectors import Params
+from shiftbench.errors import ShiftbenchError
+
+
+@dataclass
+class Batch:
+    """Rows of input features, with class indices when labelled."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+
+
+@dataclass
+class StepOutput:
+    """One step's named losses (tensors with gradients) and metrics (plain numbers)."""
+
+    losses: dict[str, torch.Tensor]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class HeadNet(nn.Module):
+    """A classifier on fixed input features: ``featurizer`` (one hidden ReLU layer with
+    dropout, or nothing when ``hidden`` is 0) -> ``classifier`` (linear)."""
+
+    def __init__(self, dim: int, n_classes: int, hidden: int = 0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.featurizer: nn.Module = (
+            nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout))
+            if hidden else nn.Identity())
+        self.classifier = nn.Linear(hidden or dim, n_classes)
+
+    @property
+    def representation_dim(self) -> int:
+        return self.classifier.in_features
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(representation, logits)."""
+        features = self.featurizer(x)
+        return features, self.classifier(features)
+
+
+class Mitigation(Params, ABC):
+    """The training-algorithm contract: subclasses set ``name`` and implement
+    :meth:`process_batch`; ``uses_target`` says the method trains on unlabelled rows of
+    the target domain (the trainer refuses to run it without them)."""
+
+    name: ClassVar[str]
+    uses_target: ClassVar[bool] = False
+
+    def setup(self, model: HeadNet, total_steps: int) -> Mitigation:
+        """Build this method's own modules (``modules_``, fresh) for a training of
+        ``total_steps`` steps of ``model``; returns self."""
+        self.modules_ = nn.ModuleDict()
+        self.total_steps_ = total_steps
+        return self
+
+    @abstractmethod
+    def process_batch(self, model: HeadNet, labelled: Batch, unlabelled: Batch | None,
+                      step: int) -> StepOutput:
+        """Losses and metrics of one step (``step`` counts from 0 over the whole training)."""
+
+    def objective(self, output: StepOutput) -> torch.Tensor:
+        """The loss the trainer minimises: by default the sum of the step's losses."""
+        return torch.stack(list(output.losses.values())).sum()
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.name, **self.get_params()}
+
+
+def classification_loss(model: HeadNet, labelled: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(representation, cross-entropy) of a labelled batch."""
+    if labelled.y is None:
+        raise ShiftbenchError("the labelled batch has no labels")
+    features, logits = model(labelled.x)
+    return features, F.cross_entropy(logits, labelled.y)
+
+
+class ERM(Mitigation):
+    """Plain training (empirical risk minimisation): cross-entropy on the labelled rows.
+    The baseline every other method is compared with."""
+
+    name = "erm"
+
+    def __init__(self) -> None:
+        pass
+
+    def process_batch(self, model: HeadNet, labelled: Batch, unlabelled: Batch | None,
+                      step: int) -> StepOutput:
+        return StepOutput({"classification": classification_loss(model, labelled)[1]})
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient times ``-coeff`` backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, coeff: float) -> torch.Tensor:
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.coeff * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, coeff: float) -> torch.Tensor:
+    """``x`` unchanged, but gradients flowing back through it are multiplied by ``-coeff``."""
+    return _ReverseGradient.apply(x, coeff)
+
+
+def ramp(step: int, total_steps: int, lo: float, hi: float, alpha: float) -> float:
+    """The warm-start coefficient 2(hi-lo)/(1+exp(-alpha*i/N)) - (hi-lo) + lo: ``lo`` at
+    step 0, rising smoothly towards ``hi`` by the end (Ganin et al. 2016, alpha = 10)."""
+    progress = step / max(1, total_steps)
+    return 2 * (hi - lo) / (1 + math.exp(-alpha * progress)) - (hi - lo) + lo
+
+
+class DANN(Mitigation):
+    """Domain-adversarial training (Ganin et al. 2016, JMLR).
+
+    A discriminator (MLP with dropout) learns to tell source rows from target rows by
+    their representation; the representation reaches it through gradient reversal, so
+    the featurizer learns to make the domains indistinguishable. Labelled rows are the
+    source; unlabelled rows the target.
+
+    Parameters:
+        penalty: weight of the domain loss in the objective (WILDS' default, 1.0).
+        hidden: width of the discriminator's hidden layers (two, with ReLU).
+        dropout: dropout after each hidden layer of the discriminator.
+        lo, hi, alpha: the reversal coefficient's ramp (:func:`ramp`) from ``lo`` at the
+            first step towards ``hi``; ``alpha`` sets how fast (Ganin's 10 over training).
+    """
+
+    name = "dann"
+    uses_target = True
+
+    def __init__(self, penalty: float = 1.0, hidden: int = 64, dropout: float = 0.5,
+                 lo: float = 0.0, hi: float = 1.0, alpha: float = 10.0) -> None:
+        self.penalty = penalty
+        self.hidden = hidden
+        self.dropout = dropout
+        self.lo = lo
+        self.hi = hi
+        self.alpha = alpha
+
+    def setup(self, model: HeadNet, total_steps: int) -> DANN:
+        if not model.hidden:
+            raise ShiftbenchError("dann: a linear head on frozen embeddings has no "
+                                  "representation to make domain-invariant; set hidden > 0")
+        super().setup(model, total_steps)
+        width = self.hidden
+        self.modules_["discriminator"] = nn.Sequential(
+            nn.Linear(model.representation_dim, width), nn.ReLU(), nn.Dropout(self.dropout),
+            nn.Linear(width, width), nn.ReLU(), nn.Dropout(self.dropout), nn.Linear(width, 1))
+        return self
+
+    def process_batch(self, model: HeadNet, labelled: Batch, unlabelled: Batch | None,
+                      step: int) -> StepOutput:
+        if unlabelled is None:
+            raise ShiftbenchError("dann trains on unlabelled rows of the target domain; "
+                                  "give a target split")
+        source, classification = classification_loss(model, labelled)
+        target, _ = model(unlabelled.x)
+        coeff = ramp(step, self.total_steps_, self.lo, self.hi, self.alpha)
+        features = reverse_gradient(torch.cat([source, target]), coeff)
+        scores = self.modules_["discriminator"](features).squeeze(1)
+        domains = torch.cat([torch.zeros(len(source)), torch.ones(len(target))]).to(scores.device)
+        domain = F.binary_cross_entropy_with_logits(scores, domains)
+        accuracy = float(((scores > 0).float() == domains).float().mean())
+        return StepOutput({"classification": classification, "domain": domain},
+                          {"lambda": coeff, "domain_accuracy": accuracy})
+
+    def objective(self, output: StepOutput) -> torch.Tensor:
+        return output.losses["classification"] + self.penalty * output.losses["domain"]

@@ -1,0 +1,301 @@
+"""Train a head on a frozen encoder's embeddings with a mitigation (``erm``, ``dann``, ...).
+
+:func:`train_head` embeds the splits through the runner (so embeddings are cached and
+shared with the probe) and calls :func:`fit_features`, which trains on rows of numbers:
+
+- seeded: the weights, the validation rows (a stable hash of each id), each epoch's
+  order and dropout derive from ``seed`` and the epoch, so a run repeats exactly on CPU;
+- early stopping: after each epoch the validation loss is measured; training stops after
+  ``patience`` epochs without improvement and the best epoch's weights are kept;
+- checkpoints: after each epoch ``checkpoint.pt`` (tensors and plain values, written
+  atomically, read with ``weights_only=True``) holds everything the next epoch needs; a
+  run started again on the same folder with the same inputs resumes from it and ends
+  with the same weights as an uninterrupted run;
+- a log row per step (loss, each named loss, the method's metrics: for DANN the reversal
+  coefficient ``lambda`` and ``domain_accuracy``) and per epoch, in ``log.jsonl``;
+- a loss that is not finite stops training with a one-line error naming the step.
+
+The folder then holds the head (:mod:`shiftbench.models.trained`) and ``model.yaml``,
+which ``shiftbench run --model FOLDER/model.yaml`` loads like any other model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from shiftbench.cache import atomic
+from shiftbench.device import resolve_device
+from shiftbench.errors import ShiftbenchError
+from shiftbench.models.embed import text_embedder
+from shiftbench.models.trained import encoder_name, write_head
+from shiftbench.split import example_seed, unit_hash
+from shiftbench.train.mitigations import Batch, HeadNet, Mitigation
+
+if TYPE_CHECKING:
+    from shiftbench.runner import Runner
+    from shiftbench.split import Split
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a head is trained (defaults suit a 384-d sentence embedding and a few thousand
+    rows).
+
+    hidden: width of the head's hidden layer; 0 is a linear head.
+    dropout: dropout after the hidden layer.
+    lr, weight_decay: AdamW's.
+    batch_size: labelled rows per step (and unlabelled target rows, for methods using them).
+    max_epochs, patience: stop after ``max_epochs``, or after ``patience`` epochs without
+        a lower validation loss.
+    val_fraction: share of the labelled rows held out for validation (by id).
+    seed: seeds the weights, the validation rows, the order and dropout.
+    device: where to train (``auto`` picks a GPU; CPU, the default, repeats exactly).
+    """
+
+    hidden: int = 256
+    dropout: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 3
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        checks = {"hidden": self.hidden >= 0, "dropout": 0 <= self.dropout < 1,
+                  "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
+                  "batch_size": self.batch_size >= 1, "max_epochs": self.max_epochs >= 1,
+                  "patience": self.patience >= 1, "val_fraction": 0 < self.val_fraction < 1}
+        for name, ok in checks.items():
+            if not ok:
+                raise ShiftbenchError(f"training parameter {name}={getattr(self, name)!r} "
+                                      "is out of range")
+
+
+@dataclass
+class TrainResult:
+    """Where the model was saved and how training went."""
+
+    folder: Path
+    epochs: int  # epochs run
+    best_epoch: int  # the epoch whose weights were kept (1-based)
+    steps: list[dict[str, float]]  # one row per step
+    epoch_log: list[dict[str, float]]  # one row per epoch: validation loss and accuracy
+
+
+EpochCallback = Callable[[int], None]
+
+
+def train_head(train: Split, folder: Path, runner: Runner, mitigation: Mitigation,
+               config: TrainConfig = TrainConfig(), encoder: str | None = None,
+               target: Split | None = None,
+               on_epoch_end: EpochCallback | None = None) -> TrainResult:
+    """Train a head on ``encoder``'s embeddings of ``train`` (labelled) and, for methods
+    that use one, ``target`` (its labels unused); save it in ``folder``."""
+    if train.labels is None:
+        raise ShiftbenchError(f"split {train.name!r}: training needs labels; this split has none")
+    embedder = text_embedder(encoder)
+    features = embedder(train.texts, runner, f"split {train.name!r}")
+    target_features = (None if target is None
+                       else embedder(target.texts, runner, f"split {target.name!r}"))
+    return fit_features(features, [str(y) for y in train.labels], train.ids, folder, mitigation,
+                        config, target_features, on_epoch_end, encoder_name(encoder))
+
+
+def fit_features(features: np.ndarray, labels: Sequence[str], ids: Sequence[str], folder: Path,
+                 mitigation: Mitigation, config: TrainConfig = TrainConfig(),
+                 target: np.ndarray | None = None, on_epoch_end: EpochCallback | None = None,
+                 encoder: str = "minilm") -> TrainResult:
+    """Train on rows of features (the loop behind :func:`train_head`); see the module doc."""
+    if mitigation.uses_target and target is None:
+        raise ShiftbenchError(f"{mitigation.name} trains on unlabelled rows of the target "
+                              "domain; give a target split")
+    run = _Run(features, labels, ids, folder, mitigation, config, target, encoder)
+    with torch.random.fork_rng(devices=[]):
+        return run.train(on_epoch_end)
+
+
+class _Run:
+    """One training: the data, the model and its method, and the loop's state."""
+
+    def __init__(self, features: np.ndarray, labels: Sequence[str], ids: Sequence[str],
+                 folder: Path, mitigation: Mitigation, config: TrainConfig,
+                 target: np.ndarray | None, encoder: str) -> None:
+        self.folder = Path(folder)
+        self.config = config
+        self.mitigation = mitigation
+        self.encoder = encoder
+        self.classes = sorted(set(labels))
+        if len(self.classes) < 2:
+            raise ShiftbenchError("training needs at least two classes in the labelled rows")
+        index = {c: i for i, c in enumerate(self.classes)}
+        device = resolve_device(config.device)
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        y = torch.tensor([index[label] for label in labels])
+        held = torch.tensor([unit_hash("train-validation", config.seed, i) < config.val_fraction
+                             for i in ids], dtype=torch.bool)
+        if not held.any() or held.all():
+            raise ShiftbenchError(f"val_fraction={config.val_fraction} leaves no validation or "
+                                  f"no training rows among {len(ids)}")
+        self.train_x, self.train_y = x[~held].to(device), y[~held].to(device)
+        self.val_x, self.val_y = x[held].to(device), y[held].to(device)
+        self.target = None if target is None else torch.as_tensor(
+            np.asarray(target, dtype=np.float32)).to(device)
+        self.steps_per_epoch = math.ceil(len(self.train_x) / config.batch_size)
+        self.fingerprint = _fingerprint(x, y, target, config, mitigation, ids)
+        torch.manual_seed(config.seed)
+        self.model = HeadNet(x.shape[1], len(self.classes), config.hidden, config.dropout)
+        mitigation.setup(self.model, self.steps_per_epoch * config.max_epochs)
+        self.model.to(device)
+        mitigation.modules_.to(device)
+        params = [*self.model.parameters(), *mitigation.modules_.parameters()]
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.epoch = 0  # epochs done
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_state = _copy(self.model.state_dict())
+        self.steps: list[dict[str, float]] = []
+        self.epoch_log: list[dict[str, float]] = []
+
+    def train(self, on_epoch_end: EpochCallback | None) -> TrainResult:
+        self._resume()
+        while self.epoch < self.config.max_epochs and not self._stopped():
+            self._epoch()
+            self.epoch += 1
+            self._validate()
+            self._save_checkpoint()
+            if on_epoch_end is not None:
+                on_epoch_end(self.epoch)
+        self.model.load_state_dict(self.best_state)
+        self._save_model()
+        return TrainResult(self.folder, self.epoch, self.best_epoch, self.steps, self.epoch_log)
+
+    def _stopped(self) -> bool:
+        return self.epoch - self.best_epoch >= self.config.patience
+
+    def _epoch(self) -> None:
+        """One pass over the training rows, its order and dropout seeded by the epoch."""
+        torch.manual_seed(example_seed(self.config.seed, "train-epoch", str(self.epoch)))
+        self.model.train()
+        self.mitigation.modules_.train()
+        order = torch.randperm(len(self.train_x))
+        size = self.config.batch_size
+        for k in range(self.steps_per_epoch):
+            rows = order[k * size:(k + 1) * size]
+            labelled = Batch(self.train_x[rows], self.train_y[rows])
+            unlabelled = None
+            if self.target is not None:
+                unlabelled = Batch(self.target[torch.randint(len(self.target), (size,))])
+            self._step(labelled, unlabelled, self.epoch * self.steps_per_epoch + k)
+
+    def _step(self, labelled: Batch, unlabelled: Batch | None, step: int) -> None:
+        output = self.mitigation.process_batch(self.model, labelled, unlabelled, step)
+        loss = self.mitigation.objective(output)
+        if not torch.isfinite(loss):
+            raise ShiftbenchError(
+                f"training diverged: the loss is {float(loss.detach())} at step {step} (epoch "
+                f"{self.epoch + 1}); lower the learning rate (lr={self.config.lr:g})")
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.steps.append({"step": step, "epoch": self.epoch + 1, "loss": float(loss.detach()),
+                           **{name: float(v.detach()) for name, v in output.losses.items()},
+                           **output.metrics})
+
+    def _validate(self) -> None:
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(self.val_x)[1]
+            loss = float(F.cross_entropy(logits, self.val_y))
+            accuracy = float((logits.argmax(1) == self.val_y).float().mean())
+        self.epoch_log.append({"epoch": self.epoch, "val_loss": loss, "val_accuracy": accuracy})
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch = loss, self.epoch
+            self.best_state = _copy(self.model.state_dict())
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _save_checkpoint(self) -> None:
+        state = {"fingerprint": self.fingerprint, "epoch": self.epoch,
+                 "model": self.model.state_dict(),
+                 "modules": self.mitigation.modules_.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "best_state": self.best_state,
+                 "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+                 "steps": self.steps, "epoch_log": self.epoch_log}
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic(self.folder / CHECKPOINT) as tmp:
+                torch.save(state, tmp)
+        except OSError as exc:
+            raise ShiftbenchError(f"{self.folder}: cannot save a checkpoint "
+                                  f"({exc.strerror or exc})") from None
+
+    def _resume(self) -> None:
+        """Continue from the folder's checkpoint, if it holds this training."""
+        path = self.folder / CHECKPOINT
+        if not path.is_file():
+            return
+        try:
+            state = torch.load(path, map_location=self.val_x.device, weights_only=True)
+        except Exception as exc:
+            raise ShiftbenchError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}); "
+                                  "delete it to train from the start") from None
+        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
+            raise ShiftbenchError(f"{path}: a checkpoint of another training (data, method or "
+                                  "parameters differ); use another folder or delete it")
+        self.model.load_state_dict(state["model"])
+        self.mitigation.modules_.load_state_dict(state["modules"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
+        self.best_loss, self.best_state = state["best_loss"], state["best_state"]
+        self.steps, self.epoch_log = state["steps"], state["epoch_log"]
+
+    # -- the model folder -------------------------------------------------------------------
+
+    def _save_model(self) -> None:
+        arrays = {"weight": self.model.classifier.weight, "bias": self.model.classifier.bias}
+        if self.config.hidden:
+            hidden = self.model.featurizer[0]
+            arrays |= {"hidden_weight": hidden.weight, "hidden_bias": hidden.bias}
+        meta = {"classes": self.classes, "encoder": self.encoder, "hidden": self.config.hidden,
+                "method": self.mitigation.describe(),
+                "training": {**asdict(self.config), "epochs": self.epoch,
+                             "best_epoch": self.best_epoch, "n_train": len(self.train_x),
+                             "n_validation": len(self.val_x),
+                             "n_target": 0 if self.target is None else len(self.target)}}
+        write_head(self.folder, meta, {k: v.detach().cpu().numpy() for k, v in arrays.items()})
+        with atomic(self.folder / LOG) as tmp:
+            tmp.write_text("".join(json.dumps(row) + "\n"
+                                   for row in [*self.steps, *self.epoch_log]), encoding="utf-8")
+
+
+def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _fingerprint(x: torch.Tensor, y: torch.Tensor, target: np.ndarray | None,
+                 config: TrainConfig, mitigation: Mitigation, ids: Sequence[str]) -> str:
+    """Identifies a training (data, ids, method, parameters): a checkpoint resumes only it."""
+    digest = hashlib.sha256()
+    for array in (x.numpy(), y.numpy(), np.asarray(target if target is not None else [],
+                                                   dtype=np.float32)):
+        digest.update(array.tobytes())
+    digest.update(json.dumps([list(ids), asdict(config), mitigation.describe()],
+                             sort_keys=True, default=str).encode())
+    return digest.hexdigest()

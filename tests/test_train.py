@@ -1,0 +1,166 @@
+"""The trainer and the training methods: gradient reversal, the ramp, resume equal to an
+uninterrupted run, DANN's discriminator pushed toward chance, and the clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shiftbench.errors import ShiftbenchError
+from shiftbench.models import load_model
+from shiftbench.runner import Runner
+from shiftbench.split import Split
+from shiftbench.train.mitigations import DANN, ERM, Mitigation, ramp, reverse_gradient
+from shiftbench.train.trainer import CHECKPOINT, LOG, TrainConfig, fit_features, train_head
+
+
+def two_domains(n: int = 200, seed: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Source rows whose class is feature 0's sign, and unlabelled target rows moved 3 along
+    feature 1: a head can drop feature 1, so domain invariance costs no accuracy."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 4)) + np.outer(4 * y - 2, [1, 0, 0, 0])
+    target = rng.normal(size=(n, 4)) + np.outer(4 * rng.integers(0, 2, n) - 2, [1, 0, 0, 0])
+    target[:, 1] += 3
+    return x, [["neg", "pos"][v] for v in y], target
+
+
+IDS = [f"r{i}" for i in range(200)]
+SMALL = TrainConfig(hidden=16, lr=3e-3, max_epochs=6, patience=6)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_after(epoch: int):
+    def callback(done: int) -> None:
+        if done == epoch:
+            raise Interrupt
+
+    return callback
+
+
+def test_reversal_flips_and_scales_the_gradient() -> None:
+    x = torch.randn(5, 3, requires_grad=True)
+    w = torch.randn(5, 3)
+    out = reverse_gradient(x, 0.7)
+    assert torch.equal(out, x)
+    (out * w).sum().backward()
+    assert torch.allclose(x.grad, -0.7 * w)
+
+
+def test_the_reversal_coefficient_ramps_from_lo_toward_hi() -> None:
+    values = [ramp(i, 100, 0.1, 1.0, 10.0) for i in range(101)]
+    assert values[0] == pytest.approx(0.1)
+    assert all(a < b for a, b in zip(values, values[1:], strict=False))
+    # 2(hi-lo)/(1+e^-10) - (hi-lo) + lo at the end: within 1e-4 of hi
+    assert values[-1] == pytest.approx(2 * 0.9 / (1 + math.exp(-10)) - 0.9 + 0.1)
+    assert 1.0 - values[-1] < 1e-4
+
+
+@pytest.mark.parametrize("method", [ERM(), DANN()], ids=["erm", "dann"])
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(
+        method: Mitigation, tmp_path: Path) -> None:
+    x, y, target = two_domains()
+    whole = fit_features(x, y, IDS, tmp_path / "whole", method, SMALL, target)
+    with pytest.raises(Interrupt):
+        fit_features(x, y, IDS, tmp_path / "cut", type(method)(), SMALL, target, stop_after(2))
+    assert (tmp_path / "cut" / CHECKPOINT).is_file()
+    assert not (tmp_path / "cut" / "head.json").exists()
+    resumed = fit_features(x, y, IDS, tmp_path / "cut", type(method)(), SMALL, target)
+    assert resumed.steps == whole.steps and resumed.epoch_log == whole.epoch_log
+    for name in ("arrays.npz", LOG):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    rows = [json.loads(line) for line in (tmp_path / "whole" / LOG).read_text().splitlines()]
+    assert len(rows) == len(whole.steps) + whole.epochs
+
+
+def test_a_finished_training_resumes_to_nothing_and_other_settings_are_refused(
+        tmp_path: Path) -> None:
+    x, y, target = two_domains()
+    first = fit_features(x, y, IDS, tmp_path, ERM(), SMALL)
+    again = fit_features(x, y, IDS, tmp_path, ERM(), SMALL, on_epoch_end=stop_after(1))
+    assert again.steps == first.steps  # no epoch ran (the callback would have raised)
+    with pytest.raises(ShiftbenchError, match="checkpoint of another training"):
+        fit_features(x, y, IDS, tmp_path, ERM(), TrainConfig(hidden=16, lr=1e-2, max_epochs=6))
+
+
+def test_dann_pushes_the_discriminator_toward_chance(tmp_path: Path) -> None:
+    """With reversal (hi=1) the discriminator's accuracy late in training is near 0.5; with
+    the reversal off (hi=0) the same discriminator separates the domains (~0.9)."""
+    x, y, target = two_domains()
+    config = TrainConfig(hidden=16, lr=3e-3, max_epochs=40, patience=40)
+
+    def late_accuracy(method: DANN, folder: Path) -> tuple[float, float]:
+        result = fit_features(x, y, IDS, folder, method, config, target)
+        accuracy = [row["domain_accuracy"] for row in result.steps]
+        return float(np.mean(accuracy[-len(accuracy) // 5:])), result.epoch_log[-1]["val_accuracy"]
+
+    off, _ = late_accuracy(DANN(hi=0.0), tmp_path / "off")
+    on, val_accuracy = late_accuracy(DANN(), tmp_path / "on")
+    assert off > 0.85
+    assert on < 0.65 and off - on > 0.2
+    assert val_accuracy > 0.95  # invariance cost no accuracy here
+
+
+def test_dann_logs_lambda_and_discriminator_accuracy_every_step(tmp_path: Path) -> None:
+    x, y, target = two_domains()
+    result = fit_features(x, y, IDS, tmp_path, DANN(), SMALL, target)
+    assert all({"loss", "classification", "domain", "lambda", "domain_accuracy"} <= set(row)
+               for row in result.steps)
+    lambdas = [row["lambda"] for row in result.steps]
+    assert lambdas[0] == 0.0 and lambdas == sorted(lambdas)
+
+
+@pytest.mark.parametrize(("method", "config", "target", "message"), [
+    (DANN(), SMALL, False, "dann trains on unlabelled rows of the target domain; give a target"),
+    (DANN(), TrainConfig(hidden=0), True, "dann: a linear head on frozen embeddings has no "
+                                          "representation"),
+    (ERM(), TrainConfig(lr=1e30, max_epochs=2), False, "lower the learning rate (lr=1e+30)"),
+    (ERM(), TrainConfig(val_fraction=0.999), False, "leaves no validation or no training rows"),
+])
+def test_bad_training_input_is_one_line(method: Mitigation, config: TrainConfig, target: bool,
+                                        message: str, tmp_path: Path) -> None:
+    x, y, target_x = two_domains()
+    with pytest.raises(ShiftbenchError, match=r"^[^\n]*$") as info:
+        fit_features(x, y, IDS, tmp_path, method, config, target_x if target else None)
+    assert message in str(info.value)
+
+
+def test_a_diverging_loss_names_its_step(tmp_path: Path) -> None:
+    x, y, _ = two_domains()
+    with pytest.raises(ShiftbenchError, match=r"training diverged: the loss is \S+ at step \d+"):
+        fit_features(x, y, IDS, tmp_path, ERM(), TrainConfig(lr=1e30, max_epochs=2))
+
+
+def test_out_of_range_parameters_are_refused() -> None:
+    with pytest.raises(ShiftbenchError, match="training parameter lr=0"):
+        TrainConfig(lr=0)
+
+
+def test_a_trained_head_runs_as_a_model(tiny_encoder_dir: Path, train_split: Split,
+                                        tmp_path: Path) -> None:
+    """train_head embeds through the runner's cache and writes a model.yaml that loads as
+    any model; its predictions are the trained head's."""
+    runner = Runner(cache_dir=tmp_path / "cache", device="cpu", progress=False)
+    try:
+        result = train_head(train_split, tmp_path / "model", runner, ERM(),
+                            TrainConfig(hidden=8, max_epochs=4, patience=4),
+                            encoder=str(tiny_encoder_dir))
+        computed = runner.stats["computed"]
+        model = load_model(str(result.folder / "model.yaml"))
+        proba = model.predict_proba(train_split.texts, runner)
+        assert runner.stats["computed"] == computed  # the embeddings came from the cache
+    finally:
+        runner.close()
+    assert model.classes_ == ["negative", "positive"]
+    assert proba.shape == (len(train_split), 2)
+    meta = json.loads((result.folder / "head.json").read_text())
+    assert meta["method"] == {"method": "erm"} and meta["encoder"] == str(tiny_encoder_dir)
+    assert meta["training"]["n_train"] + meta["training"]["n_validation"] == len(train_split)
