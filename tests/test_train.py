@@ -164,3 +164,25 @@ def test_a_trained_head_runs_as_a_model(tiny_encoder_dir: Path, train_split: Spl
     meta = json.loads((result.folder / "head.json").read_text())
     assert meta["method"] == {"method": "erm"} and meta["encoder"] == str(tiny_encoder_dir)
     assert meta["training"]["n_train"] + meta["training"]["n_validation"] == len(train_split)
+
+
+def test_shiftbench_run_loads_the_trained_model_yaml(tiny_trained_dir: Path,
+                                                     tmp_path: Path) -> None:
+    import yaml
+
+    from shiftbench.cli import main
+
+    rows = [{"id": f"ex{i}", "text": f"the movie was {['awful', 'great'][i % 2]}",
+             "label": ["negative", "positive"][i % 2], "topic": "a" if i < 30 else "b"}
+            for i in range(40)]
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    suite = {"name": "tiny", "data": {"kind": "jsonl", "path": "data.jsonl"},
+             "reference": {"filters": [{"column": "topic", "equals": "a"}]},
+             "shifts": [{"name": "b", "filters": [{"column": "topic", "equals": "b"}]}]}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(suite))
+    code = main(["run", str(tmp_path / "tiny.yaml"), "--model",
+                 str(tiny_trained_dir / "model.yaml"), "--reports-dir", str(tmp_path / "reports"),
+                 "--no-progress", "--no-movement"])
+    assert code == 0
+    (report,) = (tmp_path / "reports" / "tiny").glob("*/report.json")
+    assert '"adapter": "trained"' in report.read_text()
