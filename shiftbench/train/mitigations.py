@@ -28,9 +28,10 @@ from shiftbench.errors import ShiftbenchError
 
 @dataclass
 class Batch:
-    """Rows of input features, with class indices when labelled."""
+    """A model's input for some rows (features, or a dict of token tensors), with their
+    class indices when labelled."""
 
-    x: torch.Tensor
+    x: Any
     y: torch.Tensor | None = None
 
 
@@ -42,7 +43,19 @@ class StepOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-class HeadNet(nn.Module):
+class Classifier(nn.Module, ABC):
+    """What a method trains: ``forward(x)`` -> (representation, logits).
+    ``representation_dim`` is the representation's width; ``trainable_representation``
+    says whether training can change it (not for a linear head on frozen features)."""
+
+    representation_dim: int
+    trainable_representation: bool
+
+    @abstractmethod
+    def forward(self, x: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class HeadNet(Classifier):
     """A classifier on fixed input features: ``featurizer`` (one hidden ReLU layer with
     dropout, or nothing when ``hidden`` is 0) -> ``classifier`` (linear)."""
 
@@ -53,10 +66,8 @@ class HeadNet(nn.Module):
             nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout))
             if hidden else nn.Identity())
         self.classifier = nn.Linear(hidden or dim, n_classes)
-
-    @property
-    def representation_dim(self) -> int:
-        return self.classifier.in_features
+        self.representation_dim = hidden or dim
+        self.trainable_representation = hidden > 0
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(representation, logits)."""
@@ -72,7 +83,7 @@ class Mitigation(Params, ABC):
     name: ClassVar[str]
     uses_target: ClassVar[bool] = False
 
-    def setup(self, model: HeadNet, total_steps: int) -> Mitigation:
+    def setup(self, model: Classifier, total_steps: int) -> Mitigation:
         """Build this method's own modules (``modules_``, fresh) for a training of
         ``total_steps`` steps of ``model``; returns self."""
         self.modules_ = nn.ModuleDict()
@@ -80,7 +91,7 @@ class Mitigation(Params, ABC):
         return self
 
     @abstractmethod
-    def process_batch(self, model: HeadNet, labelled: Batch, unlabelled: Batch | None,
+    def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
                       step: int) -> StepOutput:
         """Losses and metrics of one step (``step`` counts from 0 over the whole training)."""
 
@@ -92,7 +103,7 @@ class Mitigation(Params, ABC):
         return {"method": self.name, **self.get_params()}
 
 
-def classification_loss(model: HeadNet, labelled: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+def classification_loss(model: Classifier, labelled: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(representation, cross-entropy) of a labelled batch."""
     if labelled.y is None:
         raise ShiftbenchError("the labelled batch has no labels")
@@ -109,7 +120,7 @@ class ERM(Mitigation):
     def __init__(self) -> None:
         pass
 
-    def process_batch(self, model: HeadNet, labelled: Batch, unlabelled: Batch | None,
+    def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
                       step: int) -> StepOutput:
         return StepOutput({"classification": classification_loss(model, labelled)[1]})
 
@@ -167,8 +178,8 @@ class DANN(Mitigation):
         self.hi = hi
         self.alpha = alpha
 
-    def setup(self, model: HeadNet, total_steps: int) -> DANN:
-        if not model.hidden:
+    def setup(self, model: Classifier, total_steps: int) -> DANN:
+        if not model.trainable_representation:
             raise ShiftbenchError("dann: a linear head on frozen embeddings has no "
                                   "representation to make domain-invariant; set hidden > 0")
         super().setup(model, total_steps)
@@ -178,7 +189,7 @@ class DANN(Mitigation):
             nn.Linear(width, width), nn.ReLU(), nn.Dropout(self.dropout), nn.Linear(width, 1))
         return self
 
-    def process_batch(self, model: HeadNet, labelled: Batch, unlabelled: Batch | None,
+    def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
                       step: int) -> StepOutput:
         if unlabelled is None:
             raise ShiftbenchError("dann trains on unlabelled rows of the target domain; "

@@ -24,22 +24,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from shiftbench.cache import atomic
+from shiftbench.cache import atomic, checksum
 from shiftbench.device import resolve_device
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models.embed import text_embedder
 from shiftbench.models.trained import encoder_name, write_head
 from shiftbench.split import example_seed, unit_hash
-from shiftbench.train.mitigations import Batch, HeadNet, Mitigation
+from shiftbench.train.mitigations import Batch, Classifier, HeadNet, Mitigation
 
 if TYPE_CHECKING:
     from shiftbench.runner import Runner
@@ -107,59 +108,128 @@ def train_head(train: Split, folder: Path, runner: Runner, mitigation: Mitigatio
                on_epoch_end: EpochCallback | None = None) -> TrainResult:
     """Train a head on ``encoder``'s embeddings of ``train`` (labelled) and, for methods
     that use one, ``target`` (its labels unused); save it in ``folder``."""
-    if train.labels is None:
-        raise ShiftbenchError(f"split {train.name!r}: training needs labels; this split has none")
     embedder = text_embedder(encoder)
     features = embedder(train.texts, runner, f"split {train.name!r}")
     target_features = (None if target is None
                        else embedder(target.texts, runner, f"split {target.name!r}"))
-    return fit_features(features, [str(y) for y in train.labels], train.ids, folder, mitigation,
-                        config, target_features, on_epoch_end, encoder_name(encoder))
+    return fit_features(features, labels_of(train), train.ids, folder, mitigation, config,
+                        target_features, on_epoch_end, encoder_name(encoder))
+
+
+def labels_of(split: Split) -> list[str]:
+    """A training split's labels as strings; a split without labels is an error."""
+    if split.labels is None:
+        raise ShiftbenchError(f"split {split.name!r}: training needs labels; this split has none")
+    return [str(y) for y in split.labels]
 
 
 def fit_features(features: np.ndarray, labels: Sequence[str], ids: Sequence[str], folder: Path,
                  mitigation: Mitigation, config: TrainConfig = TrainConfig(),
                  target: np.ndarray | None = None, on_epoch_end: EpochCallback | None = None,
                  encoder: str = "minilm") -> TrainResult:
-    """Train on rows of features (the loop behind :func:`train_head`); see the module doc."""
-    if mitigation.uses_target and target is None:
+    """Train a head on rows of features (the loop behind :func:`train_head`)."""
+    device = resolve_device(config.device)
+
+    def rows(array: np.ndarray) -> FeatureRows:
+        return FeatureRows(torch.as_tensor(np.asarray(array, dtype=np.float32)).to(device))
+
+    def build(classes: list[str]) -> HeadNet:
+        return HeadNet(np.shape(features)[1], len(classes), config.hidden, config.dropout)
+
+    def save(model: Classifier, meta: dict[str, Any]) -> None:
+        assert isinstance(model, HeadNet)
+        layers = {"weight": model.classifier.weight, "bias": model.classifier.bias}
+        if model.hidden:
+            hidden = model.featurizer[0]
+            layers |= {"hidden_weight": hidden.weight, "hidden_bias": hidden.bias}
+        write_head(Path(folder), {**meta, "encoder": encoder, "hidden": model.hidden},
+                   {k: v.detach().cpu().numpy() for k, v in layers.items()})
+
+    data = TrainingData(rows(features), labels, ids, None if target is None else rows(target))
+    return run_training(data, build, save, Path(folder), mitigation, config, on_epoch_end)
+
+
+class Rows(ABC):
+    """Training rows as a model takes them: features, or token ids padded per batch."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def take(self, index: torch.Tensor) -> Any:
+        """The model input of the rows at ``index``."""
+
+    @abstractmethod
+    def digest(self) -> bytes:
+        """The rows' content, for the training's fingerprint."""
+
+
+class FeatureRows(Rows):
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        return self.x[index.to(self.x.device)]
+
+    def digest(self) -> bytes:
+        return self.x.cpu().numpy().tobytes()
+
+
+@dataclass
+class TrainingData:
+    """Labelled rows (with their ids, which choose the validation rows) and, for methods
+    that use one, unlabelled rows of the target domain."""
+
+    rows: Rows
+    labels: Sequence[str]
+    ids: Sequence[str]
+    target: Rows | None = None
+
+
+def run_training(data: TrainingData, build: Callable[[list[str]], Classifier],
+                 save: Callable[[Classifier, dict[str, Any]], None], folder: Path,
+                 mitigation: Mitigation, config: TrainConfig,
+                 on_epoch_end: EpochCallback | None = None) -> TrainResult:
+    """Train the model ``build(classes)`` makes on ``data`` with ``mitigation`` (see the
+    module doc), then ``save(best model, meta)``; the CPU's global random state is left
+    as it was."""
+    if mitigation.uses_target and data.target is None:
         raise ShiftbenchError(f"{mitigation.name} trains on unlabelled rows of the target "
                               "domain; give a target split")
-    run = _Run(features, labels, ids, folder, mitigation, config, target, encoder)
     with torch.random.fork_rng(devices=[]):
-        return run.train(on_epoch_end)
+        return _Run(data, build, save, Path(folder), mitigation, config).train(on_epoch_end)
 
 
 class _Run:
     """One training: the data, the model and its method, and the loop's state."""
 
-    def __init__(self, features: np.ndarray, labels: Sequence[str], ids: Sequence[str],
-                 folder: Path, mitigation: Mitigation, config: TrainConfig,
-                 target: np.ndarray | None, encoder: str) -> None:
-        self.folder = Path(folder)
+    def __init__(self, data: TrainingData, build: Callable[[list[str]], Classifier],
+                 save: Callable[[Classifier, dict[str, Any]], None], folder: Path,
+                 mitigation: Mitigation, config: TrainConfig) -> None:
+        self.folder = folder
         self.config = config
         self.mitigation = mitigation
-        self.encoder = encoder
-        self.classes = sorted(set(labels))
+        self.save = save
+        self.rows, self.target = data.rows, data.target
+        self.classes = sorted(set(data.labels))
         if len(self.classes) < 2:
             raise ShiftbenchError("training needs at least two classes in the labelled rows")
         index = {c: i for i, c in enumerate(self.classes)}
         device = resolve_device(config.device)
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
-        y = torch.tensor([index[label] for label in labels])
+        self.y = torch.tensor([index[label] for label in data.labels], device=device)
         held = torch.tensor([unit_hash("train-validation", config.seed, i) < config.val_fraction
-                             for i in ids], dtype=torch.bool)
+                             for i in data.ids], dtype=torch.bool)
         if not held.any() or held.all():
             raise ShiftbenchError(f"val_fraction={config.val_fraction} leaves no validation or "
-                                  f"no training rows among {len(ids)}")
-        self.train_x, self.train_y = x[~held].to(device), y[~held].to(device)
-        self.val_x, self.val_y = x[held].to(device), y[held].to(device)
-        self.target = None if target is None else torch.as_tensor(
-            np.asarray(target, dtype=np.float32)).to(device)
-        self.steps_per_epoch = math.ceil(len(self.train_x) / config.batch_size)
-        self.fingerprint = _fingerprint(x, y, target, config, mitigation, ids)
+                                  f"no training rows among {len(data.ids)}")
+        self.train_index, self.val_index = (~held).nonzero()[:, 0], held.nonzero()[:, 0]
+        self.steps_per_epoch = math.ceil(len(self.train_index) / config.batch_size)
+        self.fingerprint = _fingerprint(data, config, mitigation)
         torch.manual_seed(config.seed)
-        self.model = HeadNet(x.shape[1], len(self.classes), config.hidden, config.dropout)
+        self.model = build(self.classes)
         mitigation.setup(self.model, self.steps_per_epoch * config.max_epochs)
         self.model.to(device)
         mitigation.modules_.to(device)
@@ -194,14 +264,14 @@ class _Run:
         torch.manual_seed(example_seed(self.config.seed, "train-epoch", str(self.epoch)))
         self.model.train()
         self.mitigation.modules_.train()
-        order = torch.randperm(len(self.train_x))
+        order = self.train_index[torch.randperm(len(self.train_index))]
         size = self.config.batch_size
         for k in range(self.steps_per_epoch):
             rows = order[k * size:(k + 1) * size]
-            labelled = Batch(self.train_x[rows], self.train_y[rows])
+            labelled = Batch(self.rows.take(rows), self.y[rows.to(self.y.device)])
             unlabelled = None
             if self.target is not None:
-                unlabelled = Batch(self.target[torch.randint(len(self.target), (size,))])
+                unlabelled = Batch(self.target.take(torch.randint(len(self.target), (size,))))
             self._step(labelled, unlabelled, self.epoch * self.steps_per_epoch + k)
 
     def _step(self, labelled: Batch, unlabelled: Batch | None, step: int) -> None:
@@ -220,10 +290,14 @@ class _Run:
 
     def _validate(self) -> None:
         self.model.eval()
+        total = correct = 0.0
         with torch.no_grad():
-            logits = self.model(self.val_x)[1]
-            loss = float(F.cross_entropy(logits, self.val_y))
-            accuracy = float((logits.argmax(1) == self.val_y).float().mean())
+            for chunk in self.val_index.split(self.config.batch_size):
+                y = self.y[chunk.to(self.y.device)]
+                logits = self.model(self.rows.take(chunk))[1]
+                total += float(F.cross_entropy(logits, y, reduction="sum"))
+                correct += float((logits.argmax(1) == y).sum())
+        loss, accuracy = total / len(self.val_index), correct / len(self.val_index)
         self.epoch_log.append({"epoch": self.epoch, "val_loss": loss, "val_accuracy": accuracy})
         if loss < self.best_loss:
             self.best_loss, self.best_epoch = loss, self.epoch
@@ -252,7 +326,7 @@ class _Run:
         if not path.is_file():
             return
         try:
-            state = torch.load(path, map_location=self.val_x.device, weights_only=True)
+            state = torch.load(path, map_location=self.y.device, weights_only=True)
         except Exception as exc:
             raise ShiftbenchError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}); "
                                   "delete it to train from the start") from None
@@ -269,17 +343,12 @@ class _Run:
     # -- the model folder -------------------------------------------------------------------
 
     def _save_model(self) -> None:
-        arrays = {"weight": self.model.classifier.weight, "bias": self.model.classifier.bias}
-        if self.config.hidden:
-            hidden = self.model.featurizer[0]
-            arrays |= {"hidden_weight": hidden.weight, "hidden_bias": hidden.bias}
-        meta = {"classes": self.classes, "encoder": self.encoder, "hidden": self.config.hidden,
-                "method": self.mitigation.describe(),
+        meta = {"classes": self.classes, "method": self.mitigation.describe(),
                 "training": {**asdict(self.config), "epochs": self.epoch,
-                             "best_epoch": self.best_epoch, "n_train": len(self.train_x),
-                             "n_validation": len(self.val_x),
+                             "best_epoch": self.best_epoch, "n_train": len(self.train_index),
+                             "n_validation": len(self.val_index),
                              "n_target": 0 if self.target is None else len(self.target)}}
-        write_head(self.folder, meta, {k: v.detach().cpu().numpy() for k, v in arrays.items()})
+        self.save(self.model, meta)
         with atomic(self.folder / LOG) as tmp:
             tmp.write_text("".join(json.dumps(row) + "\n"
                                    for row in [*self.steps, *self.epoch_log]), encoding="utf-8")
@@ -289,13 +358,11 @@ def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def _fingerprint(x: torch.Tensor, y: torch.Tensor, target: np.ndarray | None,
-                 config: TrainConfig, mitigation: Mitigation, ids: Sequence[str]) -> str:
+def _fingerprint(data: TrainingData, config: TrainConfig, mitigation: Mitigation) -> str:
     """Identifies a training (data, ids, method, parameters): a checkpoint resumes only it."""
     digest = hashlib.sha256()
-    for array in (x.numpy(), y.numpy(), np.asarray(target if target is not None else [],
-                                                   dtype=np.float32)):
-        digest.update(array.tobytes())
-    digest.update(json.dumps([list(ids), asdict(config), mitigation.describe()],
-                             sort_keys=True, default=str).encode())
+    for rows in (data.rows, data.target):
+        digest.update(b"-" if rows is None else checksum(rows.digest()))
+    digest.update(json.dumps([list(data.labels), list(data.ids), asdict(config),
+                              mitigation.describe()], sort_keys=True, default=str).encode())
     return digest.hexdigest()
