@@ -408,7 +408,8 @@ def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
     a small head: two classes along one feature, the target domain shifted along another."""
     import torch
 
-    from shiftbench.train.mitigations import Batch, HeadNet, StepOutput
+    from shiftbench.train.mitigations import Batch, StepOutput
+    from shiftbench.train.nets import HeadNet
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 64)

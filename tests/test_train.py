@@ -15,7 +15,8 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.models import load_model
 from shiftbench.runner import Runner
 from shiftbench.split import Split
-from shiftbench.train.mitigations import DANN, ERM, Mitigation, ramp, reverse_gradient
+from shiftbench.train.mitigations import DANN, ERM, Mitigation, ramp
+from shiftbench.train.nets import reverse_gradient
 from shiftbench.train.trainer import CHECKPOINT, LOG, TrainConfig, fit_features, train_head
 
 

@@ -3,12 +3,14 @@
 As WILDS' algorithms: :meth:`Mitigation.process_batch` takes a labelled batch and, for
 methods that use one, an unlabelled batch of the target domain, and returns named
 losses and metrics; :meth:`Mitigation.objective` combines the losses into the one the
-trainer minimises. The trainer owns the model, the optimiser, the data order and the
-checkpoints; a method owns only the modules it adds (DANN's discriminator), built in
-:meth:`Mitigation.setup` and trained and checkpointed with the model.
+trainer minimises. The trainer owns the model (a :class:`~shiftbench.train.nets.Classifier`),
+the optimiser, the data order and the checkpoints; a method owns only the modules it
+adds (DANN's discriminator), built in :meth:`Mitigation.setup` and trained and
+checkpointed with the model.
 
 scikit-learn's idiom: ``__init__`` stores parameters only (documented defaults);
-what ``setup`` builds ends in ``_``.
+what ``setup`` builds ends in ``_``. torch is imported only when a method trains, so
+``shiftbench ls`` lists methods without it.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import torch
-from torch import nn
-from torch.nn import functional as F
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from shiftbench.detectors import Params
 from shiftbench.errors import ShiftbenchError
+
+if TYPE_CHECKING:
+    import torch
+
+    from shiftbench.train.nets import Classifier
 
 
 @dataclass
@@ -43,38 +46,6 @@ class StepOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-class Classifier(nn.Module, ABC):
-    """What a method trains: ``forward(x)`` -> (representation, logits).
-    ``representation_dim`` is the representation's width; ``trainable_representation``
-    says whether training can change it (not for a linear head on frozen features)."""
-
-    representation_dim: int
-    trainable_representation: bool
-
-    @abstractmethod
-    def forward(self, x: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-class HeadNet(Classifier):
-    """A classifier on fixed input features: ``featurizer`` (one hidden ReLU layer with
-    dropout, or nothing when ``hidden`` is 0) -> ``classifier`` (linear)."""
-
-    def __init__(self, dim: int, n_classes: int, hidden: int = 0, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.hidden = hidden
-        self.featurizer: nn.Module = (
-            nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout))
-            if hidden else nn.Identity())
-        self.classifier = nn.Linear(hidden or dim, n_classes)
-        self.representation_dim = hidden or dim
-        self.trainable_representation = hidden > 0
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(representation, logits)."""
-        features = self.featurizer(x)
-        return features, self.classifier(features)
-
-
 class Mitigation(Params, ABC):
     """The training-algorithm contract: subclasses set ``name`` and implement
     :meth:`process_batch`; ``uses_target`` says the method trains on unlabelled rows of
@@ -86,6 +57,8 @@ class Mitigation(Params, ABC):
     def setup(self, model: Classifier, total_steps: int) -> Mitigation:
         """Build this method's own modules (``modules_``, fresh) for a training of
         ``total_steps`` steps of ``model``; returns self."""
+        from torch import nn
+
         self.modules_ = nn.ModuleDict()
         self.total_steps_ = total_steps
         return self
@@ -97,6 +70,8 @@ class Mitigation(Params, ABC):
 
     def objective(self, output: StepOutput) -> torch.Tensor:
         """The loss the trainer minimises: by default the sum of the step's losses."""
+        import torch
+
         return torch.stack(list(output.losses.values())).sum()
 
     def describe(self) -> dict[str, Any]:
@@ -105,6 +80,8 @@ class Mitigation(Params, ABC):
 
 def classification_loss(model: Classifier, labelled: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(representation, cross-entropy) of a labelled batch."""
+    from torch.nn import functional as F
+
     if labelled.y is None:
         raise ShiftbenchError("the labelled batch has no labels")
     features, logits = model(labelled.x)
@@ -123,24 +100,6 @@ class ERM(Mitigation):
     def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
                       step: int) -> StepOutput:
         return StepOutput({"classification": classification_loss(model, labelled)[1]})
-
-
-class _ReverseGradient(torch.autograd.Function):
-    """Identity forward; the gradient times ``-coeff`` backward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, coeff: float) -> torch.Tensor:
-        ctx.coeff = coeff
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.coeff * grad, None
-
-
-def reverse_gradient(x: torch.Tensor, coeff: float) -> torch.Tensor:
-    """``x`` unchanged, but gradients flowing back through it are multiplied by ``-coeff``."""
-    return _ReverseGradient.apply(x, coeff)
 
 
 def ramp(step: int, total_steps: int, lo: float, hi: float, alpha: float) -> float:
@@ -182,6 +141,8 @@ class DANN(Mitigation):
         if not model.trainable_representation:
             raise ShiftbenchError("dann: a linear head on frozen embeddings has no "
                                   "representation to make domain-invariant; set hidden > 0")
+        from torch import nn
+
         super().setup(model, total_steps)
         width = self.hidden
         self.modules_["discriminator"] = nn.Sequential(
@@ -191,6 +152,11 @@ class DANN(Mitigation):
 
     def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
                       step: int) -> StepOutput:
+        import torch
+        from torch.nn import functional as F
+
+        from shiftbench.train.nets import reverse_gradient
+
         if unlabelled is None:
             raise ShiftbenchError("dann trains on unlabelled rows of the target domain; "
                                   "give a target split")

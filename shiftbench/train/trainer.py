@@ -40,7 +40,8 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.models.embed import text_embedder
 from shiftbench.models.trained import encoder_name, write_head
 from shiftbench.split import example_seed, unit_hash
-from shiftbench.train.mitigations import Batch, Classifier, HeadNet, Mitigation
+from shiftbench.train.mitigations import Batch, Mitigation
+from shiftbench.train.nets import Classifier, HeadNet
 
 if TYPE_CHECKING:
     from shiftbench.runner import Runner
