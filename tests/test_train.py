@@ -187,3 +187,32 @@ def test_shiftbench_run_loads_the_trained_model_yaml(tiny_trained_dir: Path,
     assert code == 0
     (report,) = (tmp_path / "reports" / "tiny").glob("*/report.json")
     assert '"adapter": "trained"' in report.read_text()
+
+
+def test_fine_tuning_resumes_to_the_same_weights_and_runs_as_an_hf_model(
+        tiny_encoder_dir: Path, train_split: Split, tmp_path: Path) -> None:
+    """End-to-end fine-tuning of a tiny BERT (DANN, the target: the train split's texts
+    reversed word by word): interrupted after epoch 1 and resumed, it ends with the same
+    weights as an uninterrupted run; its model.yaml loads as an hf model."""
+    from shiftbench.train.finetune import fine_tune
+
+    target = Split("target", train_split.ids,
+                   [" ".join(t.split()[::-1]) for t in train_split.texts], None)
+    config = TrainConfig(lr=1e-3, batch_size=32, max_epochs=2, patience=2)
+    source = str(tiny_encoder_dir)
+    whole = fine_tune(train_split, tmp_path / "whole", source, DANN(), config, target)
+    with pytest.raises(Interrupt):
+        fine_tune(train_split, tmp_path / "cut", source, DANN(), config, target,
+                  on_epoch_end=stop_after(1))
+    resumed = fine_tune(train_split, tmp_path / "cut", source, DANN(), config, target)
+    assert resumed.steps == whole.steps and whole.epochs == 2
+    assert all("domain_accuracy" in row for row in whole.steps)
+    weights = "model/model.safetensors"
+    assert (tmp_path / "cut" / weights).read_bytes() == (tmp_path / "whole" / weights).read_bytes()
+    model = load_model(str(tmp_path / "whole" / "model.yaml"))
+    runner = Runner(device="cpu", progress=False)
+    try:
+        proba = model.predict_proba(train_split.texts[:5], runner)
+    finally:
+        runner.close()
+    assert model.classes_ == ["negative", "positive"] and proba.shape == (5, 2)

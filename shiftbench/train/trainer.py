@@ -188,6 +188,7 @@ class TrainingData:
     labels: Sequence[str]
     ids: Sequence[str]
     target: Rows | None = None
+    model: str = ""  # identifies the starting weights, when the rows do not
 
 
 def run_training(data: TrainingData, build: Callable[[list[str]], Classifier],
@@ -364,6 +365,6 @@ def _fingerprint(data: TrainingData, config: TrainConfig, mitigation: Mitigation
     digest = hashlib.sha256()
     for rows in (data.rows, data.target):
         digest.update(b"-" if rows is None else checksum(rows.digest()))
-    digest.update(json.dumps([list(data.labels), list(data.ids), asdict(config),
+    digest.update(json.dumps([list(data.labels), list(data.ids), data.model, asdict(config),
                               mitigation.describe()], sort_keys=True, default=str).encode())
     return digest.hexdigest()
