@@ -125,6 +125,8 @@ def test_dann_logs_lambda_and_discriminator_accuracy_every_step(tmp_path: Path) 
                                           "representation"),
     (ERM(), TrainConfig(lr=1e30, max_epochs=2), False, "lower the learning rate (lr=1e+30)"),
     (ERM(), TrainConfig(val_fraction=0.999), False, "leaves no validation or no training rows"),
+    (DANN(dropout=1.0), SMALL, True, "dann: parameter dropout=1.0 is out of range"),
+    (DANN(penalty=-1.0), SMALL, True, "dann: parameter penalty=-1.0 is out of range"),
 ])
 def test_bad_training_input_is_one_line(method: Mitigation, config: TrainConfig, target: bool,
                                         message: str, tmp_path: Path) -> None:
@@ -216,3 +218,21 @@ def test_fine_tuning_resumes_to_the_same_weights_and_runs_as_an_hf_model(
     finally:
         runner.close()
     assert model.classes_ == ["negative", "positive"] and proba.shape == (5, 2)
+
+
+def test_features_labels_and_ids_must_match(tmp_path: Path) -> None:
+    x, y, _ = two_domains()
+    with pytest.raises(ShiftbenchError, match="200 rows, 199 labels and 200 ids"):
+        fit_features(x, y[:-1], IDS, tmp_path, ERM(), SMALL)
+
+
+def test_an_edited_trained_head_is_refused(tiny_trained_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "edited"
+    shutil.copytree(tiny_trained_dir, folder)
+    head = folder / "head.json"
+    head.write_text(head.read_text().replace('"positive"', '"upbeat"'))
+    model = load_model(f"trained:{folder}")
+    with pytest.raises(ShiftbenchError, match="head.json: the content does not match its checksum"):
+        model.fingerprint()

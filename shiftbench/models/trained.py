@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shiftbench.backbone import files_hash
-from shiftbench.cache import read_saved, write_saved
+from shiftbench.cache import array_checksum, read_saved, write_saved
 from shiftbench.models import ModelAdapter, digest
 from shiftbench.models.embed import MINILM, TextEmbedder, text_embedder
 
@@ -74,8 +73,9 @@ class TrainedHead(ModelAdapter):
         return [str(c) for c in self._saved[0]["classes"]]
 
     def fingerprint(self) -> str:
-        return digest(self.adapter, {"encoder": self._encoder.adapter.fingerprint(),
-                                     "head": files_hash(Path(self.source))})
+        meta, arrays = self._saved
+        return digest(self.adapter, {"encoder": self._encoder.adapter.fingerprint(), "meta": meta,
+                                     "arrays": {k: array_checksum(v) for k, v in arrays.items()}})
 
     def _representation(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
         vectors = self._encoder(texts, runner).astype(np.float64)

@@ -143,6 +143,11 @@ class DANN(Mitigation):
                                   "representation to make domain-invariant; set hidden > 0")
         from torch import nn
 
+        for name, ok in {"penalty": self.penalty >= 0, "hidden": self.hidden >= 1,
+                         "dropout": 0 <= self.dropout < 1, "alpha": self.alpha > 0}.items():
+            if not ok:
+                raise ShiftbenchError(f"dann: parameter {name}={getattr(self, name)!r} is out "
+                                      "of range")
         super().setup(model, total_steps)
         width = self.hidden
         self.modules_["discriminator"] = nn.Sequential(

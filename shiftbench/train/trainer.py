@@ -216,6 +216,9 @@ class _Run:
         self.mitigation = mitigation
         self.save = save
         self.rows, self.target = data.rows, data.target
+        if not len(data.rows) == len(data.labels) == len(data.ids):
+            raise ShiftbenchError(f"training data: {len(data.rows)} rows, {len(data.labels)} "
+                                  f"labels and {len(data.ids)} ids; one of each per row")
         self.classes = sorted(set(data.labels))
         if len(self.classes) < 2:
             raise ShiftbenchError("training needs at least two classes in the labelled rows")
