@@ -1,7 +1,9 @@
 """Train a head on a frozen encoder's embeddings with a mitigation (``erm``, ``dann``, ...).
 
 :func:`train_head` embeds the splits through the runner (so embeddings are cached and
-shared with the probe) and calls :func:`fit_features`, which trains on rows of numbers:
+shared with the probe) and calls :func:`fit_features`, which trains on rows of numbers
+with :func:`run_training`, the loop that fine-tuning (:mod:`shiftbench.train.finetune`)
+uses too:
 
 - seeded: the weights, the validation rows (a stable hash of each id), each epoch's
   order and dropout derive from ``seed`` and the epoch, so a run repeats exactly on CPU;
@@ -13,7 +15,8 @@ shared with the probe) and calls :func:`fit_features`, which trains on rows of n
   with the same weights as an uninterrupted run;
 - a log row per step (loss, each named loss, the method's metrics: for DANN the reversal
   coefficient ``lambda`` and ``domain_accuracy``) and per epoch, in ``log.jsonl``;
-- a loss that is not finite stops training with a one-line error naming the step.
+- a loss that is not finite stops training with a one-line error naming the step (the
+  last epoch's checkpoint stays).
 
 The folder then holds the head (:mod:`shiftbench.models.trained`) and ``model.yaml``,
 which ``shiftbench run --model FOLDER/model.yaml`` loads like any other model.
