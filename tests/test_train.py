@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,14 @@ from shiftbench.runner import Runner
 from shiftbench.split import Split
 from shiftbench.train.mitigations import DANN, ERM, Mitigation, ramp
 from shiftbench.train.nets import reverse_gradient
-from shiftbench.train.trainer import CHECKPOINT, LOG, TrainConfig, fit_features, train_head
+from shiftbench.train.trainer import (
+    CHECKPOINT,
+    LOG,
+    TrainConfig,
+    fit_features,
+    print_epoch,
+    train_head,
+)
 
 
 def two_domains(n: int = 200, seed: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -40,8 +48,8 @@ class Interrupt(Exception):
 
 
 def stop_after(epoch: int):
-    def callback(done: int) -> None:
-        if done == epoch:
+    def callback(row: dict[str, float]) -> None:
+        if row["epoch"] == epoch:
             raise Interrupt
 
     return callback
@@ -110,9 +118,15 @@ def test_dann_pushes_the_discriminator_toward_chance(tmp_path: Path) -> None:
     assert val_accuracy > 0.95  # invariance cost no accuracy here
 
 
-def test_dann_logs_lambda_and_discriminator_accuracy_every_step(tmp_path: Path) -> None:
+def test_dann_logs_lambda_and_discriminator_accuracy_every_step(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     x, y, target = two_domains()
-    result = fit_features(x, y, IDS, tmp_path, DANN(), SMALL, target)
+    result = fit_features(x, y, IDS, tmp_path, DANN(), SMALL, target, print_epoch)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == SMALL.max_epochs
+    assert re.fullmatch(r"shiftbench: epoch 1: loss \S+, classification \S+, domain \S+, "
+                        r"lambda \S+, domain_accuracy \S+, val_loss \S+, val_accuracy \S+",
+                        lines[0])
     assert all({"loss", "classification", "domain", "lambda", "domain_accuracy"} <= set(row)
                for row in result.steps)
     lambdas = [row["lambda"] for row in result.steps]

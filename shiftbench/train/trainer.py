@@ -14,7 +14,9 @@ uses too:
   run started again on the same folder with the same inputs resumes from it and ends
   with the same weights as an uninterrupted run;
 - a log row per step (loss, each named loss, the method's metrics: for DANN the reversal
-  coefficient ``lambda`` and ``domain_accuracy``) and per epoch, in ``log.jsonl``;
+  coefficient ``lambda`` and ``domain_accuracy``) and per epoch (their means, validation
+  loss and accuracy), in ``log.jsonl``; ``on_epoch_end=print_epoch`` prints the epoch's
+  row as progress;
 - a loss that is not finite stops training with a one-line error naming the step (the
   last epoch's checkpoint stays).
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -103,7 +106,15 @@ class TrainResult:
     epoch_log: list[dict[str, float]]  # one row per epoch: validation loss and accuracy
 
 
-EpochCallback = Callable[[int], None]
+EpochCallback = Callable[[dict[str, float]], None]
+"""Called after each epoch's checkpoint with the epoch's log row (see :func:`print_epoch`)."""
+
+
+def print_epoch(row: dict[str, float]) -> None:
+    """Progress: one line per epoch on stderr, e.g. ``shiftbench: epoch 3: loss 0.412,
+    val_loss 0.380, val_accuracy 0.910, lambda 0.762, domain_accuracy 0.581``."""
+    values = ", ".join(f"{name} {value:.3f}" for name, value in row.items() if name != "epoch")
+    print(f"shiftbench: epoch {row['epoch']:g}: {values}", file=sys.stderr, flush=True)
 
 
 def train_head(train: Split, folder: Path, runner: Runner, mitigation: Mitigation,
@@ -259,7 +270,7 @@ class _Run:
             self._validate()
             self._save_checkpoint()
             if on_epoch_end is not None:
-                on_epoch_end(self.epoch)
+                on_epoch_end(self.epoch_log[-1])
         self.model.load_state_dict(self.best_state)
         self._save_model()
         return TrainResult(self.folder, self.epoch, self.best_epoch, self.steps, self.epoch_log)
@@ -306,10 +317,17 @@ class _Run:
                 total += float(F.cross_entropy(logits, y, reduction="sum"))
                 correct += float((logits.argmax(1) == y).sum())
         loss, accuracy = total / len(self.val_index), correct / len(self.val_index)
-        self.epoch_log.append({"epoch": self.epoch, "val_loss": loss, "val_accuracy": accuracy})
+        self.epoch_log.append({"epoch": self.epoch, **self._epoch_means(), "val_loss": loss,
+                               "val_accuracy": accuracy})
         if loss < self.best_loss:
             self.best_loss, self.best_epoch = loss, self.epoch
             self.best_state = _copy(self.model.state_dict())
+
+    def _epoch_means(self) -> dict[str, float]:
+        """The mean of each logged step value over the epoch just run."""
+        rows = [row for row in self.steps if row["epoch"] == self.epoch]
+        names = [name for name in rows[0] if name not in ("step", "epoch")]
+        return {name: float(np.mean([row[name] for row in rows])) for name in names}
 
     # -- checkpoints ------------------------------------------------------------------------
 
