@@ -102,6 +102,7 @@ MODELS = Registry("model adapter", "shiftbench.models", "shiftbench.models:Model
     "hf": "shiftbench.models.hf:HFClassifier",
     "probe": "shiftbench.models.probe:EncoderProbe",
     "sklearn": "shiftbench.models.sklearn:SklearnPipeline",
+    "trained": "shiftbench.models.trained:TrainedHead",
 })
 
 DETECTORS = Registry("detector", "shiftbench.detectors", "shiftbench.detectors:Detector", {
@@ -150,6 +151,12 @@ GATE_RULES = Registry("gate rule", "shiftbench.gate_rules", "shiftbench.gate.pol
     "flip_rate": "shiftbench.gate.kinds:FlipRate",
     "drift": "shiftbench.gate.kinds:Drift",
 })
+
+MITIGATIONS = Registry("mitigation", "shiftbench.mitigations",
+                       "shiftbench.train.mitigations:Mitigation", {
+                           "erm": "shiftbench.train.mitigations:ERM",
+                           "dann": "shiftbench.train.mitigations:DANN",
+                       })
 
 REGISTRIES = tuple(value for value in list(globals().values()) if isinstance(value, Registry))
 """Every registry above, in order: what ``shiftbench ls`` lists and the conformance tests

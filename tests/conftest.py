@@ -115,6 +115,24 @@ def tiny_classifier_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFa
     return build_tiny("classifier", tokenizer_dir, tmp_path_factory.mktemp("tiny-classifier"))
 
 
+@pytest.fixture(scope="session")
+def tiny_trained_dir(tiny_encoder_dir: Path, train_split: Split,
+                     tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-hidden-layer head trained (ERM, a few epochs) on the tiny encoder."""
+    from shiftbench.runner import Runner
+    from shiftbench.train.mitigations import ERM
+    from shiftbench.train.trainer import TrainConfig, train_head
+
+    folder = tmp_path_factory.mktemp("tiny-trained")
+    runner = Runner(device="cpu", progress=False)
+    try:
+        train_head(train_split, folder, runner, ERM(), TrainConfig(hidden=8, max_epochs=3),
+                   encoder=str(tiny_encoder_dir))
+    finally:
+        runner.close()
+    return folder
+
+
 def resave(folder: Path, json_name: str, change) -> None:
     """Re-save a saved folder after ``change(meta, arrays)``, with fresh checksums: a
     hand-made folder that passes its checksums, to test the checks behind them."""

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pytest
+import torch
 from test_translate import apertium_ready, build_tiny_marian
 
 from shiftbench.config import Source
@@ -33,12 +34,14 @@ from shiftbench.testing import (
     check_detector,
     check_gate_rule,
     check_metric,
+    check_mitigation,
     check_model_adapter,
     check_online_detector,
     check_shift,
     check_source,
     check_translation_engine,
 )
+from shiftbench.train.mitigations import ERM, StepOutput
 from shiftbench.wordnet import load_wordnet
 
 
@@ -75,7 +78,8 @@ SMALL: dict[tuple[str, str], dict[str, Any]] = {
     ("detector", "evidently"): {"method": "distance"},
     ("online detector", "online_mmd"): {"ert": 20, "window": 10, "backend": "numpy"},
 }
-MODEL_DIRS = {"hf": "tiny_classifier_dir", "probe": "tiny_encoder_dir"}
+MODEL_DIRS = {"hf": "tiny_classifier_dir", "probe": "tiny_encoder_dir",
+              "trained": "tiny_trained_dir"}
 
 
 def _model(name: str, cls: type, request: pytest.FixtureRequest, tmp_path: Path) -> None:
@@ -150,6 +154,7 @@ CHECKS: dict[str, Callable[[str, Any, pytest.FixtureRequest, Path], None]] = {
     "data source": _source,
     "metric": lambda name, cls, request, tmp_path: check_metric(name, cls),
     "gate rule": lambda name, cls, request, tmp_path: check_gate_rule(name, cls),
+    "mitigation": lambda name, cls, request, tmp_path: check_mitigation(cls()),
 }
 
 
@@ -264,6 +269,24 @@ class Shifted(Accuracy):
         return replace(est, value=est.value + 0.1, high=est.high + 0.1)
 
 
+class Flat(ERM):
+    """An objective that ignores the model: nothing to minimise."""
+
+    name = "flat"
+
+    def objective(self, output: StepOutput) -> torch.Tensor:
+        return output.losses["classification"] * 0 + 1
+
+
+class Unseeded(ERM):
+    """Adds noise from an unseeded generator to its loss."""
+
+    name = "unseeded"
+
+    def objective(self, output: StepOutput) -> torch.Tensor:
+        return output.losses["classification"] + random.SystemRandom().random()
+
+
 class NoEvidence(RuleBase):
     """Names its kind but cannot test anything."""
 
@@ -284,6 +307,8 @@ def test_a_minimal_plugin_of_each_contract_passes() -> None:
     (lambda: check_online_detector(MeanShift(limit=50.0)), "grossly shifted windows"),
     (lambda: check_metric("shifted", Shifted), "its statistic gives"),
     (lambda: check_metric("other", Shifted), "its name attribute must be 'other'"),
+    (lambda: check_mitigation(Flat()), "the objective did not fall in 30 steps"),
+    (lambda: check_mitigation(Unseeded()), "two seeded trainings on the same data give other"),
     (lambda: check_gate_rule("no_evidence", NoEvidence),
      "does not implement evidence, setup, violation"),
 ])

@@ -74,4 +74,5 @@ def test_every_kind_has_its_own_entry_point_group() -> None:
     assert len(set(groups)) == len(groups) and all(g.startswith("shiftbench.") for g in groups)
     assert {"shiftbench.shifts", "shiftbench.models", "shiftbench.detectors",
             "shiftbench.online_detectors", "shiftbench.translation_engines",
-            "shiftbench.sources", "shiftbench.metrics", "shiftbench.gate_rules"} == set(groups)
+            "shiftbench.sources", "shiftbench.metrics", "shiftbench.gate_rules",
+            "shiftbench.mitigations"} == set(groups)
