@@ -156,6 +156,7 @@ MITIGATIONS = Registry("mitigation", "shiftbench.mitigations",
                        "shiftbench.train.mitigations:Mitigation", {
                            "erm": "shiftbench.train.mitigations:ERM",
                            "dann": "shiftbench.train.mitigations:DANN",
+                           "augment": "shiftbench.train.mitigations:Augment",
                        })
 
 REGISTRIES = tuple(value for value in list(globals().values()) if isinstance(value, Registry))

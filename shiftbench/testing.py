@@ -405,7 +405,8 @@ def check_mitigation(mitigation: Mitigation, steps: int = 30, seed: int = 0) -> 
 
 def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
     """The objective at each of ``steps`` AdamW steps of a fresh copy of ``mitigation`` on
-    a small head: two classes along one feature, the target domain shifted along another."""
+    a small head: two classes along one feature, the target domain shifted along another,
+    noisy copies of the labelled rows as their augmented copies."""
     import torch
 
     from shiftbench.train.mitigations import Batch, StepOutput
@@ -415,7 +416,9 @@ def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
     y = rng.integers(0, 2, 64)
     x = rng.normal(size=(64, 4)) + np.outer(4 * y - 2, [1, 0, 0, 0])
     target = rng.normal(size=(64, 4)) + [0, 3, 0, 0]
-    labelled = Batch(torch.tensor(x, dtype=torch.float32), torch.tensor(y))
+    copies = x + rng.normal(scale=0.3, size=x.shape)  # augmented copies, for methods using them
+    labelled = Batch(torch.tensor(x, dtype=torch.float32), torch.tensor(y),
+                     torch.tensor(copies, dtype=torch.float32))
     unlabelled = Batch(torch.tensor(target, dtype=torch.float32))
     what = repr(mitigation)
     losses = []

@@ -3,7 +3,9 @@
 The same loop as the head trainer (:func:`~shiftbench.train.trainer.run_training`: seeded,
 early stopping, resumable checkpoints, per-step log), over token ids padded per batch;
 the representation a method sees (DANN's discriminator input) is the mean-pooled last
-hidden state, so the whole encoder learns from it. The folder gets ``model/`` (the
+hidden state, so the whole encoder learns from it. For ``augment`` each epoch's
+perturbed copies are tokenized (no embedding to cache; each step runs the encoder on
+twice the rows). The folder gets ``model/`` (the
 fine-tuned classifier, ``save_pretrained``, ``id2label`` the training classes) and a
 ``model.yaml`` naming it for the ``hf`` adapter.
 """
@@ -11,6 +13,7 @@ fine-tuned classifier, ``save_pretrained``, ``id2label`` the training classes) a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +29,7 @@ from shiftbench.train.trainer import (
     TrainConfig,
     TrainingData,
     TrainResult,
+    augmented_texts,
     labels_of,
     run_training,
 )
@@ -91,8 +95,8 @@ def fine_tune(train: Split, folder: Path, source: str, mitigation: Mitigation,
     tokenizer = backbone.tokenizer
     device = resolve_device(config.device)
 
-    def rows(split: Split) -> TokenRows:
-        ids = tokenizer(list(split.texts), truncation=True,
+    def rows(texts: Sequence[str]) -> TokenRows:
+        ids = tokenizer(list(texts), truncation=True,
                         max_length=backbone.max_length_)["input_ids"]
         return TokenRows(ids, tokenizer.pad_token_id or 0, device)
 
@@ -116,6 +120,8 @@ def fine_tune(train: Split, folder: Path, source: str, mitigation: Mitigation,
             f"adapter: hf\nsource: {json.dumps(str(out.resolve()))}\nmax_length: {max_length}\n",
             encoding="utf-8")
 
-    data = TrainingData(rows(train), labels_of(train), train.ids,
-                        None if target is None else rows(target), backbone.files_hash)
+    copies = augmented_texts(mitigation, train, config.seed, None)
+    data = TrainingData(rows(train.texts), labels_of(train), train.ids,
+                        None if target is None else rows(target.texts), backbone.files_hash,
+                        None if copies is None else lambda epoch: rows(copies(epoch)))
     return run_training(data, build, save, folder, mitigation, config, on_epoch_end)

@@ -22,10 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from shiftbench.detectors import Params
 from shiftbench.errors import ShiftbenchError
+from shiftbench.split import example_seed, unit_hash
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import torch
 
+    from shiftbench.runner import Runner
     from shiftbench.train.nets import Classifier
 
 
@@ -36,6 +40,7 @@ class Batch:
 
     x: Any
     y: torch.Tensor | None = None
+    augmented: Any = None  # the same rows' augmented copies (for ``augment``), model input
 
 
 @dataclass
@@ -178,3 +183,135 @@ class DANN(Mitigation):
 
     def objective(self, output: StepOutput) -> torch.Tensor:
         return output.losses["classification"] + self.penalty * output.losses["domain"]
+
+
+class Augment(Mitigation):
+    """Training on the labelled rows and their copies perturbed by one of the suite's own
+    shifts, with optional consistency (UDA, Xie et al. 2020) and contrastive terms.
+
+    Each epoch every labelled row gets a copy: with probability ``rate`` (drawn from its id,
+    the seed and the epoch) the text perturbed by the shift, else the text itself. Both the
+    draw and the perturbation use per-example seeds keyed by the epoch
+    (:func:`~shiftbench.split.example_seed`), so the copies differ between epochs but
+    repeat exactly on a re-run or a resumed run. The trainer embeds (or tokenizes) the
+    copies each epoch (:meth:`draw`); through the runner's cache a re-run embeds nothing
+    new. Cost: per epoch, ``rate`` x rows texts perturbed and embedded once, and each step
+    runs the model on twice the rows.
+
+    The objective: cross-entropy on the clean rows + on the copies (the extended training
+    set) + ``consistency`` x the masked KL(sharpened clean prediction || copy's prediction),
+    no gradient through the clean side, rows whose clean confidence is below ``threshold``
+    masked out + ``contrastive`` x an InfoNCE loss pairing each row's clean and augmented
+    representations against the batch's other copies.
+
+    Parameters:
+        shift, severity: the registered shift (any, e.g. ``keyboard``, ``ocr``,
+            ``backtranslate``) and its severity 1-5.
+        rate: share of the rows whose copy is perturbed each epoch.
+        consistency: weight of the consistency loss (UDA's 1.0; 0 turns it off).
+        threshold: clean confidence below which a row is left out of the consistency loss
+            (UDA's 0.8).
+        temperature: sharpening temperature of the clean target (UDA's 0.4; 1 is none).
+        contrastive: weight of the contrastive term (0, off, by default).
+        contrastive_temperature: its softmax temperature (SimCLR's 0.1).
+    """
+
+    name = "augment"
+
+    def __init__(self, shift: str = "keyboard", severity: int = 2, rate: float = 0.5,
+                 consistency: float = 1.0, threshold: float = 0.8, temperature: float = 0.4,
+                 contrastive: float = 0.0, contrastive_temperature: float = 0.1) -> None:
+        self.shift = shift
+        self.severity = severity
+        self.rate = rate
+        self.consistency = consistency
+        self.threshold = threshold
+        self.temperature = temperature
+        self.contrastive = contrastive
+        self.contrastive_temperature = contrastive_temperature
+
+    def setup(self, model: Classifier, total_steps: int) -> Augment:
+        self._shift()
+        for name, ok in {"rate": 0 <= self.rate <= 1, "consistency": self.consistency >= 0,
+                         "threshold": 0 <= self.threshold <= 1,
+                         "temperature": self.temperature > 0,
+                         "contrastive": self.contrastive >= 0,
+                         "contrastive_temperature": self.contrastive_temperature > 0}.items():
+            if not ok:
+                raise ShiftbenchError(f"augment: parameter {name}={getattr(self, name)!r} is "
+                                      "out of range")
+        super().setup(model, total_steps)
+        return self
+
+    def _shift(self) -> Any:
+        from shiftbench.registry import SHIFTS
+
+        return SHIFTS.load(self.shift)(self.severity)
+
+    def draw(self, texts: Sequence[str], ids: Sequence[str], seed: int, epoch: int,
+             runner: Runner | None = None) -> list[str]:
+        """Epoch ``epoch``'s copy of each text (see the class doc)."""
+        shift = self._shift()
+        key = f"augment:{shift.key}:epoch {epoch}"
+        chosen = [k for k, i in enumerate(ids) if unit_hash(key, seed, i) < self.rate]
+        perturbed = shift.transform([texts[k] for k in chosen],
+                                    [example_seed(seed, key, ids[k]) for k in chosen], runner)
+        copies = list(texts)
+        for k, text in zip(chosen, perturbed, strict=True):
+            copies[k] = text
+        return copies
+
+    def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
+                      step: int) -> StepOutput:
+        from torch.nn import functional as F
+
+        if labelled.augmented is None:
+            raise ShiftbenchError("augment trains on augmented copies of the labelled rows; "
+                                  "the batch has none")
+        if labelled.y is None:
+            raise ShiftbenchError("the labelled batch has no labels")
+        clean, logits = model(labelled.x)
+        copy, copy_logits = model(labelled.augmented)
+        losses = {"classification": F.cross_entropy(logits, labelled.y),
+                  "augmented": F.cross_entropy(copy_logits, labelled.y)}
+        metrics: dict[str, float] = {}
+        if self.consistency:
+            losses["consistency"], metrics["consistency_mask"] = consistency_loss(
+                logits, copy_logits, self.threshold, self.temperature)
+        if self.contrastive:
+            losses["contrastive"] = contrastive_loss(clean, copy, self.contrastive_temperature)
+        return StepOutput(losses, metrics)
+
+    def objective(self, output: StepOutput) -> torch.Tensor:
+        import torch
+
+        weights = {"consistency": self.consistency, "contrastive": self.contrastive}
+        return torch.stack([weights.get(name, 1.0) * loss
+                            for name, loss in output.losses.items()]).sum()
+
+
+def consistency_loss(clean_logits: torch.Tensor, copy_logits: torch.Tensor, threshold: float,
+                     temperature: float) -> tuple[torch.Tensor, float]:
+    """UDA's consistency: the mean over rows of KL(sharpened clean prediction || the copy's
+    prediction), rows whose clean confidence is below ``threshold`` counted as 0; no
+    gradient flows through the clean side. Returns it and the share of rows kept."""
+    import torch
+    from torch.nn import functional as F
+
+    with torch.no_grad():
+        mask = (F.softmax(clean_logits, 1).max(1).values >= threshold).float()
+        target = F.softmax(clean_logits / temperature, 1)
+    kl = F.kl_div(F.log_softmax(copy_logits, 1), target, reduction="none").sum(1)
+    return (kl * mask).mean(), float(mask.mean())
+
+
+def contrastive_loss(clean: torch.Tensor, copy: torch.Tensor,
+                     temperature: float) -> torch.Tensor:
+    """InfoNCE between views: each row's clean representation must pick its own copy among
+    the batch's copies (by cosine similarity / ``temperature``), and each copy its clean row."""
+    import torch
+    from torch.nn import functional as F
+
+    similarity = F.normalize(clean, dim=1) @ F.normalize(copy, dim=1).T / temperature
+    rows = torch.arange(len(clean), device=similarity.device)
+    return (F.cross_entropy(similarity, rows) + F.cross_entropy(similarity.T, rows)) / 2

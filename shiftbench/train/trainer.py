@@ -17,6 +17,8 @@ uses too:
   coefficient ``lambda`` and ``domain_accuracy``) and per epoch (their means, validation
   loss and accuracy), in ``log.jsonl``; ``on_epoch_end=print_epoch`` prints the epoch's
   row as progress;
+- ``augment``: each epoch's perturbed copies of the training texts are embedded through
+  the runner too (cached per text, so a re-run or a resumed run embeds nothing again);
 - a loss that is not finite stops training with a one-line error naming the step (the
   last epoch's checkpoint stays).
 
@@ -46,7 +48,7 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.models.embed import text_embedder
 from shiftbench.models.trained import encoder_name, write_head
 from shiftbench.split import example_seed, unit_hash
-from shiftbench.train.mitigations import Batch, Mitigation
+from shiftbench.train.mitigations import Augment, Batch, Mitigation
 from shiftbench.train.nets import Classifier, HeadNet
 
 if TYPE_CHECKING:
@@ -127,8 +129,20 @@ def train_head(train: Split, folder: Path, runner: Runner, mitigation: Mitigatio
     features = embedder(train.texts, runner, f"split {train.name!r}")
     target_features = (None if target is None
                        else embedder(target.texts, runner, f"split {target.name!r}"))
+    copies = augmented_texts(mitigation, train, config.seed, runner)
+    augmented = None if copies is None else (
+        lambda epoch: embedder(copies(epoch), runner, f"split {train.name!r} augmented"))
     return fit_features(features, labels_of(train), train.ids, folder, mitigation, config,
-                        target_features, on_epoch_end, encoder_name(encoder))
+                        target_features, on_epoch_end, encoder_name(encoder), augmented)
+
+
+def augmented_texts(mitigation: Mitigation, train: Split, seed: int,
+                    runner: Runner | None) -> Callable[[int], list[str]] | None:
+    """For ``augment``: each epoch's copies of the training texts (see
+    :class:`~shiftbench.train.mitigations.Augment`); None for other methods."""
+    if not isinstance(mitigation, Augment):
+        return None
+    return lambda epoch: mitigation.draw(train.texts, train.ids, seed, epoch, runner)
 
 
 def labels_of(split: Split) -> list[str]:
@@ -141,8 +155,10 @@ def labels_of(split: Split) -> list[str]:
 def fit_features(features: np.ndarray, labels: Sequence[str], ids: Sequence[str], folder: Path,
                  mitigation: Mitigation, config: TrainConfig = TrainConfig(),
                  target: np.ndarray | None = None, on_epoch_end: EpochCallback | None = None,
-                 encoder: str = "minilm") -> TrainResult:
-    """Train a head on rows of features (the loop behind :func:`train_head`)."""
+                 encoder: str = "minilm",
+                 augmented: Callable[[int], np.ndarray] | None = None) -> TrainResult:
+    """Train a head on rows of features (the loop behind :func:`train_head`);
+    ``augmented(epoch)``, for ``augment``, gives the features of that epoch's copies."""
     device = resolve_device(config.device)
 
     def rows(array: np.ndarray) -> FeatureRows:
@@ -160,7 +176,8 @@ def fit_features(features: np.ndarray, labels: Sequence[str], ids: Sequence[str]
         write_head(Path(folder), {**meta, "encoder": encoder, "hidden": model.hidden},
                    {k: v.detach().cpu().numpy() for k, v in layers.items()})
 
-    data = TrainingData(rows(features), labels, ids, None if target is None else rows(target))
+    data = TrainingData(rows(features), labels, ids, None if target is None else rows(target),
+                        augmented=None if augmented is None else lambda e: rows(augmented(e)))
     return run_training(data, build, save, Path(folder), mitigation, config, on_epoch_end)
 
 
@@ -203,6 +220,7 @@ class TrainingData:
     ids: Sequence[str]
     target: Rows | None = None
     model: str = ""  # identifies the starting weights, when the rows do not
+    augmented: Callable[[int], Rows] | None = None  # each epoch's copies of ``rows`` (augment)
 
 
 def run_training(data: TrainingData, build: Callable[[list[str]], Classifier],
@@ -215,6 +233,9 @@ def run_training(data: TrainingData, build: Callable[[list[str]], Classifier],
     if mitigation.uses_target and data.target is None:
         raise ShiftbenchError(f"{mitigation.name} trains on unlabelled rows of the target "
                               "domain; give a target split")
+    if isinstance(mitigation, Augment) and data.augmented is None:
+        raise ShiftbenchError("augment trains on augmented copies of the training rows; "
+                              "none were given")
     with torch.random.fork_rng(devices=[]):
         return _Run(data, build, save, Path(folder), mitigation, config).train(on_epoch_end)
 
@@ -229,7 +250,7 @@ class _Run:
         self.config = config
         self.mitigation = mitigation
         self.save = save
-        self.rows, self.target = data.rows, data.target
+        self.rows, self.target, self.augmented = data.rows, data.target, data.augmented
         if not len(data.rows) == len(data.labels) == len(data.ids):
             raise ShiftbenchError(f"training data: {len(data.rows)} rows, {len(data.labels)} "
                                   f"labels and {len(data.ids)} ids; one of each per row")
@@ -280,6 +301,10 @@ class _Run:
 
     def _epoch(self) -> None:
         """One pass over the training rows, its order and dropout seeded by the epoch."""
+        copies = None if self.augmented is None else self.augmented(self.epoch)
+        if copies is not None and len(copies) != len(self.rows):
+            raise ShiftbenchError(f"augmented copies: {len(copies)} rows for {len(self.rows)} "
+                                  "training rows; one per row")
         torch.manual_seed(example_seed(self.config.seed, "train-epoch", str(self.epoch)))
         self.model.train()
         self.mitigation.modules_.train()
@@ -287,7 +312,8 @@ class _Run:
         size = self.config.batch_size
         for k in range(self.steps_per_epoch):
             rows = order[k * size:(k + 1) * size]
-            labelled = Batch(self.rows.take(rows), self.y[rows.to(self.y.device)])
+            labelled = Batch(self.rows.take(rows), self.y[rows.to(self.y.device)],
+                             None if copies is None else copies.take(rows))
             unlabelled = None
             if self.target is not None:
                 unlabelled = Batch(self.target.take(torch.randint(len(self.target), (size,))))
