@@ -157,6 +157,7 @@ MITIGATIONS = Registry("mitigation", "shiftbench.mitigations",
                            "erm": "shiftbench.train.mitigations:ERM",
                            "dann": "shiftbench.train.mitigations:DANN",
                            "augment": "shiftbench.train.mitigations:Augment",
+                           "multitask": "shiftbench.train.mitigations:MultiTask",
                        })
 
 REGISTRIES = tuple(value for value in list(globals().values()) if isinstance(value, Registry))

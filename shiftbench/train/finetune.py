@@ -13,7 +13,7 @@ fine-tuned classifier, ``save_pretrained``, ``id2label`` the training classes) a
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,10 +86,12 @@ class TokenRows(Rows):
 
 def fine_tune(train: Split, folder: Path, source: str, mitigation: Mitigation,
               config: TrainConfig = FINE_TUNING, target: Split | None = None,
-              max_length: int = 128, on_epoch_end: EpochCallback | None = None) -> TrainResult:
+              max_length: int = 128, on_epoch_end: EpochCallback | None = None,
+              tasks: Mapping[str, Sequence[str]] | None = None) -> TrainResult:
     """Fine-tune the encoder at ``source`` (a directory or hub id; a classification head
     for the training classes is added or replaced) on ``train`` and, for methods that use
-    one, ``target`` (its labels unused); save it in ``folder``."""
+    one, ``target`` (its labels unused); ``tasks``: auxiliary label columns of ``train``'s
+    rows (``multitask``); save it in ``folder``."""
     folder = Path(folder)
     backbone = Backbone(source, "AutoModelForSequenceClassification", max_length)
     tokenizer = backbone.tokenizer
@@ -123,5 +125,6 @@ def fine_tune(train: Split, folder: Path, source: str, mitigation: Mitigation,
     copies = augmented_texts(mitigation, train, config.seed, None)
     data = TrainingData(rows(train.texts), labels_of(train), train.ids,
                         None if target is None else rows(target.texts), backbone.files_hash,
-                        None if copies is None else lambda epoch: rows(copies(epoch)))
+                        None if copies is None else lambda epoch: rows(copies(epoch)),
+                        tasks or {})
     return run_training(data, build, save, folder, mitigation, config, on_epoch_end)

@@ -25,7 +25,7 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.split import example_seed, unit_hash
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     import torch
 
@@ -41,6 +41,7 @@ class Batch:
     x: Any
     y: torch.Tensor | None = None
     augmented: Any = None  # the same rows' augmented copies (for ``augment``), model input
+    tasks: dict[str, torch.Tensor] = field(default_factory=dict)  # auxiliary class indices
 
 
 @dataclass
@@ -59,9 +60,11 @@ class Mitigation(Params, ABC):
     name: ClassVar[str]
     uses_target: ClassVar[bool] = False
 
-    def setup(self, model: Classifier, total_steps: int) -> Mitigation:
+    def setup(self, model: Classifier, total_steps: int,
+              tasks: Mapping[str, int] | None = None) -> Mitigation:
         """Build this method's own modules (``modules_``, fresh) for a training of
-        ``total_steps`` steps of ``model``; returns self."""
+        ``total_steps`` steps of ``model``, whose rows carry the auxiliary label columns
+        ``tasks`` (name -> number of classes); returns self."""
         from torch import nn
 
         self.modules_ = nn.ModuleDict()
@@ -142,7 +145,8 @@ class DANN(Mitigation):
         self.hi = hi
         self.alpha = alpha
 
-    def setup(self, model: Classifier, total_steps: int) -> DANN:
+    def setup(self, model: Classifier, total_steps: int,
+              tasks: Mapping[str, int] | None = None) -> DANN:
         if not model.trainable_representation:
             raise ShiftbenchError("dann: a linear head on frozen embeddings has no "
                                   "representation to make domain-invariant; set hidden > 0")
@@ -230,7 +234,8 @@ class Augment(Mitigation):
         self.contrastive = contrastive
         self.contrastive_temperature = contrastive_temperature
 
-    def setup(self, model: Classifier, total_steps: int) -> Augment:
+    def setup(self, model: Classifier, total_steps: int,
+              tasks: Mapping[str, int] | None = None) -> Augment:
         self._shift()
         for name, ok in {"rate": 0 <= self.rate <= 1, "consistency": self.consistency >= 0,
                          "threshold": 0 <= self.threshold <= 1,
@@ -315,3 +320,113 @@ def contrastive_loss(clean: torch.Tensor, copy: torch.Tensor,
     similarity = F.normalize(clean, dim=1) @ F.normalize(copy, dim=1).T / temperature
     rows = torch.arange(len(clean), device=similarity.device)
     return (F.cross_entropy(similarity, rows) + F.cross_entropy(similarity.T, rows)) / 2
+
+
+class MultiTask(Mitigation):
+    """Multi-task learning: the shared representation feeds the main classifier and one
+    linear head per auxiliary task (Caruana 1997).
+
+    An auxiliary task is a label column the training rows carry (given to the trainer as
+    ``tasks``), or ``domain``: telling the labelled (source) rows from unlabelled target
+    rows, without gradient reversal (the opposite of DANN: the representation keeps the
+    domain). Only the main classifier is saved; the auxiliary heads shape the
+    representation during training.
+
+    Parameters:
+        tasks: the auxiliary tasks, comma-separated (``domain`` or label column names).
+        weighting: ``uncertainty`` (Kendall et al. 2018: sum L_i/(2 exp(s_i)) + s_i/2 over
+            the main and auxiliary losses, the s_i learned, starting at 0) or ``fixed``.
+        weights: for ``fixed``, the auxiliary tasks' weights, comma-separated in the order
+            of ``tasks`` (the main loss weighs 1); empty: 1 each.
+    """
+
+    name = "multitask"
+
+    def __init__(self, tasks: str = "domain", weighting: str = "uncertainty",
+                 weights: str = "") -> None:
+        self.tasks = tasks
+        self.weighting = weighting
+        self.weights = weights
+
+    @property
+    def uses_target(self) -> bool:  # type: ignore[override]
+        return "domain" in self._names()
+
+    def _names(self) -> list[str]:
+        return [name.strip() for name in self.tasks.split(",") if name.strip()]
+
+    def _fixed_weights(self) -> list[float]:
+        names = self._names()
+        if not self.weights.strip():
+            return [1.0] * len(names)
+        try:
+            weights = [float(w) for w in self.weights.split(",")]
+        except ValueError:
+            weights = []
+        if len(weights) != len(names) or any(not w >= 0 for w in weights):
+            raise ShiftbenchError(f"multitask: weights={self.weights!r} must list one "
+                                  f"non-negative number per task of {self.tasks!r}")
+        return weights
+
+    def setup(self, model: Classifier, total_steps: int,
+              tasks: Mapping[str, int] | None = None) -> MultiTask:
+        import torch
+        from torch import nn
+
+        names, columns = self._names(), dict(tasks or {})
+        if not names:
+            raise ShiftbenchError("multitask: no auxiliary task; set tasks (e.g. tasks=domain)")
+        if self.weighting not in ("uncertainty", "fixed"):
+            raise ShiftbenchError(f"multitask: weighting={self.weighting!r}; use uncertainty "
+                                  "or fixed")
+        self.fixed_ = self._fixed_weights()
+        if not model.trainable_representation:
+            raise ShiftbenchError("multitask: a linear head on frozen embeddings shares no "
+                                  "trainable representation; set hidden > 0")
+        for name in names:
+            if name != "domain" and name not in columns:
+                raise ShiftbenchError(f"multitask: task {name!r} has no labels in the training "
+                                      f"data (label columns: {', '.join(columns) or 'none'})")
+        super().setup(model, total_steps)
+        for k, name in enumerate(names):
+            classes = 2 if name == "domain" else columns[name]
+            self.modules_[f"head{k}"] = nn.Linear(model.representation_dim, classes)
+        self.modules_["log_variances"] = nn.ParameterList(
+            [nn.Parameter(torch.zeros(len(names) + 1),
+                          requires_grad=self.weighting == "uncertainty")])
+        return self
+
+    def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
+                      step: int) -> StepOutput:
+        import torch
+        from torch.nn import functional as F
+
+        features, classification = classification_loss(model, labelled)
+        losses = {"classification": classification}
+        for k, name in enumerate(self._names()):
+            head = self.modules_[f"head{k}"]
+            if name == "domain":
+                if unlabelled is None:
+                    raise ShiftbenchError("multitask: the domain task trains on unlabelled rows "
+                                          "of the target domain; give a target split")
+                target = model(unlabelled.x)[0]
+                domains = torch.cat([torch.zeros(len(features)), torch.ones(len(target))])
+                losses["task_domain"] = F.cross_entropy(
+                    head(torch.cat([features, target])), domains.long().to(features.device))
+            else:
+                if name not in labelled.tasks:
+                    raise ShiftbenchError(f"multitask: the batch has no labels for task {name!r}")
+                losses[f"task_{name}"] = F.cross_entropy(head(features), labelled.tasks[name])
+        s = self.modules_["log_variances"][0]
+        return StepOutput(losses, {f"s_{name}": float(v) for name, v
+                                   in zip(["classification", *self._names()], s.tolist(),
+                                          strict=True)})
+
+    def objective(self, output: StepOutput) -> torch.Tensor:
+        import torch
+
+        losses = torch.stack(list(output.losses.values()))
+        if self.weighting == "fixed":
+            return losses[0] + (losses[1:] * losses.new_tensor(self.fixed_)).sum()
+        s = self.modules_["log_variances"][0]
+        return (losses / (2 * torch.exp(s)) + s / 2).sum()

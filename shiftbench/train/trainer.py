@@ -33,8 +33,8 @@ import json
 import math
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,10 +121,11 @@ def print_epoch(row: dict[str, float]) -> None:
 
 def train_head(train: Split, folder: Path, runner: Runner, mitigation: Mitigation,
                config: TrainConfig = TrainConfig(), encoder: str | None = None,
-               target: Split | None = None,
-               on_epoch_end: EpochCallback | None = None) -> TrainResult:
+               target: Split | None = None, on_epoch_end: EpochCallback | None = None,
+               tasks: Mapping[str, Sequence[str]] | None = None) -> TrainResult:
     """Train a head on ``encoder``'s embeddings of ``train`` (labelled) and, for methods
-    that use one, ``target`` (its labels unused); save it in ``folder``."""
+    that use one, ``target`` (its labels unused); ``tasks``: auxiliary label columns of
+    ``train``'s rows (``multitask``); save it in ``folder``."""
     embedder = text_embedder(encoder)
     features = embedder(train.texts, runner, f"split {train.name!r}")
     target_features = (None if target is None
@@ -133,7 +134,7 @@ def train_head(train: Split, folder: Path, runner: Runner, mitigation: Mitigatio
     augmented = None if copies is None else (
         lambda epoch: embedder(copies(epoch), runner, f"split {train.name!r} augmented"))
     return fit_features(features, labels_of(train), train.ids, folder, mitigation, config,
-                        target_features, on_epoch_end, encoder_name(encoder), augmented)
+                        target_features, on_epoch_end, encoder_name(encoder), augmented, tasks)
 
 
 def augmented_texts(mitigation: Mitigation, train: Split, seed: int,
@@ -156,9 +157,11 @@ def fit_features(features: np.ndarray, labels: Sequence[str], ids: Sequence[str]
                  mitigation: Mitigation, config: TrainConfig = TrainConfig(),
                  target: np.ndarray | None = None, on_epoch_end: EpochCallback | None = None,
                  encoder: str = "minilm",
-                 augmented: Callable[[int], np.ndarray] | None = None) -> TrainResult:
+                 augmented: Callable[[int], np.ndarray] | None = None,
+                 tasks: Mapping[str, Sequence[str]] | None = None) -> TrainResult:
     """Train a head on rows of features (the loop behind :func:`train_head`);
-    ``augmented(epoch)``, for ``augment``, gives the features of that epoch's copies."""
+    ``augmented(epoch)``, for ``augment``, gives the features of that epoch's copies;
+    ``tasks``, for ``multitask``, the rows' auxiliary label columns."""
     device = resolve_device(config.device)
 
     def rows(array: np.ndarray) -> FeatureRows:
@@ -177,7 +180,8 @@ def fit_features(features: np.ndarray, labels: Sequence[str], ids: Sequence[str]
                    {k: v.detach().cpu().numpy() for k, v in layers.items()})
 
     data = TrainingData(rows(features), labels, ids, None if target is None else rows(target),
-                        augmented=None if augmented is None else lambda e: rows(augmented(e)))
+                        augmented=None if augmented is None else lambda e: rows(augmented(e)),
+                        tasks=tasks or {})
     return run_training(data, build, save, Path(folder), mitigation, config, on_epoch_end)
 
 
@@ -221,6 +225,7 @@ class TrainingData:
     target: Rows | None = None
     model: str = ""  # identifies the starting weights, when the rows do not
     augmented: Callable[[int], Rows] | None = None  # each epoch's copies of ``rows`` (augment)
+    tasks: Mapping[str, Sequence[str]] = field(default_factory=dict)  # auxiliary label columns
 
 
 def run_training(data: TrainingData, build: Callable[[list[str]], Classifier],
@@ -257,9 +262,10 @@ class _Run:
         self.classes = sorted(set(data.labels))
         if len(self.classes) < 2:
             raise ShiftbenchError("training needs at least two classes in the labelled rows")
-        index = {c: i for i, c in enumerate(self.classes)}
         device = resolve_device(config.device)
-        self.y = torch.tensor([index[label] for label in data.labels], device=device)
+        self.y = _class_indices(data.labels, self.classes, device)
+        self.task_y = {name: _task_indices(name, labels, len(data.rows), device)
+                       for name, labels in data.tasks.items()}
         held = torch.tensor([unit_hash("train-validation", config.seed, i) < config.val_fraction
                              for i in data.ids], dtype=torch.bool)
         if not held.any() or held.all():
@@ -270,7 +276,8 @@ class _Run:
         self.fingerprint = _fingerprint(data, config, mitigation)
         torch.manual_seed(config.seed)
         self.model = build(self.classes)
-        mitigation.setup(self.model, self.steps_per_epoch * config.max_epochs)
+        mitigation.setup(self.model, self.steps_per_epoch * config.max_epochs,
+                         {name: int(y.max()) + 1 for name, y in self.task_y.items()})
         self.model.to(device)
         mitigation.modules_.to(device)
         params = [*self.model.parameters(), *mitigation.modules_.parameters()]
@@ -312,8 +319,10 @@ class _Run:
         size = self.config.batch_size
         for k in range(self.steps_per_epoch):
             rows = order[k * size:(k + 1) * size]
-            labelled = Batch(self.rows.take(rows), self.y[rows.to(self.y.device)],
-                             None if copies is None else copies.take(rows))
+            at = rows.to(self.y.device)
+            labelled = Batch(self.rows.take(rows), self.y[at],
+                             None if copies is None else copies.take(rows),
+                             {name: y[at] for name, y in self.task_y.items()})
             unlabelled = None
             if self.target is not None:
                 unlabelled = Batch(self.target.take(torch.randint(len(self.target), (size,))))
@@ -406,6 +415,26 @@ class _Run:
                                    for row in [*self.steps, *self.epoch_log]), encoding="utf-8")
 
 
+def _class_indices(labels: Sequence[str], classes: list[str], device: str) -> torch.Tensor:
+    index = {c: i for i, c in enumerate(classes)}
+    return torch.tensor([index[label] for label in labels], device=device)
+
+
+def _task_indices(name: str, labels: Sequence[str], n_rows: int, device: str) -> torch.Tensor:
+    """An auxiliary label column's class indices (classes sorted); one label per row, at
+    least two classes, or a one-line error."""
+    if len(labels) != n_rows:
+        raise ShiftbenchError(f"task {name!r}: {len(labels)} labels for {n_rows} training rows; "
+                              "one per row")
+    missing = next((k for k, label in enumerate(labels) if label is None or label == ""), None)
+    if missing is not None:
+        raise ShiftbenchError(f"task {name!r}: row {missing} has no label")
+    classes = sorted({str(label) for label in labels})
+    if len(classes) < 2:
+        raise ShiftbenchError(f"task {name!r}: needs at least two classes, has {classes}")
+    return _class_indices([str(label) for label in labels], classes, device)
+
+
 def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
@@ -416,5 +445,7 @@ def _fingerprint(data: TrainingData, config: TrainConfig, mitigation: Mitigation
     for rows in (data.rows, data.target):
         digest.update(b"-" if rows is None else checksum(rows.digest()))
     digest.update(json.dumps([list(data.labels), list(data.ids), data.model, asdict(config),
-                              mitigation.describe()], sort_keys=True, default=str).encode())
+                              mitigation.describe(),
+                              {name: list(labels) for name, labels in data.tasks.items()}],
+                             sort_keys=True, default=str).encode())
     return digest.hexdigest()

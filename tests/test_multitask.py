@@ -1,0 +1,91 @@
+"""The ``multitask`` method: auxiliary heads on label columns or the domain, fixed or
+uncertainty weights (Kendall et al. 2018), and labels that don't match refused."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shiftbench.errors import ShiftbenchError
+from shiftbench.train.mitigations import MultiTask, StepOutput
+from shiftbench.train.nets import HeadNet
+from shiftbench.train.trainer import TrainConfig, fit_features
+
+IDS = [f"r{i}" for i in range(120)]
+SMALL = TrainConfig(hidden=16, lr=1e-2, max_epochs=4, patience=4)
+
+
+def rows() -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
+    """Features, the main label (feature 0's sign), an auxiliary one (feature 1's sign) and
+    unlabelled target rows moved along feature 2."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4))
+    target = rng.normal(size=(120, 4)) + [0, 0, 3, 0]
+    return (x, [["neg", "pos"][int(v > 0)] for v in x[:, 0]],
+            [["low", "high"][int(v > 0)] for v in x[:, 1]], target)
+
+
+def test_uncertainty_weighting_is_kendalls_formula() -> None:
+    method = MultiTask(tasks="domain").setup(HeadNet(4, 2, hidden=8), 10)
+    s = method.modules_["log_variances"][0]
+    with torch.no_grad():
+        s.copy_(torch.tensor([0.5, -1.0]))
+    losses = StepOutput({"classification": torch.tensor(2.0), "task_domain": torch.tensor(3.0)})
+    expected = 2 / (2 * math.exp(0.5)) + 0.25 + 3 / (2 * math.exp(-1.0)) - 0.5
+    assert float(method.objective(losses).detach()) == pytest.approx(expected, rel=1e-6)
+    fixed = MultiTask(tasks="domain", weighting="fixed", weights="0.5").setup(
+        HeadNet(4, 2, hidden=8), 10)
+    assert float(fixed.objective(losses)) == pytest.approx(2 + 0.5 * 3)
+
+
+def test_each_task_loss_falls_and_the_uncertainty_weights_move(tmp_path: Path) -> None:
+    x, y, aux, target = rows()
+    result = fit_features(x, y, IDS, tmp_path, MultiTask(tasks="topic,domain"), SMALL, target,
+                          tasks={"topic": aux})
+    steps = result.steps
+    for name in ("classification", "task_topic", "task_domain"):
+        first = np.mean([row[name] for row in steps[:3]])
+        last = np.mean([row[name] for row in steps[-3:]])
+        assert last < first, name
+    for name in ("s_classification", "s_topic", "s_domain"):
+        assert steps[0][name] == 0.0 and abs(steps[-1][name]) > 0.01, name
+
+
+def test_fixed_weights_stay_put(tmp_path: Path) -> None:
+    x, y, aux, _ = rows()
+    result = fit_features(x, y, IDS, tmp_path, MultiTask(tasks="topic", weighting="fixed"),
+                          SMALL, tasks={"topic": aux})
+    assert all(row["s_topic"] == 0.0 for row in result.steps)
+
+
+@pytest.mark.parametrize(("method", "tasks", "target", "message"), [
+    (MultiTask(tasks="topic"), {}, False,
+     "multitask: task 'topic' has no labels in the training data (label columns: none)"),
+    (MultiTask(tasks="topic"), {"topic": ["a", "b"] * 10}, False,
+     "task 'topic': 20 labels for 120 training rows; one per row"),
+    (MultiTask(tasks="topic"), {"topic": ["a"] * 120}, False,
+     "task 'topic': needs at least two classes"),
+    (MultiTask(tasks="topic"), {"topic": ["a", None] * 60}, False, "task 'topic': row 1 has"),
+    (MultiTask(tasks="domain"), {}, False, "multitask trains on unlabelled rows"),
+    (MultiTask(tasks="topic", weighting="fixed", weights="1,2"), {"topic": ["a", "b"] * 60},
+     False, "multitask: weights='1,2' must list one non-negative number per task"),
+    (MultiTask(tasks="topic", weighting="gradnorm"), {"topic": ["a", "b"] * 60}, False,
+     "multitask: weighting='gradnorm'"),
+    (MultiTask(tasks=""), {}, False, "multitask: no auxiliary task"),
+])
+def test_labels_that_dont_match_are_one_line_errors(method: MultiTask, tasks: dict, target: bool,
+                                                    message: str, tmp_path: Path) -> None:
+    x, y, _, rows_target = rows()
+    with pytest.raises(ShiftbenchError) as info:
+        fit_features(x, y, IDS, tmp_path, method, SMALL, rows_target if target else None,
+                     tasks=tasks)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_linear_head_is_refused() -> None:
+    with pytest.raises(ShiftbenchError, match="shares no trainable representation"):
+        MultiTask().setup(HeadNet(4, 2, hidden=0), 10)
