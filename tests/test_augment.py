@@ -133,3 +133,15 @@ def test_train_head_with_augment_resumes_to_the_same_result_from_the_cache(
                for row in whole.steps)
     meta = json.loads((tmp_path / "whole" / "head.json").read_text())
     assert meta["method"]["method"] == "augment" and meta["method"]["shift"] == "keyboard"
+
+
+def test_fine_tuning_with_augment_trains_on_tokenized_copies(
+        tiny_encoder_dir: Path, train_split: Split, tmp_path: Path) -> None:
+    from shiftbench.train.finetune import fine_tune
+
+    config = TrainConfig(lr=1e-3, batch_size=32, max_epochs=1, patience=1)
+    result = fine_tune(train_split, tmp_path, str(tiny_encoder_dir),
+                       Augment(severity=3, rate=1.0, threshold=0.0), config)
+    assert result.epochs == 1
+    assert all(row["augmented"] > 0 and "consistency" in row for row in result.steps)
+    assert (tmp_path / "model.yaml").is_file()

@@ -76,6 +76,8 @@ def test_fixed_weights_stay_put(tmp_path: Path) -> None:
     (MultiTask(tasks="topic", weighting="gradnorm"), {"topic": ["a", "b"] * 60}, False,
      "multitask: weighting='gradnorm'"),
     (MultiTask(tasks=""), {}, False, "multitask: no auxiliary task"),
+    (MultiTask(tasks="topic,topic"), {"topic": ["a", "b"] * 60}, False,
+     "multitask: tasks='topic,topic' must name each task once"),
 ])
 def test_labels_that_dont_match_are_one_line_errors(method: MultiTask, tasks: dict, target: bool,
                                                     message: str, tmp_path: Path) -> None:

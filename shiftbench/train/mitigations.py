@@ -376,6 +376,9 @@ class MultiTask(Mitigation):
         names, columns = self._names(), dict(tasks or {})
         if not names:
             raise ShiftbenchError("multitask: no auxiliary task; set tasks (e.g. tasks=domain)")
+        if len(set(names)) < len(names) or "classification" in names:
+            raise ShiftbenchError(f"multitask: tasks={self.tasks!r} must name each task once, "
+                                  "none of them 'classification' (the main task)")
         if self.weighting not in ("uncertainty", "fixed"):
             raise ShiftbenchError(f"multitask: weighting={self.weighting!r}; use uncertainty "
                                   "or fixed")
