@@ -62,6 +62,8 @@ def add_mitigate_parser(commands) -> None:
     mitigate.add_argument("--out", type=Path,
                           help="report and models folder (default: "
                                "<reports-dir>/<suite>/mitigate-<method>)")
+    mitigate.add_argument("--policy", type=Path,
+                          help="a gate policy: its verdict on each mitigated model vs the base")
     mitigate.add_argument("--data-dir", type=Path,
                           help="resolve the suite's relative data paths here")
     mitigate.add_argument("--limit", type=int,
@@ -121,7 +123,7 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
                      f"mitigate-{args.method}")
     folder = mitigate(args.suite, args.model, MitigateOptions(
         args.method, args.param, args.seeds, out,
-        runtime_options(args, args.reports_dir), args.data_dir, args.limit))
+        runtime_options(args, args.reports_dir), args.data_dir, args.limit, args.policy))
     print((folder / "mitigate.md").read_text(encoding="utf-8"))
     print(f"report: {folder / 'mitigate.json'}")
     return EXIT_OK

@@ -32,6 +32,8 @@ from shiftbench.suite_splits import SuiteSplits, build_splits, load_valid_suite
 if TYPE_CHECKING:
     import numpy as np
 
+    from shiftbench.config import Suite
+    from shiftbench.evaluate import ScoredSplit
     from shiftbench.models import ModelAdapter
     from shiftbench.runner import Runner
     from shiftbench.runtime import Runtime
@@ -53,6 +55,7 @@ class MitigateOptions:
     runtime: Runtime
     data_dir: Path | None = None
     limit: int | None = None
+    policy: Path | None = None  # a gate policy: its verdict on each seed's model vs the base
 
 
 def parse_params(method_cls: type, pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -150,6 +153,10 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
         raise ShiftbenchError("--limit must be a positive number")
     base, encoder = base_encoder(base_spec)
     check_writable(options.out)
+    if options.policy is not None:
+        from shiftbench.gate.policy import load_policy
+
+        load_policy(options.policy)
     if method_cls.uses_target and not any(isinstance(e, Domain) for e in suite.shifts):
         raise ShiftbenchError(f"{suite_path}: {options.method} trains on an unlabelled target, "
                               "taken from the suite's domain splits; this suite has none")
@@ -186,9 +193,11 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
 
     erm = train(ERM(), train_params)
     mitigated = train(mitigation, train_params)
-    correct = {"base": [correct_by_id(base, evaluated, runner)],
-               "erm": [correct_by_id(m, evaluated, runner) for m in erm],
-               "method": [correct_by_id(m, evaluated, runner) for m in mitigated]}
+    scored = {"base": [score(base, evaluated, runner)],
+              "erm": [score(m, evaluated, runner) for m in erm],
+              "method": [score(m, evaluated, runner) for m in mitigated]}
+    correct = {name: [[correct_by_id(split) for split in seed] for seed in seeds]
+               for name, seeds in scored.items()}
     report = {
         "suite": {"name": suite.name, "path": str(suite_path), "hash": suite.spec_hash()},
         "base": base_spec, "method": mitigation.describe(),
@@ -203,18 +212,56 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
                    "method": [str(m.source) for m in mitigated]},  # type: ignore[attr-defined]
         "splits": [split_record(s, correct, k) for k, s in enumerate(evaluated)],
     }
+    if options.policy is not None:
+        report["gate"] = gate(options.policy, suite, base, scored, mitigated)
     write_report(options.out, report)
     return options.out
 
 
-def correct_by_id(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[dict]:
-    """Per split: example id -> whether the model predicted its label."""
+def score(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[ScoredSplit]:
+    """Each split scored by the model (one batched pass; predictions are cached)."""
+    from shiftbench.evaluate import ScoredSplit
+    from shiftbench.labels import class_indices
     from shiftbench.run import predict_splits
 
     per_split = predict_splits(model, splits, runner)
-    return [{i: model.classes_[int(row.argmax())] == str(y)
-             for i, row, y in zip(s.ids, proba, s.labels or [], strict=True)}
+    return [ScoredSplit(s.name, str(s.info.get("kind", "reference")), s.ids,
+                        class_indices(s.labels or [], model.classes_, s.ids,
+                                      f"split {s.name!r}"), proba, s.texts)
             for s, proba in zip(splits, per_split, strict=True)]
+
+
+def correct_by_id(split: ScoredSplit) -> dict[str, bool]:
+    """Example id -> whether the model predicted its label."""
+    return dict(zip(split.ids, (split.pred == split.y).tolist(), strict=True))
+
+
+def gate(policy_path: Path, suite: Suite, base: ModelAdapter,
+         scored: dict[str, list[list[ScoredSplit]]],
+         mitigated: list[ModelAdapter]) -> list[dict[str, Any]]:
+    """The gate's verdict on each seed's mitigated model against the base (the policy's
+    checks, on the rows mitigate evaluates)."""
+    from shiftbench.gate import check_policy_suite
+    from shiftbench.gate.policy import load_policy
+    from shiftbench.gate.rules import evaluate_gate
+    from shiftbench.gate.runs import Run
+
+    policy = load_policy(policy_path)
+
+    def run(label: str, model: ModelAdapter, splits: list[ScoredSplit]) -> Run:
+        return Run(label, suite.name, suite.spec_hash(),
+                   {**model.describe(), "classes": model.classes_},
+                   {split.name: split for split in splits})
+
+    baseline = run("base", base, scored["base"][0])
+    verdicts = []
+    for seed, (model, splits) in enumerate(zip(mitigated, scored["method"], strict=True)):
+        candidate = run(f"seed {seed}", model, splits)
+        check_policy_suite(policy, policy_path, candidate)
+        result = evaluate_gate(policy, baseline, candidate, policy_path)
+        verdicts.append({"seed": seed, "status": result.status,
+                         "result": result.to_dict()})
+    return verdicts
 
 
 def paired(before: dict[str, bool], after: dict[str, bool]) -> tuple[np.ndarray, np.ndarray]:
@@ -296,4 +343,7 @@ def markdown(report: dict[str, Any]) -> str:
               f"{_delta(reference['method_vs_base']['pooled'])}, {method} - ERM "
               f"{_delta(reference['method_vs_erm']['pooled'])} (paired by id, pooled over "
               "seeds; 95% Tango score intervals)."]
+    for verdict in report.get("gate", []):
+        lines.append(f"Gate ({verdict['result']['policy']}), {method} seed {verdict['seed']} "
+                     f"vs base: **{verdict['status']}**")
     return "\n".join(lines) + "\n"

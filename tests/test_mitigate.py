@@ -45,7 +45,12 @@ def mitigate(suite: Path, model: str, *extra: str) -> int:
 def test_mitigate_end_to_end_pairs_by_id_and_a_rerun_trains_nothing(
         suite: Path, tiny_encoder_dir: Path, capsys) -> None:
     model = f"probe:{tiny_encoder_dir}"
-    assert mitigate(suite, model, "--method", "dann", "--param", "penalty=0.5") == 0
+    policy = suite.parent / "tiny.gate.yaml"
+    policy.write_text(yaml.safe_dump({"suite": "tiny.yaml", "rules": [
+        {"name": "clean floor", "kind": "absolute", "split": "reference", "min": 0.01,
+         "decide": "point"}]}))
+    assert mitigate(suite, model, "--method", "dann", "--param", "penalty=0.5",
+                    "--policy", str(policy)) == 0
     first = capsys.readouterr()
     assert "epoch" in first.err
     report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
@@ -64,6 +69,7 @@ def test_mitigate_end_to_end_pairs_by_id_and_a_rerun_trains_nothing(
         for seed, estimate in zip(seeds, delta["seeds"], strict=True):  # paired = acc diff
             assert estimate["value"] == pytest.approx(seed - base)
         assert delta["pooled"]["value"] == pytest.approx(sum(seeds) / 2 - base)
+    assert [v["status"] for v in report["gate"]] == ["pass", "pass"]  # accuracy >= 0.01 holds
     assert "Cost on the clean reference" in (suite.parent / "out" / "mitigate.md").read_text()
 
     assert mitigate(suite, model, "--method", "dann", "--param", "penalty=0.5") == 0
