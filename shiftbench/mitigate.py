@@ -328,7 +328,7 @@ def markdown(report: dict[str, Any]) -> str:
              + (", ".join(f"{k} {v}" for k, v in target["n_evaluated"].items()) or "none")
              + " (disjoint, by id hash).", "",
              f"| split | n | base | ERM | {method} | {method} - base | {method} - ERM "
-             "| seeds' spread ({method} - base) |",
+             f"| seeds' spread ({method} - base) |",
              "|---|---|---|---|---|---|---|---|"]
     for split in report["splits"]:
         acc, delta = split["accuracy"], split["delta"]
