@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -171,28 +172,13 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     assert splits.train is not None
     base.fit(splits.train, runner)
 
-    def train(method: Mitigation, params: dict[str, Any]) -> list[ModelAdapter]:
-        from shiftbench.models import load_model
-        from shiftbench.train.trainer import print_epoch, train_head
-
-        key = json.dumps([suite.spec_hash(), base.fingerprint(), method.describe(), params,
-                          options.data_dir and str(options.data_dir), options.limit],
-                         sort_keys=True)
-        name = f"{method.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
-        models = []
-        for seed in range(options.seeds):
-            folder = options.out / "models" / name / f"seed{seed}"
-            config = TrainConfig(**{**params, "seed": seed})
-            train_head(splits.train, folder, runner, method, config, encoder,
-                       target if method.uses_target else None,
-                       None if options.runtime.progress is False else print_epoch)
-            models.append(load_model(str(folder / "model.yaml")))
-        return models
-
     from shiftbench.train.mitigations import ERM
 
-    erm = train(ERM(), train_params)
-    mitigated = train(mitigation, train_params)
+    key = [suite.spec_hash(), base.fingerprint(), train_params,
+           options.data_dir and str(options.data_dir), options.limit]
+    erm = train_seeds(ERM(), train_params, splits.train, None, encoder, runner, options, key)
+    mitigated = train_seeds(mitigation, train_params, splits.train, target, encoder, runner,
+                            options, key)
     scored = {"base": [score(base, evaluated, runner)],
               "erm": [score(m, evaluated, runner) for m in erm],
               "method": [score(m, evaluated, runner) for m in mitigated]}
@@ -217,6 +203,29 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
                               candidate_drift(suite, evaluated, scored["method"], runner))
     write_report(options.out, report)
     return options.out
+
+
+def train_seeds(method: Mitigation, params: dict[str, Any], train: Split,
+                target: Split | None, encoder: str | None, runner: Runner,
+                options: MitigateOptions, key: list[Any]) -> list[ModelAdapter]:
+    """One head per seed, in ``OUT/models/<method>-<hash of key and method>/seed<k>``: a
+    finished one resumes from its last checkpoint and trains nothing."""
+    from shiftbench.models import load_model
+    from shiftbench.train.trainer import TrainConfig, print_epoch, train_head
+
+    blob = json.dumps([*key, method.describe()], sort_keys=True)
+    name = f"{method.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    models = []
+    for seed in range(options.seeds):
+        folder = options.out / "models" / name / f"seed{seed}"
+        if options.runtime.progress is not False:
+            print(f"shiftbench: {method.name}, seed {seed}: {folder}", file=sys.stderr,
+                  flush=True)
+        train_head(train, folder, runner, method, TrainConfig(**{**params, "seed": seed}),
+                   encoder, target if method.uses_target else None,
+                   None if options.runtime.progress is False else print_epoch)
+        models.append(load_model(str(folder / "model.yaml")))
+    return models
 
 
 def score(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[ScoredSplit]:
