@@ -369,6 +369,8 @@ def markdown(report: dict[str, Any]) -> str:
               f"{_delta(reference['method_vs_base']['pooled'])}, {method} - ERM "
               f"{_delta(reference['method_vs_erm']['pooled'])} (paired by id, pooled over "
               "seeds; 95% Tango score intervals)."]
+    if report.get("gate"):
+        lines.append("")
     for verdict in report.get("gate", []):
         lines.append(f"Gate ({verdict['result']['policy']}), {method} seed {verdict['seed']} "
                      f"vs base: **{verdict['status']}**")

@@ -55,7 +55,7 @@ def test_mitigate_end_to_end_pairs_by_id_and_a_rerun_trains_nothing(
     assert mitigate(suite, model, "--method", "dann", "--param", "penalty=0.5",
                     "--policy", str(policy)) == 0
     first = capsys.readouterr()
-    assert "epoch" in first.err
+    assert "shiftbench: epoch 1:" in first.err
     report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
     assert report["method"]["penalty"] == 0.5 and report["training"]["max_epochs"] == 3
     names = [s["name"] for s in report["splits"]]
@@ -78,7 +78,7 @@ def test_mitigate_end_to_end_pairs_by_id_and_a_rerun_trains_nothing(
 
     assert mitigate(suite, model, "--method", "dann", "--param", "penalty=0.5") == 0
     again = capsys.readouterr()
-    assert "epoch" not in again.err
+    assert "shiftbench: epoch" not in again.err
     assert json.loads((suite.parent / "out" / "mitigate.json").read_text())["splits"] == \
         report["splits"]
 
