@@ -11,7 +11,9 @@ from shiftbench import __version__
 from shiftbench.errors import ShiftbenchError
 from shiftbench.gate.cli import add_gate_parser, cmd_gate
 from shiftbench.monitor.cli import add_monitor_parser, cmd_monitor
-from shiftbench.run import add_run_arguments, run_options
+from shiftbench.paths import inside
+from shiftbench.run import RUN_FLAGS, add_run_arguments, run_options
+from shiftbench.runtime import add_runtime_flags, runtime_options
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -41,7 +43,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_monitor_parser(commands)
     add_gate_parser(commands)
+    add_mitigate_parser(commands)
     return parser
+
+
+def add_mitigate_parser(commands) -> None:
+    mitigate = commands.add_parser(
+        "mitigate", help="retrain a probe's head with a method (erm, dann, ...) and compare "
+                         "it with the base model and ERM on the same suite")
+    mitigate.add_argument("suite", type=Path)
+    mitigate.add_argument("--model", required=True,
+                          help="the base model: probe | probe:<encoder dir or hub id>")
+    mitigate.add_argument("--method", required=True, help="erm | dann | ... (shiftbench ls)")
+    mitigate.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                          help="a parameter of the method or the trainer (lr, hidden, "
+                               "max_epochs, ...); repeat the flag for several")
+    mitigate.add_argument("--seeds", type=int, default=3, help="models trained per method")
+    mitigate.add_argument("--out", type=Path,
+                          help="report and models folder (default: "
+                               "<reports-dir>/<suite>/mitigate-<method>)")
+    mitigate.add_argument("--policy", type=Path,
+                          help="a gate policy: its verdict on each mitigated model vs the base")
+    mitigate.add_argument("--data-dir", type=Path,
+                          help="resolve the suite's relative data paths here")
+    mitigate.add_argument("--limit", type=int,
+                          help="at most this many examples per evaluated split")
+    mitigate.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    add_runtime_flags(mitigate, RUN_FLAGS)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -85,8 +113,24 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mitigate(args: argparse.Namespace) -> int:
+    from shiftbench.mitigate import MitigateOptions, mitigate
+    from shiftbench.suite_splits import load_valid_suite
+
+    out = args.out
+    if out is None:
+        out = inside(args.reports_dir, load_valid_suite(args.suite).name,
+                     f"mitigate-{args.method}")
+    folder = mitigate(args.suite, args.model, MitigateOptions(
+        args.method, args.param, args.seeds, out,
+        runtime_options(args, args.reports_dir), args.data_dir, args.limit, args.policy))
+    print((folder / "mitigate.md").read_text(encoding="utf-8"))
+    print(f"report: {folder / 'mitigate.json'}")
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "report": cmd_report, "ls": cmd_ls, "monitor": cmd_monitor,
-            "gate": cmd_gate}
+            "gate": cmd_gate, "mitigate": cmd_mitigate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,118 @@
+"""`shiftbench mitigate` end to end on a tiny suite and the tiny encoder: the report pairs by
+id, a re-run trains nothing, bad input is one line and exit 2."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shiftbench.cli import main
+from shiftbench.errors import ShiftbenchError
+from shiftbench.mitigate import parse_params
+from shiftbench.train.mitigations import DANN
+
+WORDS = {"positive": ["great", "lovely", "excellent", "enjoyed"],
+         "negative": ["awful", "boring", "terrible", "hated"]}
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    rows = []
+    for i in range(160):
+        label = "positive" if i % 2 else "negative"
+        topic = "film" if i < 110 else "food"
+        rows.append({"id": f"ex{i}", "label": label, "topic": topic,
+                     "text": f"the {topic} number {i} was {WORDS[label][i % 4]} and fine"})
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    film = [{"column": "topic", "equals": "film"}]
+    spec = {"name": "tiny", "seed": 3, "data": {"kind": "jsonl", "path": "data.jsonl"},
+            "train": {"filters": film, "portion": [0, 0.7]},
+            "reference": {"filters": film, "portion": [0.7, 1]},
+            "shifts": [{"shift": "keyboard", "severity": [2]},
+                       {"name": "food", "filters": [{"column": "topic", "equals": "food"}]}],
+            "detectors": [{"name": "bbsd"}]}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def mitigate(suite: Path, model: str, *extra: str) -> int:
+    return main(["mitigate", str(suite), "--model", model, "--out", str(suite.parent / "out"),
+                 "--cache-dir", str(suite.parent / "cache"), "--device", "cpu",
+                 "--seeds", "2", "--param", "max_epochs=3", "--param", "hidden=8", *extra])
+
+
+def test_mitigate_end_to_end_pairs_by_id_and_a_rerun_trains_nothing(
+        suite: Path, tiny_encoder_dir: Path, capsys) -> None:
+    model = f"probe:{tiny_encoder_dir}"
+    policy = suite.parent / "tiny.gate.yaml"
+    policy.write_text(yaml.safe_dump({"suite": "tiny.yaml", "rules": [
+        {"name": "clean floor", "kind": "absolute", "split": "reference", "min": 0.01,
+         "decide": "point"},
+        {"name": "no output drift", "kind": "drift", "detector": "bbsd", "split": "keyboard@2",
+         "severity": "warn"}]}))
+    assert mitigate(suite, model, "--method", "dann", "--param", "penalty=0.5",
+                    "--policy", str(policy)) == 0
+    first = capsys.readouterr()
+    assert "shiftbench: epoch 1:" in first.err
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert report["method"]["penalty"] == 0.5 and report["training"]["max_epochs"] == 3
+    names = [s["name"] for s in report["splits"]]
+    assert names == ["reference", "keyboard@2", "food"]
+    # the food rows split by id hash into target-train and evaluated halves, disjoint
+    food = next(s for s in report["splits"] if s["name"] == "food")
+    assert report["target"]["n_target_train"] + food["n"] == 50
+    assert report["target"]["n_evaluated"] == {"food": food["n"]}
+    for split in report["splits"]:
+        delta = split["delta"]["method_vs_base"]
+        assert len(delta["seeds"]) == 2 and delta["pooled"]["n"] == 2 * split["n"]
+        seeds = split["accuracy"]["method"]["seeds"]
+        base = split["accuracy"]["base"]["mean"]
+        for seed, estimate in zip(seeds, delta["seeds"], strict=True):  # paired = acc diff
+            assert estimate["value"] == pytest.approx(seed - base)
+        assert delta["pooled"]["value"] == pytest.approx(sum(seeds) / 2 - base)
+    assert [v["status"] for v in report["gate"]] == ["pass", "pass"]  # warn rules never fail
+    assert all(len(v["result"]["verdicts"]) == 2 for v in report["gate"])
+    assert "Cost on the clean reference" in (suite.parent / "out" / "mitigate.md").read_text()
+
+    assert mitigate(suite, model, "--method", "dann", "--param", "penalty=0.5") == 0
+    again = capsys.readouterr()
+    assert "shiftbench: epoch" not in again.err
+    assert json.loads((suite.parent / "out" / "mitigate.json").read_text())["splits"] == \
+        report["splits"]
+
+
+def test_parameters_are_parsed_strictly() -> None:
+    assert parse_params(DANN, ["penalty=2", "hidden=16", "lr=0.01"]) == (
+        {"penalty": 2.0, "hidden": 16}, {"lr": 0.01})
+    for pair, message in [("penalty=a,b", "must be a finite number"),
+                          ("hidden=1.5", "must be an integer"),
+                          ("penalti=1", "did you mean 'penalty'"), ("penalty", "name=value"),
+                          ("seed=1", "not a parameter")]:
+        with pytest.raises(ShiftbenchError, match=message):
+            parse_params(DANN, [pair])
+
+
+@pytest.mark.parametrize("model, extra, message", [
+    ("sklearn:tfidf", ["--method", "erm"], "cannot be retrained by mitigate"),
+    ("probe:ENC", ["--method", "dan"], "did you mean 'dann'"),
+    ("probe:ENC", ["--method", "erm", "--param", "lr=fast"], "--param lr='fast'"),
+    ("probe:ENC", ["--method", "erm", "--seeds", "0"], "--seeds"),
+])
+def test_bad_input_is_one_line_and_exit_2(suite: Path, tiny_encoder_dir: Path, capsys,
+                                          model: str, extra: list[str], message: str) -> None:
+    assert mitigate(suite, model.replace("ENC", str(tiny_encoder_dir)), *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err
+
+
+def test_a_method_needing_a_target_without_domain_splits_is_refused(
+        suite: Path, tiny_encoder_dir: Path, capsys) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["shifts"] = spec["shifts"][:1]
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "dann") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "has none" in err
+    assert not (suite.parent / "out" / "models").exists()
