@@ -116,3 +116,14 @@ def test_a_method_needing_a_target_without_domain_splits_is_refused(
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "has none" in err
     assert not (suite.parent / "out" / "models").exists()
+
+
+@pytest.mark.parametrize("method", ["augment", "multitask"])
+def test_every_registered_method_runs_end_to_end(suite: Path, tiny_encoder_dir: Path, capsys,
+                                                 method: str) -> None:
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", method) == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert [s["name"] for s in report["splits"]] == ["reference", "keyboard@2", "food"]
+    for split in report["splits"]:
+        assert len(split["accuracy"]["method"]["seeds"]) == 2
+        assert split["delta"]["method_vs_erm"]["pooled"]["n"] == 2 * split["n"]
