@@ -38,16 +38,13 @@ Trained heads are kept under ``--work-dir``; a re-run resumes them instead of re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from amazon import AMAZON, DOMAINS, load, minilm_embeddings
 
-AMAZON = Path(__file__).resolve().parents[3] / "shared" / "data" / "amazon-multidomain"
-
-DOMAINS = ("books", "dvd", "electronics", "kitchen")
 PAIRS = [(s, t) for s in DOMAINS for t in DOMAINS if s != t]
 METHODS = ("erm", "dann")
 PUBLISHED = {"bow": {"erm": 0.761, "dann": 0.763}}  # Ganin et al. 2016, Table 2 (NN, DANN)
@@ -57,15 +54,6 @@ HIDDEN = {"bow": 50, "minilm": 64}
 def pair_name(source: str, target: str) -> str:
     """``BD`` for books -> dvd."""
     return (source[0] + target[0]).upper()
-
-
-def load(data: Path) -> dict[str, list[dict]]:
-    try:
-        return {d: [json.loads(line) for line in open(data / f"{d}.jsonl", encoding="utf-8")]
-                for d in DOMAINS}
-    except OSError as exc:
-        sys.exit(f"dann_amazon: cannot read the Amazon reviews in {data} ({exc.strerror}); "
-                 "give --data DIR")
 
 
 def target_halves(rows: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -97,18 +85,6 @@ def bow_features(source: list[dict], target_train: list[dict],
         return vectorizer.transform([r["text"] for r in rows]).toarray().astype(np.float32)
 
     return PairFeatures(dense(source), dense(target_train), dense(target_eval))
-
-
-def minilm_embeddings(domains: dict[str, list[dict]], cache_dir: Path) -> dict[str, np.ndarray]:
-    from shiftbench.models.embed import text_embedder
-    from shiftbench.runner import Runner
-
-    runner = Runner(cache_dir=cache_dir, progress=True)
-    embedder = text_embedder("minilm")
-    try:
-        return {d: embedder([r["text"] for r in rows], runner, d) for d, rows in domains.items()}
-    finally:
-        runner.close()
 
 
 def predict(folder: Path, x: np.ndarray) -> np.ndarray:

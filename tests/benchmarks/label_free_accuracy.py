@@ -31,33 +31,13 @@ their interval covered the truth.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
+from amazon import AMAZON, DOMAINS, load, minilm_embeddings
 
-AMAZON = Path(__file__).resolve().parents[3] / "shared" / "data" / "amazon-multidomain"
-
-DOMAINS = ("books", "dvd", "electronics", "kitchen")
 ESTIMATORS = ("atc", "doc", "iw", "iw-atc", "agreement")
-
-
-def load(data: Path) -> dict[str, list[dict]]:
-    return {d: [json.loads(line) for line in open(data / f"{d}.jsonl", encoding="utf-8")]
-            for d in DOMAINS}
-
-
-def embed_all(domains: dict[str, list[dict]], cache_dir: Path) -> dict[str, np.ndarray]:
-    from shiftbench.models.embed import text_embedder
-    from shiftbench.runner import Runner
-
-    runner = Runner(cache_dir=cache_dir, progress=True)
-    embedder = text_embedder("minilm")
-    try:
-        return {d: embedder([r["text"] for r in rows], runner, d) for d, rows in domains.items()}
-    finally:
-        runner.close()
 
 
 class Tfidf:
@@ -130,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
 
     domains = load(args.data)
-    vectors = embed_all(domains, args.cache_dir)
+    vectors = minilm_embeddings(domains, args.cache_dir)
     errors: dict[tuple[str, str], list[float]] = {}
     covered: dict[tuple[str, str], list[bool]] = {}
     print(f"{'model':6} {'source -> target':24} {'truth':>6} "
