@@ -12,8 +12,8 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.gate.cli import add_gate_parser, cmd_gate
 from shiftbench.monitor.cli import add_monitor_parser, cmd_monitor
 from shiftbench.paths import inside
-from shiftbench.run import RUN_FLAGS, add_run_arguments, run_options
-from shiftbench.runtime import add_runtime_flags, runtime_options
+from shiftbench.run import add_run_arguments, add_suite_arguments, run_options
+from shiftbench.runtime import runtime_options
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -64,12 +64,7 @@ def add_mitigate_parser(commands) -> None:
                                "<reports-dir>/<suite>/mitigate-<method>)")
     mitigate.add_argument("--policy", type=Path,
                           help="a gate policy: its verdict on each mitigated model vs the base")
-    mitigate.add_argument("--data-dir", type=Path,
-                          help="resolve the suite's relative data paths here")
-    mitigate.add_argument("--limit", type=int,
-                          help="at most this many examples per evaluated split")
-    mitigate.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    add_runtime_flags(mitigate, RUN_FLAGS)
+    add_suite_arguments(mitigate)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -62,13 +62,19 @@ RUN_FLAGS = ("cache_dir", "device", "precision", "batch_size", "progress")
 the seed is the suite's."""
 
 
-def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """The flags that fill :class:`RunOptions` (shared by ``run`` and ``gate``)."""
+def add_suite_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Where a suite's data and reports live, its size, and the runtime flags: what every
+    command that runs a suite takes (``run``, ``gate``, ``mitigate``)."""
     parser.add_argument("--data-dir", type=Path,
                         help="resolve the suite's relative data paths here")
     parser.add_argument("--limit", type=int, help="at most this many examples per evaluated split")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
     add_runtime_flags(parser, RUN_FLAGS)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The flags that fill :class:`RunOptions` (shared by ``run`` and ``gate``)."""
+    add_suite_arguments(parser)
     parser.add_argument("--no-movement", action="store_true",
                         help="skip measuring how far each shift moved the text (MiniLM + chrF)")
 
