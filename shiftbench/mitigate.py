@@ -27,6 +27,7 @@ from shiftbench.config import Domain
 from shiftbench.errors import ShiftbenchError, did_you_mean
 from shiftbench.paths import check_writable
 from shiftbench.progress import Phases
+from shiftbench.run import check_limit
 from shiftbench.split import Split, unit_hash
 from shiftbench.suite_splits import SuiteSplits, build_splits, load_valid_suite
 
@@ -142,6 +143,41 @@ def split_domains(splits: SuiteSplits) -> tuple[list[Split], Split | None]:
 
 def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path:
     """Train, evaluate and write the before/after report; return the report folder."""
+    from shiftbench.train.mitigations import ERM
+
+    suite, mitigation, train_params, base, encoder = checked_setup(suite_path, base_spec,
+                                                                   options)
+    runner = options.runtime.runner()
+    phases = Phases({"load_data_s": "reading data", "shifts_s": "shifting"},
+                    enabled=options.runtime.progress is not False)
+    splits = build_splits(suite, suite_path, options.data_dir, options.limit, True, runner,
+                          phases)
+    evaluated, target = split_domains(splits)
+    assert splits.train is not None
+    base.fit(splits.train, runner)
+
+    key = [suite.spec_hash(), base.fingerprint(), train_params,
+           options.data_dir and str(options.data_dir), options.limit]
+    erm = train_seeds(ERM(), train_params, splits.train, None, encoder, runner, options, key)
+    mitigated = train_seeds(mitigation, train_params, splits.train, target, encoder, runner,
+                            options, key)
+    scored = {"base": [score(base, evaluated, runner)],
+              "erm": [score(m, evaluated, runner) for m in erm],
+              "method": [score(m, evaluated, runner) for m in mitigated]}
+    report = before_after(suite, suite_path, base_spec, mitigation, train_params, options,
+                          evaluated, target, scored, erm, mitigated)
+    if options.policy is not None:
+        report["gate"] = gate(options.policy, suite, base, scored, mitigated,
+                              candidate_drift(suite, evaluated, scored["method"], runner))
+    write_report(options.out, report)
+    return options.out
+
+
+def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions
+                  ) -> tuple[Suite, Mitigation, dict[str, Any], ModelAdapter, str | None]:
+    """Everything that can be refused before any work: the suite, the method and its
+    parameters, the trainer's settings, seeds, limit, base model, output folder, policy.
+    Returns (suite, method, trainer parameters, base model, encoder)."""
     from shiftbench.registry import MITIGATIONS
     from shiftbench.train.trainer import TrainConfig
 
@@ -150,8 +186,7 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     method_params, train_params = parse_params(method_cls, options.params)
     if options.seeds < 1:
         raise ShiftbenchError("--seeds must be at least 1")
-    if options.limit is not None and options.limit <= 0:
-        raise ShiftbenchError("--limit must be a positive number")
+    check_limit(options.limit)
     base, encoder = base_encoder(base_spec)
     check_writable(options.out)
     if options.policy is not None:
@@ -163,28 +198,21 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
                               "taken from the suite's domain splits; this suite has none")
     mitigation = method_cls(**method_params)
     TrainConfig(**train_params)  # out-of-range values fail before any work
-    runner = options.runtime.runner()
-    phases = Phases({"load_data_s": "reading data", "shifts_s": "shifting"},
-                    enabled=options.runtime.progress is not False)
-    splits = build_splits(suite, suite_path, options.data_dir, options.limit, True, runner,
-                          phases)
-    evaluated, target = split_domains(splits)
-    assert splits.train is not None
-    base.fit(splits.train, runner)
+    return suite, mitigation, train_params, base, encoder
 
-    from shiftbench.train.mitigations import ERM
 
-    key = [suite.spec_hash(), base.fingerprint(), train_params,
-           options.data_dir and str(options.data_dir), options.limit]
-    erm = train_seeds(ERM(), train_params, splits.train, None, encoder, runner, options, key)
-    mitigated = train_seeds(mitigation, train_params, splits.train, target, encoder, runner,
-                            options, key)
-    scored = {"base": [score(base, evaluated, runner)],
-              "erm": [score(m, evaluated, runner) for m in erm],
-              "method": [score(m, evaluated, runner) for m in mitigated]}
+def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mitigation,
+                 train_params: dict[str, Any], options: MitigateOptions,
+                 evaluated: list[Split], target: Split | None,
+                 scored: dict[str, list[list[ScoredSplit]]], erm: list[ModelAdapter],
+                 mitigated: list[ModelAdapter]) -> dict[str, Any]:
+    """The report's content: what was trained and how, and each split's accuracies and
+    paired deltas (see :func:`split_record`)."""
+    from shiftbench.train.trainer import TrainConfig
+
     correct = {name: [[correct_by_id(split) for split in seed] for seed in seeds]
                for name, seeds in scored.items()}
-    report = {
+    return {
         "suite": {"name": suite.name, "path": str(suite_path), "hash": suite.spec_hash()},
         "base": base_spec, "method": mitigation.describe(),
         "training": asdict(TrainConfig(**train_params)) | {"seed": list(range(options.seeds))},
@@ -198,11 +226,6 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
                    "method": [str(m.source) for m in mitigated]},  # type: ignore[attr-defined]
         "splits": [split_record(s, correct, k) for k, s in enumerate(evaluated)],
     }
-    if options.policy is not None:
-        report["gate"] = gate(options.policy, suite, base, scored, mitigated,
-                              candidate_drift(suite, evaluated, scored["method"], runner))
-    write_report(options.out, report)
-    return options.out
 
 
 def train_seeds(method: Mitigation, params: dict[str, Any], train: Split,

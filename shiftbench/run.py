@@ -79,10 +79,16 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
                         help="skip measuring how far each shift moved the text (MiniLM + chrF)")
 
 
+def check_limit(limit: int | None) -> int | None:
+    """``--limit`` as given, when it is absent or positive."""
+    if limit is not None and limit <= 0:
+        raise ShiftbenchError("--limit must be a positive number")
+    return limit
+
+
 def run_options(args: argparse.Namespace, run_id: str | None = None) -> RunOptions:
     """RunOptions from the flags of :func:`add_run_arguments`, checked."""
-    if args.limit is not None and args.limit <= 0:
-        raise ShiftbenchError("--limit must be a positive number")
+    check_limit(args.limit)
     if run_id is not None:
         safe_component(run_id, "--run-id")
     return RunOptions(reports_dir=args.reports_dir, data_dir=args.data_dir, limit=args.limit,
