@@ -1,0 +1,106 @@
+"""`shiftbench mitigate`: retrain with a method and show before/after on the same suite.
+
+The suite's splits are built once. One head per seed is trained on the base probe's
+frozen encoder with the method, and one with ERM (the same trainer and seeds); the base
+probe, the ERM heads and the mitigated heads are then evaluated on the same examples and
+compared pair by pair (by example id).
+
+A method that trains on an unlabelled target uses the suite's domain splits without
+their labels, but never the rows it is evaluated on: each domain split's rows are halved
+by a stable hash of their id into a target-train half and an evaluated half (the report
+states both counts). Trained heads live in ``OUT/models`` with their checkpoints and
+embeddings and predictions in the runner's cache, so a re-run trains nothing that
+finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shiftbench.mitigate.gating import candidate_drift, gate
+from shiftbench.mitigate.options import MitigateOptions, parse_params
+from shiftbench.mitigate.report import before_after, write_report
+from shiftbench.mitigate.setup import checked_setup, split_domains
+from shiftbench.progress import Phases
+from shiftbench.suite_splits import build_splits
+
+if TYPE_CHECKING:
+    from shiftbench.evaluate import ScoredSplit
+    from shiftbench.models import ModelAdapter
+    from shiftbench.runner import Runner
+    from shiftbench.split import Split
+    from shiftbench.train.mitigations import Mitigation
+
+__all__ = ["MitigateOptions", "mitigate", "parse_params"]
+
+
+def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path:
+    """Train, evaluate and write the before/after report; return the report folder."""
+    from shiftbench.train.mitigations import ERM
+
+    suite, mitigation, train_params, base, encoder = checked_setup(suite_path, base_spec,
+                                                                   options)
+    runner = options.runtime.runner()
+    phases = Phases({"load_data_s": "reading data", "shifts_s": "shifting"},
+                    enabled=options.runtime.progress is not False)
+    splits = build_splits(suite, suite_path, options.data_dir, options.limit, True, runner,
+                          phases)
+    evaluated, target = split_domains(splits)
+    assert splits.train is not None
+    base.fit(splits.train, runner)
+
+    key = [suite.spec_hash(), base.fingerprint(), train_params,
+           options.data_dir and str(options.data_dir), options.limit]
+    erm = train_seeds(ERM(), train_params, splits.train, None, encoder, runner, options, key)
+    mitigated = train_seeds(mitigation, train_params, splits.train, target, encoder, runner,
+                            options, key)
+    scored = {"base": [score(base, evaluated, runner)],
+              "erm": [score(m, evaluated, runner) for m in erm],
+              "method": [score(m, evaluated, runner) for m in mitigated]}
+    report = before_after(suite, suite_path, base_spec, mitigation, train_params, options,
+                          evaluated, target, scored, erm, mitigated)
+    if options.policy is not None:
+        report["gate"] = gate(options.policy, suite, base, scored, mitigated,
+                              candidate_drift(suite, evaluated, scored["method"], runner))
+    write_report(options.out, report)
+    return options.out
+
+
+def train_seeds(method: Mitigation, params: dict[str, Any], train: Split,
+                target: Split | None, encoder: str | None, runner: Runner,
+                options: MitigateOptions, key: list[Any]) -> list[ModelAdapter]:
+    """One head per seed, in ``OUT/models/<method>-<hash of key and method>/seed<k>``: a
+    finished one resumes from its last checkpoint and trains nothing."""
+    from shiftbench.models import load_model
+    from shiftbench.train.trainer import TrainConfig, print_epoch, train_head
+
+    blob = json.dumps([*key, method.describe()], sort_keys=True)
+    name = f"{method.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    models = []
+    for seed in range(options.seeds):
+        folder = options.out / "models" / name / f"seed{seed}"
+        if options.runtime.progress is not False:
+            print(f"shiftbench: {method.name}, seed {seed}: {folder}", file=sys.stderr,
+                  flush=True)
+        train_head(train, folder, runner, method, TrainConfig(**{**params, "seed": seed}),
+                   encoder, target if method.uses_target else None,
+                   None if options.runtime.progress is False else print_epoch)
+        models.append(load_model(str(folder / "model.yaml")))
+    return models
+
+
+def score(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[ScoredSplit]:
+    """Each split scored by the model (one batched pass; predictions are cached)."""
+    from shiftbench.evaluate import ScoredSplit
+    from shiftbench.labels import class_indices
+    from shiftbench.run import predict_splits
+
+    per_split = predict_splits(model, splits, runner)
+    return [ScoredSplit(s.name, str(s.info.get("kind", "reference")), s.ids,
+                        class_indices(s.labels or [], model.classes_, s.ids,
+                                      f"split {s.name!r}"), proba, s.texts)
+            for s, proba in zip(splits, per_split, strict=True)]
