@@ -266,8 +266,7 @@ class _Run:
         self.y = _class_indices(data.labels, self.classes, device)
         self.task_y = {name: _task_indices(name, labels, len(data.rows), device)
                        for name, labels in data.tasks.items()}
-        held = torch.tensor([unit_hash("train-validation", config.seed, i) < config.val_fraction
-                             for i in data.ids], dtype=torch.bool)
+        held = torch.tensor(validation_rows(data.ids, config), dtype=torch.bool)
         if not held.any() or held.all():
             raise ShiftbenchError(f"val_fraction={config.val_fraction} leaves no validation or "
                                   f"no training rows among {len(data.ids)}")
@@ -413,6 +412,12 @@ class _Run:
         with atomic(self.folder / LOG) as tmp:
             tmp.write_text("".join(json.dumps(row) + "\n"
                                    for row in [*self.steps, *self.epoch_log]), encoding="utf-8")
+
+
+def validation_rows(ids: Sequence[str], config: TrainConfig) -> list[bool]:
+    """Which labelled rows training holds out for validation: a stable hash of each id
+    and the seed, below ``val_fraction`` (model selection reads the same rows)."""
+    return [unit_hash("train-validation", config.seed, i) < config.val_fraction for i in ids]
 
 
 def _class_indices(labels: Sequence[str], classes: list[str], device: str) -> torch.Tensor:
