@@ -104,8 +104,10 @@ def prediction_warnings(pred: np.ndarray, classes: Sequence[str]) -> list[str]:
             "that it tells the classes apart"]
 
 
-def _metrics(s: ScoredSplit, metrics: dict[str, M.Metric], seed: int,
-             n_boot: int) -> dict[str, Any]:
+def metric_estimates(s: ScoredSplit, metrics: dict[str, M.Metric], seed: int,
+                     n_boot: int = M.N_BOOT) -> dict[str, Any]:
+    """Each metric of a scored split with its interval (a bootstrap draws from its own
+    rng, seeded by the run seed, the metric and the split's name)."""
     return {name: metric.estimate(s.proba, s.y, _rng(seed, name, s.name), n_boot).to_dict()
             for name, metric in metrics.items()}
 
@@ -206,11 +208,11 @@ def evaluate(
     if dupes:
         raise ShiftbenchError(f"split names must be unique; repeated: {', '.join(dupes)}")
     ref = _score(reference, "reference", reference_proba, classes)
-    records = [_record(reference, ref, _metrics(ref, table, seed, n_boot), classes)]
+    records = [_record(reference, ref, metric_estimates(ref, table, seed, n_boot), classes)]
     scored = [(reference, ref)]
     for split, proba in shifted:
         s = _score(split, _shifted_kind(split), proba, classes)
-        record = _record(split, s, _metrics(s, table, seed, n_boot), classes)
+        record = _record(split, s, metric_estimates(s, table, seed, n_boot), classes)
         record.update(_compare(ref, s, seed, n_boot))
         records.append(record)
         scored.append((split, s))

@@ -1,11 +1,33 @@
 """The before/after report of `shiftbench mitigate`, on hand-made inputs: the pooled
-interval counts each example once, however many seeds saw it."""
+interval counts each example once, however many seeds saw it; every metric per model;
+the training curves read (and checked) from the models' logs, drawn in mitigate.html."""
+
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from shiftbench.metrics import paired_delta, paired_score_interval
-from shiftbench.mitigate.report import deltas, pooled_delta
+from shiftbench.errors import ShiftbenchError
+from shiftbench.evaluate import ScoredSplit
+from shiftbench.metrics import metric_named, nll, paired_delta, paired_score_interval
+from shiftbench.mitigate.curves import MAX_POINTS, read_log, seed_curves, training_curves
+from shiftbench.mitigate.report import (
+    INTERVALS,
+    deltas,
+    describe_metrics,
+    markdown,
+    model_metrics,
+    pooled_delta,
+    split_records,
+    write_report,
+)
+from shiftbench.models.trained import write_head
+from shiftbench.report import svg
+
+METRICS = ("accuracy", "macro_f1", "ece", "nll")
+DANN_STEP_VALUES = ("classification", "domain", "lambda", "domain_accuracy")
 
 
 def outcomes(*rows: list[int]) -> list[dict[str, bool]]:
@@ -61,3 +83,187 @@ def test_the_pooled_interval_covers_where_few_examples_change() -> None:
         estimate = pooled_delta(outcomes(base[rows]), outcomes(*method[rows].T))
         covered += estimate.low <= truth <= estimate.high
     assert covered / 200 >= 0.94
+
+
+# --- every metric per model
+
+
+def scored_model(accuracy: float, seed: int, n: int = 40) -> list[ScoredSplit]:
+    """A model's scored reference and perturbed splits (same ids, labels 0/1)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    splits = []
+    for name, kind, drop in [("reference", "reference", 0.0), ("typo@1", "perturbation", 0.1)]:
+        right = rng.random(n) < accuracy - drop
+        p_true = np.where(right, rng.uniform(0.55, 0.95, n), rng.uniform(0.05, 0.45, n))
+        proba = np.column_stack([np.where(y == 0, p_true, 1 - p_true),
+                                 np.where(y == 1, p_true, 1 - p_true)])
+        splits.append(ScoredSplit(name, kind, [f"e{i}" for i in range(n)], y, proba))
+    return splits
+
+
+SCORED = {"base": [scored_model(0.8, 0)], "erm": [scored_model(0.85, 1), scored_model(0.83, 2)],
+          "method": [scored_model(0.86, 3), scored_model(0.9, 4)]}
+
+
+def test_every_metric_of_every_model_is_reported_per_seed_and_averaged() -> None:
+    table = {name: metric_named(name) for name in METRICS}
+    metrics = model_metrics(SCORED, 1, table, seed=0)
+    for model, seeds in SCORED.items():
+        assert set(metrics[model]) == set(METRICS)
+        nlls = [nll(splits[1].proba, splits[1].y) for splits in seeds]  # the metric code's
+        entry = metrics[model]["nll"]
+        assert [e["value"] for e in entry["seeds"]] == pytest.approx(nlls)
+        assert entry["mean"] == pytest.approx(np.mean(nlls))
+        assert all(e["low"] <= e["value"] <= e["high"] for e in entry["seeds"])
+    record = split_records(SCORED, table, 0)[1]
+    assert record["metrics"] == metrics and record["name"] == "typo@1" and record["n"] == 40
+    assert [e["value"] for e in record["metrics"]["erm"]["accuracy"]["seeds"]] == \
+        pytest.approx(record["accuracy"]["erm"]["seeds"])
+
+
+# --- training curves
+
+
+def write_model(folder: Path, kept: int, n_steps: int, names: tuple[str, ...],
+                epochs: int = 3) -> Path:
+    """A trained model's folder as the trainer leaves it: head.json (with the kept epoch)
+    and log.jsonl (a row per step, then a row per epoch)."""
+    write_head(folder, {"classes": ["a", "b"], "encoder": "enc", "hidden": 0,
+                        "method": {"method": "erm"}, "training": {"best_epoch": kept}},
+               {"weight": np.zeros((2, 3)), "bias": np.zeros(2)})
+    per_epoch = n_steps // epochs
+    steps = [{"step": k, "epoch": k // per_epoch + 1, "loss": 1 / (k + 1),
+              **{name: 0.5 + 0.4 * k / n_steps for name in names}} for k in range(n_steps)]
+    rows = [{"epoch": e, "loss": 0.7 / e, **dict.fromkeys(names, 0.5), "val_loss": 0.6 + 0.01 * e,
+             "val_accuracy": 0.7 + 0.05 * e} for e in range(1, epochs + 1)]
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in steps + rows))
+    return folder
+
+
+def make_report(tmp_path: Path) -> dict:
+    table = {name: metric_named(name) for name in METRICS}
+    folders = {"erm": [write_model(tmp_path / "erm" / f"seed{k}", 2, 30, ("classification",))
+                       for k in range(2)],
+               "method": [write_model(tmp_path / "dann" / f"seed{k}", 2 + k, 450,
+                                      DANN_STEP_VALUES) for k in range(2)]}
+    return {"suite": {"name": "tiny", "path": "tiny.yaml", "hash": "abc"},
+            "base": "probe", "method": {"method": "dann", "penalty": 1.0},
+            "training": {"max_epochs": 3, "seed": [0, 1]}, "selection": "source validation",
+            "target": {"n_target_train": 10, "n_evaluated": {"food": 9}},
+            "models": {kind: [str(f) for f in seeds] for kind, seeds in folders.items()},
+            "intervals": INTERVALS, "metrics": describe_metrics(table),
+            "splits": split_records(SCORED, table, 0), "curves": training_curves(folders),
+            "gate": [{"seed": 0, "status": "fail", "result": {
+                "policy": "gate.yaml", "counts": {"pass": 0, "warn": 0, "fail": 1},
+                "verdicts": [{"rule": "no drop", "split": "typo@1", "status": "fail",
+                              "estimate": -0.05, "low": -0.1, "high": 0.0, "unit": "pp",
+                              "reason": "dropped <b>5 pp</b>"}]}}]}
+
+
+def charts(html: str) -> list[str]:
+    return re.findall(r"<svg .*?</svg>", html, re.S)
+
+
+def y_ticks(chart: str) -> list[str]:
+    return re.findall(r'text-anchor="end">([^<]*)</text>', chart)
+
+
+def test_html_draws_each_curve_of_each_seed_and_rings_the_kept_epoch(tmp_path: Path) -> None:
+    report = make_report(tmp_path)
+    write_report(tmp_path / "out", report)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "mitigate.html", "mitigate.json", "mitigate.md"]  # no temp file left
+    html = (tmp_path / "out" / "mitigate.html").read_text()
+    assert "://" not in html and "<script" not in html  # self-contained
+    assert "&lt;b&gt;5 pp&lt;/b&gt;" in html and "fail" in html  # the gate, escaped
+    found = charts(html)
+    titles = [re.search(r'aria-label="([^"]*)"', c).group(1) for c in found]
+    epoch_titles = ["training loss (epoch mean)", "validation loss", "validation accuracy"]
+    assert titles == [*(f"ERM: {t}" for t in epoch_titles), "ERM: classification per step",
+                      *(f"dann: {t}" for t in epoch_titles),
+                      *(f"dann: {name} per step" for name in DANN_STEP_VALUES)]
+    for title, chart in zip(titles, found, strict=True):
+        lines = re.findall(r'<polyline points="([^"]*)"', chart)
+        assert len(lines) == 2  # one per seed
+        sizes = {len(line.split()) for line in lines}
+        if "per step" not in title:
+            assert sizes == {3}  # every epoch
+            kept = re.findall(r'class="mark"[^>]*><title>([^<]*)</title>', chart)
+            expected = {"ERM": ["epoch 2", "epoch 2"], "dann": ["epoch 2", "epoch 3"]}
+            assert [re.search(r"epoch \d+", k).group(0) for k in kept] == \
+                expected[title.split(":")[0]]
+            assert all(k.endswith("(kept)") for k in kept) and chart.count(">kept<") >= 1
+        else:
+            assert sizes == ({30} if title.startswith("ERM") else {MAX_POINTS})
+    assert y_ticks(found[1])[0] == "0"  # a loss axis starts at 0
+    assert [y_ticks(found[2])[i] for i in (0, -1)] == ["0%", "100%"]  # accuracy: all of [0, 1]
+    md = (tmp_path / "out" / "mitigate.md").read_text()
+    assert all(label in md for label in ("macro-F1", "ECE", "NLL", "mitigate.html"))
+    assert "Gate (gate.yaml), dann seed 0 vs base: fail" in md
+    assert json.loads((tmp_path / "out" / "mitigate.json").read_text())["curves"] == \
+        report["curves"]
+
+
+def test_the_markdown_says_what_the_pooled_interval_covers(tmp_path: Path) -> None:
+    md = markdown(make_report(tmp_path))
+    assert "each example's correctness averaged over seeds" in md
+    assert "Seed-to-seed training spread is not in it" in md
+
+
+def test_long_step_curves_are_means_over_windows(tmp_path: Path) -> None:
+    curves = seed_curves(write_model(tmp_path / "m", 1, 1000, ("lambda",)))
+    assert curves["kept_epoch"] == 1 and curves["n_steps"] == 1000
+    lam = curves["steps"]["lambda"]  # 200 windows of 5 steps
+    assert len(lam["x"]) == MAX_POINTS and lam["x"][:2] == [2.0, 7.0]
+    assert lam["y"][0] == pytest.approx(0.5 + 0.4 * 2 / 1000)
+    short = seed_curves(write_model(tmp_path / "s", 1, 30, ("lambda",)))["steps"]["lambda"]
+    assert short["x"] == list(range(30))
+
+
+STEP = '{"step": 0, "epoch": 1, "loss": 0.7, "domain": 0.6}'
+EPOCH = '{"epoch": 1, "loss": 0.7, "val_loss": 0.6, "val_accuracy": 0.8}'
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json\n" + EPOCH, "line 1: not a JSON object"),
+    ("[1, 2]\n" + EPOCH, "line 1: not a JSON object"),
+    ('{"step": 0, "epoch": 1, "loss": "high"}\n' + EPOCH, "loss='high' is not a finite number"),
+    ('{"step": 0, "epoch": 1, "loss": NaN}\n' + EPOCH, "loss=nan is not a finite number"),
+    (STEP + '\n{"step": 1, "epoch": 1, "loss": 0.5}\n' + EPOCH, "line 2: no domain"),
+    (STEP + '\n{"epoch": 1, "loss": 0.7, "val_accuracy": 0.8}', "line 2: no val_loss"),
+    (STEP, "no epoch rows"),
+    ("", "no epoch rows"),
+    (b"\xff\xfe", "cannot read the training log"),
+    (None, "cannot read the training log"),
+])
+def test_a_garbled_or_missing_log_is_one_line_naming_the_file(
+        tmp_path: Path, text: str | bytes | None, message: str) -> None:
+    path = tmp_path / "log.jsonl"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
+        path.write_text(text)
+    with pytest.raises(ShiftbenchError) as error:
+        read_log(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_kept_epoch_missing_from_the_log_is_an_error(tmp_path: Path) -> None:
+    folder = write_model(tmp_path / "m", 5, 30, ())
+    with pytest.raises(ShiftbenchError, match=r"log.jsonl: no row for epoch 5"):
+        seed_curves(folder)
+
+
+# --- the charts' scales
+
+
+def test_a_scale_from_zero_still_shows_negative_values_and_long_x_axes_get_round_ticks() -> None:
+    line = [svg.Point(x, v, v, v) for x, v in zip(range(0, 1000, 10), np.linspace(-0.5, 2, 100),
+                                                  strict=True)]
+    chart = svg.line_chart({"seed 0": line}, None, "t", "step", "loss", svg.FROM_ZERO, dots=False)
+    assert float(y_ticks(chart)[0]) <= -0.5 and "<circle" not in chart
+    x_ticks = [float(t) for t in re.findall(r'text-anchor="middle">([^<]*)</text>', chart)
+               if t.replace(".", "").isdigit()]
+    assert 3 <= len(x_ticks) <= svg.MANY_X and all(t % 100 == 0 for t in x_ticks)

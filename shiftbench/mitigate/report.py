@@ -1,5 +1,6 @@
-"""The before/after report of ``shiftbench mitigate``: each split's accuracy per model and
-paired deltas by example id, written as JSON and Markdown."""
+"""The before/after report of ``shiftbench mitigate``: each split's metrics per model,
+paired accuracy deltas by example id and the training curves, written as JSON, Markdown
+and self-contained HTML (:mod:`shiftbench.mitigate.html`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.report.numbers import estimate_text, number
 
 if TYPE_CHECKING:
     import numpy as np
 
     from shiftbench.config import Suite
     from shiftbench.evaluate import ScoredSplit
-    from shiftbench.metrics import Estimate
+    from shiftbench.metrics import Estimate, Metric
     from shiftbench.mitigate.options import MitigateOptions
     from shiftbench.models import ModelAdapter
     from shiftbench.split import Split
@@ -38,12 +40,15 @@ def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mit
                  evaluated: list[Split], target: Split | None,
                  scored: dict[str, list[list[ScoredSplit]]], erm: list[ModelAdapter],
                  mitigated: list[ModelAdapter]) -> dict[str, Any]:
-    """The report's content: what was trained and how, and each split's accuracies and
-    paired deltas (see :func:`split_record`)."""
+    """The report's content: what was trained and how, each split's metrics and paired
+    deltas (see :func:`split_record`) and each trained model's curves."""
+    from shiftbench.metrics import metric_named
+    from shiftbench.mitigate.curves import training_curves
     from shiftbench.train.trainer import TrainConfig
 
-    correct = {name: [[correct_by_id(split) for split in seed] for seed in seeds]
-               for name, seeds in scored.items()}
+    table = {name: metric_named(name) for name in suite.metrics}
+    folders = {"erm": [Path(m.source) for m in erm],  # type: ignore[attr-defined]
+               "method": [Path(m.source) for m in mitigated]}  # type: ignore[attr-defined]
     return {
         "suite": {"name": suite.name, "path": str(suite_path), "hash": suite.spec_hash()},
         "base": base_spec, "method": mitigation.describe(),
@@ -54,11 +59,18 @@ def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mit
                    "n_target_train": 0 if target is None else len(target),
                    "n_evaluated": {s.name: len(s) for s in evaluated
                                    if s.info.get("kind") == "domain"}},
-        "models": {"erm": [str(m.source) for m in erm],  # type: ignore[attr-defined]
-                   "method": [str(m.source) for m in mitigated]},  # type: ignore[attr-defined]
+        "models": {kind: [str(folder) for folder in seeds] for kind, seeds in folders.items()},
         "intervals": INTERVALS,
-        "splits": [split_record(s, correct, k) for k, s in enumerate(evaluated)],
+        "metrics": describe_metrics(table),
+        "splits": split_records(scored, table, suite.seed),
+        "curves": training_curves(folders),
     }
+
+
+def describe_metrics(table: dict[str, Metric]) -> list[dict[str, Any]]:
+    """What the views need to print each metric: its label, unit and direction."""
+    return [{"name": name, "label": metric.label, "unit": metric.unit,
+             "higher_is_better": metric.higher_is_better} for name, metric in table.items()]
 
 
 def correct_by_id(split: ScoredSplit) -> dict[str, bool]:
@@ -116,67 +128,154 @@ def pooled_delta(before: list[dict[str, bool]], after: list[dict[str, bool]]) ->
     return Estimate(float(d.mean()), low, high, len(ids), POOLED_METHOD)
 
 
-def split_record(split: Split, correct: dict[str, list[list[dict]]], k: int) -> dict[str, Any]:
-    """One split's accuracies (per model, per seed) and paired deltas."""
+def model_metrics(scored: dict[str, list[list[ScoredSplit]]], k: int,
+                  table: dict[str, Metric], seed: int) -> dict[str, dict[str, Any]]:
+    """Each model's estimate of every suite metric on split ``k``, as ``run`` computes it:
+    each seed's (with its interval) and the mean of the seeds' values."""
+    import numpy as np
+
+    from shiftbench.evaluate import metric_estimates
+
+    models = {}
+    for model, seeds in scored.items():
+        per_seed = [metric_estimates(splits[k], table, seed) for splits in seeds]
+        models[model] = {name: {"mean": float(np.mean([e[name]["value"] for e in per_seed])),
+                                "seeds": [e[name] for e in per_seed]} for name in table}
+    return models
+
+
+def split_records(scored: dict[str, list[list[ScoredSplit]]], table: dict[str, Metric],
+                  seed: int) -> list[dict[str, Any]]:
+    """Each evaluated split's record, in order (see :func:`split_record`); ``scored``: each
+    model's (base, erm, method) seeds' scored splits."""
+    correct = {name: [[correct_by_id(split) for split in seed] for seed in seeds]
+               for name, seeds in scored.items()}
+    return [split_record(split, correct, k, model_metrics(scored, k, table, seed))
+            for k, split in enumerate(scored["base"][0])]
+
+
+def split_record(split: ScoredSplit, correct: dict[str, list[list[dict]]], k: int,
+                 metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Split ``k``'s accuracies (per model, per seed), paired deltas and every metric."""
     import numpy as np
 
     outcome = {name: [seed[k] for seed in seeds] for name, seeds in correct.items()}
     accuracy = {name: {"mean": float(np.mean([np.mean(list(s.values())) for s in seeds])),
                        "seeds": [float(np.mean(list(s.values()))) for s in seeds]}
                 for name, seeds in outcome.items()}
-    return {"name": split.name, "kind": split.info.get("kind", "reference"), "n": len(split),
+    return {"name": split.name, "kind": split.kind, "n": len(split.ids),
             "accuracy": accuracy,
             "delta": {"method_vs_base": deltas(outcome["base"], outcome["method"]),
                       "method_vs_erm": deltas(outcome["erm"], outcome["method"]),
-                      "erm_vs_base": deltas(outcome["base"], outcome["erm"])}}
+                      "erm_vs_base": deltas(outcome["base"], outcome["erm"])},
+            "metrics": metrics}
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
-    """mitigate.json and mitigate.md, each written atomically."""
+    """mitigate.json, mitigate.md and mitigate.html, each written atomically."""
     from shiftbench.cache import atomic
+    from shiftbench.mitigate.html import mitigate_html
 
     out.mkdir(parents=True, exist_ok=True)
-    with atomic(out / "mitigate.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    with atomic(out / "mitigate.md") as tmp:
-        tmp.write_text(markdown(report), encoding="utf-8")
+    for name, text in [("mitigate.json", json.dumps(report, indent=2)),
+                       ("mitigate.md", markdown(report)), ("mitigate.html", mitigate_html(report))]:
+        with atomic(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
 
 
-def _delta(estimate: dict[str, Any]) -> str:
-    return (f"{estimate['value']:+.3f} [{estimate['low']:+.3f}, {estimate['high']:+.3f}]")
+# --- the report's words and table rows, shared by the Markdown and the HTML
+
+
+def title(report: dict[str, Any]) -> str:
+    return (f"mitigate {report['suite']['name']}: {report['method']['method']} vs ERM vs "
+            f"{report['base']}")
+
+
+def target_text(report: dict[str, Any]) -> str:
+    target = report["target"]
+    evaluated = ", ".join(f"{k} {v}" for k, v in target["n_evaluated"].items()) or "none"
+    return (f"{target['n_target_train']} unlabelled rows from the domain splits; evaluated "
+            f"rows of each domain split: {evaluated} (disjoint, by id hash)")
+
+
+def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The before/after table: each split's accuracy per model (mean over seeds), the
+    pooled paired deltas and the range of the seeds' deltas against the base."""
+    method = report["method"]["method"]
+    header = ["split", "kind", "n", "base", "ERM", method, f"{method} − base",
+              f"{method} − ERM", f"seeds' range ({method} − base)"]
+    rows = []
+    for split in report["splits"]:
+        accuracy, delta = split["accuracy"], split["delta"]
+        seeds = [d["value"] for d in delta["method_vs_base"]["seeds"]]
+        rows.append([split["name"], split["kind"], str(split["n"]),
+                     *(number(accuracy[m]["mean"], "%") for m in ("base", "erm", "method")),
+                     estimate_text(delta["method_vs_base"]["pooled"], "pp"),
+                     estimate_text(delta["method_vs_erm"]["pooled"], "pp"),
+                     f"{number(min(seeds), 'pp')} .. {number(max(seeds), 'pp')}"])
+    return header, rows
+
+
+def metric_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Every suite metric per split and model: the mean over seeds, then each seed's value
+    (the base has one seed, shown with its 95% interval)."""
+    header = ["split", "metric", "base", "ERM", report["method"]["method"]]
+    rows = []
+    for split in report["splits"]:
+        for metric in report["metrics"]:
+            cells = [_metric_cell(split["metrics"][m][metric["name"]], metric["unit"])
+                     for m in ("base", "erm", "method")]
+            rows.append([split["name"], metric["label"], *cells])
+    return header, rows
+
+
+def _metric_cell(entry: dict[str, Any], unit: str) -> str:
+    if len(entry["seeds"]) == 1:
+        return estimate_text(entry["seeds"][0], unit)
+    seeds = ", ".join(number(seed["value"], unit, True) for seed in entry["seeds"])
+    return f"{number(entry['mean'], unit)} (seeds: {seeds})"
+
+
+def cost_text(report: dict[str, Any]) -> str:
+    """What the method costs on the clean reference, against the base and ERM."""
+    method = report["method"]["method"]
+    reference = next(s for s in report["splits"] if s["kind"] == "reference")
+    delta = reference["delta"]
+    return (f"{method} − base {estimate_text(delta['method_vs_base']['pooled'], 'pp')}, "
+            f"{method} − ERM {estimate_text(delta['method_vs_erm']['pooled'], 'pp')} "
+            f"(accuracy on {reference['name']}, n={reference['n']}, pooled over seeds)")
+
+
+def gate_lines(report: dict[str, Any]) -> list[str]:
+    """One line per seed's gate verdict (none without a policy)."""
+    method = report["method"]["method"]
+    return [f"Gate ({verdict['result']['policy']}), {method} seed {verdict['seed']} vs base: "
+            f"{verdict['status']} ({_counts(verdict['result']['counts'])})"
+            for verdict in report.get("gate") or []]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The before/after table: accuracy per model, paired deltas (95% intervals)."""
-    method = report["method"]["method"]
-    target = report["target"]
-    lines = [f"# mitigate {report['suite']['name']}: {method} vs ERM vs {report['base']}", "",
+    """The before/after table, every metric, the cost on the clean reference and the gate's
+    verdicts; the training curves are in the HTML."""
+    lines = [f"# {title(report)}", "",
              f"Method: `{json.dumps(report['method'])}`; seeds: {len(report['training']['seed'])}"
              f"; model selection: {report['selection']}.", "",
-             f"Target (unlabelled): {target['n_target_train']} rows from the domain splits; "
-             "evaluated rows of each domain split: "
-             + (", ".join(f"{k} {v}" for k, v in target["n_evaluated"].items()) or "none")
-             + " (disjoint, by id hash).", "",
-             f"| split | n | base | ERM | {method} | {method} - base | {method} - ERM "
-             f"| seeds' spread ({method} - base) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for split in report["splits"]:
-        acc, delta = split["accuracy"], split["delta"]
-        seeds = [d["value"] for d in delta["method_vs_base"]["seeds"]]
-        lines.append(f"| {split['name']} | {split['n']} | {acc['base']['mean']:.3f} | "
-                     f"{acc['erm']['mean']:.3f} | {acc['method']['mean']:.3f} | "
-                     f"{_delta(delta['method_vs_base']['pooled'])} | "
-                     f"{_delta(delta['method_vs_erm']['pooled'])} | "
-                     f"{min(seeds):+.3f} .. {max(seeds):+.3f} |")
-    reference = report["splits"][0]["delta"]
-    lines += ["", f"Cost on the clean reference: {method} - base "
-              f"{_delta(reference['method_vs_base']['pooled'])}, {method} - ERM "
-              f"{_delta(reference['method_vs_erm']['pooled'])}.", "",
-              f"Pooled deltas: {report['intervals']['pooled']}", "",
-              f"Seeds' spread: the range of {report['intervals']['seeds']}."]
-    if report.get("gate"):
-        lines.append("")
-    for verdict in report.get("gate", []):
-        lines.append(f"Gate ({verdict['result']['policy']}), {method} seed {verdict['seed']} "
-                     f"vs base: **{verdict['status']}**")
-    return "\n".join(lines) + "\n"
+             f"Target: {target_text(report)}.", "",
+             *_markdown_table(*summary_rows(report)), "",
+             f"Cost on the clean reference: {cost_text(report)}.", "",
+             f"Pooled deltas: {report['intervals']['pooled']}", "",
+             f"Seeds' range: the range of {report['intervals']['seeds']}.", "",
+             "## Every metric", "", *_markdown_table(*metric_rows(report)), "",
+             "Training curves (loss, validation loss and accuracy per epoch, the method's "
+             "per-step values): mitigate.html."]
+    gate = gate_lines(report)
+    return "\n".join(lines + ([""] + gate if gate else [])) + "\n"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]

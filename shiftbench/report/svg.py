@@ -1,7 +1,8 @@
 """Tiny inline-SVG charts for proportions with intervals: no plotting library, no network.
 
 Values are proportions in [0, 1] (differences of proportions in [-1, 1] for the scatter
-chart), drawn as percentages or percentage points. Every text is escaped.
+chart), drawn as percentages or percentage points; a line chart may also draw plain
+numbers on another :class:`Scale` (a loss, from 0). Every text is escaped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,22 @@ class Point:
     label: str = ""
 
 
+@dataclass(frozen=True)
+class Scale:
+    """A y axis: the values it may span (``bounds``), those it always shows (``shown``:
+    0 under a loss, all of [0, 1] for an accuracy), and whether ticks are percentages."""
+
+    bounds: tuple[float, float] = (0.0, 1.0)
+    shown: tuple[float, ...] = ()
+    percent: bool = True
+
+
+PROPORTION = Scale()  # around the data, inside [0, 1]
+WHOLE_PROPORTION = Scale(shown=(0.0, 1.0))
+FROM_ZERO = Scale((0.0, math.inf), (0.0,), percent=False)  # a number, from 0 (or below)
+MANY_X = 12  # a numeric x axis with more values than this gets round ticks instead
+
+
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2, 2.5 or 5 times a power of ten) covering [lo, hi]."""
     span = max(hi - lo, 1e-9)
@@ -54,14 +71,14 @@ class _Canvas:
     def y(self, value: float) -> float:
         return self.bottom - (value - self.lo) / (self.hi - self.lo) * (self.bottom - TOP)
 
-    def axes(self, title: str, y_label: str, unit: str = "%") -> None:
+    def axes(self, title: str, y_label: str, unit: str = "%", percent: bool = True) -> None:
         self.parts.append(f'<text class="title" x="{LEFT}" y="18">{escape(title)}</text>')
         for tick in self.ticks:
             y = self.y(tick)
             self.parts.append(
                 f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
                 f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                f"{tick * 100:g}{unit}</text>"
+                f"{f'{tick * 100:g}{unit}' if percent else f'{tick:g}'}</text>"
             )
         mid = (TOP + self.bottom) / 2
         self.parts.append(
@@ -113,10 +130,11 @@ class _Canvas:
 
 
 def _padded_ticks(values: list[float], bounds: tuple[float, float]) -> list[float]:
-    """Ticks around ``values`` with a 10% margin, kept inside ``bounds``."""
+    """Ticks around ``values`` with a 10% margin that stops at ``bounds`` (values beyond
+    them are still shown)."""
     lo, hi = min(values), max(values)
     pad = max((hi - lo) * 0.1, 0.01)
-    return nice_ticks(max(bounds[0], lo - pad), min(bounds[1], hi + pad))
+    return nice_ticks(max(min(bounds[0], lo), lo - pad), min(max(bounds[1], hi), hi + pad))
 
 
 def _legend_width(names: Iterable[str]) -> float:
@@ -168,14 +186,18 @@ def _numeric_x_axis(canvas: _Canvas, ticks: list[float], sx: Callable[[float], f
 
 
 def line_chart(series: dict[str, list[Point]], reference: float | None, title: str,
-               x_label: str, y_label: str = "accuracy") -> str:
-    """One line per series over a numeric x, intervals at each point, with a legend."""
+               x_label: str, y_label: str = "accuracy", scale: Scale = PROPORTION,
+               dots: bool = True) -> str:
+    """One line per series over a numeric x, with a legend: a dot and its interval at each
+    point, or the line alone (``dots=False``, for long series); a point with a label is
+    ringed and labelled (e.g. the epoch a training kept)."""
     points = [p for line in series.values() for p in line]
     if not points:
         return ""
     legend_rows = math.ceil(_legend_width(series) / (WIDTH - LEFT - RIGHT - 60))
-    canvas = _Canvas(_extent(points, reference), bottom=62 + 14 * legend_rows)
-    canvas.axes(title, y_label)
+    canvas = _Canvas(_extent(points, reference) + list(scale.shown), bottom=62 + 14 * legend_rows,
+                     bounds=scale.bounds)
+    canvas.axes(title, y_label, percent=scale.percent)
     if reference is not None:
         canvas.reference(reference, "reference")
     xs = sorted({float(p.x) for p in points})
@@ -185,16 +207,29 @@ def line_chart(series: dict[str, list[Point]], reference: float | None, title: s
     def sx(v: float) -> float:
         return LEFT + 10 + (v - x_lo) / (x_hi - x_lo) * width
 
-    _numeric_x_axis(canvas, xs, sx, x_label, width)
+    ticks = xs if len(xs) <= MANY_X else [t for t in nice_ticks(xs[0], xs[-1])
+                                          if x_lo <= t <= x_hi]
+    _numeric_x_axis(canvas, ticks, sx, x_label, width)
+    spread = dots and any(p.low < p.high for p in points)
+    taken: list[tuple[float, ...]] = []
     for i, line in enumerate(series.values()):
-        dodge = (i - (len(series) - 1) / 2) * 6  # keeps intervals at one x apart
+        dodge = (i - (len(series) - 1) / 2) * 6 if spread else 0  # intervals at one x apart
         line = sorted(line, key=lambda p: float(p.x))
         path = " ".join(f"{sx(float(p.x)) + dodge:.1f},{canvas.y(p.value):.1f}" for p in line)
         canvas.parts.append(
             f'<polyline points="{path}" fill="none" stroke="{line[0].color}" stroke-width="1.5"/>'
         )
         for p in line:
-            canvas.estimate(sx(float(p.x)) + dodge, p)
+            x, y = sx(float(p.x)) + dodge, canvas.y(p.value)
+            if dots:
+                canvas.estimate(x, p)
+            if p.label:
+                canvas.parts.append(
+                    f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="7" fill="none" '
+                    f'stroke="{p.color}" stroke-width="1.5"><title>{escape(p.tip)}</title>'
+                    "</circle>"
+                    + _free_label(p.label, ((x, y - 11, "middle"), (x, y + 19, "middle"),
+                                            (x + 10, y + 4, "start")), taken))
     canvas.legend({name: line[0].color for name, line in series.items()}, LEFT,
                   canvas.bottom + 52)
     return canvas.svg(title)
