@@ -75,6 +75,11 @@ def test_mitigate_end_to_end_pairs_by_id_and_a_rerun_trains_nothing(
     assert [v["status"] for v in report["gate"]] == ["pass", "pass"]  # warn rules never fail
     assert all(len(v["result"]["verdicts"]) == 2 for v in report["gate"])
     assert "Cost on the clean reference" in (suite.parent / "out" / "mitigate.md").read_text()
+    html = (suite.parent / "out" / "mitigate.html").read_text()  # the trainer's real logs
+    assert html.count("<svg ") == 3 + 1 + 3 + 4 and "dann: domain_accuracy per step" in html
+    assert html.count('class="mark"') == 3 * 2 * 2 and "<h2>Gate</h2>" in html
+    assert all(set(s["metrics"][m]) == {"accuracy", "macro_f1", "ece", "nll"}
+               for s in report["splits"] for m in ("base", "erm", "method"))
 
     assert mitigate(suite, model, "--method", "dann", "--param", "penalty=0.5") == 0
     again = capsys.readouterr()
