@@ -177,6 +177,7 @@ def test_html_draws_each_curve_of_each_seed_and_rings_the_kept_epoch(tmp_path: P
     html = (tmp_path / "out" / "mitigate.html").read_text()
     assert "://" not in html and "<script" not in html  # self-contained
     assert "&lt;b&gt;5 pp&lt;/b&gt;" in html and "fail" in html  # the gate, escaped
+    assert html.count("<td>typo@1</td><td>1</td>") == 1  # each seed's deltas, seed 1
     found = charts(html)
     titles = [re.search(r'aria-label="([^"]*)"', c).group(1) for c in found]
     epoch_titles = ["training loss (epoch mean)", "validation loss", "validation accuracy"]

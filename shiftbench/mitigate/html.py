@@ -12,10 +12,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from shiftbench.mitigate.curves import MAX_POINTS
 from shiftbench.mitigate.report import (
     cost_text,
     gate_lines,
     metric_rows,
+    seed_rows,
     summary_rows,
     target_text,
     title,
@@ -39,6 +41,9 @@ def mitigate_html(report: dict[str, Any]) -> str:
         _table(*summary_rows(report)),
         f'<p class="note">Pooled deltas: {escape(report["intervals"]["pooled"])} Seeds\' '
         f'range: the range of {escape(report["intervals"]["seeds"])}.</p>',
+        "<details><summary>Each seed's paired deltas</summary>",
+        _table(*seed_rows(report)),
+        "</details>",
         "<h2>Cost on the clean reference</h2>",
         f"<p>{escape(cost_text(report))}.</p>",
         _gate(report),
@@ -46,8 +51,8 @@ def mitigate_html(report: dict[str, Any]) -> str:
         _table(*metric_rows(report)),
         "<h2>Training curves</h2>",
         '<p class="note">One line per seed; the ring marks the epoch whose weights were kept '
-        "(lowest validation loss). Per-step values are means over windows of steps where a "
-        "run has more than a few hundred.</p>",
+        f"(lowest validation loss). Per-step values of a run longer than {MAX_POINTS} steps "
+        f"are means over {MAX_POINTS} windows of consecutive steps.</p>",
         *(_model_curves(_kind_label(report, kind), seeds)
           for kind, seeds in report["curves"].items()),
         "</body></html>\n",

@@ -216,6 +216,24 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def seed_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Each seed's paired accuracy deltas per split (Tango's score interval, McNemar's p):
+    the spread of training over seeds that the pooled interval leaves out."""
+    from shiftbench.report.markdown import p_text
+
+    method = report["method"]["method"]
+    header = ["split", "seed", f"{method} − base", "McNemar p", f"{method} − ERM", "McNemar p"]
+    rows = []
+    for split in report["splits"]:
+        delta = split["delta"]
+        for seed, (base, erm) in enumerate(zip(delta["method_vs_base"]["seeds"],
+                                               delta["method_vs_erm"]["seeds"], strict=True)):
+            rows.append([split["name"], str(seed), estimate_text(base, "pp"),
+                         p_text(base["p_value"]), estimate_text(erm, "pp"),
+                         p_text(erm["p_value"])])
+    return header, rows
+
+
 def metric_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Every suite metric per split and model: the mean over seeds, then each seed's value
     (the base has one seed, shown with its 95% interval)."""
@@ -277,5 +295,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(row) + " |" for row in rows)]
+    from shiftbench.report.markdown import md_cell
+
+    return ["| " + " | ".join(map(md_cell, header)) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(map(md_cell, row)) + " |" for row in rows)]

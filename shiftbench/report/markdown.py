@@ -230,7 +230,7 @@ def _label_free_markdown(report: dict[str, Any]) -> list[str]:
         return []
     lines = ["## Label-free accuracy estimates vs measured (domain splits)", ""]
     for row in (header, ["---"] + ["---:"] * (len(header) - 1), *rows):
-        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+        lines.append("| " + " | ".join(md_cell(c) for c in row) + " |")
     return [*lines, "", label_free_note(report), ""]
 
 
@@ -292,20 +292,21 @@ def title(report: dict[str, Any]) -> str:
     return f"shiftbench: {suite} — {model_label(report['model'])} on {device}"
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
+    """Text that stays in its Markdown table cell (pipes and newlines escaped)."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def summary_markdown(report: dict[str, Any]) -> str:
     header, rows = summary_rows(report)
     align = ["---", "---", "---:"] + ["---:"] * (len(header) - 3)
-    lines = [f"# {_md_cell(title(report))}", ""]
+    lines = [f"# {md_cell(title(report))}", ""]
     for row in (header, align, *rows):
-        lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
+        lines.append("| " + " | ".join(md_cell(c) for c in row) + " |")
     lines.append("")
     warnings = warning_lines(report)
     if warnings:
-        lines += [f"**Warnings**{WARNING_MARK}:", "", *(f"- {_md_cell(w)}" for w in warnings), ""]
+        lines += [f"**Warnings**{WARNING_MARK}:", "", *(f"- {md_cell(w)}" for w in warnings), ""]
     lines += [footnote(report), ""]
     for note in (movement_note(report), drift_note(report), overlap_note(report)):
         if note:
