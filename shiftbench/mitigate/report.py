@@ -112,8 +112,8 @@ def pooled_delta(before: list[dict[str, bool]], after: list[dict[str, bool]]) ->
     negative parts as the improved and worsened counts: exactly Tango's for one seed (or
     seeds that agree on every example), and conservative when seeds disagree on an
     example, since a difference in [-1, 1] with a given mean and mean size varies at most
-    as much as a -1/0/+1 one. A t-interval or a bootstrap over examples would collapse
-    where few examples change (its coverage fell to ~65% in simulation at 1-2% changed).
+    as much as a -1/0/+1 one. A t-interval or a bootstrap over examples collapses where
+    few examples change (a t-interval covered ~65% in simulation with 1-2% changed).
     """
     import numpy as np
 
