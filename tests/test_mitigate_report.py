@@ -17,6 +17,7 @@ from shiftbench.mitigate.report import (
     INTERVALS,
     deltas,
     describe_metrics,
+    drop_change,
     markdown,
     model_metrics,
     pooled_delta,
@@ -58,6 +59,36 @@ def test_each_example_is_averaged_over_seeds_before_pairing() -> None:
     versus_erm = pooled_delta(erm, method)  # differences 0, 0, +1, -1/2
     assert versus_erm.value == pytest.approx(0.5 / 4)
     assert (versus_erm.low, versus_erm.high) == pytest.approx(paired_score_interval(0.5, 1, 4))
+
+
+def test_the_drop_change_pairs_each_model_with_itself_on_the_reference() -> None:
+    reference = {"base": outcomes([1, 1, 1, 1]), "erm": outcomes([1, 1, 1, 1]),
+                 "method": outcomes([1, 1, 1, 0], [1, 1, 1, 1])}
+    shifted = {"base": outcomes([1, 0, 0, 1]), "erm": outcomes([1, 1, 0, 1]),
+               "method": outcomes([1, 1, 0, 0], [1, 0, 0, 1])}
+    change = drop_change(reference, shifted)
+    # per example, seeds averaged: base drops 0, -1, -1, 0; ERM 0, 0, -1, 0;
+    # the method 0, -1/2, -1, -1/2 + 1/2 = 0 (e3: reference 1/2, shifted 1/2)
+    assert change["n"] == 4
+    assert change["drop"] == pytest.approx({"base": -0.5, "erm": -0.25, "method": -0.375})
+    versus_base, versus_erm = change["method_vs_base"], change["method_vs_erm"]
+    assert versus_base["value"] == pytest.approx(0.5 / 4)  # differences 0, +1/2, 0, 0
+    assert versus_erm["value"] == pytest.approx(-0.5 / 4)  # differences 0, -1/2, 0, 0
+    # the interval is Tango's on the halved differences, scaled back
+    low, high = paired_score_interval(0, 0.25, 4)
+    assert (versus_base["low"], versus_base["high"]) == pytest.approx((2 * low, 2 * high))
+    assert versus_base["low"] < 0 < versus_base["high"]  # 4 examples decide nothing
+
+
+def test_a_method_equal_to_the_base_changes_no_drop() -> None:
+    rng = np.random.default_rng(1)
+    reference, shifted = rng.random(80) < 0.8, rng.random(80) < 0.7
+    same = {name: outcomes(reference) for name in ("base", "erm", "method")}
+    change = drop_change(same, {name: outcomes(shifted) for name in ("base", "erm", "method")})
+    assert change["drop"]["method"] == pytest.approx(shifted.mean() - reference.mean())
+    assert change["method_vs_base"]["value"] == 0
+    low, high = change["method_vs_base"]["low"], change["method_vs_base"]["high"]
+    assert low == pytest.approx(-high) and 0 < high < 0.2  # no discordant pair: symmetric
 
 
 def test_examples_pair_by_id_whatever_their_order() -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 from shiftbench.mitigate.curves import MAX_POINTS
 from shiftbench.mitigate.report import (
+    DROP_NOTE,
     cost_text,
+    drop_rows,
     gate_lines,
     metric_rows,
     seed_rows,
@@ -46,6 +48,9 @@ def mitigate_html(report: dict[str, Any]) -> str:
         "</details>",
         "<h2>Cost on the clean reference</h2>",
         f"<p>{escape(cost_text(report))}.</p>",
+        "<h2>What each perturbation costs</h2>",
+        f'<p class="note">{escape(DROP_NOTE)}</p>',
+        _table(*drop_rows(report)),
         _gate(report),
         "<h2>Every metric</h2>",
         _table(*metric_rows(report)),

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from shiftbench.train.mitigations import Mitigation
 
 POOLED_METHOD = "tango_score_seed_averaged"
+DROP_NOTE = ("Drop: accuracy on the perturbed split minus accuracy on the clean reference, "
+             "on the same examples (seeds averaged per example). Drop change: the method's "
+             "drop minus the other model's, paired by example (positive: the method loses "
+             "less to the perturbation), with a 95% interval as for the pooled deltas.")
 INTERVALS = {
     "pooled": "paired by example id, each example's correctness averaged over seeds first "
               "(it counts once): the 95% interval covers the uncertainty from which examples "
@@ -106,26 +110,55 @@ def seed_means(outcomes: list[dict[str, bool]], ids: list[str]) -> np.ndarray:
 
 def pooled_delta(before: list[dict[str, bool]], after: list[dict[str, bool]]) -> Estimate:
     """The mean paired difference over examples, each example's correctness first averaged
-    over seeds on each side: an example counts once, however many seeds saw it.
+    over seeds on each side: an example counts once, however many seeds saw it."""
+    ids = shared_ids([*before, *after], "pooled delta")
+    return bounded_mean(seed_means(after, ids) - seed_means(before, ids), 1.0)
 
-    The interval is Tango's score interval with the averaged differences' positive and
-    negative parts as the improved and worsened counts: exactly Tango's for one seed (or
-    seeds that agree on every example), and conservative when seeds disagree on an
-    example, since a difference in [-1, 1] with a given mean and mean size varies at most
-    as much as a -1/0/+1 one. A t-interval or a bootstrap over examples collapses where
-    few examples change (a t-interval covered ~65% in simulation with 1-2% changed).
+
+def shared_ids(outcomes: list[dict[str, bool]], what: str) -> list[str]:
+    """The example ids every one of ``outcomes`` has, in the first one's order."""
+    ids = [i for i in outcomes[0] if all(i in seed for seed in outcomes)]
+    if not ids:
+        raise ShiftbenchError(f"{what}: no example id is shared by every model's seeds")
+    return ids
+
+
+def bounded_mean(d: np.ndarray, bound: float) -> Estimate:
+    """The mean of per-example differences ``d`` in [-bound, bound] with a 95% interval.
+
+    The interval is Tango's score interval with the scaled differences' positive and
+    negative parts as the improved and worsened counts: exactly Tango's for 0/1 outcomes
+    of one seed (``bound`` 1), and conservative when a difference lies between, since a
+    difference with a given mean and mean size varies at most as much as a -1/0/+1 one. A
+    t-interval or a bootstrap over examples collapses where few examples change (a
+    t-interval covered ~65% in simulation with 1-2% changed).
     """
     import numpy as np
 
     from shiftbench.metrics import Estimate, paired_score_interval
 
-    ids = [i for i in after[0] if all(i in seed for seed in [*before, *after])]
-    if not ids:
-        raise ShiftbenchError("pooled delta: no example id is shared by every model's seeds")
-    d = seed_means(after, ids) - seed_means(before, ids)
-    better, worse = float(np.clip(d, 0, None).sum()), float(np.clip(-d, 0, None).sum())
-    low, high = paired_score_interval(worse, better, len(ids))
-    return Estimate(float(d.mean()), low, high, len(ids), POOLED_METHOD)
+    scaled = d / bound
+    better, worse = float(np.clip(scaled, 0, None).sum()), float(np.clip(-scaled, 0, None).sum())
+    low, high = paired_score_interval(worse, better, len(d))
+    return Estimate(float(scaled.mean()) * bound, low * bound, high * bound, len(d),
+                    POOLED_METHOD)
+
+
+def drop_change(reference: dict[str, list[dict[str, bool]]],
+                shifted: dict[str, list[dict[str, bool]]]) -> dict[str, Any]:
+    """What a perturbation costs each model on the same examples (shifted - reference
+    accuracy, seeds averaged per example) and how much the method changes that drop
+    against the base and ERM: per example ((method shifted - method reference) - (other
+    shifted - other reference)) in [-2, 2], a positive change meaning a smaller drop."""
+    import numpy as np
+
+    ids = shared_ids([seed for outcomes in [*reference.values(), *shifted.values()]
+                      for seed in outcomes], "drop change")
+    drops = {name: seed_means(shifted[name], ids) - seed_means(reference[name], ids)
+             for name in shifted}
+    return {"n": len(ids), "drop": {name: float(np.mean(d)) for name, d in drops.items()},
+            "method_vs_base": bounded_mean(drops["method"] - drops["base"], 2.0).to_dict(),
+            "method_vs_erm": bounded_mean(drops["method"] - drops["erm"], 2.0).to_dict()}
 
 
 def model_metrics(scored: dict[str, list[list[ScoredSplit]]], k: int,
@@ -150,8 +183,15 @@ def split_records(scored: dict[str, list[list[ScoredSplit]]], table: dict[str, M
     model's (base, erm, method) seeds' scored splits."""
     correct = {name: [[correct_by_id(split) for split in seed] for seed in seeds]
                for name, seeds in scored.items()}
-    return [split_record(split, correct, k, model_metrics(scored, k, table, seed))
-            for k, split in enumerate(scored["base"][0])]
+    records = [split_record(split, correct, k, model_metrics(scored, k, table, seed))
+               for k, split in enumerate(scored["base"][0])]
+    reference = {name: [seed[0] for seed in seeds] for name, seeds in correct.items()}
+    for k, record in enumerate(records):
+        if record["kind"] == "perturbation":
+            record["drop"] = drop_change(reference,
+                                         {name: [seed[k] for seed in seeds]
+                                          for name, seeds in correct.items()})
+    return records
 
 
 def split_record(split: ScoredSplit, correct: dict[str, list[list[dict]]], k: int,
@@ -213,6 +253,24 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                      estimate_text(delta["method_vs_base"]["pooled"], "pp"),
                      estimate_text(delta["method_vs_erm"]["pooled"], "pp"),
                      f"{number(min(seeds), 'pp')} .. {number(max(seeds), 'pp')}"])
+    return header, rows
+
+
+def drop_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Each perturbation's accuracy drop per model (shifted - reference on the same
+    examples, mean over seeds) and the method's change of it (positive: a smaller drop)."""
+    method = report["method"]["method"]
+    header = ["split", "n", "base drop", "ERM drop", f"{method} drop",
+              f"{method} − base (drop change)", f"{method} − ERM (drop change)"]
+    rows = []
+    for split in report["splits"]:
+        if "drop" not in split:
+            continue
+        drop = split["drop"]
+        rows.append([split["name"], str(drop["n"]),
+                     *(number(drop["drop"][m], "pp") for m in ("base", "erm", "method")),
+                     estimate_text(drop["method_vs_base"], "pp"),
+                     estimate_text(drop["method_vs_erm"], "pp")])
     return header, rows
 
 
@@ -285,6 +343,8 @@ def markdown(report: dict[str, Any]) -> str:
              f"Target: {target_text(report)}.", "",
              *_markdown_table(*summary_rows(report)), "",
              f"Cost on the clean reference: {cost_text(report)}.", "",
+             "## What each perturbation costs", "", DROP_NOTE, "",
+             *_markdown_table(*drop_rows(report)), "",
              f"Pooled deltas: {report['intervals']['pooled']}", "",
              f"Seeds' range: the range of {report['intervals']['seeds']}.", "",
              "## Every metric", "", *_markdown_table(*metric_rows(report)), "",
