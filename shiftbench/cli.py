@@ -59,6 +59,10 @@ def add_mitigate_parser(commands) -> None:
                           help="a parameter of the method or the trainer (lr, hidden, "
                                "max_epochs, ...); repeat the flag for several")
     mitigate.add_argument("--seeds", type=int, default=3, help="models trained per method")
+    mitigate.add_argument("--target", action="append", default=[], metavar="SPLIT",
+                          help="a domain split of the suite whose rows (half, labels unused) "
+                               "are the unlabelled target; repeat for several (default: all "
+                               "domain splits)")
     mitigate.add_argument("--out", type=Path,
                           help="report and models folder (default: "
                                "<reports-dir>/<suite>/mitigate-<method>)")
@@ -118,7 +122,8 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
                      f"mitigate-{args.method}")
     folder = mitigate(args.suite, args.model, MitigateOptions(
         args.method, args.param, args.seeds, out,
-        runtime_options(args, args.reports_dir), args.data_dir, args.limit, args.policy))
+        runtime_options(args, args.reports_dir), args.data_dir, args.limit, args.policy,
+        args.target))
     print((folder / "mitigate.md").read_text(encoding="utf-8"))
     print(f"report: {folder / 'mitigate.json'}")
     return EXIT_OK

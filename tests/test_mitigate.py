@@ -127,3 +127,39 @@ def test_every_registered_method_runs_end_to_end(suite: Path, tiny_encoder_dir: 
     for split in report["splits"]:
         assert len(split["accuracy"]["method"]["seeds"]) == 2
         assert split["delta"]["method_vs_erm"]["pooled"]["n"] == 2 * split["n"]
+
+
+def test_target_names_the_splits_giving_the_target(suite: Path, tiny_encoder_dir: Path) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["shifts"].append({"name": "food2", "filters": [{"column": "topic", "equals": "food"}]})
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "dann", "--seeds", "1",
+                    "--target", "food2") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    sizes = {s["name"]: s["n"] for s in report["splits"]}
+    assert report["target"]["splits"] == ["food2"]
+    assert sizes["food"] == 50  # not a target: evaluated whole
+    assert report["target"]["n_target_train"] + sizes["food2"] == 50
+    assert report["target"]["n_evaluated"] == {"food2": sizes["food2"]}
+    assert "rows from food2" in (suite.parent / "out" / "mitigate.md").read_text()
+
+
+@pytest.mark.parametrize("change, extra, message", [
+    (None, ["--target", "fod"], "did you mean 'food'"),
+    (None, ["--target", "keyboard@2"], "cannot be a target"),
+    (None, ["--method", "erm", "--target", "food"], "erm does not train on a target"),
+    ({"allow_train_overlap": True, "shifts": [{"name": "all", "filters": []}]}, [],
+     "--target 'all': "),
+    ({"shifts": [{"name": "one", "filters": [{"column": "id", "equals": "ex150"}]}]}, [],
+     "--target 'one': its 1 row(s) leave"),
+])
+def test_bad_targets_are_refused_before_training(suite: Path, tiny_encoder_dir: Path, capsys,
+                                                 change: dict | None, extra: list[str],
+                                                 message: str) -> None:
+    if change:
+        suite.write_text(yaml.safe_dump({**yaml.safe_load(suite.read_text()), **change}))
+    args = [*(extra if "--method" in extra else ["--method", "dann", *extra]), "--no-progress"]
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err
+    assert not (suite.parent / "out" / "models").exists()

@@ -5,10 +5,11 @@ frozen encoder with the method, and one with ERM (the same trainer and seeds); t
 probe, the ERM heads and the mitigated heads are then evaluated on the same examples and
 compared pair by pair (by example id).
 
-A method that trains on an unlabelled target uses the suite's domain splits without
-their labels, but never the rows it is evaluated on: each domain split's rows are halved
-by a stable hash of their id into a target-train half and an evaluated half (the report
-states both counts). Trained heads live in ``OUT/models`` with their checkpoints and
+A method that trains on an unlabelled target uses the suite's domain splits (all, or
+those ``--target`` names) without their labels, but never the rows it is evaluated on:
+each target split's rows are halved by a stable hash of their id into a target-train half
+and an evaluated half (the report states both counts); a target half sharing rows with
+the train split is refused. Trained heads live in ``OUT/models`` with their checkpoints and
 embeddings and predictions in the runner's cache, so a re-run trains nothing that
 finished.
 """
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from shiftbench.mitigate.gating import candidate_drift, gate
 from shiftbench.mitigate.options import MitigateOptions, parse_params
 from shiftbench.mitigate.report import before_after, write_report
-from shiftbench.mitigate.setup import checked_setup, split_domains
+from shiftbench.mitigate.setup import checked_setup, split_targets
 from shiftbench.progress import Phases
 from shiftbench.suite_splits import build_splits
 
@@ -42,14 +43,16 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     """Train, evaluate and write the before/after report; return the report folder."""
     from shiftbench.train.mitigations import ERM
 
-    suite, mitigation, train_params, base, encoder = checked_setup(suite_path, base_spec,
-                                                                   options)
+    setup = checked_setup(suite_path, base_spec, options)
+    suite, mitigation, train_params, base, encoder = (setup.suite, setup.mitigation,
+                                                      setup.train_params, setup.base,
+                                                      setup.encoder)
     runner = options.runtime.runner()
     phases = Phases({"load_data_s": "reading data", "shifts_s": "shifting"},
                     enabled=options.runtime.progress is not False)
     splits = build_splits(suite, suite_path, options.data_dir, options.limit, True, runner,
                           phases)
-    evaluated, target = split_domains(splits)
+    evaluated, target = split_targets(splits, setup.targets)
     assert splits.train is not None
     base.fit(splits.train, runner)
 

@@ -4,7 +4,7 @@ converted strictly to the types the method and the trainer annotate."""
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ class MitigateOptions:
     data_dir: Path | None = None
     limit: int | None = None
     policy: Path | None = None  # a gate policy: its verdict on each seed's model vs the base
+    targets: list[str] = field(default_factory=list)  # splits giving the target; []: domains
 
 
 def parse_params(method_cls: type, pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -28,6 +28,7 @@ def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mit
     paired deltas (see :func:`split_record`)."""
     from shiftbench.train.trainer import TrainConfig
 
+    target_splits = [] if target is None else list(target.info["splits"])
     correct = {name: [[correct_by_id(split) for split in seed] for seed in seeds]
                for name, seeds in scored.items()}
     return {
@@ -36,10 +37,10 @@ def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mit
         "training": asdict(TrainConfig(**train_params)) | {"seed": list(range(options.seeds))},
         "selection": "early stopping on held-out training rows (source validation); "
                      "no target labels are used",
-        "target": {"source": "the suite's domain splits, labels unused",
+        "target": {"source": "suite splits, labels unused", "splits": target_splits,
                    "n_target_train": 0 if target is None else len(target),
                    "n_evaluated": {s.name: len(s) for s in evaluated
-                                   if s.info.get("kind") == "domain"}},
+                                   if s.name in target_splits}},
         "models": {"erm": [str(m.source) for m in erm],  # type: ignore[attr-defined]
                    "method": [str(m.source) for m in mitigated]},  # type: ignore[attr-defined]
         "splits": [split_record(s, correct, k) for k, s in enumerate(evaluated)],
@@ -110,8 +111,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# mitigate {report['suite']['name']}: {method} vs ERM vs {report['base']}", "",
              f"Method: `{json.dumps(report['method'])}`; seeds: {len(report['training']['seed'])}"
              f"; model selection: {report['selection']}.", "",
-             f"Target (unlabelled): {target['n_target_train']} rows from the domain splits; "
-             "evaluated rows of each domain split: "
+             f"Target (unlabelled): {target['n_target_train']} rows from "
+             f"{', '.join(target['splits']) or 'no split'}; evaluated rows of each target split: "
              + (", ".join(f"{k} {v}" for k, v in target["n_evaluated"].items()) or "none")
              + " (disjoint, by id hash).", "",
              f"| split | n | base | ERM | {method} | {method} - base | {method} - ERM "

@@ -3,11 +3,13 @@ the base model and its encoder, and the unlabelled target taken from the domain 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shiftbench.config import Domain
-from shiftbench.errors import ShiftbenchError
+from shiftbench.config import Domain, split_names
+from shiftbench.data import check_train_overlap
+from shiftbench.errors import ShiftbenchError, did_you_mean
 from shiftbench.mitigate.options import MitigateOptions, parse_params
 from shiftbench.paths import check_writable
 from shiftbench.run import check_limit
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from shiftbench.models import ModelAdapter
     from shiftbench.train.mitigations import Mitigation
 
-TARGET_SHARE = 0.5  # of each domain split's rows, by id hash, used as the unlabelled target
+TARGET_SHARE = 0.5  # of each target split's rows, by id hash, used as the unlabelled target
 
 
 def base_encoder(spec: str) -> tuple[ModelAdapter, str | None]:
@@ -36,29 +38,79 @@ def base_encoder(spec: str) -> tuple[ModelAdapter, str | None]:
     return model, model.source
 
 
-def split_domains(splits: SuiteSplits) -> tuple[list[Split], Split | None]:
-    """The evaluated splits (each domain split keeps only its evaluated half) and the
-    target (the other halves, joined; None without domain splits)."""
+def target_names(suite: Suite, requested: list[str], suite_path: Path) -> list[str]:
+    """The splits that give the unlabelled target: those ``--target`` names (each a domain
+    split of the suite), or every domain split."""
+    domains = [entry.name for entry in suite.shifts if isinstance(entry, Domain)]
+    for name in requested:
+        if name in domains:
+            continue
+        if name in ["reference", *split_names(suite)]:
+            raise ShiftbenchError(f"--target {name!r}: rows of the reference (or a perturbation "
+                                  "of it) cannot be a target; name a domain split of "
+                                  f"{suite_path} ({', '.join(domains) or 'it has none'})")
+        raise ShiftbenchError(f"--target {name!r}: {suite_path} has no such domain split"
+                              + did_you_mean(name, domains))
+    return list(dict.fromkeys(requested)) or domains
+
+
+def split_targets(splits: SuiteSplits, names: list[str]) -> tuple[list[Split], Split | None]:
+    """The evaluated splits (each target split keeps only its evaluated half) and the
+    target (the other halves, joined; None without target splits). A target half that is
+    empty, leaves nothing to evaluate, or shares rows with the train split is an error."""
     evaluated, target_parts = [splits.reference], []
     for split in splits.shifted:
-        if split.info.get("kind") != "domain":
+        if split.name not in names:
             evaluated.append(split)
             continue
         held = [unit_hash("mitigate-target", i) < TARGET_SHARE for i in split.ids]
-        target_parts.append(split.subset([k for k, h in enumerate(held) if h]))
+        part = checked_target(split.subset([k for k, h in enumerate(held) if h]), split,
+                              splits.train)
+        target_parts.append(part)
         evaluated.append(split.subset([k for k, h in enumerate(held) if not h]))
     if not target_parts:
         return evaluated, None
     target = Split("target", [i for p in target_parts for i in p.ids],
-                   [t for p in target_parts for t in p.texts])
+                   [t for p in target_parts for t in p.texts],
+                   info={"kind": "target", "splits": names})
     return evaluated, target
 
 
-def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions
-                  ) -> tuple[Suite, Mitigation, dict[str, Any], ModelAdapter, str | None]:
+def checked_target(part: Split, split: Split, train: Split | None) -> Split:
+    """A split's target half, refused when it (or the evaluated half) is empty or when it
+    shares rows (same source and id) with the train split."""
+    if not len(part) or len(part) == len(split):
+        raise ShiftbenchError(f"--target {split.name!r}: its {len(split)} row(s) leave "
+                              f"{'no target' if not len(part) else 'no evaluated'} rows when "
+                              "halved by id; a target split needs more rows")
+    [checked] = check_train_overlap(train, [part], True, "")
+    shared = checked.info.get("train_overlap", 0)
+    if shared:
+        raise ShiftbenchError(f"--target {split.name!r}: {shared} of its {len(part)} target "
+                              "rows are training rows (same source and id); a target must not "
+                              "overlap the train split: make the suite's filters or portions "
+                              "disjoint")
+    return part
+
+
+@dataclass
+class Setup:
+    """What ``shiftbench mitigate`` runs, checked: the suite, the method (with its
+    ``--param`` values), the trainer's ``--param`` values, the base model and its encoder,
+    and the splits giving the target."""
+
+    suite: Suite
+    mitigation: Mitigation
+    train_params: dict[str, Any]
+    base: ModelAdapter
+    encoder: str | None
+    targets: list[str]
+
+
+def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) -> Setup:
     """Everything that can be refused before any work: the suite, the method and its
-    parameters, the trainer's settings, seeds, limit, base model, output folder, policy.
-    Returns (suite, method, trainer parameters, base model, encoder)."""
+    parameters, the trainer's settings, seeds, limit, base model, output folder, policy,
+    target splits."""
     from shiftbench.registry import MITIGATIONS
     from shiftbench.train.trainer import TrainConfig
 
@@ -74,9 +126,13 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions
         from shiftbench.gate.policy import load_policy
 
         load_policy(options.policy)
-    if method_cls.uses_target and not any(isinstance(e, Domain) for e in suite.shifts):
+    targets = target_names(suite, options.targets, suite_path)
+    mitigation = method_cls(**method_params)
+    if mitigation.uses_target and not targets:
         raise ShiftbenchError(f"{suite_path}: {options.method} trains on an unlabelled target, "
                               "taken from the suite's domain splits; this suite has none")
-    mitigation = method_cls(**method_params)
+    if options.targets and not mitigation.uses_target:
+        raise ShiftbenchError(f"--target: {options.method} does not train on a target (dann "
+                              "and multitask with tasks=domain do)")
     TrainConfig(**train_params)  # out-of-range values fail before any work
-    return suite, mitigation, train_params, base, encoder
+    return Setup(suite, mitigation, train_params, base, encoder, targets)
