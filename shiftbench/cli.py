@@ -49,11 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_mitigate_parser(commands) -> None:
     mitigate = commands.add_parser(
-        "mitigate", help="retrain a probe's head with a method (erm, dann, ...) and compare "
-                         "it with the base model and ERM on the same suite")
+        "mitigate", help="retrain the base model with a method (erm, dann, ...) and compare "
+                         "it with the base and ERM on the same suite")
     mitigate.add_argument("suite", type=Path)
     mitigate.add_argument("--model", required=True,
-                          help="the base model: probe | probe:<encoder dir or hub id>")
+                          help="the base model: probe | probe:<encoder dir or hub id> (a new "
+                               "head on the frozen encoder) | hf:<dir or hub id> | a model YAML "
+                               "of those (fine-tuned end to end)")
     mitigate.add_argument("--method", required=True, help="erm | dann | ... (shiftbench ls)")
     mitigate.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                           help="a parameter of the method or the trainer (lr, hidden, "

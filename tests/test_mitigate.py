@@ -95,7 +95,7 @@ def test_parameters_are_parsed_strictly() -> None:
 
 
 @pytest.mark.parametrize("model, extra, message", [
-    ("sklearn:tfidf", ["--method", "erm"], "cannot be retrained by mitigate"),
+    ("sklearn:tfidf", ["--method", "erm"], "cannot be retrained by mitigate; it retrains probe"),
     ("probe:ENC", ["--method", "dan"], "did you mean 'dann'"),
     ("probe:ENC", ["--method", "erm", "--param", "lr=fast"], "--param lr='fast'"),
     ("probe:ENC", ["--method", "erm", "--seeds", "0"], "--seeds"),
@@ -163,3 +163,34 @@ def test_bad_targets_are_refused_before_training(suite: Path, tiny_encoder_dir: 
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and message in err
     assert not (suite.parent / "out" / "models").exists()
+
+
+def test_an_hf_base_is_fine_tuned_end_to_end_and_a_rerun_trains_nothing(
+        suite: Path, tiny_classifier_dir: Path, tiny_encoder_dir: Path, capsys) -> None:
+    model = suite.parent / "tiny-hf.yaml"
+    model.write_text(yaml.safe_dump({"adapter": "hf", "source": str(tiny_classifier_dir),
+                                     "max_length": 16}))
+    args = ["mitigate", str(suite), "--model", str(model), "--out", str(suite.parent / "out"),
+            "--cache-dir", str(suite.parent / "cache"), "--device", "cpu", "--seeds", "1",
+            "--method", "dann", "--param", "max_epochs=1", "--param", "batch_size=32"]
+    assert main(args) == 0
+    assert capsys.readouterr().err.count("shiftbench: epoch 1:") == 2  # ERM and DANN
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert report["training"]["lr"] == 2e-5  # fine-tuning's defaults, then --param
+    assert report["training"]["batch_size"] == 32
+    for path in [*report["models"]["erm"], *report["models"]["method"]]:
+        saved = yaml.safe_load((Path(path).parent / "model.yaml").read_text())
+        assert saved["adapter"] == "hf" and saved["max_length"] == 16
+    assert [s["name"] for s in report["splits"]] == ["reference", "keyboard@2", "food"]
+
+    assert main(args) == 0
+    assert "shiftbench: epoch" not in capsys.readouterr().err
+    assert json.loads((suite.parent / "out" / "mitigate.json").read_text())["splits"] == \
+        report["splits"]
+    erm = [("erm" if arg == "dann" else arg) for arg in args]
+    assert main([*erm, "--param", "hidden=8"]) == 2  # for dann, hidden is the discriminator's
+    assert "hidden, dropout size a probe's head" in capsys.readouterr().err
+    bare = [f"hf:{tiny_encoder_dir}" if arg == str(model) else arg for arg in erm]
+    assert main([*bare, "--no-progress"]) == 2  # no head for the suite's labels: no base
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cannot be evaluated as the base" in err

@@ -1,9 +1,10 @@
 """`shiftbench mitigate`: retrain with a method and show before/after on the same suite.
 
-The suite's splits are built once. One head per seed is trained on the base probe's
-frozen encoder with the method, and one with ERM (the same trainer and seeds); the base
-probe, the ERM heads and the mitigated heads are then evaluated on the same examples and
-compared pair by pair (by example id).
+The suite's splits are built once. One model per seed is trained with the method, and
+one with ERM (the same trainer and seeds): a head on the frozen encoder of a probe base,
+or the whole Hugging Face model of an hf base, fine-tuned end to end
+(:mod:`shiftbench.mitigate.retrain`). The base as it is, the ERM models and the mitigated
+models are then evaluated on the same examples and compared pair by pair (by example id).
 
 A method that trains on an unlabelled target uses the suite's domain splits (all, or
 those ``--target`` names) without their labels, but never the rows it is evaluated on:
@@ -11,7 +12,7 @@ each target split's rows are halved by a stable hash of their id into a target-t
 and an evaluated half (the report states both counts); a target half sharing rows with
 the train split is refused. Trained heads live in ``OUT/models`` with their checkpoints and
 embeddings and predictions in the runner's cache, so a re-run trains nothing that
-finished.
+finished (a fine-tuned model's folder resumes from its checkpoints).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shiftbench.mitigate.gating import candidate_drift, gate
 from shiftbench.mitigate.options import MitigateOptions, parse_params
 from shiftbench.mitigate.report import before_after, write_report
-from shiftbench.mitigate.setup import checked_setup, split_targets
+from shiftbench.mitigate.setup import Setup, check_base_classes, checked_setup, split_targets
 from shiftbench.progress import Phases
 from shiftbench.suite_splits import build_splits
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from shiftbench.runner import Runner
     from shiftbench.split import Split
     from shiftbench.train.mitigations import Mitigation
+    from shiftbench.train.trainer import TrainConfig
 
 __all__ = ["MitigateOptions", "mitigate", "parse_params"]
 
@@ -44,9 +47,7 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     from shiftbench.train.mitigations import ERM
 
     setup = checked_setup(suite_path, base_spec, options)
-    suite, mitigation, train_params, base, encoder = (setup.suite, setup.mitigation,
-                                                      setup.train_params, setup.base,
-                                                      setup.encoder)
+    suite, base = setup.suite, setup.base
     runner = options.runtime.runner()
     phases = Phases({"load_data_s": "reading data", "shifts_s": "shifting"},
                     enabled=options.runtime.progress is not False)
@@ -55,17 +56,19 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     evaluated, target = split_targets(splits, setup.targets)
     assert splits.train is not None
     base.fit(splits.train, runner)
+    check_base_classes(base, base_spec, evaluated)
 
-    key = [suite.spec_hash(), base.fingerprint(), train_params,
-           options.data_dir and str(options.data_dir), options.limit]
-    erm = train_seeds(ERM(), train_params, splits.train, None, encoder, runner, options, key)
-    mitigated = train_seeds(mitigation, train_params, splits.train, target, encoder, runner,
-                            options, key)
+    key = [suite.spec_hash(), base.fingerprint(), options.data_dir and str(options.data_dir),
+           options.limit]
+    erm = train_seeds(ERM(), setup, splits.train, None, runner, options, key)
+    mitigated = train_seeds(setup.mitigation, setup, splits.train, target, runner, options,
+                            key)
     scored = {"base": [score(base, evaluated, runner)],
               "erm": [score(m, evaluated, runner) for m in erm],
               "method": [score(m, evaluated, runner) for m in mitigated]}
-    report = before_after(suite, suite_path, base_spec, mitigation, train_params, options,
-                          evaluated, target, scored, erm, mitigated)
+    report = before_after(suite, suite_path, base_spec, setup.mitigation,
+                          without_seed(setup.config), options, evaluated, target, scored, erm,
+                          mitigated)
     if options.policy is not None:
         report["gate"] = gate(options.policy, suite, base, scored, mitigated,
                               candidate_drift(suite, evaluated, scored["method"], runner))
@@ -73,25 +76,30 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     return options.out
 
 
-def train_seeds(method: Mitigation, params: dict[str, Any], train: Split,
-                target: Split | None, encoder: str | None, runner: Runner,
-                options: MitigateOptions, key: list[Any]) -> list[ModelAdapter]:
-    """One head per seed, in ``OUT/models/<method>-<hash of key and method>/seed<k>``: a
-    finished one resumes from its last checkpoint and trains nothing."""
-    from shiftbench.models import load_model
-    from shiftbench.train.trainer import TrainConfig, print_epoch, train_head
+def without_seed(config: TrainConfig) -> dict[str, Any]:
+    """The trainer's settings shared by every seed."""
+    return {name: value for name, value in asdict(config).items() if name != "seed"}
 
-    blob = json.dumps([*key, method.describe()], sort_keys=True)
+
+def train_seeds(method: Mitigation, setup: Setup, train: Split, target: Split | None,
+                runner: Runner, options: MitigateOptions, key: list[Any]) -> list[ModelAdapter]:
+    """One model per seed, in ``OUT/models/<method>-<hash of key, method and settings>/
+    seed<k>``: a finished one resumes from its last checkpoint and trains nothing."""
+    from shiftbench.models import load_model
+    from shiftbench.train.trainer import print_epoch
+
+    blob = json.dumps([*key, method.describe(), without_seed(setup.config)], sort_keys=True)
     name = f"{method.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    progress = options.runtime.progress is not False
     models = []
     for seed in range(options.seeds):
         folder = options.out / "models" / name / f"seed{seed}"
-        if options.runtime.progress is not False:
+        if progress:
             print(f"shiftbench: {method.name}, seed {seed}: {folder}", file=sys.stderr,
                   flush=True)
-        train_head(train, folder, runner, method, TrainConfig(**{**params, "seed": seed}),
-                   encoder, target if method.uses_target else None,
-                   None if options.runtime.progress is False else print_epoch)
+        setup.retrainer.train(train, folder, method, replace(setup.config, seed=seed),
+                              target if method.uses_target else None, {}, runner,
+                              print_epoch if progress else None)
         models.append(load_model(str(folder / "model.yaml")))
     return models
 

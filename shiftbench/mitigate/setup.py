@@ -1,16 +1,18 @@
 """Everything ``shiftbench mitigate`` checks before any work, and which rows it trains on:
-the base model and its encoder, and the unlabelled target taken from the domain splits."""
+the base model and how it is retrained, and the unlabelled target taken from the domain
+splits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shiftbench.config import Domain, split_names
 from shiftbench.data import check_train_overlap
 from shiftbench.errors import ShiftbenchError, did_you_mean
 from shiftbench.mitigate.options import MitigateOptions, parse_params
+from shiftbench.mitigate.retrain import Retrainer, retrainer
 from shiftbench.paths import check_writable
 from shiftbench.run import check_limit
 from shiftbench.split import Split, unit_hash
@@ -20,22 +22,30 @@ if TYPE_CHECKING:
     from shiftbench.config import Suite
     from shiftbench.models import ModelAdapter
     from shiftbench.train.mitigations import Mitigation
+    from shiftbench.train.trainer import TrainConfig
 
 TARGET_SHARE = 0.5  # of each target split's rows, by id hash, used as the unlabelled target
 
 
-def base_encoder(spec: str) -> tuple[ModelAdapter, str | None]:
-    """The base model and its encoder: only a probe (frozen encoder + head) can be
-    retrained here."""
+def base_model(spec: str) -> tuple[ModelAdapter, Retrainer]:
+    """The base model and how it is retrained (a probe's head, or an hf model end to end)."""
     from shiftbench.models import load_model
-    from shiftbench.models.probe import EncoderProbe
 
     model = load_model(spec)
-    if not isinstance(model, EncoderProbe):
-        raise ShiftbenchError(f"--model {spec!r}: a {model.adapter} model cannot be retrained by "
-                              "mitigate, which trains heads on a frozen encoder's embeddings; "
-                              "use probe or probe:<encoder>")
-    return model, model.source
+    return model, retrainer(model, spec)
+
+
+def check_base_classes(base: ModelAdapter, spec: str, splits: list[Split]) -> None:
+    """The base is evaluated as it is: its classes must name the suite's labels (checked
+    before any training)."""
+    labels = sorted({label for split in splits for label in split.labels or []})
+    missing = [label for label in labels if label not in base.classes_]
+    if missing:
+        raise ShiftbenchError(f"--model {spec!r}: its classes ({', '.join(base.classes_)}) do "
+                              f"not include the suite's label(s) {', '.join(missing)}, so it "
+                              "cannot be evaluated as the base (a bare encoder has no head for "
+                              "them: give a model YAML with adapter: hf, source and labels "
+                              "naming its outputs)")
 
 
 def target_names(suite: Suite, requested: list[str], suite_path: Path) -> list[str]:
@@ -101,9 +111,9 @@ class Setup:
 
     suite: Suite
     mitigation: Mitigation
-    train_params: dict[str, Any]
+    config: TrainConfig  # the trainer's defaults for the base, with --param (seed 0)
     base: ModelAdapter
-    encoder: str | None
+    retrainer: Retrainer
     targets: list[str]
 
 
@@ -112,7 +122,6 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) ->
     parameters, the trainer's settings, seeds, limit, base model, output folder, policy,
     target splits."""
     from shiftbench.registry import MITIGATIONS
-    from shiftbench.train.trainer import TrainConfig
 
     suite = load_valid_suite(suite_path)
     method_cls = MITIGATIONS.load(options.method)
@@ -120,7 +129,12 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) ->
     if options.seeds < 1:
         raise ShiftbenchError("--seeds must be at least 1")
     check_limit(options.limit)
-    base, encoder = base_encoder(base_spec)
+    base, retrain = base_model(base_spec)
+    ignored = [name for name in train_params if name in retrain.unused]
+    if ignored:
+        raise ShiftbenchError(f"--param {ignored[0]}: fine-tuning {base_spec!r} end to end uses "
+                              f"its own classification head; {', '.join(retrain.unused)} size "
+                              "a probe's head")
     check_writable(options.out)
     if options.policy is not None:
         from shiftbench.gate.policy import load_policy
@@ -134,5 +148,5 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) ->
     if options.targets and not mitigation.uses_target:
         raise ShiftbenchError(f"--target: {options.method} does not train on a target (dann "
                               "and multitask with tasks=domain do)")
-    TrainConfig(**train_params)  # out-of-range values fail before any work
-    return Setup(suite, mitigation, train_params, base, encoder, targets)
+    config = replace(retrain.defaults(), **train_params, device=options.runtime.device)
+    return Setup(suite, mitigation, config, base, retrain, targets)
