@@ -65,6 +65,13 @@ def add_mitigate_parser(commands) -> None:
                           help="a domain split of the suite whose rows (half, labels unused) "
                                "are the unlabelled target; repeat for several (default: all "
                                "domain splits)")
+    mitigate.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                          help="search a parameter of the method or the trainer: every "
+                               "combination of the grids is trained per seed and one is kept "
+                               "(--select); repeat for several")
+    mitigate.add_argument("--select", help="how a grid's combination is kept, without target "
+                                           "labels: source (lowest source validation loss, the "
+                                           "default) | dev (Deep Embedded Validation)")
     mitigate.add_argument("--out", type=Path,
                           help="report and models folder (default: "
                                "<reports-dir>/<suite>/mitigate-<method>)")
@@ -125,7 +132,7 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
     folder = mitigate(args.suite, args.model, MitigateOptions(
         args.method, args.param, args.seeds, out,
         runtime_options(args, args.reports_dir), args.data_dir, args.limit, args.policy,
-        args.target))
+        args.target, args.grid, args.select))
     print((folder / "mitigate.md").read_text(encoding="utf-8"))
     print(f"report: {folder / 'mitigate.json'}")
     return EXIT_OK

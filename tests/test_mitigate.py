@@ -194,3 +194,66 @@ def test_an_hf_base_is_fine_tuned_end_to_end_and_a_rerun_trains_nothing(
     assert main([*bare, "--no-progress"]) == 2  # no head for the suite's labels: no base
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "cannot be evaluated as the base" in err
+
+
+def kept(candidates: list[dict]) -> list[int]:
+    """Each seed's kept candidate (exactly one per seed)."""
+    seeds = len(candidates[0]["chosen"])
+    picks = [[k for k, c in enumerate(candidates) if c["chosen"][s]] for s in range(seeds)]
+    assert all(len(p) == 1 for p in picks)
+    return [p[0] for p in picks]
+
+
+def test_a_grid_keeps_per_seed_the_lowest_source_validation_loss(
+        suite: Path, tiny_encoder_dir: Path) -> None:
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "augment", "--no-progress",
+                    "--grid", "lr=0.001,0.05", "--grid", "rate=0,1") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    grid = report["grid"]
+    assert grid["select"] == "source" and grid["grid"] == {"lr": [0.001, 0.05], "rate": [0, 1]}
+    assert "no target labels" in report["selection"]
+    assert len(grid["method"]) == 4 and len(grid["erm"]) == 2  # ERM: the trainer's lr only
+    assert grid["erm"][1]["values"] == {"lr": 0.05}
+    for name in ("method", "erm"):
+        for seed, pick in enumerate(kept(grid[name])):
+            scores = [c["scores"][seed] for c in grid[name]]
+            assert scores[pick] == min(scores)
+    # a kept model is the one the report evaluated: its log's best val_loss is its score
+    for seed, pick in enumerate(kept(grid["method"])):
+        log = Path(report["models"]["method"][seed]) / "log.jsonl"
+        losses = [row["val_loss"] for row in map(json.loads, log.read_text().splitlines())
+                  if "val_loss" in row]
+        assert min(losses) == pytest.approx(grid["method"][pick]["scores"][seed])
+    assert "Grid search (source)" in (suite.parent / "out" / "mitigate.md").read_text()
+
+
+def test_select_dev_scores_each_candidate_with_deep_embedded_validation(
+        suite: Path, tiny_encoder_dir: Path) -> None:
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "dann", "--no-progress",
+                    "--seeds", "1", "--grid", "penalty=0.1,1", "--select", "dev") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    grid = report["grid"]
+    assert grid["select"] == "dev" and "Deep Embedded Validation" in report["selection"]
+    assert grid["erm"] == [{"values": {}, "scores": [None], "chosen": [True]}]  # nothing to pick
+    scores = [c["scores"][0] for c in grid["method"]]
+    assert all(s > 0 for s in scores) and scores[kept(grid["method"])[0]] == min(scores)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--select", "dev"], "--select chooses among the combinations of --grid"),
+    (["--grid", "lr=0.01,0.1", "--select", "oracle"], "use source or dev"),
+])
+def test_bad_selection_is_refused(suite: Path, tiny_encoder_dir: Path, capsys,
+                                  extra: list[str], message: str) -> None:
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "erm", *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err
+
+
+def test_select_dev_needs_a_target(suite: Path, tiny_encoder_dir: Path, capsys) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["shifts"] = spec["shifts"][:1]
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "erm", "--grid",
+                    "lr=0.01,0.1", "--select", "dev") == 2
+    assert "--select dev needs an unlabelled target" in capsys.readouterr().err

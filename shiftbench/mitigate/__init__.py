@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 from shiftbench.mitigate.gating import candidate_drift, gate
 from shiftbench.mitigate.options import MitigateOptions, parse_params
 from shiftbench.mitigate.report import before_after, write_report
-from shiftbench.mitigate.setup import Setup, check_base_classes, checked_setup, split_targets
+from shiftbench.mitigate.selection import HOW, Score, dev_score, source_score
+from shiftbench.mitigate.setup import (
+    Candidate,
+    Setup,
+    check_base_classes,
+    checked_setup,
+    split_targets,
+)
 from shiftbench.progress import Phases
 from shiftbench.suite_splits import build_splits
 
@@ -36,16 +43,13 @@ if TYPE_CHECKING:
     from shiftbench.models import ModelAdapter
     from shiftbench.runner import Runner
     from shiftbench.split import Split
-    from shiftbench.train.mitigations import Mitigation
-    from shiftbench.train.trainer import TrainConfig
+    from shiftbench.train.trainer import TrainConfig, TrainResult
 
 __all__ = ["MitigateOptions", "mitigate", "parse_params"]
 
 
 def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path:
     """Train, evaluate and write the before/after report; return the report folder."""
-    from shiftbench.train.mitigations import ERM
-
     setup = checked_setup(suite_path, base_spec, options)
     suite, base = setup.suite, setup.base
     runner = options.runtime.runner()
@@ -60,15 +64,21 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
 
     key = [suite.spec_hash(), base.fingerprint(), options.data_dir and str(options.data_dir),
            options.limit]
-    erm = train_seeds(ERM(), setup, splits.train, None, runner, options, key)
-    mitigated = train_seeds(setup.mitigation, setup, splits.train, target, runner, options,
-                            key)
+    score_of = (source_score if setup.select == "source" else
+                dev_score(base, splits.train, target, setup.config, runner))
+    erm, erm_grid = train_selected(setup.erm_candidates, setup, splits.train, None, runner,
+                                   options, key, score_of)
+    mitigated, method_grid = train_selected(setup.candidates, setup, splits.train, target,
+                                            runner, options, key, score_of)
     scored = {"base": [score(base, evaluated, runner)],
               "erm": [score(m, evaluated, runner) for m in erm],
               "method": [score(m, evaluated, runner) for m in mitigated]}
+    selection = None if not options.grid else {
+        "select": setup.select, "how": HOW[setup.select],
+        "grid": grid_values(setup.candidates), "method": method_grid, "erm": erm_grid}
     report = before_after(suite, suite_path, base_spec, setup.mitigation,
                           without_seed(setup.config), options, evaluated, target, scored, erm,
-                          mitigated)
+                          mitigated, selection)
     if options.policy is not None:
         report["gate"] = gate(options.policy, suite, base, scored, mitigated,
                               candidate_drift(suite, evaluated, scored["method"], runner))
@@ -81,27 +91,58 @@ def without_seed(config: TrainConfig) -> dict[str, Any]:
     return {name: value for name, value in asdict(config).items() if name != "seed"}
 
 
-def train_seeds(method: Mitigation, setup: Setup, train: Split, target: Split | None,
-                runner: Runner, options: MitigateOptions, key: list[Any]) -> list[ModelAdapter]:
-    """One model per seed, in ``OUT/models/<method>-<hash of key, method and settings>/
-    seed<k>``: a finished one resumes from its last checkpoint and trains nothing."""
+def grid_values(candidates: list[Candidate]) -> dict[str, list[Any]]:
+    """Each searched parameter's values, in the order given."""
+    names = candidates[0].values
+    return {name: list(dict.fromkeys(c.values[name] for c in candidates)) for name in names}
+
+
+def train_selected(candidates: list[Candidate], setup: Setup, train: Split,
+                   target: Split | None, runner: Runner, options: MitigateOptions,
+                   key: list[Any], score_of: Score) -> tuple[list[ModelAdapter],
+                                                             list[dict[str, Any]]]:
+    """Per seed, every candidate trained and, when there are several, the one with the
+    lowest selection score kept. Returns the kept model of each seed, and per candidate
+    its grid values, score and whether it was kept, per seed."""
+    records: list[dict[str, Any]] = [{"values": c.values, "scores": [], "chosen": []}
+                                     for c in candidates]
+    kept = []
+    for seed in range(options.seeds):
+        trained = [train_one(c, seed, setup, train, target, runner, options, key)
+                   for c in candidates]
+        scores = ([score_of(seed, *pair) for pair in trained] if len(trained) > 1
+                  else [None])
+        best = min(range(len(trained)), key=lambda k: scores[k] or 0.0)
+        for k, record in enumerate(records):
+            record["scores"].append(scores[k])
+            record["chosen"].append(k == best)
+        kept.append(trained[best][0])
+    return kept, records
+
+
+def train_one(candidate: Candidate, seed: int, setup: Setup, train: Split,
+              target: Split | None, runner: Runner, options: MitigateOptions,
+              key: list[Any]) -> tuple[ModelAdapter, TrainResult]:
+    """One candidate's model for one seed, in ``OUT/models/<method>-<hash of key, method
+    and settings>/seed<k>``: a finished one resumes from its last checkpoint and trains
+    nothing."""
     from shiftbench.models import load_model
     from shiftbench.train.trainer import print_epoch
 
-    blob = json.dumps([*key, method.describe(), without_seed(setup.config)], sort_keys=True)
-    name = f"{method.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    method = candidate.method
+    blob = json.dumps([*key, method.describe(), without_seed(candidate.config)],
+                      sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
+    folder = options.out / "models" / f"{method.name}-{digest}" / f"seed{seed}"
     progress = options.runtime.progress is not False
-    models = []
-    for seed in range(options.seeds):
-        folder = options.out / "models" / name / f"seed{seed}"
-        if progress:
-            print(f"shiftbench: {method.name}, seed {seed}: {folder}", file=sys.stderr,
-                  flush=True)
-        setup.retrainer.train(train, folder, method, replace(setup.config, seed=seed),
-                              target if method.uses_target else None, {}, runner,
-                              print_epoch if progress else None)
-        models.append(load_model(str(folder / "model.yaml")))
-    return models
+    if progress:
+        values = "".join(f" {name}={value}" for name, value in candidate.values.items())
+        print(f"shiftbench: {method.name}{values}, seed {seed}: {folder}", file=sys.stderr,
+              flush=True)
+    result = setup.retrainer.train(train, folder, method, replace(candidate.config, seed=seed),
+                                   target if method.uses_target else None, {}, runner,
+                                   print_epoch if progress else None)
+    return load_model(str(folder / "model.yaml")), result
 
 
 def score(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[ScoredSplit]:

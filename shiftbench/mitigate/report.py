@@ -23,9 +23,11 @@ def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mit
                  train_params: dict[str, Any], options: MitigateOptions,
                  evaluated: list[Split], target: Split | None,
                  scored: dict[str, list[list[ScoredSplit]]], erm: list[ModelAdapter],
-                 mitigated: list[ModelAdapter]) -> dict[str, Any]:
+                 mitigated: list[ModelAdapter],
+                 grid: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report's content: what was trained and how, and each split's accuracies and
-    paired deltas (see :func:`split_record`)."""
+    paired deltas (see :func:`split_record`); ``grid``: the grid search, its candidates'
+    selection scores per seed and which was kept."""
     from shiftbench.train.trainer import TrainConfig
 
     target_splits = [] if target is None else list(target.info["splits"])
@@ -35,8 +37,10 @@ def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mit
         "suite": {"name": suite.name, "path": str(suite_path), "hash": suite.spec_hash()},
         "base": base_spec, "method": mitigation.describe(),
         "training": asdict(TrainConfig(**train_params)) | {"seed": list(range(options.seeds))},
-        "selection": "early stopping on held-out training rows (source validation); "
-                     "no target labels are used",
+        "selection": "early stopping on held-out training rows (source validation)"
+                     + ("" if grid is None else f"; the grid's combination by {grid['how']}")
+                     + "; no target labels are used",
+        **({} if grid is None else {"grid": grid}),
         "target": {"source": "suite splits, labels unused", "splits": target_splits,
                    "n_target_train": 0 if target is None else len(target),
                    "n_evaluated": {s.name: len(s) for s in evaluated
@@ -104,6 +108,13 @@ def _delta(estimate: dict[str, Any]) -> str:
     return (f"{estimate['value']:+.3f} [{estimate['low']:+.3f}, {estimate['high']:+.3f}]")
 
 
+def kept_values(candidates: list[dict[str, Any]]) -> list[str]:
+    """Each seed's kept combination of the grid, as ``name=value ...``."""
+    seeds = len(candidates[0]["chosen"])
+    kept = [next(c for c in candidates if c["chosen"][seed]) for seed in range(seeds)]
+    return [" ".join(f"{k}={v}" for k, v in c["values"].items()) or "(no grid)" for c in kept]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The before/after table: accuracy per model, paired deltas (95% intervals)."""
     method = report["method"]["method"]
@@ -126,6 +137,10 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{_delta(delta['method_vs_base']['pooled'])} | "
                      f"{_delta(delta['method_vs_erm']['pooled'])} | "
                      f"{min(seeds):+.3f} .. {max(seeds):+.3f} |")
+    if report.get("grid"):
+        lines += ["", f"Grid search ({report['grid']['select']}): kept per seed: "
+                  + "; ".join(f"{name} " + ", ".join(kept_values(report["grid"][name]))
+                              for name in ("method", "erm")) + "."]
     reference = report["splits"][0]["delta"]
     lines += ["", f"Cost on the clean reference: {method} - base "
               f"{_delta(reference['method_vs_base']['pooled'])}, {method} - ERM "

@@ -4,14 +4,15 @@ splits."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shiftbench.config import Domain, split_names
 from shiftbench.data import check_train_overlap
 from shiftbench.errors import ShiftbenchError, did_you_mean
-from shiftbench.mitigate.options import MitigateOptions, parse_params
+from shiftbench.mitigate.options import SELECTIONS, MitigateOptions, parse_grid, parse_params
 from shiftbench.mitigate.retrain import Retrainer, retrainer
 from shiftbench.paths import check_writable
 from shiftbench.run import check_limit
@@ -103,15 +104,29 @@ def checked_target(part: Split, split: Split, train: Split | None) -> Split:
     return part
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One combination of the grid (the only one without ``--grid``): the method, the
+    trainer's settings (seed 0) and the grid's values."""
+
+    method: Mitigation
+    config: TrainConfig
+    values: dict[str, Any]
+
+
 @dataclass
 class Setup:
-    """What ``shiftbench mitigate`` runs, checked: the suite, the method (with its
-    ``--param`` values), the trainer's ``--param`` values, the base model and its encoder,
-    and the splits giving the target."""
+    """What ``shiftbench mitigate`` runs, checked: the suite, the method and the trainer's
+    settings with the ``--param`` values, the grid's candidates for the method and for ERM
+    (ERM's vary the grid's trainer parameters only), how one is selected, the base model,
+    how it is retrained, and the splits giving the target."""
 
     suite: Suite
     mitigation: Mitigation
     config: TrainConfig  # the trainer's defaults for the base, with --param (seed 0)
+    candidates: list[Candidate]
+    erm_candidates: list[Candidate]
+    select: str  # source or dev (see shiftbench.mitigate.selection)
     base: ModelAdapter
     retrainer: Retrainer
     targets: list[str]
@@ -119,34 +134,55 @@ class Setup:
 
 def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) -> Setup:
     """Everything that can be refused before any work: the suite, the method and its
-    parameters, the trainer's settings, seeds, limit, base model, output folder, policy,
-    target splits."""
+    parameters, the trainer's settings, the grid, seeds, limit, base model, output folder,
+    policy, target splits."""
     from shiftbench.registry import MITIGATIONS
+    from shiftbench.train.mitigations import ERM
 
     suite = load_valid_suite(suite_path)
     method_cls = MITIGATIONS.load(options.method)
     method_params, train_params = parse_params(method_cls, options.params)
+    grid = parse_grid(method_cls, options.grid, options.params)
     if options.seeds < 1:
         raise ShiftbenchError("--seeds must be at least 1")
     check_limit(options.limit)
     base, retrain = base_model(base_spec)
-    ignored = [name for name in train_params if name in retrain.unused]
+    ignored = [name for name in [*train_params, *grid[0][1]] if name in retrain.unused]
     if ignored:
-        raise ShiftbenchError(f"--param {ignored[0]}: fine-tuning {base_spec!r} end to end uses "
-                              f"its own classification head; {', '.join(retrain.unused)} size "
-                              "a probe's head")
+        raise ShiftbenchError(f"{ignored[0]}: fine-tuning {base_spec!r} end to end uses its "
+                              f"own classification head; {', '.join(retrain.unused)} size a "
+                              "probe's head")
     check_writable(options.out)
     if options.policy is not None:
         from shiftbench.gate.policy import load_policy
 
         load_policy(options.policy)
     targets = target_names(suite, options.targets, suite_path)
-    mitigation = method_cls(**method_params)
-    if mitigation.uses_target and not targets:
-        raise ShiftbenchError(f"{suite_path}: {options.method} trains on an unlabelled target, "
-                              "taken from the suite's domain splits; this suite has none")
-    if options.targets and not mitigation.uses_target:
-        raise ShiftbenchError(f"--target: {options.method} does not train on a target (dann "
-                              "and multitask with tasks=domain do)")
     config = replace(retrain.defaults(), **train_params, device=options.runtime.device)
-    return Setup(suite, mitigation, config, base, retrain, targets)
+    candidates = [Candidate(method_cls(**method_params, **m), replace(config, **t), {**m, **t})
+                  for m, t in grid]
+    erm = list({json.dumps(t, sort_keys=True): Candidate(ERM(), replace(config, **t), t)
+                for _, t in grid}.values())
+    select = checked_selection(options, candidates, targets, suite_path)
+    return Setup(suite, method_cls(**method_params), config, candidates, erm, select, base,
+                 retrain, targets)
+
+
+def checked_selection(options: MitigateOptions, candidates: list[Candidate],
+                      targets: list[str], suite_path: Path) -> str:
+    """How a grid's combination is selected (``source`` unless ``--select`` says), checked
+    against the targets the methods and the selection need."""
+    select = options.select or "source"
+    if select not in SELECTIONS:
+        raise ShiftbenchError(f"--select {select!r}: use " + " or ".join(SELECTIONS))
+    if options.select is not None and not options.grid:
+        raise ShiftbenchError("--select chooses among the combinations of --grid; give --grid")
+    uses_target = any(c.method.uses_target for c in candidates)
+    if (uses_target or select == "dev") and not targets:
+        needs = options.method if uses_target else "--select dev"
+        raise ShiftbenchError(f"{suite_path}: {needs} needs an unlabelled target, taken from "
+                              "the suite's domain splits; this suite has none")
+    if options.targets and not uses_target and select != "dev":
+        raise ShiftbenchError(f"--target: {options.method} does not train on a target (dann "
+                              "and multitask with tasks=domain do, and --select dev uses one)")
+    return select
