@@ -22,7 +22,7 @@ def suite(tmp_path: Path) -> Path:
     for i in range(160):
         label = "positive" if i % 2 else "negative"
         topic = "film" if i < 110 else "food"
-        rows.append({"id": f"ex{i}", "label": label, "topic": topic,
+        rows.append({"id": f"ex{i}", "label": label, "topic": topic, "genre": "abc"[i % 3],
                      "text": f"the {topic} number {i} was {WORDS[label][i % 4]} and fine"})
     (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     film = [{"column": "topic", "equals": "film"}]
@@ -257,3 +257,26 @@ def test_select_dev_needs_a_target(suite: Path, tiny_encoder_dir: Path, capsys) 
     assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "erm", "--grid",
                     "lr=0.01,0.1", "--select", "dev") == 2
     assert "--select dev needs an unlabelled target" in capsys.readouterr().err
+
+
+def test_multitask_trains_on_a_metadata_column_of_the_suite(suite: Path, tiny_encoder_dir: Path,
+                                                           capsys) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["data"]["metadata"] = ["genre", "topic"]
+    suite.write_text(yaml.safe_dump(spec))
+    model = f"probe:{tiny_encoder_dir}"
+    assert mitigate(suite, model, "--method", "multitask", "--param", "tasks=genre",
+                    "--seeds", "1", "--no-progress") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert report["method"]["tasks"] == "genre"
+    log = (Path(report["models"]["method"][0]) / "log.jsonl").read_text().splitlines()
+    assert all("task_genre" in json.loads(row) for row in log if '"step"' in row)
+
+    assert mitigate(suite, model, "--method", "multitask", "--param", "tasks=mood") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "task 'mood'" in err and "(metadata columns: genre, topic;" in err
+    spec["data"]["metadata"] = ["mood"]
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, model, "--method", "erm", "--no-progress") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "data.jsonl: no column 'mood' for the metadata" in err

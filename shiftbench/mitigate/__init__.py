@@ -34,6 +34,7 @@ from shiftbench.mitigate.setup import (
     check_base_classes,
     checked_setup,
     split_targets,
+    task_columns,
 )
 from shiftbench.progress import Phases
 from shiftbench.suite_splits import build_splits
@@ -140,8 +141,9 @@ def train_one(candidate: Candidate, seed: int, setup: Setup, train: Split,
         print(f"shiftbench: {method.name}{values}, seed {seed}: {folder}", file=sys.stderr,
               flush=True)
     result = setup.retrainer.train(train, folder, method, replace(candidate.config, seed=seed),
-                                   target if method.uses_target else None, {}, runner,
-                                   print_epoch if progress else None)
+                                   target if method.uses_target else None,
+                                   {name: train.metadata[name] for name in task_columns(method)},
+                                   runner, print_epoch if progress else None)
     return load_model(str(folder / "model.yaml")), result
 
 

@@ -164,8 +164,31 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) ->
     erm = list({json.dumps(t, sort_keys=True): Candidate(ERM(), replace(config, **t), t)
                 for _, t in grid}.values())
     select = checked_selection(options, candidates, targets, suite_path)
+    for candidate in candidates:
+        check_task_columns(candidate.method, suite, suite_path)
     return Setup(suite, method_cls(**method_params), config, candidates, erm, select, base,
                  retrain, targets)
+
+
+def task_columns(method: Mitigation) -> list[str]:
+    """The metadata columns a method trains on as auxiliary labels (``multitask``'s tasks
+    other than ``domain``)."""
+    from shiftbench.train.mitigations import MultiTask
+
+    if not isinstance(method, MultiTask):
+        return []
+    return [name for name in method._names() if name != "domain"]
+
+
+def check_task_columns(method: Mitigation, suite: Suite, suite_path: Path) -> None:
+    """Every auxiliary task must be a metadata column of the train split's data."""
+    source = (suite.train.source if suite.train else None) or suite.data
+    for name in task_columns(method):
+        if name not in source.metadata:
+            raise ShiftbenchError(f"{method.name}: task {name!r} is not a label column of the "
+                                  f"train split (metadata columns: "
+                                  f"{', '.join(source.metadata) or 'none'}; name them in "
+                                  f"{suite_path}'s data.metadata)")
 
 
 def checked_selection(options: MitigateOptions, candidates: list[Candidate],
