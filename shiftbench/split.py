@@ -39,7 +39,9 @@ class Split:
     """A named set of examples.
 
     A shifted split keeps each example's original id, so metrics on it pair with the
-    reference by id. ``info`` says what the split is (kind, shift, severity, source).
+    reference by id. ``info`` says what the split is (kind, shift, severity, source);
+    ``metadata`` holds the source's extra columns (the suite's ``data.metadata``), one value
+    per example (None where missing).
     """
 
     name: str
@@ -47,6 +49,7 @@ class Split:
     texts: list[str]
     labels: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, list[str | None]] = field(default_factory=dict)  # column -> values
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -54,6 +57,10 @@ class Split:
             raise ValueError(f"split {self.name!r}: {n} ids but {len(self.texts)} texts")
         if self.labels is not None and len(self.labels) != n:
             raise ValueError(f"split {self.name!r}: {len(self.labels)} labels for {n} ids")
+        for column, values in self.metadata.items():
+            if len(values) != n:
+                raise ValueError(f"split {self.name!r}: {len(values)} values of {column!r} "
+                                 f"for {n} ids")
         if len(set(self.ids)) != len(self.ids):
             raise ValueError(f"split {self.name!r}: example ids are not unique")
 
@@ -61,11 +68,14 @@ class Split:
         return len(self.ids)
 
     def subset(self, indices: Sequence[int]) -> Split:
-        """The examples at ``indices`` (ids, texts and labels stay aligned)."""
+        """The examples at ``indices`` (ids, texts, labels and metadata stay aligned)."""
         return replace(self, ids=[self.ids[k] for k in indices],
                        texts=[self.texts[k] for k in indices],
-                       labels=None if self.labels is None else [self.labels[k] for k in indices])
+                       labels=None if self.labels is None else [self.labels[k] for k in indices],
+                       metadata={column: [values[k] for k in indices]
+                                 for column, values in self.metadata.items()})
 
     def derive(self, name: str, texts: list[str], **info: Any) -> Split:
-        """The same examples (ids, labels) with new texts: how a perturbation is made."""
+        """The same examples (ids, labels, metadata) with new texts: how a perturbation is
+        made."""
         return replace(self, name=name, texts=list(texts), info=info)

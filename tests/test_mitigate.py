@@ -22,7 +22,7 @@ def suite(tmp_path: Path) -> Path:
     for i in range(160):
         label = "positive" if i % 2 else "negative"
         topic = "film" if i < 110 else "food"
-        rows.append({"id": f"ex{i}", "label": label, "topic": topic,
+        rows.append({"id": f"ex{i}", "label": label, "topic": topic, "genre": "abc"[i % 3],
                      "text": f"the {topic} number {i} was {WORDS[label][i % 4]} and fine"})
     (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     film = [{"column": "topic", "equals": "film"}]
@@ -100,7 +100,7 @@ def test_parameters_are_parsed_strictly() -> None:
 
 
 @pytest.mark.parametrize("model, extra, message", [
-    ("sklearn:tfidf", ["--method", "erm"], "cannot be retrained by mitigate"),
+    ("sklearn:tfidf", ["--method", "erm"], "cannot be retrained by mitigate; it retrains probe"),
     ("probe:ENC", ["--method", "dan"], "did you mean 'dann'"),
     ("probe:ENC", ["--method", "erm", "--param", "lr=fast"], "--param lr='fast'"),
     ("probe:ENC", ["--method", "erm", "--seeds", "0"], "--seeds"),
@@ -132,3 +132,156 @@ def test_every_registered_method_runs_end_to_end(suite: Path, tiny_encoder_dir: 
     for split in report["splits"]:
         assert len(split["accuracy"]["method"]["seeds"]) == 2
         assert split["delta"]["method_vs_erm"]["pooled"]["n"] == split["n"]
+
+
+def test_target_names_the_splits_giving_the_target(suite: Path, tiny_encoder_dir: Path) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["shifts"].append({"name": "food2", "filters": [{"column": "topic", "equals": "food"}]})
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "dann", "--seeds", "1",
+                    "--target", "food2") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    sizes = {s["name"]: s["n"] for s in report["splits"]}
+    assert report["target"]["splits"] == ["food2"]
+    assert sizes["food"] == 50  # not a target: evaluated whole
+    assert report["target"]["n_target_train"] + sizes["food2"] == 50
+    assert report["target"]["n_evaluated"] == {"food2": sizes["food2"]}
+    assert "rows from food2" in (suite.parent / "out" / "mitigate.md").read_text()
+
+
+@pytest.mark.parametrize("change, extra, message", [
+    (None, ["--target", "fod"], "did you mean 'food'"),
+    (None, ["--target", "keyboard@2"], "cannot be a target"),
+    (None, ["--method", "erm", "--target", "food"], "erm does not train on a target"),
+    ({"allow_train_overlap": True, "shifts": [{"name": "all", "filters": []}]}, [],
+     "--target 'all': "),
+    ({"shifts": [{"name": "one", "filters": [{"column": "id", "equals": "ex150"}]}]}, [],
+     "--target 'one': its 1 row(s) leave"),
+])
+def test_bad_targets_are_refused_before_training(suite: Path, tiny_encoder_dir: Path, capsys,
+                                                 change: dict | None, extra: list[str],
+                                                 message: str) -> None:
+    if change:
+        suite.write_text(yaml.safe_dump({**yaml.safe_load(suite.read_text()), **change}))
+    args = [*(extra if "--method" in extra else ["--method", "dann", *extra]), "--no-progress"]
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err
+    assert not (suite.parent / "out" / "models").exists()
+
+
+def test_an_hf_base_is_fine_tuned_end_to_end_and_a_rerun_trains_nothing(
+        suite: Path, tiny_classifier_dir: Path, tiny_encoder_dir: Path, capsys) -> None:
+    model = suite.parent / "tiny-hf.yaml"
+    model.write_text(yaml.safe_dump({"adapter": "hf", "source": str(tiny_classifier_dir),
+                                     "max_length": 16}))
+    args = ["mitigate", str(suite), "--model", str(model), "--out", str(suite.parent / "out"),
+            "--cache-dir", str(suite.parent / "cache"), "--device", "cpu", "--seeds", "1",
+            "--method", "dann", "--param", "max_epochs=1", "--param", "batch_size=32"]
+    assert main(args) == 0
+    assert capsys.readouterr().err.count("shiftbench: epoch 1:") == 2  # ERM and DANN
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert report["training"]["lr"] == 2e-5  # fine-tuning's defaults, then --param
+    assert report["training"]["batch_size"] == 32
+    for path in [*report["models"]["erm"], *report["models"]["method"]]:
+        saved = yaml.safe_load((Path(path) / "model.yaml").read_text())
+        assert saved["adapter"] == "hf" and saved["max_length"] == 16
+    assert [s["name"] for s in report["splits"]] == ["reference", "keyboard@2", "food"]
+
+    assert main(args) == 0
+    assert "shiftbench: epoch" not in capsys.readouterr().err
+    assert json.loads((suite.parent / "out" / "mitigate.json").read_text())["splits"] == \
+        report["splits"]
+    erm = [("erm" if arg == "dann" else arg) for arg in args]
+    assert main([*erm, "--param", "hidden=8"]) == 2  # for dann, hidden is the discriminator's
+    assert "hidden, dropout size a probe's head" in capsys.readouterr().err
+    bare = [f"hf:{tiny_encoder_dir}" if arg == str(model) else arg for arg in erm]
+    assert main([*bare, "--no-progress"]) == 2  # no head for the suite's labels: no base
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cannot be evaluated as the base" in err
+
+
+def kept(candidates: list[dict]) -> list[int]:
+    """Each seed's kept candidate (exactly one per seed)."""
+    seeds = len(candidates[0]["chosen"])
+    picks = [[k for k, c in enumerate(candidates) if c["chosen"][s]] for s in range(seeds)]
+    assert all(len(p) == 1 for p in picks)
+    return [p[0] for p in picks]
+
+
+def test_a_grid_keeps_per_seed_the_lowest_source_validation_loss(
+        suite: Path, tiny_encoder_dir: Path) -> None:
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "augment", "--no-progress",
+                    "--grid", "lr=0.001,0.05", "--grid", "rate=0,1") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    grid = report["grid"]
+    assert grid["select"] == "source" and grid["grid"] == {"lr": [0.001, 0.05], "rate": [0, 1]}
+    assert "no target labels" in report["selection"]
+    assert len(grid["method"]) == 4 and len(grid["erm"]) == 2  # ERM: the trainer's lr only
+    assert grid["erm"][1]["values"] == {"lr": 0.05}
+    for name in ("method", "erm"):
+        for seed, pick in enumerate(kept(grid[name])):
+            scores = [c["scores"][seed] for c in grid[name]]
+            assert scores[pick] == min(scores)
+    # a kept model is the one the report evaluated: its log's best val_loss is its score
+    for seed, pick in enumerate(kept(grid["method"])):
+        log = Path(report["models"]["method"][seed]) / "log.jsonl"
+        losses = [row["val_loss"] for row in map(json.loads, log.read_text().splitlines())
+                  if "val_loss" in row]
+        assert min(losses) == pytest.approx(grid["method"][pick]["scores"][seed])
+    assert "Grid search (source)" in (suite.parent / "out" / "mitigate.md").read_text()
+
+
+def test_select_dev_scores_each_candidate_with_deep_embedded_validation(
+        suite: Path, tiny_encoder_dir: Path) -> None:
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "dann", "--no-progress",
+                    "--seeds", "1", "--grid", "penalty=0.1,1", "--select", "dev") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    grid = report["grid"]
+    assert grid["select"] == "dev" and "Deep Embedded Validation" in report["selection"]
+    assert grid["erm"] == [{"values": {}, "scores": [None], "chosen": [True]}]  # nothing to pick
+    scores = [c["scores"][0] for c in grid["method"]]
+    assert all(s > 0 for s in scores) and scores[kept(grid["method"])[0]] == min(scores)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--select", "dev"], "--select chooses among the combinations of --grid"),
+    (["--grid", "lr=0.01,0.1", "--select", "oracle"], "use source or dev"),
+])
+def test_bad_selection_is_refused(suite: Path, tiny_encoder_dir: Path, capsys,
+                                  extra: list[str], message: str) -> None:
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "erm", *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err
+
+
+def test_select_dev_needs_a_target(suite: Path, tiny_encoder_dir: Path, capsys) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["shifts"] = spec["shifts"][:1]
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "erm", "--grid",
+                    "lr=0.01,0.1", "--select", "dev") == 2
+    assert "--select dev needs an unlabelled target" in capsys.readouterr().err
+
+
+def test_multitask_trains_on_a_metadata_column_of_the_suite(suite: Path, tiny_encoder_dir: Path,
+                                                           capsys) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["data"]["metadata"] = ["genre", "topic"]
+    suite.write_text(yaml.safe_dump(spec))
+    model = f"probe:{tiny_encoder_dir}"
+    assert mitigate(suite, model, "--method", "multitask", "--param", "tasks=genre",
+                    "--seeds", "1", "--no-progress") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert report["method"]["tasks"] == "genre"
+    log = (Path(report["models"]["method"][0]) / "log.jsonl").read_text().splitlines()
+    assert all("task_genre" in json.loads(row) for row in log if '"step"' in row)
+
+    assert mitigate(suite, model, "--method", "multitask", "--param", "tasks=mood") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "task 'mood'" in err and "(metadata columns: genre, topic;" in err
+    spec["data"]["metadata"] = ["mood"]
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, model, "--method", "erm", "--no-progress") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "data.jsonl: no column 'mood' for the metadata" in err

@@ -24,7 +24,6 @@ from shiftbench.mitigate.report import (
     split_records,
     write_report,
 )
-from shiftbench.models.trained import write_head
 from shiftbench.report import svg
 
 METRICS = ("accuracy", "macro_f1", "ece", "nll")
@@ -156,13 +155,10 @@ def test_every_metric_of_every_model_is_reported_per_seed_and_averaged() -> None
 # --- training curves
 
 
-def write_model(folder: Path, kept: int, n_steps: int, names: tuple[str, ...],
-                epochs: int = 3) -> Path:
-    """A trained model's folder as the trainer leaves it: head.json (with the kept epoch)
-    and log.jsonl (a row per step, then a row per epoch)."""
-    write_head(folder, {"classes": ["a", "b"], "encoder": "enc", "hidden": 0,
-                        "method": {"method": "erm"}, "training": {"best_epoch": kept}},
-               {"weight": np.zeros((2, 3)), "bias": np.zeros(2)})
+def write_model(folder: Path, n_steps: int, names: tuple[str, ...], epochs: int = 3) -> Path:
+    """A training's log as the trainer leaves it: log.jsonl, a row per step, then a row
+    per epoch."""
+    folder.mkdir(parents=True)
     per_epoch = n_steps // epochs
     steps = [{"step": k, "epoch": k // per_epoch + 1, "loss": 1 / (k + 1),
               **{name: 0.5 + 0.4 * k / n_steps for name in names}} for k in range(n_steps)]
@@ -174,15 +170,15 @@ def write_model(folder: Path, kept: int, n_steps: int, names: tuple[str, ...],
 
 def make_report(tmp_path: Path) -> dict:
     table = {name: metric_named(name) for name in METRICS}
-    folders = {"erm": [write_model(tmp_path / "erm" / f"seed{k}", 2, 30, ("classification",))
+    folders = {"erm": [(write_model(tmp_path / "erm" / f"seed{k}", 30, ("classification",)), 2)
                        for k in range(2)],
-               "method": [write_model(tmp_path / "dann" / f"seed{k}", 2 + k, 450,
-                                      DANN_STEP_VALUES) for k in range(2)]}
+               "method": [(write_model(tmp_path / "dann" / f"seed{k}", 450, DANN_STEP_VALUES),
+                           2 + k) for k in range(2)]}
     return {"suite": {"name": "tiny", "path": "tiny.yaml", "hash": "abc"},
             "base": "probe", "method": {"method": "dann", "penalty": 1.0},
             "training": {"max_epochs": 3, "seed": [0, 1]}, "selection": "source validation",
-            "target": {"n_target_train": 10, "n_evaluated": {"food": 9}},
-            "models": {kind: [str(f) for f in seeds] for kind, seeds in folders.items()},
+            "target": {"splits": ["food"], "n_target_train": 10, "n_evaluated": {"food": 9}},
+            "models": {kind: [str(f) for f, _ in seeds] for kind, seeds in folders.items()},
             "intervals": INTERVALS, "metrics": describe_metrics(table),
             "splits": split_records(SCORED, table, 0), "curves": training_curves(folders),
             "gate": [{"seed": 0, "status": "fail", "result": {
@@ -244,12 +240,12 @@ def test_the_markdown_says_what_the_pooled_interval_covers(tmp_path: Path) -> No
 
 
 def test_long_step_curves_are_means_over_windows(tmp_path: Path) -> None:
-    curves = seed_curves(write_model(tmp_path / "m", 1, 1000, ("lambda",)))
+    curves = seed_curves(write_model(tmp_path / "m", 1000, ("lambda",)), 1)
     assert curves["kept_epoch"] == 1 and curves["n_steps"] == 1000
     lam = curves["steps"]["lambda"]  # 200 windows of 5 steps
     assert len(lam["x"]) == MAX_POINTS and lam["x"][:2] == [2.0, 7.0]
     assert lam["y"][0] == pytest.approx(0.5 + 0.4 * 2 / 1000)
-    short = seed_curves(write_model(tmp_path / "s", 1, 30, ("lambda",)))["steps"]["lambda"]
+    short = seed_curves(write_model(tmp_path / "s", 30, ("lambda",)), 1)["steps"]["lambda"]
     assert short["x"] == list(range(30))
 
 
@@ -283,9 +279,9 @@ def test_a_garbled_or_missing_log_is_one_line_naming_the_file(
 
 
 def test_a_kept_epoch_missing_from_the_log_is_an_error(tmp_path: Path) -> None:
-    folder = write_model(tmp_path / "m", 5, 30, ())
+    folder = write_model(tmp_path / "m", 30, ())
     with pytest.raises(ShiftbenchError, match=r"log.jsonl: no row for epoch 5"):
-        seed_curves(folder)
+        seed_curves(folder, 5)
 
 
 # --- the charts' scales

@@ -1,16 +1,18 @@
 """`shiftbench mitigate`: retrain with a method and show before/after on the same suite.
 
-The suite's splits are built once. One head per seed is trained on the base probe's
-frozen encoder with the method, and one with ERM (the same trainer and seeds); the base
-probe, the ERM heads and the mitigated heads are then evaluated on the same examples and
-compared pair by pair (by example id).
+The suite's splits are built once. One model per seed is trained with the method, and
+one with ERM (the same trainer and seeds): a head on the frozen encoder of a probe base,
+or the whole Hugging Face model of an hf base, fine-tuned end to end
+(:mod:`shiftbench.mitigate.retrain`). The base as it is, the ERM models and the mitigated
+models are then evaluated on the same examples and compared pair by pair (by example id).
 
-A method that trains on an unlabelled target uses the suite's domain splits without
-their labels, but never the rows it is evaluated on: each domain split's rows are halved
-by a stable hash of their id into a target-train half and an evaluated half (the report
-states both counts). Trained heads live in ``OUT/models`` with their checkpoints and
+A method that trains on an unlabelled target uses the suite's domain splits (all, or
+those ``--target`` names) without their labels, but never the rows it is evaluated on:
+each target split's rows are halved by a stable hash of their id into a target-train half
+and an evaluated half (the report states both counts); a target half sharing rows with
+the train split is refused. Trained heads live in ``OUT/models`` with their checkpoints and
 embeddings and predictions in the runner's cache, so a re-run trains nothing that
-finished.
+finished (a fine-tuned model's folder resumes from its checkpoints).
 """
 
 from __future__ import annotations
@@ -18,13 +20,22 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shiftbench.mitigate.gating import candidate_drift, gate
 from shiftbench.mitigate.options import MitigateOptions, parse_params
 from shiftbench.mitigate.report import before_after, write_report
-from shiftbench.mitigate.setup import checked_setup, split_domains
+from shiftbench.mitigate.selection import HOW, Score, dev_score, source_score
+from shiftbench.mitigate.setup import (
+    Candidate,
+    Setup,
+    check_base_classes,
+    checked_setup,
+    split_targets,
+    task_columns,
+)
 from shiftbench.progress import Phases
 from shiftbench.suite_splits import build_splits
 
@@ -33,64 +44,108 @@ if TYPE_CHECKING:
     from shiftbench.models import ModelAdapter
     from shiftbench.runner import Runner
     from shiftbench.split import Split
-    from shiftbench.train.mitigations import Mitigation
+    from shiftbench.train.trainer import TrainConfig, TrainResult
 
 __all__ = ["MitigateOptions", "mitigate", "parse_params"]
 
 
 def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path:
     """Train, evaluate and write the before/after report; return the report folder."""
-    from shiftbench.train.mitigations import ERM
-
-    suite, mitigation, train_params, base, encoder = checked_setup(suite_path, base_spec,
-                                                                   options)
+    setup = checked_setup(suite_path, base_spec, options)
+    suite, base = setup.suite, setup.base
     runner = options.runtime.runner()
     phases = Phases({"load_data_s": "reading data", "shifts_s": "shifting"},
                     enabled=options.runtime.progress is not False)
     splits = build_splits(suite, suite_path, options.data_dir, options.limit, True, runner,
                           phases)
-    evaluated, target = split_domains(splits)
+    evaluated, target = split_targets(splits, setup.targets)
     assert splits.train is not None
     base.fit(splits.train, runner)
+    check_base_classes(base, base_spec, evaluated)
 
-    key = [suite.spec_hash(), base.fingerprint(), train_params,
-           options.data_dir and str(options.data_dir), options.limit]
-    erm = train_seeds(ERM(), train_params, splits.train, None, encoder, runner, options, key)
-    mitigated = train_seeds(mitigation, train_params, splits.train, target, encoder, runner,
-                            options, key)
+    key = [suite.spec_hash(), base.fingerprint(), options.data_dir and str(options.data_dir),
+           options.limit]
+    score_of = (source_score if setup.select == "source" else
+                dev_score(base, splits.train, target, setup.config, runner))
+    erm, erm_grid = train_selected(setup.erm_candidates, setup, splits.train, None, runner,
+                                   options, key, score_of)
+    mitigated, method_grid = train_selected(setup.candidates, setup, splits.train, target,
+                                            runner, options, key, score_of)
     scored = {"base": [score(base, evaluated, runner)],
-              "erm": [score(m, evaluated, runner) for m in erm],
-              "method": [score(m, evaluated, runner) for m in mitigated]}
-    report = before_after(suite, suite_path, base_spec, mitigation, train_params, options,
-                          evaluated, target, scored, erm, mitigated)
+              "erm": [score(m, evaluated, runner) for m, _ in erm],
+              "method": [score(m, evaluated, runner) for m, _ in mitigated]}
+    selection = None if not options.grid else {
+        "select": setup.select, "how": HOW[setup.select],
+        "grid": grid_values(setup.candidates), "method": method_grid, "erm": erm_grid}
+    report = before_after(suite, suite_path, base_spec, setup.mitigation,
+                          without_seed(setup.config), options, evaluated, target, scored,
+                          [r for _, r in erm], [r for _, r in mitigated], selection)
     if options.policy is not None:
-        report["gate"] = gate(options.policy, suite, base, scored, mitigated,
+        report["gate"] = gate(options.policy, suite, base, scored, [m for m, _ in mitigated],
                               candidate_drift(suite, evaluated, scored["method"], runner))
     write_report(options.out, report)
     return options.out
 
 
-def train_seeds(method: Mitigation, params: dict[str, Any], train: Split,
-                target: Split | None, encoder: str | None, runner: Runner,
-                options: MitigateOptions, key: list[Any]) -> list[ModelAdapter]:
-    """One head per seed, in ``OUT/models/<method>-<hash of key and method>/seed<k>``: a
-    finished one resumes from its last checkpoint and trains nothing."""
-    from shiftbench.models import load_model
-    from shiftbench.train.trainer import TrainConfig, print_epoch, train_head
+def without_seed(config: TrainConfig) -> dict[str, Any]:
+    """The trainer's settings shared by every seed."""
+    return {name: value for name, value in asdict(config).items() if name != "seed"}
 
-    blob = json.dumps([*key, method.describe()], sort_keys=True)
-    name = f"{method.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
-    models = []
+
+def grid_values(candidates: list[Candidate]) -> dict[str, list[Any]]:
+    """Each searched parameter's values, in the order given."""
+    names = candidates[0].values
+    return {name: list(dict.fromkeys(c.values[name] for c in candidates)) for name in names}
+
+
+def train_selected(candidates: list[Candidate], setup: Setup, train: Split,
+                   target: Split | None, runner: Runner, options: MitigateOptions,
+                   key: list[Any], score_of: Score
+                   ) -> tuple[list[tuple[ModelAdapter, TrainResult]], list[dict[str, Any]]]:
+    """Per seed, every candidate trained and, when there are several, the one with the
+    lowest selection score kept. Returns the kept model of each seed (and how its
+    training went), and per candidate
+    its grid values, score and whether it was kept, per seed."""
+    records: list[dict[str, Any]] = [{"values": c.values, "scores": [], "chosen": []}
+                                     for c in candidates]
+    kept = []
     for seed in range(options.seeds):
-        folder = options.out / "models" / name / f"seed{seed}"
-        if options.runtime.progress is not False:
-            print(f"shiftbench: {method.name}, seed {seed}: {folder}", file=sys.stderr,
-                  flush=True)
-        train_head(train, folder, runner, method, TrainConfig(**{**params, "seed": seed}),
-                   encoder, target if method.uses_target else None,
-                   None if options.runtime.progress is False else print_epoch)
-        models.append(load_model(str(folder / "model.yaml")))
-    return models
+        trained = [train_one(c, seed, setup, train, target, runner, options, key)
+                   for c in candidates]
+        scores = ([score_of(seed, *pair) for pair in trained] if len(trained) > 1
+                  else [None])
+        best = min(range(len(trained)), key=lambda k: scores[k] or 0.0)
+        for k, record in enumerate(records):
+            record["scores"].append(scores[k])
+            record["chosen"].append(k == best)
+        kept.append(trained[best])
+    return kept, records
+
+
+def train_one(candidate: Candidate, seed: int, setup: Setup, train: Split,
+              target: Split | None, runner: Runner, options: MitigateOptions,
+              key: list[Any]) -> tuple[ModelAdapter, TrainResult]:
+    """One candidate's model for one seed, in ``OUT/models/<method>-<hash of key, method
+    and settings>/seed<k>``: a finished one resumes from its last checkpoint and trains
+    nothing."""
+    from shiftbench.models import load_model
+    from shiftbench.train.trainer import print_epoch
+
+    method = candidate.method
+    blob = json.dumps([*key, method.describe(), without_seed(candidate.config)],
+                      sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
+    folder = options.out / "models" / f"{method.name}-{digest}" / f"seed{seed}"
+    progress = options.runtime.progress is not False
+    if progress:
+        values = "".join(f" {name}={value}" for name, value in candidate.values.items())
+        print(f"shiftbench: {method.name}{values}, seed {seed}: {folder}", file=sys.stderr,
+              flush=True)
+    result = setup.retrainer.train(train, folder, method, replace(candidate.config, seed=seed),
+                                   target if method.uses_target else None,
+                                   {name: train.metadata[name] for name in task_columns(method)},
+                                   runner, print_epoch if progress else None)
+    return load_model(str(folder / "model.yaml")), result
 
 
 def score(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[ScoredSplit]:

@@ -19,20 +19,20 @@ EPOCH_FIELDS = ("epoch", "loss", "val_loss", "val_accuracy")  # every epoch row 
 MAX_POINTS = 200  # per seed and step curve: longer runs are averaged over windows of steps
 
 
-def training_curves(folders: dict[str, list[Path]]) -> dict[str, list[dict[str, Any]]]:
-    """Each model kind's curves, one record per seed (see :func:`seed_curves`)."""
-    return {kind: [seed_curves(folder) for folder in seeds] for kind, seeds in folders.items()}
+def training_curves(trained: dict[str, list[tuple[Path, int]]]) -> dict[str, list[dict[str, Any]]]:
+    """Each model kind's curves, one record per seed (see :func:`seed_curves`);
+    ``trained``: per kind, each seed's training folder and the epoch it kept."""
+    return {kind: [seed_curves(folder, kept) for folder, kept in seeds]
+            for kind, seeds in trained.items()}
 
 
-def seed_curves(folder: Path) -> dict[str, Any]:
-    """One trained model's per-epoch rows, its per-step values (each logged number but the
+def seed_curves(folder: Path, kept: int) -> dict[str, Any]:
+    """One training's per-epoch rows, its per-step values (each logged number but the
     step, the epoch and the total loss, averaged over at most :data:`MAX_POINTS` windows)
-    and the epoch it kept."""
-    from shiftbench.models.trained import read_head
+    and the epoch whose weights it kept (read from the folder's log)."""
     from shiftbench.train.trainer import LOG
 
     steps, epochs = read_log(folder / LOG)
-    kept = read_head(folder)[0]["training"].get("best_epoch")
     if kept not in [row["epoch"] for row in epochs]:
         raise ShiftbenchError(f"{folder / LOG}: no row for epoch {kept!r}, the epoch whose "
                               "weights were kept")

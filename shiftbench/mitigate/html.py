@@ -18,6 +18,7 @@ from shiftbench.mitigate.report import (
     cost_text,
     drop_rows,
     gate_lines,
+    grid_lines,
     metric_rows,
     seed_rows,
     summary_rows,
@@ -81,6 +82,7 @@ def _header(report: dict[str, Any]) -> str:
                                 sort_keys=True)),
         ("model selection", report["selection"]),
         ("target", target_text(report)),
+        *([("grid search", " ".join(grid_lines(report)))] if report.get("grid") else []),
         ("models", ", ".join(sorted({str(Path(folder).parent) for seeds in
                                      report["models"].values() for folder in seeds}))),
     ])

@@ -3,8 +3,9 @@ converted strictly to the types the method and the trainer annotate."""
 
 from __future__ import annotations
 
+import math
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,9 @@ if TYPE_CHECKING:
     from shiftbench.runtime import Runtime
 
 NOT_TUNABLE = ("seed", "device")  # set by --seeds and --device
+NOT_SEARCHABLE = ("val_fraction",)  # it picks the held-out rows selection compares on
+GRID_CAP = 64  # combinations per seed
+SELECTIONS = ("source", "dev")
 TRUTHS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 @dataclass
@@ -28,6 +32,9 @@ class MitigateOptions:
     data_dir: Path | None = None
     limit: int | None = None
     policy: Path | None = None  # a gate policy: its verdict on each seed's model vs the base
+    targets: list[str] = field(default_factory=list)  # splits giving the target; []: domains
+    grid: list[str] = field(default_factory=list)  # "k=v1,v2,...", searched per seed
+    select: str | None = None  # how a grid's combination is chosen: source (default) or dev
 
 
 def parse_params(method_cls: type, pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -58,11 +65,45 @@ def parse_params(method_cls: type, pairs: list[str]) -> tuple[dict[str, Any], di
     return method_params, train_params
 
 
+def parse_grid(method_cls: type, pairs: list[str], fixed: list[str]
+               ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``name=v1,v2,...`` strings -> every combination of their values (the product, at
+    most :data:`GRID_CAP`), each as (the method's parameters, the trainer's); values are
+    converted as ``--param`` converts them. ``fixed``: the ``--param`` pairs, which a grid
+    may not name again."""
+    import itertools
+
+    given = {pair.partition("=")[0] for pair in fixed}
+    axes = []
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name or not text:
+            raise ShiftbenchError(f"--grid {pair!r}: write name=value1,value2,...")
+        if name in given or any(name == axis[0][0] for axis in axes):
+            raise ShiftbenchError(f"--grid {name!r}: the parameter is given twice (--param or "
+                                  "--grid)")
+        if name in NOT_SEARCHABLE:
+            raise ShiftbenchError(f"--grid {name!r}: cannot be searched; it chooses the "
+                                  "held-out rows that selection compares on")
+        values = text.split(",")
+        if len(set(values)) < len(values):
+            raise ShiftbenchError(f"--grid {name!r}: a value is repeated in {text!r}")
+        try:
+            axes.append([(name, *parse_params(method_cls, [f"{name}={v}"])) for v in values])
+        except ShiftbenchError as exc:
+            raise ShiftbenchError(str(exc).replace("--param", "--grid", 1)) from None
+    count = math.prod(len(axis) for axis in axes)
+    if count > GRID_CAP:
+        raise ShiftbenchError(f"--grid: {count} combinations; at most {GRID_CAP} are trained "
+                              "per seed (use fewer values)")
+    return [({k: v for _, m, _ in combo for k, v in m.items()},
+             {k: v for _, _, t in combo for k, v in t.items()})
+            for combo in itertools.product(*axes)]
+
+
 def convert(name: str, text: str, kind: Any) -> Any:
     """One parameter's value as ``kind`` (bool, int, float or str); anything else is an
     error naming the parameter."""
-    import math
-
     try:
         if kind is bool:
             return TRUTHS[text.lower()]

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from shiftbench.evaluate import ScoredSplit
     from shiftbench.metrics import Estimate, Metric
     from shiftbench.mitigate.options import MitigateOptions
-    from shiftbench.models import ModelAdapter
     from shiftbench.split import Split
     from shiftbench.train.mitigations import Mitigation
+    from shiftbench.train.trainer import TrainResult
 
 POOLED_METHOD = "tango_score_seed_averaged"
 DROP_NOTE = ("Drop: accuracy on the perturbed split minus accuracy on the clean reference, "
@@ -42,32 +42,37 @@ INTERVALS = {
 def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mitigation,
                  train_params: dict[str, Any], options: MitigateOptions,
                  evaluated: list[Split], target: Split | None,
-                 scored: dict[str, list[list[ScoredSplit]]], erm: list[ModelAdapter],
-                 mitigated: list[ModelAdapter]) -> dict[str, Any]:
+                 scored: dict[str, list[list[ScoredSplit]]], erm: list[TrainResult],
+                 mitigated: list[TrainResult],
+                 grid: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report's content: what was trained and how, each split's metrics and paired
-    deltas (see :func:`split_record`) and each trained model's curves."""
+    deltas (see :func:`split_record`) and each trained model's curves; ``grid``: the grid
+    search, its candidates' selection scores per seed and which was kept."""
     from shiftbench.metrics import metric_named
     from shiftbench.mitigate.curves import training_curves
     from shiftbench.train.trainer import TrainConfig
 
     table = {name: metric_named(name) for name in suite.metrics}
-    folders = {"erm": [Path(m.source) for m in erm],  # type: ignore[attr-defined]
-               "method": [Path(m.source) for m in mitigated]}  # type: ignore[attr-defined]
+    trained = {"erm": [(r.folder, r.best_epoch) for r in erm],
+               "method": [(r.folder, r.best_epoch) for r in mitigated]}
+    target_splits = [] if target is None else list(target.info["splits"])
     return {
         "suite": {"name": suite.name, "path": str(suite_path), "hash": suite.spec_hash()},
         "base": base_spec, "method": mitigation.describe(),
         "training": asdict(TrainConfig(**train_params)) | {"seed": list(range(options.seeds))},
-        "selection": "early stopping on held-out training rows (source validation); "
-                     "no target labels are used",
-        "target": {"source": "the suite's domain splits, labels unused",
+        "selection": "early stopping on held-out training rows (source validation)"
+                     + ("" if grid is None else f"; the grid's combination by {grid['how']}")
+                     + "; no target labels are used",
+        **({} if grid is None else {"grid": grid}),
+        "target": {"source": "suite splits, labels unused", "splits": target_splits,
                    "n_target_train": 0 if target is None else len(target),
                    "n_evaluated": {s.name: len(s) for s in evaluated
-                                   if s.info.get("kind") == "domain"}},
-        "models": {kind: [str(folder) for folder in seeds] for kind, seeds in folders.items()},
+                                   if s.name in target_splits}},
+        "models": {kind: [str(folder) for folder, _ in seeds] for kind, seeds in trained.items()},
         "intervals": INTERVALS,
         "metrics": describe_metrics(table),
         "splits": split_records(scored, table, suite.seed),
-        "curves": training_curves(folders),
+        "curves": training_curves(trained),
     }
 
 
@@ -234,8 +239,9 @@ def title(report: dict[str, Any]) -> str:
 def target_text(report: dict[str, Any]) -> str:
     target = report["target"]
     evaluated = ", ".join(f"{k} {v}" for k, v in target["n_evaluated"].items()) or "none"
-    return (f"{target['n_target_train']} unlabelled rows from the domain splits; evaluated "
-            f"rows of each domain split: {evaluated} (disjoint, by id hash)")
+    return (f"{target['n_target_train']} unlabelled rows from "
+            f"{', '.join(target['splits']) or 'no split'}; evaluated rows of each target "
+            f"split: {evaluated} (disjoint, by id hash)")
 
 
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -334,6 +340,23 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
+def kept_values(candidates: list[dict[str, Any]]) -> list[str]:
+    """Each seed's kept combination of the grid, as ``name=value ...``."""
+    seeds = len(candidates[0]["chosen"])
+    kept = [next(c for c in candidates if c["chosen"][seed]) for seed in range(seeds)]
+    return [" ".join(f"{k}={v}" for k, v in c["values"].items()) or "(no grid)" for c in kept]
+
+
+def grid_lines(report: dict[str, Any]) -> list[str]:
+    """The grid search's kept combination per seed (nothing without a grid)."""
+    grid = report.get("grid")
+    if not grid:
+        return []
+    return [f"Grid search ({grid['select']}): kept per seed: "
+            + "; ".join(f"{name} " + ", ".join(kept_values(grid[name]))
+                        for name in ("method", "erm")) + ".", ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The before/after table, every metric, the cost on the clean reference and the gate's
     verdicts; the training curves are in the HTML."""
@@ -342,6 +365,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"; model selection: {report['selection']}.", "",
              f"Target: {target_text(report)}.", "",
              *_markdown_table(*summary_rows(report)), "",
+             *grid_lines(report),
              f"Cost on the clean reference: {cost_text(report)}.", "",
              "## What each perturbation costs", "", DROP_NOTE, "",
              *_markdown_table(*drop_rows(report)), "",
