@@ -405,8 +405,9 @@ def check_mitigation(mitigation: Mitigation, steps: int = 30, seed: int = 0) -> 
 
 def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
     """The objective at each of ``steps`` AdamW steps of a fresh copy of ``mitigation`` on
-    a small head: two classes along one feature, the target domain shifted along another,
-    noisy copies of the labelled rows as their augmented copies."""
+    a small head (each step an epoch: the rows are one batch): two classes along one
+    feature, the target domain shifted along another, noisy copies of the labelled rows as
+    their augmented copies."""
     import torch
 
     from shiftbench.train.mitigations import Batch, StepOutput
@@ -425,7 +426,7 @@ def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = HeadNet(4, 2, hidden=8)
-        method = type(mitigation)(**mitigation.get_params()).setup(model, steps)
+        method = type(mitigation)(**mitigation.get_params()).setup(model, steps_per_epoch=1)
         if method.uses_target:
             _refuses(lambda: method.process_batch(model, labelled, None, 0),
                      f"{what}: a step without the target it trains on")

@@ -75,7 +75,8 @@ def test_each_loss_falls_in_a_few_steps(name: str) -> None:
                   torch.tensor(copies, dtype=torch.float32))
     torch.manual_seed(0)
     model = HeadNet(4, 2, hidden=8)
-    method = Augment(threshold=0.0, temperature=1.0, contrastive=1.0).setup(model, 20)
+    method = Augment(threshold=0.0, temperature=1.0, contrastive=1.0).setup(
+        model, steps_per_epoch=1)
     optimizer = torch.optim.AdamW([*model.parameters()], lr=1e-2)
     values = []
     for step in range(20):
@@ -93,9 +94,9 @@ def test_augment_refuses_missing_copies_and_bad_parameters(tmp_path: Path) -> No
     with pytest.raises(ShiftbenchError, match="augmented copies of the training rows"):
         fit_features(x, y, IDS[:20], tmp_path, Augment(), TrainConfig(hidden=4))
     with pytest.raises(ShiftbenchError, match="unknown shift 'keybord'"):
-        Augment(shift="keybord").setup(HeadNet(3, 2), 1)
+        Augment(shift="keybord").setup(HeadNet(3, 2), steps_per_epoch=1)
     with pytest.raises(ShiftbenchError, match="augment: parameter rate=2"):
-        Augment(rate=2).setup(HeadNet(3, 2), 1)
+        Augment(rate=2).setup(HeadNet(3, 2), steps_per_epoch=1)
     with pytest.raises(ShiftbenchError, match="augmented copies: 5 rows for 20"):
         fit_features(x, y, IDS[:20], tmp_path / "short", Augment(), TrainConfig(hidden=4),
                      augmented=lambda epoch: x[:5])

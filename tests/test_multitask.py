@@ -30,7 +30,7 @@ def rows() -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
 
 
 def test_uncertainty_weighting_is_kendalls_formula() -> None:
-    method = MultiTask(tasks="domain").setup(HeadNet(4, 2, hidden=8), 10)
+    method = MultiTask(tasks="domain").setup(HeadNet(4, 2, hidden=8), steps_per_epoch=1)
     s = method.modules_["log_variances"][0]
     with torch.no_grad():
         s.copy_(torch.tensor([0.5, -1.0]))
@@ -38,7 +38,7 @@ def test_uncertainty_weighting_is_kendalls_formula() -> None:
     expected = 2 / (2 * math.exp(0.5)) + 0.25 + 3 / (2 * math.exp(-1.0)) - 0.5
     assert float(method.objective(losses).detach()) == pytest.approx(expected, rel=1e-6)
     fixed = MultiTask(tasks="domain", weighting="fixed", weights="0.5").setup(
-        HeadNet(4, 2, hidden=8), 10)
+        HeadNet(4, 2, hidden=8), steps_per_epoch=1)
     assert float(fixed.objective(losses)) == pytest.approx(2 + 0.5 * 3)
 
 
@@ -90,4 +90,4 @@ def test_labels_that_dont_match_are_one_line_errors(method: MultiTask, tasks: di
 
 def test_a_linear_head_is_refused() -> None:
     with pytest.raises(ShiftbenchError, match="shares no trainable representation"):
-        MultiTask().setup(HeadNet(4, 2, hidden=0), 10)
+        MultiTask().setup(HeadNet(4, 2, hidden=0), steps_per_epoch=1)

@@ -71,6 +71,23 @@ def test_the_reversal_coefficient_ramps_from_lo_toward_hi() -> None:
     # 2(hi-lo)/(1+e^-10) - (hi-lo) + lo at the end: within 1e-4 of hi
     assert values[-1] == pytest.approx(2 * 0.9 / (1 + math.exp(-10)) - 0.9 + 0.1)
     assert 1.0 - values[-1] < 1e-4
+    assert ramp(250, 100, 0.1, 1.0, 10.0) == values[-1]  # after the ramp it stays put
+
+
+def test_dann_ramps_over_ramp_epochs_whatever_max_epochs(tmp_path: Path) -> None:
+    """lambda reaches ~hi after ramp_epochs (2 here) and stays there, and the first
+    epochs' steps are the same whether training may run 4 epochs or 12: early stopping
+    cannot leave the reversal weak."""
+    x, y, target = two_domains()
+    runs = [fit_features(x, y, IDS, tmp_path / str(n), DANN(ramp_epochs=2.0),
+                         TrainConfig(hidden=16, lr=3e-3, max_epochs=n, patience=n), target)
+            for n in (4, 12)]
+    short, long = (run.steps for run in runs)
+    assert long[:len(short)] == short
+    steps_per_epoch = len(short) // 4
+    lambdas = [row["lambda"] for row in long]
+    assert lambdas[steps_per_epoch] < 0.99  # still ramping after one epoch
+    assert all(1.0 - v < 1e-4 for v in lambdas[2 * steps_per_epoch:])
 
 
 @pytest.mark.parametrize("method", [ERM(), DANN()], ids=["erm", "dann"])
@@ -141,6 +158,7 @@ def test_dann_logs_lambda_and_discriminator_accuracy_every_step(
     (ERM(), TrainConfig(val_fraction=0.999), False, "leaves no validation or no training rows"),
     (DANN(dropout=1.0), SMALL, True, "dann: parameter dropout=1.0 is out of range"),
     (DANN(penalty=-1.0), SMALL, True, "dann: parameter penalty=-1.0 is out of range"),
+    (DANN(ramp_epochs=0.0), SMALL, True, "dann: parameter ramp_epochs=0.0 is out of range"),
 ])
 def test_bad_training_input_is_one_line(method: Mitigation, config: TrainConfig, target: bool,
                                         message: str, tmp_path: Path) -> None:

@@ -60,15 +60,19 @@ class Mitigation(Params, ABC):
     name: ClassVar[str]
     uses_target: ClassVar[bool] = False
 
-    def setup(self, model: Classifier, total_steps: int,
+    def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> Mitigation:
-        """Build this method's own modules (``modules_``, fresh) for a training of
-        ``total_steps`` steps of ``model``, whose rows carry the auxiliary label columns
-        ``tasks`` (name -> number of classes); returns self."""
+        """Build this method's own modules (``modules_``, fresh) for training ``model`` with
+        ``steps_per_epoch`` steps an epoch (schedules are set in epochs, never by how many
+        epochs training may run: early stopping ends it sooner), on rows that carry the
+        auxiliary label columns ``tasks`` (name -> number of classes); returns self."""
         from torch import nn
 
+        if steps_per_epoch < 1:
+            raise ShiftbenchError(f"{self.name}: steps_per_epoch={steps_per_epoch!r}; an epoch "
+                                  "has at least one step")
         self.modules_ = nn.ModuleDict()
-        self.total_steps_ = total_steps
+        self.steps_per_epoch_ = steps_per_epoch
         return self
 
     @abstractmethod
@@ -110,10 +114,11 @@ class ERM(Mitigation):
         return StepOutput({"classification": classification_loss(model, labelled)[1]})
 
 
-def ramp(step: int, total_steps: int, lo: float, hi: float, alpha: float) -> float:
+def ramp(step: int, ramp_steps: int, lo: float, hi: float, alpha: float) -> float:
     """The warm-start coefficient 2(hi-lo)/(1+exp(-alpha*i/N)) - (hi-lo) + lo: ``lo`` at
-    step 0, rising smoothly towards ``hi`` by the end (Ganin et al. 2016, alpha = 10)."""
-    progress = step / max(1, total_steps)
+    step 0, rising smoothly towards ``hi`` over ``ramp_steps`` steps (N; Ganin et al. 2016,
+    alpha = 10), then staying at its step-N value (hi to within 2(hi-lo)exp(-alpha))."""
+    progress = min(1.0, step / max(1, ramp_steps))
     return 2 * (hi - lo) / (1 + math.exp(-alpha * progress)) - (hi - lo) + lo
 
 
@@ -130,22 +135,28 @@ class DANN(Mitigation):
         hidden: width of the discriminator's hidden layers (two, with ReLU).
         dropout: dropout after each hidden layer of the discriminator.
         lo, hi, alpha: the reversal coefficient's ramp (:func:`ramp`) from ``lo`` at the
-            first step towards ``hi``; ``alpha`` sets how fast (Ganin's 10 over training).
+            first step towards ``hi``; ``alpha`` sets how fast (Ganin's 10).
+        ramp_epochs: the ramp's length in epochs (of the training's steps per epoch), then
+            the coefficient stays at ``hi``. Set in epochs, not as a share of ``max_epochs``
+            (as Ganin's "over training"): with early stopping at epoch 3 of 30 the latter
+            would never lift the coefficient above about 0.3.
     """
 
     name = "dann"
     uses_target = True
 
     def __init__(self, penalty: float = 1.0, hidden: int = 64, dropout: float = 0.5,
-                 lo: float = 0.0, hi: float = 1.0, alpha: float = 10.0) -> None:
+                 lo: float = 0.0, hi: float = 1.0, alpha: float = 10.0,
+                 ramp_epochs: float = 10.0) -> None:
         self.penalty = penalty
         self.hidden = hidden
         self.dropout = dropout
         self.lo = lo
         self.hi = hi
         self.alpha = alpha
+        self.ramp_epochs = ramp_epochs
 
-    def setup(self, model: Classifier, total_steps: int,
+    def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> DANN:
         if not model.trainable_representation:
             raise ShiftbenchError("dann: a linear head on frozen embeddings has no "
@@ -153,11 +164,13 @@ class DANN(Mitigation):
         from torch import nn
 
         for name, ok in {"penalty": self.penalty >= 0, "hidden": self.hidden >= 1,
-                         "dropout": 0 <= self.dropout < 1, "alpha": self.alpha > 0}.items():
+                         "dropout": 0 <= self.dropout < 1, "alpha": self.alpha > 0,
+                         "ramp_epochs": self.ramp_epochs > 0}.items():
             if not ok:
                 raise ShiftbenchError(f"dann: parameter {name}={getattr(self, name)!r} is out "
                                       "of range")
-        super().setup(model, total_steps)
+        super().setup(model, steps_per_epoch=steps_per_epoch)
+        self.ramp_steps_ = max(1, round(self.ramp_epochs * steps_per_epoch))
         width = self.hidden
         self.modules_["discriminator"] = nn.Sequential(
             nn.Linear(model.representation_dim, width), nn.ReLU(), nn.Dropout(self.dropout),
@@ -176,7 +189,7 @@ class DANN(Mitigation):
                                   "give a target split")
         source, classification = classification_loss(model, labelled)
         target, _ = model(unlabelled.x)
-        coeff = ramp(step, self.total_steps_, self.lo, self.hi, self.alpha)
+        coeff = ramp(step, self.ramp_steps_, self.lo, self.hi, self.alpha)
         features = reverse_gradient(torch.cat([source, target]), coeff)
         scores = self.modules_["discriminator"](features).squeeze(1)
         domains = torch.cat([torch.zeros(len(source)), torch.ones(len(target))]).to(scores.device)
@@ -234,7 +247,7 @@ class Augment(Mitigation):
         self.contrastive = contrastive
         self.contrastive_temperature = contrastive_temperature
 
-    def setup(self, model: Classifier, total_steps: int,
+    def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> Augment:
         self._shift()
         for name, ok in {"rate": 0 <= self.rate <= 1, "consistency": self.consistency >= 0,
@@ -245,7 +258,7 @@ class Augment(Mitigation):
             if not ok:
                 raise ShiftbenchError(f"augment: parameter {name}={getattr(self, name)!r} is "
                                       "out of range")
-        super().setup(model, total_steps)
+        super().setup(model, steps_per_epoch=steps_per_epoch)
         return self
 
     def _shift(self) -> Any:
@@ -368,7 +381,7 @@ class MultiTask(Mitigation):
                                   f"non-negative number per task of {self.tasks!r}")
         return weights
 
-    def setup(self, model: Classifier, total_steps: int,
+    def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> MultiTask:
         import torch
         from torch import nn
@@ -390,7 +403,7 @@ class MultiTask(Mitigation):
             if name != "domain" and name not in columns:
                 raise ShiftbenchError(f"multitask: task {name!r} has no labels in the training "
                                       f"data (label columns: {', '.join(columns) or 'none'})")
-        super().setup(model, total_steps)
+        super().setup(model, steps_per_epoch=steps_per_epoch)
         for k, name in enumerate(names):
             classes = 2 if name == "domain" else columns[name]
             self.modules_[f"head{k}"] = nn.Linear(model.representation_dim, classes)

@@ -275,8 +275,8 @@ class _Run:
         self.fingerprint = _fingerprint(data, config, mitigation)
         torch.manual_seed(config.seed)
         self.model = build(self.classes)
-        mitigation.setup(self.model, self.steps_per_epoch * config.max_epochs,
-                         {name: int(y.max()) + 1 for name, y in self.task_y.items()})
+        mitigation.setup(self.model, steps_per_epoch=self.steps_per_epoch,
+                         tasks={name: int(y.max()) + 1 for name, y in self.task_y.items()})
         self.model.to(device)
         mitigation.modules_.to(device)
         params = [*self.model.parameters(), *mitigation.modules_.parameters()]
