@@ -203,14 +203,18 @@ class DANN(Mitigation):
 
 
 class Augment(Mitigation):
-    """Training on the labelled rows and their copies perturbed by one of the suite's own
-    shifts, with optional consistency (UDA, Xie et al. 2020) and contrastive terms.
+    """Training on the labelled rows and their copies perturbed by the suite's own shifts
+    (one, or several), with optional consistency (UDA, Xie et al. 2020) and contrastive
+    terms.
 
     Each epoch every labelled row gets a copy: with probability ``rate`` (drawn from its id,
-    the seed and the epoch) the text perturbed by the shift, else the text itself. Both the
-    draw and the perturbation use per-example seeds keyed by the epoch
+    the seed and the epoch) the text perturbed by one of the shifts (with several, one
+    drawn per row the same way, uniformly), else the text itself. The draws and the
+    perturbation use per-example seeds keyed by the epoch
     (:func:`~shiftbench.split.example_seed`), so the copies differ between epochs but
-    repeat exactly on a re-run or a resumed run. The trainer embeds (or tokenizes) the
+    repeat exactly on a re-run or a resumed run; a perturbation's seed is keyed by its own
+    shift, so a row's keyboard copy in an epoch is the same text whichever other shifts
+    are named (and its embedding is cached once). The trainer embeds (or tokenizes) the
     copies each epoch (:meth:`draw`); through the runner's cache a re-run embeds nothing
     new. Cost: per epoch, ``rate`` x rows texts perturbed and embedded once, and each step
     runs the model on twice the rows.
@@ -223,7 +227,8 @@ class Augment(Mitigation):
 
     Parameters:
         shift, severity: the registered shift (any, e.g. ``keyboard``, ``ocr``,
-            ``backtranslate``) and its severity 1-5.
+            ``backtranslate``), or several comma-separated (``keyboard,ocr,spelling``),
+            and the severity 1-5 of each.
         rate: share of the rows whose copy is perturbed each epoch.
         consistency: weight of the consistency loss (UDA's 1.0; 0 turns it off).
         threshold: clean confidence below which a row is left out of the consistency loss
@@ -249,7 +254,7 @@ class Augment(Mitigation):
 
     def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> Augment:
-        self._shift()
+        self._shifts()
         for name, ok in {"rate": 0 <= self.rate <= 1, "consistency": self.consistency >= 0,
                          "threshold": 0 <= self.threshold <= 1,
                          "temperature": self.temperature > 0,
@@ -261,22 +266,36 @@ class Augment(Mitigation):
         super().setup(model, steps_per_epoch=steps_per_epoch)
         return self
 
-    def _shift(self) -> Any:
+    def _shifts(self) -> list[Any]:
+        """The shifts ``shift`` names, each at ``severity``; a name that is unknown, empty
+        or repeated is a one-line error."""
         from shiftbench.registry import SHIFTS
 
-        return SHIFTS.load(self.shift)(self.severity)
+        names = [name.strip() for name in self.shift.split(",")]
+        if not all(names) or len(set(names)) < len(names):
+            raise ShiftbenchError(f"augment: shift={self.shift!r} must name one or more "
+                                  "registered shifts, comma-separated, each once")
+        try:
+            return [SHIFTS.load(name)(self.severity) for name in names]
+        except ShiftbenchError as exc:
+            raise ShiftbenchError(f"augment: shift={self.shift!r}: {exc}") from None
 
     def draw(self, texts: Sequence[str], ids: Sequence[str], seed: int, epoch: int,
              runner: Runner | None = None) -> list[str]:
         """Epoch ``epoch``'s copy of each text (see the class doc)."""
-        shift = self._shift()
-        key = f"augment:{shift.key}:epoch {epoch}"
+        shifts = self._shifts()
+        key = f"augment:{'+'.join(shift.key for shift in shifts)}:epoch {epoch}"
         chosen = [k for k, i in enumerate(ids) if unit_hash(key, seed, i) < self.rate]
-        perturbed = shift.transform([texts[k] for k in chosen],
-                                    [example_seed(seed, key, ids[k]) for k in chosen], runner)
+        which = {k: int(unit_hash(f"{key}:shift", seed, ids[k]) * len(shifts)) for k in chosen}
         copies = list(texts)
-        for k, text in zip(chosen, perturbed, strict=True):
-            copies[k] = text
+        for n, shift in enumerate(shifts):
+            rows = [k for k in chosen if which[k] == n]
+            own_key = f"augment:{shift.key}:epoch {epoch}"
+            perturbed = shift.transform([texts[k] for k in rows],
+                                        [example_seed(seed, own_key, ids[k]) for k in rows],
+                                        runner)
+            for k, text in zip(rows, perturbed, strict=True):
+                copies[k] = text
         return copies
 
     def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
