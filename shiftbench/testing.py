@@ -22,9 +22,9 @@ and run in about a second on a CPU (a model adapter: as long as a few prediction
   that sum to 1 and do not depend on the order of the texts; ``classes_`` refused
   clearly before ``fit``; embeddings one float32 row per text; parameters round trip.
 - :func:`check_mitigation`: parameters round trip; one step gives finite named losses
-  and an objective with gradients; on a tiny problem the objective falls within a few
-  steps, the same under the same seed; a method that trains on a target refuses
-  without one.
+  and an objective with gradients, which ``backward`` puts on the parameters; on a tiny
+  problem the objective falls within a few steps, the same under the same seed; a method
+  that trains on a target refuses without one.
 - :func:`check_translation_engine`, :func:`check_source`, :func:`check_metric`,
   :func:`check_gate_rule`: the smaller contracts of the other kinds.
 """
@@ -385,9 +385,10 @@ def _check_adapter_outputs(adapter: ModelAdapter, name: str, train: Split | None
 
 def check_mitigation(mitigation: Mitigation, steps: int = 30, seed: int = 0) -> None:
     """A training method (as built, not set up): parameters round trip; a step's output is
-    finite named losses (and numeric metrics) whose objective has gradients; trained on a
-    tiny seeded two-domain problem the objective falls, and a second run repeats it
-    exactly; a method that uses a target refuses a step without one."""
+    finite named losses (and numeric metrics) whose objective has gradients, which
+    ``backward`` puts on the parameters; trained on a tiny seeded two-domain problem the
+    objective falls, and a second run repeats it exactly; a method that uses a target
+    refuses a step without one."""
     from shiftbench.train.mitigations import Mitigation
 
     _require(isinstance(mitigation, Mitigation), f"{mitigation!r} is not a Mitigation")
@@ -443,7 +444,9 @@ def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
                      and bool(torch.isfinite(objective)),
                      f"{what}: the objective must be a finite scalar with gradients")
             optimizer.zero_grad()
-            objective.backward()
+            method.backward(output, params)
+            _require(any(p.grad is not None for p in params),
+                     f"{what}: backward left no gradient on the parameters")
             optimizer.step()
             losses.append(float(objective.detach()))
     return losses

@@ -86,6 +86,12 @@ class Mitigation(Params, ABC):
 
         return torch.stack(list(output.losses.values())).sum()
 
+    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter]) -> None:
+        """Add this step's gradients to ``parameters`` (the model's and ``modules_``'s, all
+        that the optimiser steps): by default the objective's. A method that combines
+        gradients rather than losses overrides it (LibMTL's ``backward``; PCGrad)."""
+        self.objective(output).backward()
+
     def describe(self) -> dict[str, Any]:
         return {"method": self.name, **self.get_params()}
 
@@ -370,15 +376,21 @@ class MultiTask(Mitigation):
             the main and auxiliary losses, the s_i learned, starting at 0) or ``fixed``.
         weights: for ``fixed``, the auxiliary tasks' weights, comma-separated in the order
             of ``tasks`` (the main loss weighs 1); empty: 1 each.
+        pcgrad: PCGrad (Yu et al. 2020): on the parameters two or more tasks share, each
+            task's weighted gradient loses its component along any other task's gradient
+            it conflicts with (negative dot product), the others taken in a random order
+            (seeded, so a CPU run repeats); the projected gradients are summed. Each task's
+            own parameters (its head, its weight s_i) get their own gradient.
     """
 
     name = "multitask"
 
     def __init__(self, tasks: str = "domain", weighting: str = "uncertainty",
-                 weights: str = "") -> None:
+                 weights: str = "", pcgrad: bool = False) -> None:
         self.tasks = tasks
         self.weighting = weighting
         self.weights = weights
+        self.pcgrad = pcgrad
 
     @property
     def uses_target(self) -> bool:  # type: ignore[override]
@@ -460,8 +472,25 @@ class MultiTask(Mitigation):
     def objective(self, output: StepOutput) -> torch.Tensor:
         import torch
 
-        losses = torch.stack(list(output.losses.values()))
+        return torch.stack(self._weighted(output)).sum()
+
+    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter]) -> None:
+        from shiftbench.train.nets import pcgrad_backward
+
+        if self.pcgrad:
+            pcgrad_backward(self._weighted(output), parameters,
+                            specific=[*self.modules_.parameters()])
+        else:
+            super().backward(output, parameters)
+
+    def _weighted(self, output: StepOutput) -> list[torch.Tensor]:
+        """Each task's weighted loss, the main task's first, each computed on its own (so
+        a task's gradient reaches only what its loss uses): w_i L_i (``fixed``) or
+        L_i/(2 exp(s_i)) + s_i/2 (``uncertainty``)."""
+        import torch
+
+        losses = list(output.losses.values())
         if self.weighting == "fixed":
-            return losses[0] + (losses[1:] * losses.new_tensor(self.fixed_)).sum()
+            return [w * loss for w, loss in zip([1.0, *self.fixed_], losses, strict=True)]
         s = self.modules_["log_variances"][0]
-        return (losses / (2 * torch.exp(s)) + s / 2).sum()
+        return [loss / (2 * torch.exp(s[i])) + s[i] / 2 for i, loss in enumerate(losses)]

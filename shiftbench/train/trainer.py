@@ -279,8 +279,8 @@ class _Run:
                          tasks={name: int(y.max()) + 1 for name, y in self.task_y.items()})
         self.model.to(device)
         mitigation.modules_.to(device)
-        params = [*self.model.parameters(), *mitigation.modules_.parameters()]
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr,
+        self.parameters = [*self.model.parameters(), *mitigation.modules_.parameters()]
+        self.optimizer = torch.optim.AdamW(self.parameters, lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.epoch = 0  # epochs done
         self.best_loss = math.inf
@@ -335,7 +335,7 @@ class _Run:
                 f"training diverged: the loss is {float(loss.detach())} at step {step} (epoch "
                 f"{self.epoch + 1}); lower the learning rate (lr={self.config.lr:g})")
         self.optimizer.zero_grad()
-        loss.backward()
+        self.mitigation.backward(output, self.parameters)
         self.optimizer.step()
         self.steps.append({"step": step, "epoch": self.epoch + 1, "loss": float(loss.detach()),
                            **{name: float(v.detach()) for name, v in output.losses.items()},
