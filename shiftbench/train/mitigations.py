@@ -86,11 +86,13 @@ class Mitigation(Params, ABC):
 
         return torch.stack(list(output.losses.values())).sum()
 
-    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter]) -> None:
-        """Add this step's gradients to ``parameters`` (the model's and ``modules_``'s, all
+    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter],
+                 scale: float = 1.0) -> None:
+        """Add this step's gradients, times ``scale`` (fp16 training's loss scale, which
+        the trainer divides out), to ``parameters`` (the model's and ``modules_``'s, all
         that the optimiser steps): by default the objective's. A method that combines
         gradients rather than losses overrides it (LibMTL's ``backward``; PCGrad)."""
-        self.objective(output).backward()
+        (self.objective(output) * scale).backward()
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.name, **self.get_params()}
@@ -474,14 +476,15 @@ class MultiTask(Mitigation):
 
         return torch.stack(self._weighted(output)).sum()
 
-    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter]) -> None:
+    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter],
+                 scale: float = 1.0) -> None:
         from shiftbench.train.nets import pcgrad_backward
 
-        if self.pcgrad:
-            pcgrad_backward(self._weighted(output), parameters,
+        if self.pcgrad:  # PCGrad commutes with a positive scale: scale the losses
+            pcgrad_backward([loss * scale for loss in self._weighted(output)], parameters,
                             specific=[*self.modules_.parameters()])
         else:
-            super().backward(output, parameters)
+            super().backward(output, parameters, scale)
 
     def _weighted(self, output: StepOutput) -> list[torch.Tensor]:
         """Each task's weighted loss, the main task's first, each computed on its own (so
