@@ -22,9 +22,9 @@ and run in about a second on a CPU (a model adapter: as long as a few prediction
   that sum to 1 and do not depend on the order of the texts; ``classes_`` refused
   clearly before ``fit``; embeddings one float32 row per text; parameters round trip.
 - :func:`check_mitigation`: parameters round trip; one step gives finite named losses
-  and an objective with gradients; on a tiny problem the objective falls within a few
-  steps, the same under the same seed; a method that trains on a target refuses
-  without one.
+  and an objective with gradients, which ``backward`` puts on the parameters (times the
+  loss scale it is given); on a tiny problem the objective falls within a few steps, the
+  same under the same seed; a method that trains on a target refuses without one.
 - :func:`check_translation_engine`, :func:`check_source`, :func:`check_metric`,
   :func:`check_gate_rule`: the smaller contracts of the other kinds.
 """
@@ -385,8 +385,9 @@ def _check_adapter_outputs(adapter: ModelAdapter, name: str, train: Split | None
 
 def check_mitigation(mitigation: Mitigation, steps: int = 30, seed: int = 0) -> None:
     """A training method (as built, not set up): parameters round trip; a step's output is
-    finite named losses (and numeric metrics) whose objective has gradients; trained on a
-    tiny seeded two-domain problem the objective falls, and a second run repeats it
+    finite named losses (and numeric metrics) whose objective has gradients, which
+    ``backward`` puts on the parameters, times its ``scale`` (fp16's loss scale); trained
+    on a tiny seeded two-domain problem the objective falls, and a second run repeats it
     exactly; a method that uses a target refuses a step without one."""
     from shiftbench.train.mitigations import Mitigation
 
@@ -401,16 +402,15 @@ def check_mitigation(mitigation: Mitigation, steps: int = 30, seed: int = 0) -> 
     start, end = float(np.mean(first[:5])), float(np.mean(first[-5:]))
     _require(end < start, f"{what}: the objective did not fall in {steps} steps on a tiny "
                           f"problem ({start:.4f} -> {end:.4f})")
+    _check_loss_scale(mitigation, seed)
 
 
-def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
-    """The objective at each of ``steps`` AdamW steps of a fresh copy of ``mitigation`` on
-    a small head: two classes along one feature, the target domain shifted along another,
-    noisy copies of the labelled rows as their augmented copies."""
+def _tiny_problem(seed: int) -> tuple[Any, Any]:
+    """(labelled, unlabelled) batches: two classes along one feature, the target domain
+    shifted along another, noisy copies of the labelled rows as their augmented copies."""
     import torch
 
-    from shiftbench.train.mitigations import Batch, StepOutput
-    from shiftbench.train.nets import HeadNet
+    from shiftbench.train.mitigations import Batch
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 64)
@@ -419,17 +419,37 @@ def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
     copies = x + rng.normal(scale=0.3, size=x.shape)  # augmented copies, for methods using them
     labelled = Batch(torch.tensor(x, dtype=torch.float32), torch.tensor(y),
                      torch.tensor(copies, dtype=torch.float32))
-    unlabelled = Batch(torch.tensor(target, dtype=torch.float32))
+    return labelled, Batch(torch.tensor(target, dtype=torch.float32))
+
+
+def _fresh(mitigation: Mitigation, seed: int) -> tuple[Any, Mitigation, list[Any]]:
+    """(a small seeded head, a set-up copy of ``mitigation``, all their parameters); each
+    step of the tiny problem is an epoch (its rows are one batch)."""
+    import torch
+
+    from shiftbench.train.nets import HeadNet
+
+    torch.manual_seed(seed)
+    model = HeadNet(4, 2, hidden=8)
+    method = type(mitigation)(**mitigation.get_params()).setup(model, steps_per_epoch=1)
+    return model, method, [*model.parameters(), *method.modules_.parameters()]
+
+
+def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
+    """The objective at each of ``steps`` AdamW steps of a fresh copy of ``mitigation`` on
+    the tiny problem."""
+    import torch
+
+    from shiftbench.train.mitigations import StepOutput
+
+    labelled, unlabelled = _tiny_problem(seed)
     what = repr(mitigation)
     losses = []
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = HeadNet(4, 2, hidden=8)
-        method = type(mitigation)(**mitigation.get_params()).setup(model, steps)
+        model, method, params = _fresh(mitigation, seed)
         if method.uses_target:
             _refuses(lambda: method.process_batch(model, labelled, None, 0),
                      f"{what}: a step without the target it trains on")
-        params = [*model.parameters(), *method.modules_.parameters()]
         optimizer = torch.optim.AdamW(params, lr=1e-2)
         for step in range(steps):
             output = method.process_batch(model, labelled, unlabelled, step)
@@ -442,10 +462,30 @@ def _objectives(mitigation: Mitigation, steps: int, seed: int) -> list[float]:
                      and bool(torch.isfinite(objective)),
                      f"{what}: the objective must be a finite scalar with gradients")
             optimizer.zero_grad()
-            objective.backward()
+            method.backward(output, params)
+            _require(any(p.grad is not None for p in params),
+                     f"{what}: backward left no gradient on the parameters")
             optimizer.step()
             losses.append(float(objective.detach()))
     return losses
+
+
+def _check_loss_scale(mitigation: Mitigation, seed: int) -> None:
+    """``backward(..., scale=8)`` gives 8 times ``backward``'s gradients: fp16 training
+    scales the loss so that small gradients survive, and divides them by it after."""
+    import torch
+
+    labelled, unlabelled = _tiny_problem(seed)
+    grads = []
+    for scale in (1.0, 8.0):
+        with torch.random.fork_rng(devices=[]):
+            model, method, params = _fresh(mitigation, seed)
+            method.backward(method.process_batch(model, labelled, unlabelled, 0), params,
+                            scale=scale)
+            grads.append([p.grad for p in params])
+    _require(all((a is None) == (b is None) and (a is None or torch.allclose(8 * a, b))
+                 for a, b in zip(*grads, strict=True)),
+             f"{mitigation!r}: backward(scale=8) does not give 8 times the gradients")
 
 
 # -- the smaller kinds -------------------------------------------------------------------------

@@ -39,6 +39,42 @@ def test_draws_repeat_per_seed_epoch_and_id_and_differ_between_epochs() -> None:
     assert sum(a != t for a, t in zip(first, TEXTS, strict=True)) > 30
 
 
+def test_several_shifts_share_the_rows_per_example_and_epoch() -> None:
+    """shift=keyboard,ocr,spelling: every copy (rate 1) is exactly the copy its one shift
+    alone would have drawn for that row and epoch (a perturbation is seeded by its own
+    shift), each shift takes some rows, the draw repeats, and the shares change by epoch."""
+    names = ["keyboard", "ocr", "spelling"]
+    mixed = Augment(shift=" keyboard, ocr,spelling", severity=3, rate=1.0)
+
+    def owners(epoch: int) -> list[str]:
+        copies = mixed.draw(TEXTS, IDS, 0, epoch)
+        assert copies == mixed.draw(TEXTS, IDS, 0, epoch)
+        assert mixed.draw(TEXTS[::-1], IDS[::-1], 0, epoch) == copies[::-1]
+        alone = {name: Augment(shift=name, severity=3, rate=1.0).draw(TEXTS, IDS, 0, epoch)
+                 for name in names}
+        found = [[name for name in names if alone[name][k] == copy]
+                 for k, copy in enumerate(copies)]
+        assert all(found)  # each copy is one of the shifts' own
+        return [match[0] for match in found if len(match) == 1]
+
+    first, second = owners(0), owners(1)
+    assert all(first.count(name) >= 5 for name in names)
+    assert first != second
+
+
+@pytest.mark.parametrize(("shift", "message"), [
+    ("keyboard,ocrr", "augment: shift='keyboard,ocrr': unknown shift 'ocrr' (did you mean 'ocr'?)"),
+    ("keyboard,,ocr", "augment: shift='keyboard,,ocr' must name one or more registered shifts"),
+    ("ocr,ocr", "augment: shift='ocr,ocr' must name one or more registered shifts, "
+                "comma-separated, each once"),
+    ("", "augment: shift='' must name one or more"),
+])
+def test_bad_shift_lists_are_one_line_errors(shift: str, message: str) -> None:
+    with pytest.raises(ShiftbenchError) as info:
+        Augment(shift=shift).setup(HeadNet(3, 2), steps_per_epoch=1)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
 def test_rate_sets_the_share_of_perturbed_copies() -> None:
     assert Augment(rate=0.0).draw(TEXTS, IDS, 0, 0) == TEXTS
     half = Augment(rate=0.5, severity=3)
@@ -75,7 +111,8 @@ def test_each_loss_falls_in_a_few_steps(name: str) -> None:
                   torch.tensor(copies, dtype=torch.float32))
     torch.manual_seed(0)
     model = HeadNet(4, 2, hidden=8)
-    method = Augment(threshold=0.0, temperature=1.0, contrastive=1.0).setup(model, 20)
+    method = Augment(threshold=0.0, temperature=1.0, contrastive=1.0).setup(
+        model, steps_per_epoch=1)
     optimizer = torch.optim.AdamW([*model.parameters()], lr=1e-2)
     values = []
     for step in range(20):
@@ -93,9 +130,9 @@ def test_augment_refuses_missing_copies_and_bad_parameters(tmp_path: Path) -> No
     with pytest.raises(ShiftbenchError, match="augmented copies of the training rows"):
         fit_features(x, y, IDS[:20], tmp_path, Augment(), TrainConfig(hidden=4))
     with pytest.raises(ShiftbenchError, match="unknown shift 'keybord'"):
-        Augment(shift="keybord").setup(HeadNet(3, 2), 1)
+        Augment(shift="keybord").setup(HeadNet(3, 2), steps_per_epoch=1)
     with pytest.raises(ShiftbenchError, match="augment: parameter rate=2"):
-        Augment(rate=2).setup(HeadNet(3, 2), 1)
+        Augment(rate=2).setup(HeadNet(3, 2), steps_per_epoch=1)
     with pytest.raises(ShiftbenchError, match="augmented copies: 5 rows for 20"):
         fit_features(x, y, IDS[:20], tmp_path / "short", Augment(), TrainConfig(hidden=4),
                      augmented=lambda epoch: x[:5])

@@ -278,6 +278,17 @@ class Flat(ERM):
         return output.losses["classification"] * 0 + 1
 
 
+class Unscaled(ERM):
+    """Its backward ignores the loss scale (fp16 training would divide its gradients by
+    65536)."""
+
+    name = "unscaled"
+
+    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter],
+                 scale: float = 1.0) -> None:
+        self.objective(output).backward()
+
+
 class Unseeded(ERM):
     """Adds noise from an unseeded generator to its loss."""
 
@@ -309,6 +320,7 @@ def test_a_minimal_plugin_of_each_contract_passes() -> None:
     (lambda: check_metric("other", Shifted), "its name attribute must be 'other'"),
     (lambda: check_mitigation(Flat()), "the objective did not fall in 30 steps"),
     (lambda: check_mitigation(Unseeded()), "two seeded trainings on the same data give other"),
+    (lambda: check_mitigation(Unscaled()), "backward(scale=8) does not give 8 times"),
     (lambda: check_gate_rule("no_evidence", NoEvidence),
      "does not implement evidence, setup, violation"),
 ])

@@ -71,6 +71,23 @@ def test_the_reversal_coefficient_ramps_from_lo_toward_hi() -> None:
     # 2(hi-lo)/(1+e^-10) - (hi-lo) + lo at the end: within 1e-4 of hi
     assert values[-1] == pytest.approx(2 * 0.9 / (1 + math.exp(-10)) - 0.9 + 0.1)
     assert 1.0 - values[-1] < 1e-4
+    assert ramp(250, 100, 0.1, 1.0, 10.0) == values[-1]  # after the ramp it stays put
+
+
+def test_dann_ramps_over_ramp_epochs_whatever_max_epochs(tmp_path: Path) -> None:
+    """lambda reaches ~hi after ramp_epochs (2 here) and stays there, and the first
+    epochs' steps are the same whether training may run 4 epochs or 12: early stopping
+    cannot leave the reversal weak."""
+    x, y, target = two_domains()
+    runs = [fit_features(x, y, IDS, tmp_path / str(n), DANN(ramp_epochs=2.0),
+                         TrainConfig(hidden=16, lr=3e-3, max_epochs=n, patience=n), target)
+            for n in (4, 12)]
+    short, long = (run.steps for run in runs)
+    assert long[:len(short)] == short
+    steps_per_epoch = len(short) // 4
+    lambdas = [row["lambda"] for row in long]
+    assert lambdas[steps_per_epoch] < 0.99  # still ramping after one epoch
+    assert all(1.0 - v < 1e-4 for v in lambdas[2 * steps_per_epoch:])
 
 
 @pytest.mark.parametrize("method", [ERM(), DANN()], ids=["erm", "dann"])
@@ -141,6 +158,7 @@ def test_dann_logs_lambda_and_discriminator_accuracy_every_step(
     (ERM(), TrainConfig(val_fraction=0.999), False, "leaves no validation or no training rows"),
     (DANN(dropout=1.0), SMALL, True, "dann: parameter dropout=1.0 is out of range"),
     (DANN(penalty=-1.0), SMALL, True, "dann: parameter penalty=-1.0 is out of range"),
+    (DANN(ramp_epochs=0.0), SMALL, True, "dann: parameter ramp_epochs=0.0 is out of range"),
 ])
 def test_bad_training_input_is_one_line(method: Mitigation, config: TrainConfig, target: bool,
                                         message: str, tmp_path: Path) -> None:
@@ -159,6 +177,61 @@ def test_a_diverging_loss_names_its_step(tmp_path: Path) -> None:
 def test_out_of_range_parameters_are_refused() -> None:
     with pytest.raises(ShiftbenchError, match="training parameter lr=0"):
         TrainConfig(lr=0)
+
+
+def test_precision_resolves_as_for_inference(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto is fp32 on CPU (recorded in the model folder); on CUDA bf16 where supported,
+    else fp16; half precision on CPU and unknown names are one-line errors before any work."""
+    from shiftbench.device import resolve_precision
+
+    x, y, _ = two_domains()
+    config = TrainConfig(hidden=16, max_epochs=1)
+    assert config.precision == "auto"
+    fit_features(x, y, IDS, tmp_path, ERM(), config)
+    assert json.loads((tmp_path / "head.json").read_text())["training"]["precision"] == "fp32"
+    for supported, expected in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)
+        assert resolve_precision("auto", "cuda") == expected
+    for precision, message in (("fp16", "precision fp16: needs a CUDA device; device is cpu"),
+                               ("bf16", "precision bf16: needs a CUDA device; device is cpu"),
+                               ("fp8", "training parameter precision='fp8': use auto, fp32")):
+        with pytest.raises(ShiftbenchError, match=r"^[^\n]*$") as info:
+            TrainConfig(precision=precision)
+        assert message in str(info.value)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_autocasts_keeps_fp32_weights_and_resumes_exactly(
+        precision: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA path's mechanics, run on CPU (whose autocast takes bf16 and fp16) by
+    resolving the precision to half: the forward pass is autocast (the losses differ from
+    fp32's), the weights and the optimiser's state stay fp32, the loss falls, and with
+    fp16 the GradScaler's state is checkpointed and restored, so an interrupted run
+    resumes to the uninterrupted one (its growth tracker counting every step)."""
+    import shiftbench.train.trainer as trainer
+
+    x, y, target = two_domains()
+    config = TrainConfig(hidden=16, lr=3e-3, max_epochs=4, patience=4)
+    fp32 = fit_features(x, y, IDS, tmp_path / "fp32", DANN(), config, target)
+    monkeypatch.setattr(trainer, "resolve_precision", lambda wanted, device: precision)
+    whole = fit_features(x, y, IDS, tmp_path / "whole", DANN(), config, target)
+    with pytest.raises(Interrupt):
+        fit_features(x, y, IDS, tmp_path / "cut", DANN(), config, target, stop_after(2))
+    resumed = fit_features(x, y, IDS, tmp_path / "cut", DANN(), config, target)
+    assert resumed.steps == whole.steps and whole.steps != fp32.steps
+    loss = [row["classification"] for row in whole.steps]
+    assert np.mean(loss[-5:]) < np.mean(loss[:5]) - 0.1
+    states = [torch.load(tmp_path / name / CHECKPOINT, weights_only=True)
+              for name in ("whole", "cut")]
+    assert states[0]["scaler"] == states[1]["scaler"]
+    if precision == "fp16":
+        assert states[0]["scaler"]["_growth_tracker"] == len(whole.steps)
+    assert all(v.dtype == torch.float32 for v in states[0]["model"].values())
+    moments = states[0]["optimizer"]["state"].values()
+    assert all(m["exp_avg"].dtype == torch.float32 for m in moments)
+    arrays = np.load(tmp_path / "whole" / "arrays.npz")
+    assert all(arrays[name].dtype == np.float32 for name in arrays.files)
 
 
 def test_a_trained_head_runs_as_a_model(tiny_encoder_dir: Path, train_split: Split,

@@ -60,15 +60,19 @@ class Mitigation(Params, ABC):
     name: ClassVar[str]
     uses_target: ClassVar[bool] = False
 
-    def setup(self, model: Classifier, total_steps: int,
+    def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> Mitigation:
-        """Build this method's own modules (``modules_``, fresh) for a training of
-        ``total_steps`` steps of ``model``, whose rows carry the auxiliary label columns
-        ``tasks`` (name -> number of classes); returns self."""
+        """Build this method's own modules (``modules_``, fresh) for training ``model`` with
+        ``steps_per_epoch`` steps an epoch (schedules are set in epochs, never by how many
+        epochs training may run: early stopping ends it sooner), on rows that carry the
+        auxiliary label columns ``tasks`` (name -> number of classes); returns self."""
         from torch import nn
 
+        if steps_per_epoch < 1:
+            raise ShiftbenchError(f"{self.name}: steps_per_epoch={steps_per_epoch!r}; an epoch "
+                                  "has at least one step")
         self.modules_ = nn.ModuleDict()
-        self.total_steps_ = total_steps
+        self.steps_per_epoch_ = steps_per_epoch
         return self
 
     @abstractmethod
@@ -81,6 +85,14 @@ class Mitigation(Params, ABC):
         import torch
 
         return torch.stack(list(output.losses.values())).sum()
+
+    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter],
+                 scale: float = 1.0) -> None:
+        """Add this step's gradients, times ``scale`` (fp16 training's loss scale, which
+        the trainer divides out), to ``parameters`` (the model's and ``modules_``'s, all
+        that the optimiser steps): by default the objective's. A method that combines
+        gradients rather than losses overrides it (LibMTL's ``backward``; PCGrad)."""
+        (self.objective(output) * scale).backward()
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.name, **self.get_params()}
@@ -110,10 +122,11 @@ class ERM(Mitigation):
         return StepOutput({"classification": classification_loss(model, labelled)[1]})
 
 
-def ramp(step: int, total_steps: int, lo: float, hi: float, alpha: float) -> float:
+def ramp(step: int, ramp_steps: int, lo: float, hi: float, alpha: float) -> float:
     """The warm-start coefficient 2(hi-lo)/(1+exp(-alpha*i/N)) - (hi-lo) + lo: ``lo`` at
-    step 0, rising smoothly towards ``hi`` by the end (Ganin et al. 2016, alpha = 10)."""
-    progress = step / max(1, total_steps)
+    step 0, rising smoothly towards ``hi`` over ``ramp_steps`` steps (N; Ganin et al. 2016,
+    alpha = 10), then staying at its step-N value (hi to within 2(hi-lo)exp(-alpha))."""
+    progress = min(1.0, step / max(1, ramp_steps))
     return 2 * (hi - lo) / (1 + math.exp(-alpha * progress)) - (hi - lo) + lo
 
 
@@ -130,22 +143,28 @@ class DANN(Mitigation):
         hidden: width of the discriminator's hidden layers (two, with ReLU).
         dropout: dropout after each hidden layer of the discriminator.
         lo, hi, alpha: the reversal coefficient's ramp (:func:`ramp`) from ``lo`` at the
-            first step towards ``hi``; ``alpha`` sets how fast (Ganin's 10 over training).
+            first step towards ``hi``; ``alpha`` sets how fast (Ganin's 10).
+        ramp_epochs: the ramp's length in epochs (of the training's steps per epoch), then
+            the coefficient stays at ``hi``. Set in epochs, not as a share of ``max_epochs``
+            (as Ganin's "over training"): with early stopping at epoch 3 of 30 the latter
+            would never lift the coefficient above about 0.3.
     """
 
     name = "dann"
     uses_target = True
 
     def __init__(self, penalty: float = 1.0, hidden: int = 64, dropout: float = 0.5,
-                 lo: float = 0.0, hi: float = 1.0, alpha: float = 10.0) -> None:
+                 lo: float = 0.0, hi: float = 1.0, alpha: float = 10.0,
+                 ramp_epochs: float = 10.0) -> None:
         self.penalty = penalty
         self.hidden = hidden
         self.dropout = dropout
         self.lo = lo
         self.hi = hi
         self.alpha = alpha
+        self.ramp_epochs = ramp_epochs
 
-    def setup(self, model: Classifier, total_steps: int,
+    def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> DANN:
         if not model.trainable_representation:
             raise ShiftbenchError("dann: a linear head on frozen embeddings has no "
@@ -153,11 +172,13 @@ class DANN(Mitigation):
         from torch import nn
 
         for name, ok in {"penalty": self.penalty >= 0, "hidden": self.hidden >= 1,
-                         "dropout": 0 <= self.dropout < 1, "alpha": self.alpha > 0}.items():
+                         "dropout": 0 <= self.dropout < 1, "alpha": self.alpha > 0,
+                         "ramp_epochs": self.ramp_epochs > 0}.items():
             if not ok:
                 raise ShiftbenchError(f"dann: parameter {name}={getattr(self, name)!r} is out "
                                       "of range")
-        super().setup(model, total_steps)
+        super().setup(model, steps_per_epoch=steps_per_epoch)
+        self.ramp_steps_ = max(1, round(self.ramp_epochs * steps_per_epoch))
         width = self.hidden
         self.modules_["discriminator"] = nn.Sequential(
             nn.Linear(model.representation_dim, width), nn.ReLU(), nn.Dropout(self.dropout),
@@ -176,7 +197,7 @@ class DANN(Mitigation):
                                   "give a target split")
         source, classification = classification_loss(model, labelled)
         target, _ = model(unlabelled.x)
-        coeff = ramp(step, self.total_steps_, self.lo, self.hi, self.alpha)
+        coeff = ramp(step, self.ramp_steps_, self.lo, self.hi, self.alpha)
         features = reverse_gradient(torch.cat([source, target]), coeff)
         scores = self.modules_["discriminator"](features).squeeze(1)
         domains = torch.cat([torch.zeros(len(source)), torch.ones(len(target))]).to(scores.device)
@@ -190,14 +211,18 @@ class DANN(Mitigation):
 
 
 class Augment(Mitigation):
-    """Training on the labelled rows and their copies perturbed by one of the suite's own
-    shifts, with optional consistency (UDA, Xie et al. 2020) and contrastive terms.
+    """Training on the labelled rows and their copies perturbed by the suite's own shifts
+    (one, or several), with optional consistency (UDA, Xie et al. 2020) and contrastive
+    terms.
 
     Each epoch every labelled row gets a copy: with probability ``rate`` (drawn from its id,
-    the seed and the epoch) the text perturbed by the shift, else the text itself. Both the
-    draw and the perturbation use per-example seeds keyed by the epoch
+    the seed and the epoch) the text perturbed by one of the shifts (with several, one
+    drawn per row the same way, uniformly), else the text itself. The draws and the
+    perturbation use per-example seeds keyed by the epoch
     (:func:`~shiftbench.split.example_seed`), so the copies differ between epochs but
-    repeat exactly on a re-run or a resumed run. The trainer embeds (or tokenizes) the
+    repeat exactly on a re-run or a resumed run; a perturbation's seed is keyed by its own
+    shift, so a row's keyboard copy in an epoch is the same text whichever other shifts
+    are named (and its embedding is cached once). The trainer embeds (or tokenizes) the
     copies each epoch (:meth:`draw`); through the runner's cache a re-run embeds nothing
     new. Cost: per epoch, ``rate`` x rows texts perturbed and embedded once, and each step
     runs the model on twice the rows.
@@ -210,7 +235,8 @@ class Augment(Mitigation):
 
     Parameters:
         shift, severity: the registered shift (any, e.g. ``keyboard``, ``ocr``,
-            ``backtranslate``) and its severity 1-5.
+            ``backtranslate``), or several comma-separated (``keyboard,ocr,spelling``),
+            and the severity 1-5 of each.
         rate: share of the rows whose copy is perturbed each epoch.
         consistency: weight of the consistency loss (UDA's 1.0; 0 turns it off).
         threshold: clean confidence below which a row is left out of the consistency loss
@@ -234,9 +260,9 @@ class Augment(Mitigation):
         self.contrastive = contrastive
         self.contrastive_temperature = contrastive_temperature
 
-    def setup(self, model: Classifier, total_steps: int,
+    def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> Augment:
-        self._shift()
+        self._shifts()
         for name, ok in {"rate": 0 <= self.rate <= 1, "consistency": self.consistency >= 0,
                          "threshold": 0 <= self.threshold <= 1,
                          "temperature": self.temperature > 0,
@@ -245,25 +271,39 @@ class Augment(Mitigation):
             if not ok:
                 raise ShiftbenchError(f"augment: parameter {name}={getattr(self, name)!r} is "
                                       "out of range")
-        super().setup(model, total_steps)
+        super().setup(model, steps_per_epoch=steps_per_epoch)
         return self
 
-    def _shift(self) -> Any:
+    def _shifts(self) -> list[Any]:
+        """The shifts ``shift`` names, each at ``severity``; a name that is unknown, empty
+        or repeated is a one-line error."""
         from shiftbench.registry import SHIFTS
 
-        return SHIFTS.load(self.shift)(self.severity)
+        names = [name.strip() for name in self.shift.split(",")]
+        if not all(names) or len(set(names)) < len(names):
+            raise ShiftbenchError(f"augment: shift={self.shift!r} must name one or more "
+                                  "registered shifts, comma-separated, each once")
+        try:
+            return [SHIFTS.load(name)(self.severity) for name in names]
+        except ShiftbenchError as exc:
+            raise ShiftbenchError(f"augment: shift={self.shift!r}: {exc}") from None
 
     def draw(self, texts: Sequence[str], ids: Sequence[str], seed: int, epoch: int,
              runner: Runner | None = None) -> list[str]:
         """Epoch ``epoch``'s copy of each text (see the class doc)."""
-        shift = self._shift()
-        key = f"augment:{shift.key}:epoch {epoch}"
+        shifts = self._shifts()
+        key = f"augment:{'+'.join(shift.key for shift in shifts)}:epoch {epoch}"
         chosen = [k for k, i in enumerate(ids) if unit_hash(key, seed, i) < self.rate]
-        perturbed = shift.transform([texts[k] for k in chosen],
-                                    [example_seed(seed, key, ids[k]) for k in chosen], runner)
+        which = {k: int(unit_hash(f"{key}:shift", seed, ids[k]) * len(shifts)) for k in chosen}
         copies = list(texts)
-        for k, text in zip(chosen, perturbed, strict=True):
-            copies[k] = text
+        for n, shift in enumerate(shifts):
+            rows = [k for k in chosen if which[k] == n]
+            own_key = f"augment:{shift.key}:epoch {epoch}"
+            perturbed = shift.transform([texts[k] for k in rows],
+                                        [example_seed(seed, own_key, ids[k]) for k in rows],
+                                        runner)
+            for k, text in zip(rows, perturbed, strict=True):
+                copies[k] = text
         return copies
 
     def process_batch(self, model: Classifier, labelled: Batch, unlabelled: Batch | None,
@@ -338,15 +378,21 @@ class MultiTask(Mitigation):
             the main and auxiliary losses, the s_i learned, starting at 0) or ``fixed``.
         weights: for ``fixed``, the auxiliary tasks' weights, comma-separated in the order
             of ``tasks`` (the main loss weighs 1); empty: 1 each.
+        pcgrad: PCGrad (Yu et al. 2020): on the parameters two or more tasks share, each
+            task's weighted gradient loses its component along any other task's gradient
+            it conflicts with (negative dot product), the others taken in a random order
+            (seeded, so a CPU run repeats); the projected gradients are summed. Each task's
+            own parameters (its head, its weight s_i) get their own gradient.
     """
 
     name = "multitask"
 
     def __init__(self, tasks: str = "domain", weighting: str = "uncertainty",
-                 weights: str = "") -> None:
+                 weights: str = "", pcgrad: bool = False) -> None:
         self.tasks = tasks
         self.weighting = weighting
         self.weights = weights
+        self.pcgrad = pcgrad
 
     @property
     def uses_target(self) -> bool:  # type: ignore[override]
@@ -368,7 +414,7 @@ class MultiTask(Mitigation):
                                   f"non-negative number per task of {self.tasks!r}")
         return weights
 
-    def setup(self, model: Classifier, total_steps: int,
+    def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> MultiTask:
         import torch
         from torch import nn
@@ -390,7 +436,7 @@ class MultiTask(Mitigation):
             if name != "domain" and name not in columns:
                 raise ShiftbenchError(f"multitask: task {name!r} has no labels in the training "
                                       f"data (label columns: {', '.join(columns) or 'none'})")
-        super().setup(model, total_steps)
+        super().setup(model, steps_per_epoch=steps_per_epoch)
         for k, name in enumerate(names):
             classes = 2 if name == "domain" else columns[name]
             self.modules_[f"head{k}"] = nn.Linear(model.representation_dim, classes)
@@ -428,8 +474,26 @@ class MultiTask(Mitigation):
     def objective(self, output: StepOutput) -> torch.Tensor:
         import torch
 
-        losses = torch.stack(list(output.losses.values()))
+        return torch.stack(self._weighted(output)).sum()
+
+    def backward(self, output: StepOutput, parameters: Sequence[torch.nn.Parameter],
+                 scale: float = 1.0) -> None:
+        from shiftbench.train.nets import pcgrad_backward
+
+        if self.pcgrad:  # PCGrad commutes with a positive scale: scale the losses
+            pcgrad_backward([loss * scale for loss in self._weighted(output)], parameters,
+                            specific=[*self.modules_.parameters()])
+        else:
+            super().backward(output, parameters, scale)
+
+    def _weighted(self, output: StepOutput) -> list[torch.Tensor]:
+        """Each task's weighted loss, the main task's first, each computed on its own (so
+        a task's gradient reaches only what its loss uses): w_i L_i (``fixed``) or
+        L_i/(2 exp(s_i)) + s_i/2 (``uncertainty``)."""
+        import torch
+
+        losses = list(output.losses.values())
         if self.weighting == "fixed":
-            return losses[0] + (losses[1:] * losses.new_tensor(self.fixed_)).sum()
+            return [w * loss for w, loss in zip([1.0, *self.fixed_], losses, strict=True)]
         s = self.modules_["log_variances"][0]
-        return (losses / (2 * torch.exp(s)) + s / 2).sum()
+        return [loss / (2 * torch.exp(s[i])) + s[i] / 2 for i, loss in enumerate(losses)]

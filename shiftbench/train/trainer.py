@@ -7,6 +7,11 @@ uses too:
 
 - seeded: the weights, the validation rows (a stable hash of each id), each epoch's
   order and dropout derive from ``seed`` and the epoch, so a run repeats exactly on CPU;
+- precision: ``precision`` is resolved as for inference
+  (:func:`~shiftbench.device.resolve_precision`: ``auto`` is fp32 on CPU, bf16 on a CUDA
+  GPU that supports it, else fp16); half precision is autocast of the forward pass, the
+  parameters and the optimiser's state staying fp32, and fp16 scales the loss with a
+  GradScaler (whose state the checkpoint keeps);
 - early stopping: after each epoch the validation loss is measured; training stops after
   ``patience`` epochs without improvement and the best epoch's weights are kept;
 - checkpoints: after each epoch ``checkpoint.pt`` (tensors and plain values, written
@@ -28,6 +33,7 @@ which ``shiftbench run --model FOLDER/model.yaml`` loads like any other model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -43,7 +49,7 @@ import torch
 from torch.nn import functional as F
 
 from shiftbench.cache import atomic, checksum
-from shiftbench.device import resolve_device
+from shiftbench.device import PRECISIONS, resolve_device, resolve_precision, torch_dtype
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models.embed import text_embedder
 from shiftbench.models.trained import encoder_name, write_head
@@ -73,6 +79,9 @@ class TrainConfig:
     val_fraction: share of the labelled rows held out for validation (by id).
     seed: seeds the weights, the validation rows, the order and dropout.
     device: where to train (``auto`` picks a GPU; CPU, the default, repeats exactly).
+    precision: ``auto`` (fp32 on CPU; on a CUDA GPU bf16 autocast where supported, else
+        fp16 autocast with loss scaling), ``fp32``, ``bf16`` or ``fp16`` (these two need a
+        CUDA device); the weights stay fp32 either way.
     """
 
     hidden: int = 256
@@ -85,8 +94,14 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "cpu"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ShiftbenchError(f"training parameter precision={self.precision!r}: use "
+                                  f"{', '.join(PRECISIONS)}")
+        if self.device == "cpu":  # half precision needs CUDA: refused before any work
+            resolve_precision(self.precision, self.device)
         checks = {"hidden": self.hidden >= 0, "dropout": 0 <= self.dropout < 1,
                   "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
                   "batch_size": self.batch_size >= 1, "max_epochs": self.max_epochs >= 1,
@@ -263,6 +278,8 @@ class _Run:
         if len(self.classes) < 2:
             raise ShiftbenchError("training needs at least two classes in the labelled rows")
         device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, device)
+        self.device_type = "cuda" if device.startswith("cuda") else "cpu"
         self.y = _class_indices(data.labels, self.classes, device)
         self.task_y = {name: _task_indices(name, labels, len(data.rows), device)
                        for name, labels in data.tasks.items()}
@@ -272,16 +289,17 @@ class _Run:
                                   f"no training rows among {len(data.ids)}")
         self.train_index, self.val_index = (~held).nonzero()[:, 0], held.nonzero()[:, 0]
         self.steps_per_epoch = math.ceil(len(self.train_index) / config.batch_size)
-        self.fingerprint = _fingerprint(data, config, mitigation)
+        self.fingerprint = _fingerprint(data, config, mitigation, self.precision)
         torch.manual_seed(config.seed)
-        self.model = build(self.classes)
-        mitigation.setup(self.model, self.steps_per_epoch * config.max_epochs,
-                         {name: int(y.max()) + 1 for name, y in self.task_y.items()})
+        self.model = build(self.classes).float()  # fp32 master weights, whatever was loaded
+        mitigation.setup(self.model, steps_per_epoch=self.steps_per_epoch,
+                         tasks={name: int(y.max()) + 1 for name, y in self.task_y.items()})
         self.model.to(device)
         mitigation.modules_.to(device)
-        params = [*self.model.parameters(), *mitigation.modules_.parameters()]
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr,
+        self.parameters = [*self.model.parameters(), *mitigation.modules_.parameters()]
+        self.optimizer = torch.optim.AdamW(self.parameters, lr=config.lr,
                                            weight_decay=config.weight_decay)
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.precision == "fp16")
         self.epoch = 0  # epochs done
         self.best_loss = math.inf
         self.best_epoch = 0
@@ -327,24 +345,37 @@ class _Run:
                 unlabelled = Batch(self.target.take(torch.randint(len(self.target), (size,))))
             self._step(labelled, unlabelled, self.epoch * self.steps_per_epoch + k)
 
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The forward pass's precision: autocast to bf16 or fp16, or nothing for fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=torch_dtype(self.precision))
+
     def _step(self, labelled: Batch, unlabelled: Batch | None, step: int) -> None:
-        output = self.mitigation.process_batch(self.model, labelled, unlabelled, step)
-        loss = self.mitigation.objective(output)
+        with self._autocast():
+            output = self.mitigation.process_batch(self.model, labelled, unlabelled, step)
+            loss = self.mitigation.objective(output)
         if not torch.isfinite(loss):
             raise ShiftbenchError(
                 f"training diverged: the loss is {float(loss.detach())} at step {step} (epoch "
                 f"{self.epoch + 1}); lower the learning rate (lr={self.config.lr:g})")
         self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        self.mitigation.backward(output, self.parameters, scale=self._loss_scale())
+        self.scaler.step(self.optimizer)  # unscales; skips a step whose fp16 gradients overflowed
+        self.scaler.update()
         self.steps.append({"step": step, "epoch": self.epoch + 1, "loss": float(loss.detach()),
                            **{name: float(v.detach()) for name, v in output.losses.items()},
                            **output.metrics})
 
+    def _loss_scale(self) -> float:
+        """fp16's current loss scale, 1 otherwise (scaling a unit tensor, as the scaler
+        expects before its step, rather than the loss: the method's backward scales)."""
+        return float(self.scaler.scale(torch.ones((), device=self.y.device)))
+
     def _validate(self) -> None:
         self.model.eval()
         total = correct = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             for chunk in self.val_index.split(self.config.batch_size):
                 y = self.y[chunk.to(self.y.device)]
                 logits = self.model(self.rows.take(chunk))[1]
@@ -369,7 +400,8 @@ class _Run:
         state = {"fingerprint": self.fingerprint, "epoch": self.epoch,
                  "model": self.model.state_dict(),
                  "modules": self.mitigation.modules_.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "best_state": self.best_state,
+                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                 "best_state": self.best_state,
                  "best_loss": self.best_loss, "best_epoch": self.best_epoch,
                  "steps": self.steps, "epoch_log": self.epoch_log}
         try:
@@ -396,6 +428,7 @@ class _Run:
         self.model.load_state_dict(state["model"])
         self.mitigation.modules_.load_state_dict(state["modules"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
         self.best_loss, self.best_state = state["best_loss"], state["best_state"]
         self.steps, self.epoch_log = state["steps"], state["epoch_log"]
@@ -404,7 +437,8 @@ class _Run:
 
     def _save_model(self) -> None:
         meta = {"classes": self.classes, "method": self.mitigation.describe(),
-                "training": {**asdict(self.config), "epochs": self.epoch,
+                "training": {**asdict(self.config), "precision": self.precision,
+                             "epochs": self.epoch,
                              "best_epoch": self.best_epoch, "n_train": len(self.train_index),
                              "n_validation": len(self.val_index),
                              "n_target": 0 if self.target is None else len(self.target)}}
@@ -444,13 +478,15 @@ def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def _fingerprint(data: TrainingData, config: TrainConfig, mitigation: Mitigation) -> str:
-    """Identifies a training (data, ids, method, parameters): a checkpoint resumes only it."""
+def _fingerprint(data: TrainingData, config: TrainConfig, mitigation: Mitigation,
+                 precision: str) -> str:
+    """Identifies a training (data, ids, method, parameters, the precision ``auto``
+    resolved to): a checkpoint resumes only it."""
     digest = hashlib.sha256()
     for rows in (data.rows, data.target):
         digest.update(b"-" if rows is None else checksum(rows.digest()))
     digest.update(json.dumps([list(data.labels), list(data.ids), data.model, asdict(config),
-                              mitigation.describe(),
+                              precision, mitigation.describe(),
                               {name: list(labels) for name, labels in data.tasks.items()}],
                              sort_keys=True, default=str).encode())
     return digest.hexdigest()
