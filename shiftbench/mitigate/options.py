@@ -14,7 +14,7 @@ from shiftbench.errors import ShiftbenchError, did_you_mean
 if TYPE_CHECKING:
     from shiftbench.runtime import Runtime
 
-NOT_TUNABLE = ("seed", "device")  # set by --seeds and --device
+NOT_TUNABLE = ("seed", "device", "precision")  # set by --seeds, --device, --precision
 NOT_SEARCHABLE = ("val_fraction",)  # it picks the held-out rows selection compares on
 GRID_CAP = 64  # combinations per seed
 SELECTIONS = ("source", "dev")

@@ -158,7 +158,8 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) ->
 
         load_policy(options.policy)
     targets = target_names(suite, options.targets, suite_path)
-    config = replace(retrain.defaults(), **train_params, device=options.runtime.device)
+    config = replace(retrain.defaults(), **train_params, device=options.runtime.device,
+                     precision=options.runtime.precision)
     candidates = [Candidate(method_cls(**method_params, **m), replace(config, **t), {**m, **t})
                   for m, t in grid]
     erm = list({json.dumps(t, sort_keys=True): Candidate(ERM(), replace(config, **t), t)
