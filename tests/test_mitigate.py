@@ -149,6 +149,22 @@ def test_target_names_the_splits_giving_the_target(suite: Path, tiny_encoder_dir
     assert "rows from food2" in (suite.parent / "out" / "mitigate.md").read_text()
 
 
+def test_domain_splits_sharing_rows_give_one_target_and_a_method_without_one_splits_none(
+        suite: Path, tiny_encoder_dir: Path) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["shifts"].append({"name": "food2", "filters": [{"column": "topic", "equals": "food"}]})
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "dann", "--seeds", "1") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert report["target"]["splits"] == ["food", "food2"]  # the same 50 rows in both
+    assert report["target"]["n_target_train"] == 2 * (50 - report["target"]["n_evaluated"]["food"])
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "augment", "--seeds",
+                    "1") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert report["target"]["n_target_train"] == 0
+    assert {s["name"]: s["n"] for s in report["splits"]}["food"] == 50  # evaluated whole
+
+
 @pytest.mark.parametrize("change, extra, message", [
     (None, ["--target", "fod"], "did you mean 'food'"),
     (None, ["--target", "keyboard@2"], "cannot be a target"),

@@ -67,8 +67,10 @@ def target_names(suite: Suite, requested: list[str], suite_path: Path) -> list[s
 
 def split_targets(splits: SuiteSplits, names: list[str]) -> tuple[list[Split], Split | None]:
     """The evaluated splits (each target split keeps only its evaluated half) and the
-    target (the other halves, joined; None without target splits). A target half that is
-    empty, leaves nothing to evaluate, or shares rows with the train split is an error."""
+    target (the other halves, joined, each id prefixed by its split's name, since two
+    domain splits may hold the same row or reuse an id; None without target splits). A
+    target half that is empty, leaves nothing to evaluate, or shares rows with the train
+    split is an error."""
     evaluated, target_parts = [splits.reference], []
     for split in splits.shifted:
         if split.name not in names:
@@ -81,7 +83,7 @@ def split_targets(splits: SuiteSplits, names: list[str]) -> tuple[list[Split], S
         evaluated.append(split.subset([k for k, h in enumerate(held) if not h]))
     if not target_parts:
         return evaluated, None
-    target = Split("target", [i for p in target_parts for i in p.ids],
+    target = Split("target", [f"{p.name}:{i}" for p in target_parts for i in p.ids],
                    [t for p in target_parts for t in p.texts],
                    info={"kind": "target", "splits": names})
     return evaluated, target
@@ -165,6 +167,8 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) ->
     erm = list({json.dumps(t, sort_keys=True): Candidate(ERM(), replace(config, **t), t)
                 for _, t in grid}.values())
     select = checked_selection(options, candidates, targets, suite_path)
+    if select != "dev" and not any(c.method.uses_target for c in candidates):
+        targets = []  # no target: every domain split is evaluated whole
     for candidate in candidates:
         check_task_columns(candidate.method, suite, suite_path)
     return Setup(suite, method_cls(**method_params), config, candidates, erm, select, base,
