@@ -203,7 +203,8 @@ class Scorer:
         return int(token)
 
     def _tokenize(self, text: str) -> list[int]:
-        return list(self.backbone.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.backbone.tokenizer(text, add_special_tokens=False,
+                                            verbose=False)["input_ids"])
 
     @cached_property
     def _answers(self) -> dict[str, str]:
