@@ -367,6 +367,18 @@ def test_run_and_monitor_with_a_model_file(tiny_suite: Path, tiny_causal_lm_dir:
     assert code == 0, out
 
 
+def test_gate_of_an_llm_against_itself_passes(tiny_suite: Path, tiny_causal_lm_dir: Path,
+                                               tmp_path: Path, capsys) -> None:
+    spec = write_model(tmp_path, source=str(tiny_causal_lm_dir), prompt=PROMPT,
+                       verbalizers=VERBALIZERS, normalize="mean")
+    policy = tmp_path / "tiny.gate.yaml"
+    policy.write_text(yaml.safe_dump({"suite": "tiny.yaml", "rules": [
+        {"name": "no worse", "kind": "non_inferiority", "split": "*", "margin": 0.05}]}))
+    code = main(["gate", str(policy), "--baseline-model", spec, "--candidate-model", spec,
+                 "--reports-dir", str(tmp_path / "reports"), "--no-progress", "--no-movement"])
+    assert code == 0 and "gate PASS" in capsys.readouterr().out
+
+
 def test_a_label_without_a_verbalizer_fails_the_run_in_one_line(
         tiny_suite: Path, tiny_causal_lm_dir: Path, tmp_path: Path, capsys) -> None:
     spec = write_model(tmp_path, source=str(tiny_causal_lm_dir), prompt=PROMPT,
