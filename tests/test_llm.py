@@ -161,6 +161,27 @@ def test_scores_do_not_depend_on_batch_size_or_company(tiny_causal_lm_dir: Path)
     assert np.allclose(results[0][1], results[1][1], rtol=0, atol=1e-6)
 
 
+def test_embeddings_do_not_depend_on_batch_size_even_for_a_left_padding_tokenizer(
+        tiny_causal_lm_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    left = shutil.copytree(tiny_causal_lm_dir, tmp_path / "left")
+    config = json.loads((left / "tokenizer_config.json").read_text())
+    (left / "tokenizer_config.json").write_text(json.dumps({**config, "padding_side": "left"}))
+    assert AutoTokenizer.from_pretrained(left).padding_side == "left"
+    texts, _ = make_labelled(12, seed=12)
+    vectors = []
+    for batch_size in (1, 12):
+        runner = Runner(device="cpu", progress=False, batch_size=batch_size)
+        try:
+            vectors.append(make(left).embed(texts, runner))
+        finally:
+            runner.close()
+    assert vectors[0].shape == (12, 32) and np.allclose(vectors[0], vectors[1], atol=1e-5)
+
+
 def test_a_continuation_whose_input_is_a_prefix_of_another_shares_its_row() -> None:
     request = Request([1, 2, 3], [[7], [8], [9, 4], [9, 5, 6]])
     rows, row_of = request.rows()

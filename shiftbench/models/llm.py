@@ -262,9 +262,9 @@ class Scorer:
             row_of.append([len(rows) + r for r in where])
             rows += own
         logits, offset = self._logits(rows, min(len(r.context) for r in batch) - 1)
+        k = len(batch[0].continuations)  # the same verbalizers for every text
         at_row, at_pos, targets, owner = [], [], [], []
         for i, request in enumerate(batch):
-            k = len(request.continuations)
             for j, ids in enumerate(request.continuations):
                 start = len(request.context) - 1 - offset
                 at_row += [row_of[i][j]] * len(ids)
@@ -275,7 +275,6 @@ class Scorer:
         picked = logits[torch.tensor(at_row, device=device), torch.tensor(at_pos, device=device)]
         logprobs = picked.float().log_softmax(-1).gather(
             1, torch.tensor(targets, device=device)[:, None])[:, 0].double().cpu()
-        k = len(batch[0].continuations)
         sums = torch.zeros(len(batch) * k, dtype=torch.float64).index_add_(
             0, torch.tensor(owner), logprobs).numpy().reshape(len(batch), k)
         counts = np.array([[len(ids) for ids in r.continuations] for r in batch], dtype=float)
