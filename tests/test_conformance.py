@@ -79,12 +79,16 @@ SMALL: dict[tuple[str, str], dict[str, Any]] = {
     ("online detector", "online_mmd"): {"ert": 20, "window": 10, "backend": "numpy"},
 }
 MODEL_DIRS = {"hf": "tiny_classifier_dir", "probe": "tiny_encoder_dir",
-              "trained": "tiny_trained_dir"}
+              "trained": "tiny_trained_dir", "llm": "tiny_causal_lm_dir"}
+MODEL_PARAMS: dict[str, dict[str, Any]] = {"llm": {  # few-shot: fit draws the shots
+    "prompt": "Review: {text}\nSentiment:", "shots": 2,
+    "verbalizers": {"negative": " awful", "positive": [" great", " lovely"]}}}
 
 
 def _model(name: str, cls: type, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     fixture = MODEL_DIRS.get(name)
-    adapter = cls(str(request.getfixturevalue(fixture))) if fixture else cls()
+    params = MODEL_PARAMS.get(name, {})
+    adapter = cls(str(request.getfixturevalue(fixture)), **params) if fixture else cls()
     check_model_adapter(adapter)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shiftbench.backbone import Backbone, mean_pool
+from shiftbench.backbone import Backbone, mean_hidden
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models import ClassNames, Count, ModelAdapter, digest
 
@@ -19,11 +19,6 @@ if TYPE_CHECKING:
 
 def _probabilities(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(**inputs).logits.float().softmax(-1)
-
-
-def _mean_hidden(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean-pooled last hidden state of the encoder under the classification head."""
-    return mean_pool(model.base_model(**inputs).last_hidden_state, inputs["attention_mask"])
 
 
 class HFClassifier(ModelAdapter):
@@ -63,7 +58,7 @@ class HFClassifier(ModelAdapter):
         return out.reshape(len(texts), len(self.classes_))
 
     def embed(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
-        fn = self._backbone.batch_fn(runner, _mean_hidden)
+        fn = self._backbone.batch_fn(runner, mean_hidden)
         out = runner.map(f"{self.fingerprint()}/{runner.precision_}/embed", texts, fn,
                          desc="embed")
         if not len(texts):
