@@ -318,11 +318,16 @@ class Metric(ABC):
     can take (a gate threshold outside them is an error). How the gate tests a metric
     follows from its family: :class:`Proportion` (exact tests), :class:`Resampled`
     (bootstrap of its statistic) or :class:`ExpectedCalibrationError` (bias bounds).
+
+    ``task`` says what the metric scores: a classifier's probabilities against class
+    indices (``classification``), or generated texts against target texts, one per example
+    (``generation``, :mod:`shiftbench.text_metrics`); a suite takes the metrics of its task.
     """
 
     name: ClassVar[str]
     label: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    task: ClassVar[str] = "classification"
     unit: ClassVar[str] = "num"
     bounds: ClassVar[tuple[float, float]] = (0.0, math.inf)
 

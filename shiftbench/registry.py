@@ -103,6 +103,7 @@ MODELS = Registry("model adapter", "shiftbench.models", "shiftbench.models:Model
     "probe": "shiftbench.models.probe:EncoderProbe",
     "sklearn": "shiftbench.models.sklearn:SklearnPipeline",
     "trained": "shiftbench.models.trained:TrainedHead",
+    "hf-seq2seq": "shiftbench.models.seq2seq:HFSeq2Seq",
 })
 
 DETECTORS = Registry("detector", "shiftbench.detectors", "shiftbench.detectors:Detector", {
@@ -142,6 +143,13 @@ METRICS = Registry("metric", "shiftbench.metrics", "shiftbench.metrics:Metric", 
     "macro_f1": "shiftbench.metrics:MacroF1",
     "ece": "shiftbench.metrics:ExpectedCalibrationError",
     "nll": "shiftbench.metrics:NegativeLogLikelihood",
+    "bleu": "shiftbench.text_metrics:CorpusBleu",
+    "sentence_bleu": "shiftbench.text_metrics:SentenceBleu",
+    "chrf": "shiftbench.text_metrics:ChrF",
+    "rouge1": "shiftbench.text_metrics:Rouge1",
+    "rouge2": "shiftbench.text_metrics:Rouge2",
+    "rougeL": "shiftbench.text_metrics:RougeL",
+    "exact_match": "shiftbench.text_metrics:ExactMatch",
 })
 
 GATE_RULES = Registry("gate rule", "shiftbench.gate_rules", "shiftbench.gate.policy:RuleBase", {

@@ -96,6 +96,14 @@ def run_options(args: argparse.Namespace, run_id: str | None = None) -> RunOptio
                       runtime=runtime_options(args, args.reports_dir))
 
 
+def check_task(suite: Suite, suite_path: Path, model: ModelAdapter, model_spec: str) -> None:
+    """The model does what the suite scores: a classifier on a classification suite, a
+    generator on a generation suite."""
+    if model.task != suite.task:
+        raise ShiftbenchError(f"{suite_path}: task: the suite is a {suite.task} task but model "
+                              f"{model_spec!r} ({model.adapter}) does {model.task}")
+
+
 def check_labels(model: ModelAdapter, splits: list[Split]) -> None:
     """Every label is a class of the model, before any inference."""
     for split in splits:
@@ -162,6 +170,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     suite = load_valid_suite(suite_path)
     parent = check_report_folder(suite, options)
     model = load_model(model_spec)
+    check_task(suite, suite_path, model, model_spec)
     phases = Phases(run_steps(suite, model, options),
                     enabled=options.runtime.progress is not False)
     runner = options.runtime.runner()

@@ -40,6 +40,8 @@ class Split:
 
     A shifted split keeps each example's original id, so metrics on it pair with the
     reference by id. ``info`` says what the split is (kind, shift, severity, source).
+    ``targets`` are the reference outputs of a generation task (e.g. a review's title),
+    aligned with ids; a shift changes the input texts only, never the targets.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Split:
     texts: list[str]
     labels: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    targets: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -54,6 +57,8 @@ class Split:
             raise ValueError(f"split {self.name!r}: {n} ids but {len(self.texts)} texts")
         if self.labels is not None and len(self.labels) != n:
             raise ValueError(f"split {self.name!r}: {len(self.labels)} labels for {n} ids")
+        if self.targets is not None and len(self.targets) != n:
+            raise ValueError(f"split {self.name!r}: {len(self.targets)} targets for {n} ids")
         if len(set(self.ids)) != len(self.ids):
             raise ValueError(f"split {self.name!r}: example ids are not unique")
 
@@ -61,11 +66,14 @@ class Split:
         return len(self.ids)
 
     def subset(self, indices: Sequence[int]) -> Split:
-        """The examples at ``indices`` (ids, texts and labels stay aligned)."""
+        """The examples at ``indices`` (ids, texts, labels and targets stay aligned)."""
         return replace(self, ids=[self.ids[k] for k in indices],
                        texts=[self.texts[k] for k in indices],
-                       labels=None if self.labels is None else [self.labels[k] for k in indices])
+                       labels=None if self.labels is None else [self.labels[k] for k in indices],
+                       targets=None if self.targets is None
+                       else [self.targets[k] for k in indices])
 
     def derive(self, name: str, texts: list[str], **info: Any) -> Split:
-        """The same examples (ids, labels) with new texts: how a perturbation is made."""
+        """The same examples (ids, labels, targets) with new texts: how a perturbation is
+        made."""
         return replace(self, name=name, texts=list(texts), info=info)

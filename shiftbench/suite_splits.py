@@ -50,8 +50,12 @@ def build_splits(suite: Suite, suite_path: Path, data_dir: Path | None, limit: i
     base = data_base_dir(suite, suite_path, data_dir)
     frames: dict[str, pd.DataFrame] = {}
 
+    labelled = suite.task == "classification"
+
     def rows(selection, limit):
         source = selection.source or suite.data
+        if not labelled:  # a generation suite scores targets: labels are not read
+            source = source.model_copy(update={"label": None, "labels": None})
         key = source.model_dump_json()
         if key not in frames:
             frames[key] = read_source(source, base)
@@ -64,10 +68,11 @@ def build_splits(suite: Suite, suite_path: Path, data_dir: Path | None, limit: i
             if suite.train is None:
                 raise ShiftbenchError(f"{suite_path}: train: the model needs a train split; "
                                       "add one")
-            train = to_split(rows(suite.train, suite.train.limit), "train", True, kind="train")
+            train = to_split(rows(suite.train, suite.train.limit), "train", labelled,
+                             kind="train")
         reference = to_split(rows(suite.reference, _min(suite.reference.limit, limit)),
-                             "reference", True, kind="reference")
-        domains = {index: to_split(rows(entry, _min(entry.limit, limit)), entry.name, True,
+                             "reference", labelled, kind="reference")
+        domains = {index: to_split(rows(entry, _min(entry.limit, limit)), entry.name, labelled,
                                    kind="domain")
                    for index, entry in enumerate(suite.shifts) if isinstance(entry, Domain)}
         reference, *checked = check_train_overlap(train, [reference, *domains.values()],

@@ -79,7 +79,7 @@ SMALL: dict[tuple[str, str], dict[str, Any]] = {
     ("online detector", "online_mmd"): {"ert": 20, "window": 10, "backend": "numpy"},
 }
 MODEL_DIRS = {"hf": "tiny_classifier_dir", "probe": "tiny_encoder_dir",
-              "trained": "tiny_trained_dir"}
+              "trained": "tiny_trained_dir", "hf-seq2seq": "tiny_seq2seq_dir"}
 
 
 def _model(name: str, cls: type, request: pytest.FixtureRequest, tmp_path: Path) -> None:
