@@ -114,8 +114,10 @@ def make_shift(entry: Perturbation, severity: int, index: int, suite_path: Path)
         raise ShiftbenchError(f"{suite_path}: shifts.{index}.params: {exc}") from None
 
 
-def check_detector(spec: DetectorSpec, index: int, suite_path: Path) -> None:
-    """A detector the suite names must exist and accept its parameters."""
+def check_detector(spec: DetectorSpec, index: int, suite_path: Path,
+                   task: str = "classification") -> None:
+    """A detector the suite names must exist and accept its parameters (and have inputs a
+    run of the suite's task makes: a generator has no class probabilities)."""
     from shiftbench.detectors import make_detector
     from shiftbench.registry import DETECTORS
 
@@ -124,9 +126,13 @@ def check_detector(spec: DetectorSpec, index: int, suite_path: Path) -> None:
     except ShiftbenchError as exc:
         raise ShiftbenchError(f"{suite_path}: detectors.{index}.name: {exc}") from None
     try:
-        make_detector(spec.name, **spec.params)
+        detector = make_detector(spec.name, **spec.params)
     except (ShiftbenchError, TypeError, ValueError) as exc:
         raise ShiftbenchError(f"{suite_path}: detectors.{index}.params: {exc}") from None
+    if task == "generation" and detector.input == "probabilities":
+        raise ShiftbenchError(f"{suite_path}: detectors.{index}.name: {spec.name} tests a "
+                              "classifier's probabilities; a generation suite has none (use a "
+                              "detector of embeddings, e.g. mmd)")
 
 
 def load_valid_suite(path: Path) -> Suite:
@@ -138,5 +144,5 @@ def load_valid_suite(path: Path) -> Suite:
             for severity in entry.severities:
                 make_shift(entry, severity, index, path)
     for index, spec in enumerate(suite.detectors):
-        check_detector(spec, index, path)
+        check_detector(spec, index, path, suite.task)
     return suite

@@ -85,9 +85,6 @@ class CorpusBleu(Resampled):
     higher_is_better = True
     bounds = (0.0, 100.0)
 
-    def per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        return SentenceBleu().per_example(outputs, targets)
-
     def stat(self, outputs: np.ndarray, targets: np.ndarray) -> Stat:
         counts = _bleu_counts(outputs, targets)
         return lambda idx: np.array([corpus_bleu(counts[rows].sum(axis=0)) for rows in idx])
