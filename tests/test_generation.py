@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import build_tiny_generator, make_labelled
@@ -14,7 +15,9 @@ from shiftbench.backbone import Backbone
 from shiftbench.cli import main
 from shiftbench.config import Suite, validate
 from shiftbench.errors import ShiftbenchError
+from shiftbench.evaluate import evaluate_generation
 from shiftbench.generation import GenerationSettings, generate_batches
+from shiftbench.metrics import metric_named
 from shiftbench.models import load_model
 from shiftbench.models.seq2seq import HFSeq2Seq
 from shiftbench.runner import Runner
@@ -181,3 +184,112 @@ def test_a_decoder_only_model_is_refused_by_hf_seq2seq(tmp_path: Path) -> None:
     directory = build_tiny_generator("causal", tmp_path / "gpt")
     with pytest.raises(ShiftbenchError, match="a gpt2 model is not an encoder-decoder"):
         HFSeq2Seq(str(directory)).generate(TEXTS[:1], runner())
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+OUTPUTS = np.array(["the cat sat on the mat", "a dog barked", "Hello  World", "great blender"],
+                   dtype=object)
+TARGETS = np.array(["the cat sat on a mat", "the dog barked loudly", "hello world",
+                    "awful blender"], dtype=object)
+
+
+def test_corpus_bleu_is_sacrebleus_and_scores_pair_by_example() -> None:
+    import sacrebleu
+
+    bleu = metric_named("bleu").estimate(OUTPUTS, TARGETS, rng=0, n_boot=200)
+    assert bleu.value == pytest.approx(
+        sacrebleu.corpus_bleu(list(OUTPUTS), [list(TARGETS)]).score)
+    assert bleu.low <= bleu.value <= bleu.high
+    em = metric_named("exact_match")
+    assert em.outcome(OUTPUTS, TARGETS).tolist() == [False, False, True, False]  # case folded
+    chrf = metric_named("chrf")
+    assert chrf.per_example(OUTPUTS, OUTPUTS).tolist() == [100.0] * 4
+    assert chrf.per_example(OUTPUTS, TARGETS)[2] < 100.0  # chrF, unlike exact match, sees case
+    rouge = metric_named("rougeL").per_example(OUTPUTS, TARGETS)
+    assert rouge[2] == 1.0 and rouge[3] == pytest.approx(0.5)  # "blender" of two words
+
+
+def test_an_unchanged_input_changes_nothing(tiny_seq2seq_dir: Path) -> None:
+    """A perturbation that leaves every text as it was: each bootstrapped paired change is
+    exactly 0 with a zero-width interval (exact match's Tango interval keeps its width when
+    no pair disagrees); a domain of other examples is compared unpaired."""
+    texts, _ = make_labelled(10, seed=9)
+    ids = [f"e{i}" for i in range(10)]
+    targets = [" ".join(t.split()[:2]) for t in texts]
+    ref = Split("reference", ids, texts, info={"kind": "reference"}, targets=targets)
+    same = ref.derive("noop@1", texts, kind="perturbation")
+    other = Split("other", ids[:6], texts[4:], info={"kind": "domain"}, targets=targets[4:])
+    model = HFSeq2Seq(str(tiny_seq2seq_dir), max_new_tokens=4)
+    outputs = model.generate(texts, runner())
+    records, frame = evaluate_generation(ref, outputs, [(same, outputs),
+                                                        (other, outputs[4:])],
+                                         ["rougeL", "bleu", "exact_match"], seed=0, n_boot=200)
+    for name in ("rougeL", "bleu"):
+        delta = records[1]["delta"][name]
+        assert (delta["value"], delta["low"], delta["high"]) == (0.0, 0.0, 0.0)
+        assert records[2]["delta"][name]["method"] == "unpaired_bootstrap"
+    match = records[1]["delta"]["exact_match"]
+    assert match["value"] == 0 and match["low"] < 0 < match["high"]
+    assert match["method"] == "tango_score"
+    assert records[1]["n_paired"] == 10 and records[1]["flip_rate"] is None
+    assert records[0]["output_words"]["value"] == pytest.approx(
+        np.mean([len(o.split()) for o in outputs]))
+    assert set(frame.columns) >= {"target", "output", "rougeL", "exact_match"}
+    assert "bleu" not in frame.columns  # corpus BLEU has no per-example score
+
+
+# -- run, report, gate ------------------------------------------------------------------------
+
+
+def test_a_generation_run_reports_and_gates(tmp_path: Path, tiny_seq2seq_dir: Path,
+                                            capsys) -> None:
+    write_data(tmp_path)
+    suite = write_suite(tmp_path, metrics=["rougeL", "chrf", "bleu"])
+    model = f"hf-seq2seq:{tiny_seq2seq_dir}"
+    reports = tmp_path / "reports"
+    for run_id in ("base", "cand"):
+        assert main(["run", str(suite), "--model", model, "--reports-dir", str(reports),
+                     "--no-progress", "--no-movement", "--run-id", run_id]) == 0
+    run_dir = reports / "titles" / "base"
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["task"] == "generation" and report["model"]["classes"] == []
+    names = [r["name"] for r in report["splits"]]
+    assert names == ["reference", "keyboard@2", "rest"]
+    summary = (run_dir / "summary.md").read_text()
+    assert "Δ ROUGE-L" in summary and "output words" in summary
+    assert "flip rate" not in summary and "accuracy" not in summary.split("\n\n")[1]
+    assert "ROUGE-L per split" in (run_dir / "report.html").read_text()
+    assert main(["report", str(run_dir)]) == 0
+    edited = json.loads((run_dir / "report.json").read_text())
+    edited["splits"][0]["metrics"]["rougeL"]["value"] += 0.5
+    edited["splits"][0]["metrics"]["rougeL"]["high"] += 0.5
+    (run_dir / "report.json").write_text(json.dumps(edited))
+    assert main(["report", str(run_dir)]) == 2
+    assert "metrics.rougeL: report.json says" in capsys.readouterr().err
+    (run_dir / "report.json").write_text(json.dumps(report))
+
+    policy = tmp_path / "policy.yaml"
+
+    def gate(rules: list[dict]) -> tuple[int, str]:
+        policy.write_text(yaml.safe_dump({"n_boot": 400, "rules": rules}))
+        code = main(["gate", str(policy), "--baseline", str(run_dir), "--candidate",
+                     str(reports / "titles" / "cand"), "--out", str(tmp_path / "gate")])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    passing = [{"kind": "non_inferiority", "metric": "rougeL", "split": "*", "margin": 0.05},
+               {"kind": "robustness", "metric": "chrf", "split": "keyboard@*", "max_drop": 50}]
+    code, _ = gate(passing)
+    assert code == 0
+    verdicts = json.loads((tmp_path / "gate" / "gate.json").read_text())["verdicts"]
+    assert [v["status"] for v in verdicts] == ["pass"] * 4
+    assert verdicts[0]["quantity"] == "Δ rougeL (candidate − baseline)"
+    assert verdicts[0]["method"] == "paired bootstrap"
+    code, _ = gate([{"kind": "absolute", "metric": "chrf", "split": "reference", "min": 60,
+                     "decide": "point"}])
+    assert code == 1  # the random model's chrF is far below 60
+    code, out = gate([{"kind": "absolute", "metric": "accuracy", "min": 0.5}])
+    assert code == 2 and "accuracy is a classification metric; the runs are of a generation" in out
+    code, out = gate([{"kind": "flip_rate", "split": "keyboard@2", "max": 0.2}])
+    assert code == 2 and "flip rates need class predictions" in out

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.report.html import report_html
-from shiftbench.report.markdown import summary_markdown
+from shiftbench.report.markdown import report_task, summary_markdown
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,12 +140,6 @@ def read_predictions(run_dir: Path, report: dict[str, Any]) -> pd.DataFrame:
     if missing or not (classes or report_task(report) == "generation"):
         raise ShiftbenchError(f"{path}: missing column(s) {', '.join(missing) or 'p_<class>'}")
     return frame
-
-
-def report_task(report: dict[str, Any]) -> str:
-    """``classification`` or ``generation`` (reports written before generation suites are
-    classification)."""
-    return str(report.get("task") or "classification")
 
 
 def model_classes(report: dict[str, Any]) -> list[str]:
