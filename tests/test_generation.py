@@ -293,3 +293,41 @@ def test_a_generation_run_reports_and_gates(tmp_path: Path, tiny_seq2seq_dir: Pa
     assert code == 2 and "accuracy is a classification metric; the runs are of a generation" in out
     code, out = gate([{"kind": "flip_rate", "split": "keyboard@2", "max": 0.2}])
     assert code == 2 and "flip rates need class predictions" in out
+
+
+# -- the shipped suite on the shared Amazon data ----------------------------------------------
+
+ROOT = Path(__file__).parents[1]
+SUITES = ROOT / "suites"
+# shared/ lies beside the repository (as the suite's data_dir says), or beside the folder
+# of a git worktree
+DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parents[1] / "shared" / "data")
+             if (d / "amazon-multidomain" / "books.jsonl").is_file()), None)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(DATA is None, reason="needs shared/data/amazon-multidomain")
+def test_amazon_titles_runs_offline(tmp_path: Path, tiny_seq2seq_dir: Path) -> None:
+    """suites/amazon-titles.yaml end to end on the real reviews and titles. The model is a
+    tiny random T5 (no title generator installs offline): this proves the path (data,
+    targets, shifts on the input only, generation, metrics, report), not a score; a user with
+    network runs suites/models/flan-t5-small-titles.yaml instead."""
+    reports = tmp_path / "reports"
+    assert main(["run", str(SUITES / "amazon-titles.yaml"), "--model",
+                 f"hf-seq2seq:{tiny_seq2seq_dir}", "--limit", "20", "--data-dir", str(DATA),
+                 "--reports-dir",
+                 str(reports), "--no-progress", "--no-movement", "--run-id", "t"]) == 0
+    report = json.loads((reports / "amazon-titles" / "t" / "report.json").read_text())
+    assert [r["name"] for r in report["splits"]] == ["reference", "keyboard@1", "keyboard@3",
+                                                     "ocr@2", "kitchen"]
+    assert all(r["n"] == 20 and set(r["metrics"]) == {"rougeL", "chrf", "bleu"}
+               for r in report["splits"])
+    import pandas as pd
+
+    frame = pd.read_parquet(reports / "amazon-titles" / "t" / "predictions.parquet")
+    lines = (DATA / "amazon-multidomain" / "books.jsonl").read_text().splitlines()
+    books = {row["id"]: row for row in map(json.loads, lines)}
+    shifted = frame[frame["split"] == "keyboard@3"]
+    assert all(books[i]["title"] == t for i, t in zip(shifted["id"], shifted["target"],
+                                                       strict=True))
+    assert (shifted["text"] != [books[i]["text"] for i in shifted["id"]]).any()
