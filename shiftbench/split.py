@@ -41,7 +41,9 @@ class Split:
     A shifted split keeps each example's original id, so metrics on it pair with the
     reference by id. ``info`` says what the split is (kind, shift, severity, source);
     ``metadata`` holds the source's extra columns (the suite's ``data.metadata``), one value
-    per example (None where missing).
+    per example (None where missing); ``targets`` are the reference outputs of a generation
+    task (e.g. a review's title), aligned with ids; a shift changes the input texts only,
+    never the targets.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Split:
     labels: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, list[str | None]] = field(default_factory=dict)  # column -> values
+    targets: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -61,6 +64,8 @@ class Split:
             if len(values) != n:
                 raise ValueError(f"split {self.name!r}: {len(values)} values of {column!r} "
                                  f"for {n} ids")
+        if self.targets is not None and len(self.targets) != n:
+            raise ValueError(f"split {self.name!r}: {len(self.targets)} targets for {n} ids")
         if len(set(self.ids)) != len(self.ids):
             raise ValueError(f"split {self.name!r}: example ids are not unique")
 
@@ -68,14 +73,17 @@ class Split:
         return len(self.ids)
 
     def subset(self, indices: Sequence[int]) -> Split:
-        """The examples at ``indices`` (ids, texts, labels and metadata stay aligned)."""
+        """The examples at ``indices`` (ids, texts, labels, metadata and targets stay
+        aligned)."""
         return replace(self, ids=[self.ids[k] for k in indices],
                        texts=[self.texts[k] for k in indices],
                        labels=None if self.labels is None else [self.labels[k] for k in indices],
                        metadata={column: [values[k] for k in indices]
-                                 for column, values in self.metadata.items()})
+                                 for column, values in self.metadata.items()},
+                       targets=None if self.targets is None
+                       else [self.targets[k] for k in indices])
 
     def derive(self, name: str, texts: list[str], **info: Any) -> Split:
-        """The same examples (ids, labels, metadata) with new texts: how a perturbation is
-        made."""
+        """The same examples (ids, labels, metadata, targets) with new texts: how a
+        perturbation is made."""
         return replace(self, name=name, texts=list(texts), info=info)

@@ -50,8 +50,12 @@ def build_splits(suite: Suite, suite_path: Path, data_dir: Path | None, limit: i
     base = data_base_dir(suite, suite_path, data_dir)
     frames: dict[str, pd.DataFrame] = {}
 
+    labelled = suite.task == "classification"
+
     def rows(selection, limit):
         source = selection.source or suite.data
+        if not labelled:  # a generation suite scores targets: labels are not read
+            source = source.model_copy(update={"label": None, "labels": None})
         key = source.model_dump_json()
         if key not in frames:
             frames[key] = read_source(source, base)
@@ -64,10 +68,11 @@ def build_splits(suite: Suite, suite_path: Path, data_dir: Path | None, limit: i
             if suite.train is None:
                 raise ShiftbenchError(f"{suite_path}: train: the model needs a train split; "
                                       "add one")
-            train = to_split(rows(suite.train, suite.train.limit), "train", True, kind="train")
+            train = to_split(rows(suite.train, suite.train.limit), "train", labelled,
+                             kind="train")
         reference = to_split(rows(suite.reference, _min(suite.reference.limit, limit)),
-                             "reference", True, kind="reference")
-        domains = {index: to_split(rows(entry, _min(entry.limit, limit)), entry.name, True,
+                             "reference", labelled, kind="reference")
+        domains = {index: to_split(rows(entry, _min(entry.limit, limit)), entry.name, labelled,
                                    kind="domain")
                    for index, entry in enumerate(suite.shifts) if isinstance(entry, Domain)}
         reference, *checked = check_train_overlap(train, [reference, *domains.values()],
@@ -109,8 +114,10 @@ def make_shift(entry: Perturbation, severity: int, index: int, suite_path: Path)
         raise ShiftbenchError(f"{suite_path}: shifts.{index}.params: {exc}") from None
 
 
-def check_detector(spec: DetectorSpec, index: int, suite_path: Path) -> None:
-    """A detector the suite names must exist and accept its parameters."""
+def check_detector(spec: DetectorSpec, index: int, suite_path: Path,
+                   task: str = "classification") -> None:
+    """A detector the suite names must exist and accept its parameters (and have inputs a
+    run of the suite's task makes: a generator has no class probabilities)."""
     from shiftbench.detectors import make_detector
     from shiftbench.registry import DETECTORS
 
@@ -119,9 +126,13 @@ def check_detector(spec: DetectorSpec, index: int, suite_path: Path) -> None:
     except ShiftbenchError as exc:
         raise ShiftbenchError(f"{suite_path}: detectors.{index}.name: {exc}") from None
     try:
-        make_detector(spec.name, **spec.params)
+        detector = make_detector(spec.name, **spec.params)
     except (ShiftbenchError, TypeError, ValueError) as exc:
         raise ShiftbenchError(f"{suite_path}: detectors.{index}.params: {exc}") from None
+    if task == "generation" and detector.input == "probabilities":
+        raise ShiftbenchError(f"{suite_path}: detectors.{index}.name: {spec.name} tests a "
+                              "classifier's probabilities; a generation suite has none (use a "
+                              "detector of embeddings, e.g. mmd)")
 
 
 def load_valid_suite(path: Path) -> Suite:
@@ -133,5 +144,5 @@ def load_valid_suite(path: Path) -> Suite:
             for severity in entry.severities:
                 make_shift(entry, severity, index, path)
     for index, spec in enumerate(suite.detectors):
-        check_detector(spec, index, path)
+        check_detector(spec, index, path, suite.task)
     return suite

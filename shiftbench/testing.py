@@ -311,6 +311,9 @@ def check_model_adapter(adapter: ModelAdapter, train: Split | None = None,
     _require(isinstance(adapter, ModelAdapter), f"{adapter!r} is not a ModelAdapter")
     name = type(adapter).__name__
     _check_adapter_params(adapter, name)
+    if adapter.task == "generation":
+        _check_generator(adapter, name, texts)
+        return
     runner = _quiet_runner()
     try:
         proba, vectors = _check_adapter_outputs(adapter, name, train, texts, runner)
@@ -325,6 +328,33 @@ def check_model_adapter(adapter: ModelAdapter, train: Split | None = None,
         _require(bool(np.allclose(adapter.embed(backwards, again), vectors[::-1], atol=1e-5)),
                  f"{name}: a text's embedding must not depend on the order of the texts")
     finally:
+        again.close()
+
+
+def _check_generator(adapter: ModelAdapter, name: str, texts: Sequence[str]) -> None:
+    """A generator: a stable fingerprint, one text per input that follows the texts (not
+    their order or batch size), embeddings of one float32 row per text."""
+    from shiftbench.models import Generator
+
+    _require(isinstance(adapter, Generator), f"{name}: task generation needs a Generator")
+    _require(adapter.fingerprint() == adapter.fingerprint()
+             and isinstance(adapter.fingerprint(), str), f"{name}: fingerprint() is stable")
+    runner, again = _quiet_runner(), _quiet_runner()
+    again.batch_size = 1
+    try:
+        outputs = adapter.generate(list(texts), runner)
+        _require(isinstance(outputs, list) and len(outputs) == len(texts)
+                 and all(isinstance(o, str) for o in outputs),
+                 f"{name}: generate gives one str per text")
+        _require(adapter.generate(list(texts)[::-1], again) == outputs[::-1],
+                 f"{name}: a text's output must not depend on the order or batch of the texts")
+        vectors = adapter.embed(list(texts), runner)
+        _require(vectors.ndim == 2 and len(vectors) == len(texts) and vectors.dtype == np.float32
+                 and bool(np.isfinite(vectors).all()),
+                 f"{name}: embed gives {vectors.dtype} {vectors.shape}; expected finite float32 "
+                 f"({len(texts)}, d)")
+    finally:
+        runner.close()
         again.close()
 
 
@@ -554,11 +584,7 @@ def check_metric(name: str, metric: type) -> None:
              f"metric {name!r}: higher_is_better must be True or False")
     low, high = metric.bounds
     _require(low < high, f"metric {name!r}: bounds {metric.bounds} are empty")
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, size=50)
-    proba = rng.dirichlet([1.0, 1.0, 1.0], size=50)
-    proba[np.arange(25), y[:25]] += 2  # half the rows lean to their true class
-    proba /= proba.sum(axis=1, keepdims=True)
+    proba, y = _metric_inputs(metric.task)
     result = metric().estimate(proba, y, rng=0, n_boot=200)
     _require(bool(np.isfinite(result.value)) and result.low <= result.value <= result.high,
              f"metric {name!r}: {result.value} outside its interval [{result.low}, {result.high}]")
@@ -576,6 +602,23 @@ def check_metric(name: str, metric: type) -> None:
         good = np.asarray(metric().outcome(proba, y))
         _require(good.dtype == bool and good.shape == y.shape,
                  f"metric {name!r}: outcome must be one bool per example")
+
+
+def _metric_inputs(task: str) -> tuple[np.ndarray, np.ndarray]:
+    """50 examples of a task's model outputs and answers: class probabilities and class
+    indices (half the rows lean to their true class), or generated and target texts (every
+    other output is its target with its words reversed)."""
+    rng = np.random.default_rng(0)
+    if task == "generation":
+        targets = np.array([TEXTS[i % len(TEXTS)] for i in range(50)], dtype=object)
+        outputs = np.array([t if i % 2 else " ".join(t.split()[::-1])
+                            for i, t in enumerate(targets)], dtype=object)
+        return outputs, targets
+    y = rng.integers(0, 3, size=50)
+    proba = rng.dirichlet([1.0, 1.0, 1.0], size=50)
+    proba[np.arange(25), y[:25]] += 2
+    proba /= proba.sum(axis=1, keepdims=True)
+    return proba, y
 
 
 def check_gate_rule(name: str, rule: type) -> None:

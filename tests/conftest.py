@@ -191,6 +191,55 @@ def build_tiny_causal_lm(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def _bpe_tokenizer(corpus: list[str], max_length: int):
+    """A BPE tokenizer (trained on ``corpus``) that appends </s>, as T5's does."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers.trainers import BpeTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(corpus, BpeTrainer(vocab_size=200,
+                                               special_tokens=["<pad>", "</s>", "<unk>"]))
+    eos = tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>",
+                                                       special_tokens=[("</s>", eos)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                                   unk_token="<unk>", model_max_length=max_length)
+
+
+def build_tiny_generator(kind: str, directory: Path, seed: int = 0) -> Path:
+    """Save a random 1-layer T5 ("seq2seq") or GPT-2 ("causal") with a BPE tokenizer trained
+    on generated sentences. ``initializer_factor`` / ``initializer_range`` well above the
+    defaults make outputs depend on the input (a mix-up of order shows)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    corpus, _ = make_labelled(500, seed=3)
+    tokenizer = _bpe_tokenizer(corpus, MAX_POSITIONS)
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    torch.manual_seed(seed)
+    if kind == "seq2seq":
+        config = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                          num_decoder_layers=1, num_heads=2, pad_token_id=pad, eos_token_id=eos,
+                          decoder_start_token_id=pad, initializer_factor=8.0)
+        model = T5ForConditionalGeneration(config)
+    else:
+        config = GPT2Config(vocab_size=len(tokenizer), n_embd=16, n_layer=1, n_head=2,
+                            n_positions=MAX_POSITIONS * 2, pad_token_id=pad, eos_token_id=eos,
+                            bos_token_id=eos, initializer_range=0.5)
+        model = GPT2LMHeadModel(config)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tiny_causal_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-causal-lm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_generator("seq2seq", tmp_path_factory.mktemp("tiny-seq2seq"))

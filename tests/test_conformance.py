@@ -79,7 +79,8 @@ SMALL: dict[tuple[str, str], dict[str, Any]] = {
     ("online detector", "online_mmd"): {"ert": 20, "window": 10, "backend": "numpy"},
 }
 MODEL_DIRS = {"hf": "tiny_classifier_dir", "probe": "tiny_encoder_dir",
-              "trained": "tiny_trained_dir", "llm": "tiny_causal_lm_dir"}
+              "trained": "tiny_trained_dir", "llm": "tiny_causal_lm_dir",
+              "hf-seq2seq": "tiny_seq2seq_dir"}
 MODEL_PARAMS: dict[str, dict[str, Any]] = {"llm": {  # few-shot: fit draws the shots
     "prompt": "Review: {text}\nSentiment:", "shots": 2,
     "verbalizers": {"negative": " awful", "positive": [" great", " lovely"]}}}

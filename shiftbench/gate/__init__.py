@@ -67,8 +67,8 @@ def check_rules(policy: Policy, policy_path: Path, suite_path: Path) -> None:
         kinds.update(dict.fromkeys(names, "perturbation" if isinstance(entry, Perturbation)
                                    else "domain"))
     empty = np.zeros(0, dtype=np.int64)
-    splits = {name: ScoredSplit(name, kind, [], empty, np.zeros((0, 0)))
-              for name, kind in kinds.items()}
+    outputs = np.zeros(0, dtype=object) if suite.task == "generation" else np.zeros((0, 0))
+    splits = {name: ScoredSplit(name, kind, [], empty, outputs) for name, kind in kinds.items()}
     drift = {name: [] for name in list(kinds)[1:]} if suite.detectors else None
     expand(policy, Run(str(suite_path), suite.name, suite.spec_hash(), {}, splits, drift=drift),
            str(policy_path))

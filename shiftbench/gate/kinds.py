@@ -21,13 +21,16 @@ from shiftbench.config import MetricName
 from shiftbench.errors import ShiftbenchError
 from shiftbench.gate import stats
 from shiftbench.gate.policy import RuleBase, Setup, Trial
-from shiftbench.gate.resample import (
-    one_sample_draws,
+from shiftbench.gate.resample import one_sample_draws, point_value
+from shiftbench.metrics import (
+    ExpectedCalibrationError,
+    Metric,
+    Proportion,
+    Resampled,
+    metric_named,
     paired_draws,
-    point_value,
     unpaired_draws,
 )
-from shiftbench.metrics import ExpectedCalibrationError, Metric, Proportion, Resampled, metric_named
 from shiftbench.report.numbers import CHANGE, distance, number
 
 if TYPE_CHECKING:
@@ -39,7 +42,8 @@ if TYPE_CHECKING:
 
 
 class MetricRule(RuleBase):
-    """A rule about one metric of the metric table (``accuracy`` by default)."""
+    """A rule about one metric of the metric table (``accuracy`` by default), of the runs'
+    task (a generation run's metrics: ROUGE, BLEU, chrF, exact match)."""
 
     metric: MetricName = "accuracy"
 
@@ -54,6 +58,12 @@ class MetricRule(RuleBase):
     @property
     def metric_name(self) -> str:
         return self.metric
+
+    def check_run(self, candidate: Run, where: str) -> None:
+        task = self.table_row.task
+        if task != candidate.task:
+            raise ShiftbenchError(f"{where}.metric: {self.metric} is a {task} metric; the runs "
+                                  f"are of a {candidate.task} suite")
 
     @property
     def table_row(self) -> Metric:
@@ -241,6 +251,8 @@ class FlipRate(RuleBase):
     max: float = Field(gt=0, lt=1)
 
     def ineligible(self, split: ScoredSplit, candidate: Run) -> str | None:
+        if split.generated:
+            return "flip rates need class predictions; a generation run has none"
         if split.kind != "perturbation":
             return "flip rates need a perturbation (paired with the reference by id)"
         return None

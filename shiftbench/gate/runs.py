@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.evaluate import ScoredSplit, prediction_warnings
+from shiftbench.evaluate import ScoredSplit, generation_warnings, prediction_warnings
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,18 @@ class Run:
     run_id: str = ""
     drift: dict[str, list[dict[str, Any]]] | None = None
 
+    @property
+    def task(self) -> str:
+        """``generation`` when its splits hold generated texts, else ``classification``."""
+        return "generation" if any(s.generated for s in self.splits.values()) \
+            else "classification"
+
     def warnings(self) -> dict[str, list[str]]:
         """Each split's warnings about its predictions (e.g. one class predicted), computed
         from the predictions themselves; splits without any are left out."""
         classes = [str(c) for c in self.model.get("classes") or []]
-        found = {name: prediction_warnings(split.pred, classes)
+        found = {name: generation_warnings(list(split.proba)) if split.generated
+                 else prediction_warnings(split.pred, classes)
                  for name, split in self.splits.items()}
         return {name: lines for name, lines in found.items() if lines}
 
@@ -82,8 +89,9 @@ def _check_same_examples(base: ScoredSplit, cand: ScoredSplit) -> None:
             "shared); run both with the same --limit and data")
     rows = base.rows(cand.ids)
     if not np.array_equal(base.y[rows], cand.y):
-        raise ShiftbenchError(f"split {cand.name!r}: baseline and candidate disagree on labels "
-                              "of the same ids (different data?)")
+        raise ShiftbenchError(f"split {cand.name!r}: baseline and candidate disagree on "
+                              f"{'targets' if cand.generated else 'labels'} of the same ids "
+                              "(different data?)")
     if base.texts is not None and cand.texts is not None:
         differ = sum(base.texts[r] != t for r, t in zip(rows, cand.texts, strict=True))
         if differ:

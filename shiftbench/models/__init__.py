@@ -1,8 +1,9 @@
-"""Model adapters: one interface over HF classifiers, encoder + probe, sklearn pipelines.
+"""Model adapters: one interface over HF classifiers, encoder + probe, sklearn pipelines,
+and generators (:class:`Generator`, e.g. ``hf-seq2seq``).
 
 A model is named on the command line, never in a suite: ``probe``, ``probe:<encoder>``,
-``hf:<dir or hub id>``, ``sklearn:tfidf``, ``sklearn:<file.skops>``, or a YAML model
-file ``{adapter: NAME, ...params}``.
+``hf:<dir or hub id>``, ``sklearn:tfidf``, ``sklearn:<file.skops>``,
+``hf-seq2seq:<dir or hub id>``, or a YAML model file ``{adapter: NAME, ...params}``.
 
 An adapter's ``__init__`` signature is its parameter schema: :func:`adapter_params` checks
 names, strict types and the ranges of the annotations below (``C: Positive``) before the
@@ -58,6 +59,7 @@ class ModelAdapter(ABC):
     """
 
     adapter: ClassVar[str]
+    task: ClassVar[str] = "classification"  # what it does: the suite's task must match
 
     @property
     def needs_training(self) -> bool:
@@ -98,6 +100,28 @@ class ModelAdapter(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Adapter name and parameters, for the report (JSON-serialisable)."""
+
+
+class Generator(ModelAdapter):
+    """generate -> one text per input (a title, a summary, a translation); embed -> vectors.
+
+    Generation is deterministic (greedy by default) and goes through the runner, so
+    outputs are deduplicated, cached under the fingerprint and the decoding settings, and
+    do not depend on the batch size. A generator has no classes and no probabilities.
+    """
+
+    task = "generation"
+
+    @abstractmethod
+    def generate(self, texts: Sequence[str], runner: Runner) -> list[str]:
+        """One generated text per input, in order."""
+
+    def _read_classes(self) -> list[str]:
+        return []
+
+    def predict_proba(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
+        raise ShiftbenchError(f"model {self.adapter!r} generates text; it has no class "
+                              "probabilities (run it on a suite with task: generation)")
 
 
 def digest(adapter: str, payload: dict[str, Any]) -> str:

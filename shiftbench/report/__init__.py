@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.report.html import report_html
-from shiftbench.report.markdown import summary_markdown
+from shiftbench.report.markdown import report_task, summary_markdown
 
 if TYPE_CHECKING:
     import numpy as np
@@ -132,9 +132,12 @@ def read_predictions(run_dir: Path, report: dict[str, Any]) -> pd.DataFrame:
         raise ShiftbenchError(f"{path}: not a readable parquet file ({exc.__class__.__name__})") \
             from None
     classes = model_classes(report)
-    needed = ["split", "id", "label", *(f"p_{c}" for c in classes)]
+    if report_task(report) == "generation":
+        needed = ["split", "id", "target", "output"]
+    else:
+        needed = ["split", "id", "label", *(f"p_{c}" for c in classes)]
     missing = [c for c in needed if c not in frame.columns]
-    if not classes or missing:
+    if missing or not (classes or report_task(report) == "generation"):
         raise ShiftbenchError(f"{path}: missing column(s) {', '.join(missing) or 'p_<class>'}")
     return frame
 
@@ -145,12 +148,18 @@ def model_classes(report: dict[str, Any]) -> list[str]:
 
 def split_predictions(frame: pd.DataFrame, report: dict[str, Any], name: str,
                       source: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """One split's rows of the predictions, its labels as class indices and its
-    probabilities (columns in class order)."""
+    """One split's rows of the predictions and the metric table's inputs: its labels as
+    class indices and its probabilities (columns in class order), or, for a generation
+    run, its targets and outputs (object arrays of texts)."""
+    import numpy as np
+
     from shiftbench.labels import class_indices
 
     classes = model_classes(report)
     part = frame[frame["split"] == name]
+    if report_task(report) == "generation":
+        return (part, np.array(part["target"].tolist(), dtype=object),
+                np.array(part["output"].tolist(), dtype=object))
     y = class_indices(part["label"].astype(str).tolist(), classes,
                       part["id"].astype(str).tolist(), f"{source}: split {name!r}")
     return part, y, part[[f"p_{c}" for c in classes]].to_numpy(float)
@@ -160,7 +169,7 @@ def _estimates(record: dict[str, Any]) -> list[tuple[str, Any]]:
     """(field, estimate) of every interval in one split's record."""
     found = [(f"metrics.{k}", v) for k, v in (record.get("metrics") or {}).items()]
     found += [(f"delta.{k}", v) for k, v in (record.get("delta") or {}).items()]
-    return found + [("flip_rate", record.get("flip_rate"))]
+    return found + [(k, record.get(k)) for k in ("flip_rate", "output_words")]
 
 
 def _check_interval(field: str, est: Any, where: str) -> None:
@@ -178,18 +187,31 @@ def _check_interval(field: str, est: Any, where: str) -> None:
                               "corrupt")
 
 
+def _check_scores(part: pd.DataFrame, record: dict[str, Any], where: str) -> None:
+    """A generation run's mean per-example scores (metrics with a column of them in the
+    predictions) against report.json."""
+    for name, est in (record.get("metrics") or {}).items():
+        if name in part.columns and est is not None and len(part):
+            actual = float(part[name].mean())
+            if not math.isclose(est["value"], actual, rel_tol=1e-9, abs_tol=1e-9):
+                raise ShiftbenchError(f"{where}, metrics.{name}: report.json says "
+                                      f"{est['value']}, the predictions give {actual}")
+
+
 def check_numbers(run_dir: Path, report: dict[str, Any]) -> None:
     """Refuse a report whose numbers its predictions do not bear out: each split's n and
-    accuracy are recomputed from the predictions, and each interval must contain its
-    estimate."""
+    accuracy (a generation run: each mean per-example score) are recomputed from the
+    predictions, and each interval must contain its estimate."""
     frame = read_predictions(run_dir, report)
     source = Path(run_dir) / REPORT_FILE
     for record in report["splits"]:
         where = f"{source}: split {record['name']!r}"
-        _, y, proba = split_predictions(frame, report, record["name"], source)
+        part, y, proba = split_predictions(frame, report, record["name"], source)
         if record["n"] != len(y):
             raise ShiftbenchError(f"{where}, n: report.json says {record['n']}, the "
                                   f"predictions hold {len(y)} rows")
+        if report_task(report) == "generation":
+            _check_scores(part, record, where)
         accuracy = (record.get("metrics") or {}).get("accuracy")
         _check_interval("metrics.accuracy", accuracy, where)
         if accuracy is not None and len(y):

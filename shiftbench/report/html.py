@@ -9,9 +9,12 @@ elsewhere), so it can be attached to a CI run or mailed. Every text is escaped.
 from __future__ import annotations
 
 import json
+import math
 from html import escape
 from typing import Any
 
+from shiftbench.errors import ShiftbenchError
+from shiftbench.metrics import metric_named
 from shiftbench.report import svg
 from shiftbench.report.markdown import (
     WARNING_MARK,
@@ -22,6 +25,7 @@ from shiftbench.report.markdown import (
     label_free_rows,
     movement_note,
     p_text,
+    shown_as,
     summary_rows,
     title,
     warning_lines,
@@ -133,37 +137,61 @@ def _table(report: dict[str, Any]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _accuracy(record: dict[str, Any]) -> dict[str, Any] | None:
-    return (record.get("metrics") or {}).get("accuracy")
+def headline(report: dict[str, Any]) -> str:
+    """The metric the plots show: accuracy where the report has it, else its first metric
+    (a generation suite's first)."""
+    names = [k for r in report["splits"] for k in (r.get("metrics") or {})]
+    return "accuracy" if "accuracy" in names or not names else names[0]
 
 
-def _point(x: str | float, record: dict[str, Any], color: str) -> svg.Point:
-    est = _accuracy(record)
-    tip = f"{record['name']}: {estimate_text(est, '%')} (n={record['n']})"
+def _scale(metric: str) -> svg.Scale:
+    """A proportion's axis in percent; any other metric's in its own numbers, within the
+    bounds of its row in the metric table."""
+    if shown_as(metric)[1] == "%":
+        return svg.PROPORTION
+    try:
+        bounds = metric_named(metric).bounds
+    except ShiftbenchError:
+        bounds = (-math.inf, math.inf)
+    return svg.Scale(bounds, percent=False)
+
+
+def _estimate(record: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    return (record.get("metrics") or {}).get(metric)
+
+
+def _point(x: str | float, record: dict[str, Any], color: str, metric: str) -> svg.Point:
+    est = _estimate(record, metric)
+    tip = f"{record['name']}: {estimate_text(est, shown_as(metric)[1])} (n={record['n']})"
     return svg.Point(x, est["value"], est["low"], est["high"], color, tip)
 
 
 def _plots(report: dict[str, Any]) -> str:
-    records = [r for r in report["splits"] if _accuracy(r)]
+    metric = headline(report)
+    label, scale = shown_as(metric)[0], _scale(metric)
+    heading = label[:1].upper() + label[1:]
+    records = [r for r in report["splits"] if _estimate(r, metric)]
     ref = next((r for r in records if r["kind"] == "reference"), None)
-    ref_value = _accuracy(ref)["value"] if ref else None
+    ref_value = _estimate(ref, metric)["value"] if ref else None
     per_split = svg.category_chart(
-        [_point(r["name"], r, KIND_COLORS.get(r["kind"], svg.PALETTE[2])) for r in records],
+        [_point(r["name"], r, KIND_COLORS.get(r["kind"], svg.PALETTE[2]), metric)
+         for r in records],
         ref_value,
-        "Accuracy per split (95% intervals)",
+        f"{heading} per split (95% intervals)",
         {k: c for k, c in KIND_COLORS.items() if any(r["kind"] == k for r in records)},
+        y_label=label, scale=scale,
     )
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         if r["kind"] == "perturbation" and isinstance(r.get("severity"), (int, float)):
             groups.setdefault(str(r.get("shift") or r["name"]), []).append(r)
     series = {
-        name: [_point(r["severity"], r, svg.PALETTE[i % len(svg.PALETTE)]) for r in rs]
+        name: [_point(r["severity"], r, svg.PALETTE[i % len(svg.PALETTE)], metric) for r in rs]
         for i, (name, rs) in enumerate(groups.items())
     }
     by_severity = svg.line_chart(
-        series, ref_value, "Accuracy vs severity per shift (95% intervals)", "severity"
-    ) or '<p class="note">No perturbation with a severity: nothing to plot.</p>'
+        series, ref_value, f"{heading} vs severity per shift (95% intervals)", "severity", label,
+        scale) or '<p class="note">No perturbation with a severity: nothing to plot.</p>'
     return per_split + by_severity
 
 

@@ -49,10 +49,17 @@ class Column:
         return (value or {}).get(self.key) if self.key else value
 
 
+def report_task(report: dict[str, Any]) -> str:
+    """``classification`` or ``generation`` (reports written before generation suites are
+    classification)."""
+    return str(report.get("task") or "classification")
+
+
 FLIP_RATE = Column("flip rate", "%", "flip_rate")
+OUTPUT_WORDS = Column("output words", "num", "output_words")
 
 
-def _shown_as(metric: str) -> tuple[str, str]:
+def shown_as(metric: str) -> tuple[str, str]:
     """A metric's heading and unit from the metric table (its name and plain numbers for
     a metric this installation does not know, e.g. a plug-in's, in an old report)."""
     try:
@@ -69,17 +76,21 @@ def _keys(report: dict[str, Any], field: str) -> list[str]:
 def columns(report: dict[str, Any]) -> list[Column]:
     """The summary's numeric columns: each metric of the report in its order, its change
     from the reference after it where the report has one, the flip rate after the first
-    change (changes of metrics the report does not carry come first)."""
+    change (where the report has flip rates: a classifier's), the mean output length last
+    (a generator's); changes of metrics the report does not carry come first."""
     metrics, changes = _keys(report, "metrics"), _keys(report, "delta")
+    flips = any(record.get("flip_rate") for record in report["splits"])
     found: list[Column] = []
     for name in [*(c for c in changes if c not in metrics), *metrics]:
-        label, unit = _shown_as(name)
+        label, unit = shown_as(name)
         if name in metrics:
             found.append(Column(label, unit, "metrics", name))
         if name in changes:
             found.append(Column(f"Δ {label}", CHANGE[unit], "delta", name))
-            if FLIP_RATE not in found:
+            if flips and FLIP_RATE not in found:
                 found.append(FLIP_RATE)
+    if any(record.get("output_words") for record in report["splits"]):
+        found.append(OUTPUT_WORDS)
     return found
 
 
@@ -264,7 +275,10 @@ def footnote(report: dict[str, Any]) -> str:
                 methods.append(text)
         if methods:
             parts.append(f"{column.label}: {', '.join(methods)}")
-    extra = "Δ = shifted − reference (negative: the shift costs accuracy)"
+    extra = ("Δ = shifted − reference (negative: the shift costs accuracy)"
+             if report_task(report) == "classification" else
+             "Δ = shifted − reference (negative: the shift costs score); output words: mean "
+             "words per generated text")
     return f"Intervals ({level_label(report)}) — {'; '.join(parts)}. {extra}."
 
 

@@ -149,13 +149,14 @@ def _extent(points: list[Point], reference: float | None) -> list[float]:
 
 def category_chart(points: list[Point], reference: float | None, title: str,
                    legend: dict[str, str] | None = None, y_label: str = "accuracy",
-                   reference_label: str = "reference") -> str:
+                   reference_label: str = "reference", scale: Scale = PROPORTION) -> str:
     """One estimate per category (e.g. per split), the reference as a labelled dashed line."""
     if not points:
         return ""
     longest = min(max(len(str(p.x)) for p in points), 40)
-    canvas = _Canvas(_extent(points, reference), bottom=24 + int(longest * 3.6))
-    canvas.axes(title, y_label)
+    canvas = _Canvas(_extent(points, reference), bottom=24 + int(longest * 3.6),
+                     bounds=scale.bounds)
+    canvas.axes(title, y_label, percent=scale.percent)
     if legend:
         canvas.legend(legend, WIDTH - RIGHT - _legend_width(legend), 18)
     if reference is not None:
