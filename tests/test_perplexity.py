@@ -3,13 +3,20 @@ with intervals and paired changes, the bpb drift detector, and their bad inputs.
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from shiftbench.cli import main
+from shiftbench.errors import ShiftbenchError
 from shiftbench.models.rolling import RollingLM, windows
+from shiftbench.perplexity import perplexity_section
 from shiftbench.runner import Runner
+from shiftbench.split import Split
 
 LONG = "the book was great and i would say the plot felt boring again. " * 6
 
@@ -85,3 +92,129 @@ def test_scores_do_not_depend_on_batch_size_and_are_cached(tiny_causal_lm_dir: P
     again = lm.score(texts, cached)
     assert cached.stats["computed"] == len(set(texts))
     np.testing.assert_array_equal(again.nats, second.nats)
+
+
+def _bpb(scores) -> float:
+    return -scores.nats.sum() / math.log(2) / scores.bytes.sum()
+
+
+def _split(name: str, ids: list[str], texts: list[str], kind: str) -> Split:
+    return Split(name, ids, texts, info={"kind": kind})
+
+
+def test_section_is_corpus_bits_per_byte_with_paired_and_unpaired_changes(
+        tiny_causal_lm_dir: Path, sentences: list[str]) -> None:
+    """Corpus bpb from the per-text scores; a perturbation's change pairs by id (its
+    empty text left out and counted), a domain split's is unpaired; intervals hold values."""
+    lm = RollingLM(str(tiny_causal_lm_dir), max_length=32)
+    texts = sentences[:20]
+    reference = _split("reference", [f"r{i}" for i in range(20)], texts, "reference")
+    typos = _split("typos@1", reference.ids[:15], [t.upper() for t in texts[:14]] + [""],
+                   "perturbation")
+    domain = _split("other", [f"d{i}" for i in range(10)], sentences[30:40], "domain")
+    runner = _runner()
+    section, per_text = perplexity_section(lm, reference, [typos, domain], runner, seed=1,
+                                           n_boot=300)
+    scores = lm.score(texts, runner)
+    ref = section["splits"]["reference"]
+    assert ref["bits_per_byte"]["value"] == pytest.approx(_bpb(scores), rel=1e-9)
+    assert ref["token_perplexity"]["value"] == pytest.approx(
+        math.exp(-scores.nats.sum() / scores.tokens.sum()), rel=1e-9)
+    assert ref["n"] == 20 and ref["excluded"] == 0 and ref["bytes"] == scores.bytes.sum()
+    np.testing.assert_allclose(per_text["reference"][:, 0],
+                               -scores.nats / math.log(2) / scores.bytes)
+    shifted = section["splits"]["typos@1"]
+    assert shifted["n"] == 14 and shifted["excluded"] == 1
+    assert shifted["excluded_ids"] == ["r14"] and np.isnan(per_text["typos@1"][14, 0])
+    delta = shifted["delta_bits_per_byte"]
+    upper = lm.score(typos.texts[:14], runner)
+    assert delta["method"] == "paired_bootstrap" and delta["n"] == 14
+    assert delta["value"] == pytest.approx(_bpb(upper) - _bpb(lm.score(texts[:14], runner)))
+    assert section["splits"]["other"]["delta_bits_per_byte"]["method"] == "unpaired_bootstrap"
+    for record in section["splits"].values():
+        for key in ("bits_per_byte", "token_perplexity", "delta_bits_per_byte"):
+            if record.get(key):
+                assert record[key]["low"] <= record[key]["value"] <= record[key]["high"]
+    again, _ = perplexity_section(lm, reference, [typos, domain], runner, seed=1, n_boot=300)
+    assert again == section
+
+
+def test_a_split_of_empty_texts_is_an_error_naming_it(tiny_causal_lm_dir: Path) -> None:
+    lm = RollingLM(str(tiny_causal_lm_dir), max_length=32)
+    reference = _split("reference", ["a", "b"], ["the movie was great.", "the book."],
+                       "reference")
+    empty = _split("blank", ["c"], [""], "domain")
+    with pytest.raises(ShiftbenchError, match="split 'blank' has no text with a token"):
+        perplexity_section(lm, reference, [empty], _runner(), seed=0)
+
+
+def test_bpb_detector_tests_one_column() -> None:
+    from shiftbench.detectors import make_detector
+
+    rng = np.random.default_rng(0)
+    detector = make_detector("bpb").fit(rng.lognormal(size=(40, 1)))
+    assert detector.input == "bits_per_byte"
+    assert detector.test(rng.lognormal(mean=1.0, size=(40, 1))).drifted
+    with pytest.raises(ShiftbenchError, match="bpb tests one column"):
+        make_detector("bpb").fit(rng.lognormal(size=(40, 2)))
+
+
+def _suite(tmp_path: Path, **extra) -> Path:
+    rows = [{"id": f"ex{i}", "text": f"the movie number {i} was {'great' if i % 2 else 'awful'}"
+             " and the plot too", "label": "positive" if i % 2 else "negative",
+             "topic": "film" if i < 60 else "food"} for i in range(80)]
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    suite = {"name": "ppl", "seed": 2, "data": {"kind": "jsonl", "path": "data.jsonl"},
+             "train": {"filters": [{"column": "topic", "equals": "film"}], "portion": [0, 0.5]},
+             "reference": {"filters": [{"column": "topic", "equals": "film"}],
+                           "portion": [0.5, 1]},
+             "shifts": [{"shift": "keyboard", "severity": 3},
+                        {"name": "food", "filters": [{"column": "topic", "equals": "food"}]}],
+             **extra}
+    path = tmp_path / "ppl.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def _run(suite: Path, *extra: str) -> int:
+    return main(["run", str(suite), "--model", "sklearn:tfidf", "--reports-dir",
+                 str(suite.parent / "reports"), "--no-progress", "--no-movement", *extra])
+
+
+def test_run_reports_perplexity_and_bpb_drift(tiny_causal_lm_dir: Path, tmp_path: Path,
+                                              capsys) -> None:
+    suite = _suite(tmp_path, perplexity={"lm": str(tiny_causal_lm_dir), "max_length": 16},
+                   detectors=[{"name": "bpb"}])
+    assert _run(suite, "--run-id", "a") == 0
+    run_dir = tmp_path / "reports" / "ppl" / "a"
+    report = json.loads((run_dir / "report.json").read_text())
+    section = report["perplexity"]
+    assert section["lm"]["max_length"] == 16 and section["lm"]["stride"] == 8
+    assert list(section["splits"]) == ["reference", "keyboard@3", "food"]
+    assert section["splits"]["keyboard@3"]["delta_bits_per_byte"]["method"] == "paired_bootstrap"
+    assert [r["detector"] for r in report["drift"]["food"]] == ["bpb"]
+    assert "perplexity_s" in report["timings"]
+    assert "## Perplexity under shift" in (run_dir / "summary.md").read_text()
+    assert "Perplexity under shift" in (run_dir / "report.html").read_text()
+    # --lm on a suite without perplexity: the same LM, default settings
+    plain = _suite(tmp_path)
+    assert _run(plain, "--run-id", "b", "--lm", f"llm:{tiny_causal_lm_dir}") == 0
+    other = json.loads((tmp_path / "reports" / "ppl" / "b" / "report.json").read_text())
+    assert other["perplexity"]["lm"]["max_length"] == 512
+
+
+@pytest.mark.parametrize(("change", "flags", "message"), [
+    ({"detectors": [{"name": "bpb"}]}, [], "detector 'bpb' tests bits per byte"),
+    ({"perplexity": {"lm": "x", "max_length": 0}}, [], "perplexity.max_length: Input should be"),
+    ({"perplexity": {"lm": "x", "max_length": 8, "stride": 9}}, [], "stride 9 is above"),
+    ({"perplexity": {"lm": "x", "window": 9}}, [], "perplexity.window: unknown field"),
+    ({}, ["--lm", "BERT"], "a bert model is not a causal"),
+])
+def test_bad_perplexity_input_is_one_line(tmp_path: Path, tiny_classifier_dir: Path,
+                                          change: dict, flags: list[str], message: str,
+                                          capsys) -> None:
+    suite = _suite(tmp_path, **change)
+    flags = [str(tiny_classifier_dir) if f == "BERT" else f for f in flags]
+    assert _run(suite, *flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
