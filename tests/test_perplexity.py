@@ -218,3 +218,10 @@ def test_bad_perplexity_input_is_one_line(tmp_path: Path, tiny_classifier_dir: P
     assert _run(suite, *flags) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_monitor_refuses_the_bpb_detector() -> None:
+    from shiftbench.monitor.check_setup import build_detectors
+
+    with pytest.raises(ShiftbenchError, match="not in monitor"):
+        build_detectors(("bpb",), 0.05, 0, "cpu", has_model=True)
