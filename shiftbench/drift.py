@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shiftbench.errors import ShiftbenchError
 from shiftbench.split import unit_hash
 
 if TYPE_CHECKING:
@@ -40,18 +41,25 @@ def in_half_b(example_id: str) -> bool:
 
 
 def _rows(split: Split, vectors: np.ndarray, held_out: set[str] | None) -> np.ndarray:
-    keep = [k for k, i in enumerate(split.ids) if held_out is None or i in held_out]
+    """The rows of ``split`` in ``held_out`` (all when None) that have a value (an empty
+    text has no bits per byte: NaN, left out)."""
+    keep = [k for k, i in enumerate(split.ids) if (held_out is None or i in held_out)
+            and np.isfinite(vectors[k]).all()]
     return vectors[keep]
 
 
 def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[DetectorSpec],
-                embed: Embed, proba: dict[str, np.ndarray]) -> dict[str, list[dict[str, Any]]]:
+                embed: Embed, proba: dict[str, np.ndarray],
+                bits_per_byte: dict[str, np.ndarray] | None = None
+                ) -> dict[str, list[dict[str, Any]]]:
     """One list of detector results per shifted split (see the module docstring).
 
     ``proba`` maps split names (the reference included) to the model's probabilities,
     the input of detectors that test outputs (``input == "probabilities"``, e.g. BBSD);
-    the others test ``embed``'s vectors. Detectors draw their permutations from their
-    own ``seed`` parameter, so results repeat run after run.
+    ``bits_per_byte`` maps them to per-text bits per byte under the suite's LM (one
+    column, ``input == "bits_per_byte"``); the others test ``embed``'s vectors. Detectors
+    draw their permutations from their own ``seed`` parameter, so results repeat run
+    after run.
     """
     from shiftbench.detectors import make_detector
 
@@ -63,7 +71,11 @@ def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[Dete
     results: dict[str, list[dict[str, Any]]] = {split.name: [] for split in shifted}
     for spec in specs:
         detector = make_detector(spec.name, **spec.params)
-        inputs = proba if detector.input == "probabilities" else vectors
+        inputs = {"probabilities": proba,
+                  "bits_per_byte": bits_per_byte}.get(detector.input, vectors)
+        if inputs is None:
+            raise ShiftbenchError(f"detector {spec.name!r} tests bits per byte under a "
+                                  "language model: name one (suite perplexity: or --lm)")
         detector.fit(_rows(reference, inputs[reference.name], half_a))
         for split in shifted:
             held_out = half_b if split.info.get("kind") == "perturbation" else None

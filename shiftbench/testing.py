@@ -65,6 +65,7 @@ TEXTS = (
     "Not bad at all.",
 )
 FLUKE = 0.001  # chance below which a count of false alarms is not put down to luck
+INPUTS = ("embeddings", "probabilities", "bits_per_byte")  # what a detector can test
 
 
 def _require(condition: bool, message: str) -> None:
@@ -171,10 +172,13 @@ def _check_params(component: Params) -> None:
 
 
 def _sample(input_kind: str, n: int, rng: np.random.Generator, shift: float = 0.0) -> np.ndarray:
-    """n rows to test: 4-d Gaussian embeddings (mean ``shift``), or 3-class probabilities
-    (``shift`` piles them onto the first class)."""
+    """n rows to test: 4-d Gaussian embeddings (mean ``shift``), 3-class probabilities
+    (``shift`` piles them onto the first class), or one column of log-normal bits per
+    byte (``shift`` raises its log-mean)."""
     if input_kind == "probabilities":
         return rng.dirichlet([2.0 + 6 * shift, 2.0, 2.0], size=n)
+    if input_kind == "bits_per_byte":
+        return rng.lognormal(mean=shift, sigma=0.5, size=(n, 1))
     return rng.normal(size=(n, 4)) + shift
 
 
@@ -210,8 +214,8 @@ def check_detector(detector: Detector, repeats: int = 40, seed: int = 0) -> None
     from shiftbench.detectors import Detector, load_detector
 
     _require(isinstance(detector, Detector), f"{detector!r} is not a Detector")
-    _require(detector.input in ("embeddings", "probabilities"),
-             f"{detector!r}: input is 'embeddings' or 'probabilities', got {detector.input!r}")
+    _require(detector.input in INPUTS,
+             f"{detector!r}: input is one of {', '.join(INPUTS)}, got {detector.input!r}")
     _check_params(detector)
     rng = np.random.default_rng(seed)
     sample = _sample(detector.input, 30, rng)

@@ -170,3 +170,19 @@ class BBSDDetector(KSDetector):
     def _columns(self, x: np.ndarray) -> np.ndarray:
         return x[:, :1] if x.shape[1] == 2 else x
 
+
+
+class BitsPerByteDetector(KSDetector):
+    """KS test on per-text bits per byte under a suite's perplexity LM (one column): do
+    the shifted texts surprise the LM more (or less) than the reference's? Runs in suites
+    that name an LM (``perplexity:`` or ``--lm``)."""
+
+    name = "bpb"
+    input = "bits_per_byte"
+
+    def _check(self, x: Any, name: str, min_rows: int) -> np.ndarray:
+        arr = super()._check(x, name, min_rows)
+        if arr.shape[1] != 1:
+            raise ShiftbenchError(f"{name}: bpb tests one column (bits per byte per text), "
+                                  f"got {arr.shape[1]}")
+        return arr

@@ -121,9 +121,13 @@ def locate(source: str, gguf_file: str | None) -> tuple[str, str | None]:
 def require_causal(model: Any, source: str) -> None:
     """Refuse encoders and encoder-decoders that ``AutoModelForCausalLM`` would still load
     (BERT as ``BertLMHeadModel``, BART as its decoder): their log-likelihoods mean nothing."""
+    require_causal_config(model.config, source)
+
+
+def require_causal_config(config: Any, source: str) -> None:
+    """:func:`require_causal` from the model's config alone (no weights loaded)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
-    config = model.config
     if config.is_encoder_decoder or (config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
                                      and not config.is_decoder):
         raise ShiftbenchError(f"{source}: a {config.model_type} model is not a causal "
@@ -173,17 +177,13 @@ class Request:
         return rows, row_of
 
 
-class Scorer:
-    """The runner's batch function: texts -> per continuation, the sum of its tokens'
-    log-probs, then its token count (one float row per text)."""
+class CausalBatches:
+    """What the causal-LM batch functions share: the model (checked to be causal), the
+    start token, tokenisation without special tokens, logits of right-padded rows."""
 
-    def __init__(self, backbone: Backbone, runner: Runner, prompt: str,
-                 verbalizers: dict[str, list[str]], shots: list[tuple[str, str]]) -> None:
+    def __init__(self, backbone: Backbone, runner: Runner) -> None:
         self.backbone = backbone
         self.runner = runner
-        self.prefix, self.suffix = prompt.split(TEXT_SLOT)
-        self.verbalizers = verbalizers
-        self.shots = shots
 
     @cached_property
     def model(self) -> Any:
@@ -205,6 +205,41 @@ class Scorer:
     def _tokenize(self, text: str) -> list[int]:
         return list(self.backbone.tokenizer(text, add_special_tokens=False,
                                             verbose=False)["input_ids"])
+
+    def _logits(self, rows: list[list[int]], first: int) -> tuple[torch.Tensor, int]:
+        """Logits of the right-padded rows from position ``first`` on (the earliest one
+        read), and that position's index offset in them."""
+        import inspect
+
+        import torch
+
+        width = max(len(row) for row in rows)
+        ids = np.full((len(rows), width), self.backbone.tokenizer.pad_token_id or 0,
+                      dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, row in enumerate(rows):
+            ids[r, :len(row)] = row
+            mask[r, :len(row)] = 1
+        device = self.runner.device_
+        extra = ({"logits_to_keep": width - first}
+                 if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {})
+        with self.runner.inference():
+            logits = self.model(input_ids=torch.from_numpy(ids).to(device),
+                                attention_mask=torch.from_numpy(mask).to(device),
+                                use_cache=False, **extra).logits
+        return logits, width - logits.shape[1]
+
+
+class Scorer(CausalBatches):
+    """The runner's batch function: texts -> per continuation, the sum of its tokens'
+    log-probs, then its token count (one float row per text)."""
+
+    def __init__(self, backbone: Backbone, runner: Runner, prompt: str,
+                 verbalizers: dict[str, list[str]], shots: list[tuple[str, str]]) -> None:
+        super().__init__(backbone, runner)
+        self.prefix, self.suffix = prompt.split(TEXT_SLOT)
+        self.verbalizers = verbalizers
+        self.shots = shots
 
     @cached_property
     def _answers(self) -> dict[str, str]:
@@ -279,29 +314,6 @@ class Scorer:
             0, torch.tensor(owner), logprobs).numpy().reshape(len(batch), k)
         counts = np.array([[len(ids) for ids in r.continuations] for r in batch], dtype=float)
         return np.concatenate([sums, counts], axis=1)
-
-    def _logits(self, rows: list[list[int]], first: int) -> tuple[torch.Tensor, int]:
-        """Logits of the right-padded rows from position ``first`` on (the earliest one
-        read), and that position's index offset in them."""
-        import inspect
-
-        import torch
-
-        width = max(len(row) for row in rows)
-        ids = np.full((len(rows), width), self.backbone.tokenizer.pad_token_id or 0,
-                      dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for r, row in enumerate(rows):
-            ids[r, :len(row)] = row
-            mask[r, :len(row)] = 1
-        device = self.runner.device_
-        extra = ({"logits_to_keep": width - first}
-                 if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {})
-        with self.runner.inference():
-            logits = self.model(input_ids=torch.from_numpy(ids).to(device),
-                                attention_mask=torch.from_numpy(mask).to(device),
-                                use_cache=False, **extra).logits
-        return logits, width - logits.shape[1]
 
 
 def contextual_calibration(proba: np.ndarray, content_free: np.ndarray) -> np.ndarray:

@@ -40,6 +40,10 @@ def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str
         if cls.input == "probabilities" and not has_model:
             raise ShiftbenchError(f"detector {name!r} tests the model's probabilities: "
                                   "give --model")
+        if cls.input == "bits_per_byte":
+            raise ShiftbenchError(f"detector {name!r} tests bits per byte under a language "
+                                  "model: use it in a suite's detectors (with perplexity: or "
+                                  "--lm), not in monitor")
         accepted = inspect.signature(cls).parameters
         extra = {k: v for k, v in (("seed", seed), ("device", device)) if k in accepted}
         detectors[name] = cls(alpha=alpha, **extra)

@@ -25,6 +25,8 @@ from shiftbench.report.markdown import (
     label_free_rows,
     movement_note,
     p_text,
+    perplexity_note,
+    perplexity_rows,
     shown_as,
     summary_rows,
     title,
@@ -268,6 +270,20 @@ def _label_free(report: dict[str, Any]) -> str:
             f'<p class="note">{escape(label_free_note(report))}</p>')
 
 
+def _perplexity(report: dict[str, Any]) -> str:
+    """The perplexity section; '' for reports without one."""
+    header, rows = perplexity_rows(report)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" if i == 0 else
+                                    f'<td class="num">{escape(c)}</td>'
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return ("<h2>Perplexity under shift</h2>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f'<p class="note">{escape(perplexity_note(report))}</p>')
+
+
 def _movement_table(movement: dict[str, Any]) -> str:
     head = ("<tr><th>split</th><th>basis</th><th>n</th><th>similarity mean</th><th>median</th>"
             "<th>p10 – p90</th><th>distribution (0 → 1)</th><th>chrF mean</th><th>median</th>"
@@ -370,6 +386,7 @@ def report_html(report: dict[str, Any]) -> str:
         _plots(report),
         _movement(report),
         _drift(report),
+        _perplexity(report),
         _label_free(report),
         _shift_stats(report),
         key_values_table("Timings", report.get("timings") or {}, " s"),

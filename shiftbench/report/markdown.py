@@ -21,6 +21,7 @@ from shiftbench.report.numbers import CHANGE, MISSING, estimate_text, number
 
 MOVEMENT_COLUMNS = ("similarity", "chrF")
 NEAREST_MARK = "†"
+UNPAIRED_MARK = "‡"
 DRIFT_MARK = " ✱"
 WARNING_MARK = " ⚠"
 METHOD_TEXT = {
@@ -245,6 +246,47 @@ def _label_free_markdown(report: dict[str, Any]) -> list[str]:
     return [*lines, "", label_free_note(report), ""]
 
 
+def perplexity_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The perplexity table (shared with the HTML report): per split, bits per byte and
+    its change from the reference with intervals, token perplexity, texts scored."""
+    section = report.get("perplexity") or {}
+    header = ["split", "bits per byte", "Δ bits per byte", "token perplexity", "texts",
+              "excluded (empty)"]
+    rows = []
+    for name, r in (section.get("splits") or {}).items():
+        delta = r.get("delta_bits_per_byte")
+        mark = UNPAIRED_MARK if delta and delta.get("method") == "unpaired_bootstrap" else ""
+        rows.append([name, estimate_text(r["bits_per_byte"], "num"),
+                     estimate_text(delta, "Δnum") + (mark if delta else ""),
+                     estimate_text(r["token_perplexity"], "stat"), str(r["n"]),
+                     str(r["excluded"])])
+    return header, rows
+
+
+def perplexity_note(report: dict[str, Any]) -> str:
+    """What the perplexity table measures, under which LM; '' without one."""
+    section = report.get("perplexity")
+    if not section:
+        return ""
+    lm = section.get("lm") or {}
+    return (f"Texts scored by the causal LM {lm.get('source')} (max_length "
+            f"{lm.get('max_length')}, stride {lm.get('stride')}, {section.get('precision')}), "
+            "not the model under test. Bits per byte: total nats / total UTF-8 bytes / ln 2 "
+            "over a split's texts; 95% CI by percentile bootstrap over texts. Δ: paired on the "
+            f"ids shared with the reference; {UNPAIRED_MARK}: a domain split, each side "
+            "resampled on its own. Empty texts have no bits per byte and are left out.")
+
+
+def _perplexity_markdown(report: dict[str, Any]) -> list[str]:
+    header, rows = perplexity_rows(report)
+    if not rows:
+        return []
+    lines = ["## Perplexity under shift", ""]
+    for row in (header, ["---"] + ["---:"] * (len(header) - 1), *rows):
+        lines.append("| " + " | ".join(md_cell(c) for c in row) + " |")
+    return [*lines, "", perplexity_note(report), ""]
+
+
 def overlap_note(report: dict[str, Any]) -> str:
     """Splits the suite evaluates on training rows (allow_train_overlap), or ''."""
     shared = [f"{r['name']} ({r['train_overlap']} rows)" for r in report["splits"]
@@ -326,4 +368,5 @@ def summary_markdown(report: dict[str, Any]) -> str:
         if note:
             lines += [note, ""]
     lines += _label_free_markdown(report)
+    lines += _perplexity_markdown(report)
     return "\n".join(lines)
