@@ -249,16 +249,21 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
 
 
 def title(report: dict[str, Any]) -> str:
-    versus = (f"vs {report['base']}" if report["baseline"] == "base"
+    versus = (f"vs {report['base']}" if base_evaluated(report)
               else f"(both fine-tuned from {report['base']})")
     return f"mitigate {report['suite']['name']}: {report['method']['method']} vs ERM {versus}"
 
 
 def baseline_text(report: dict[str, Any]) -> str:
     """Which model the method is measured against, and why ERM alone when it is."""
-    if report["baseline"] == "base":
+    if base_evaluated(report):
         return "Baselines: the base as it is and ERM."
     return f"Baseline: ERM only ({NO_BASE})."
+
+
+def base_evaluated(report: dict[str, Any]) -> bool:
+    """Whether the base was evaluated as it is (not for a bare encoder)."""
+    return "base" in report["splits"][0]["accuracy"]
 
 
 def model_columns(report: dict[str, Any]) -> list[tuple[str, str]]:
