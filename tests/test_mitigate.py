@@ -211,10 +211,41 @@ def test_an_hf_base_is_fine_tuned_end_to_end_and_a_rerun_trains_nothing(
     erm = [("erm" if arg == "dann" else arg) for arg in args]
     assert main([*erm, "--param", "hidden=8"]) == 2  # for dann, hidden is the discriminator's
     assert "hidden, dropout size a probe's head" in capsys.readouterr().err
-    bare = [f"hf:{tiny_encoder_dir}" if arg == str(model) else arg for arg in erm]
-    assert main([*bare, "--no-progress"]) == 2  # no head for the suite's labels: no base
+
+
+def test_a_bare_encoder_base_is_compared_with_erm_only(suite: Path, tiny_encoder_dir: Path,
+                                                       capsys) -> None:
+    out = suite.parent / "out"
+    args = ["mitigate", str(suite), "--model", f"hf:{tiny_encoder_dir}", "--out", str(out),
+            "--cache-dir", str(suite.parent / "cache"), "--device", "cpu", "--seeds", "2",
+            "--method", "augment", "--param", "shift=keyboard", "--param", "max_epochs=1",
+            "--param", "batch_size=32", "--no-progress"]
+    assert main(args) == 0  # no head for the suite's labels: nothing to evaluate as it is
+    capsys.readouterr()
+    report = json.loads((out / "mitigate.json").read_text())
+    assert report["baseline"] == "erm"
+    for split in report["splits"]:
+        assert set(split["accuracy"]) == set(split["metrics"]) == {"erm", "method"}
+        assert set(split["delta"]) == {"method_vs_erm"}
+        erm, method = split["accuracy"]["erm"]["seeds"], split["accuracy"]["method"]["seeds"]
+        for k, estimate in enumerate(split["delta"]["method_vs_erm"]["seeds"]):  # seed k: k
+            assert estimate["value"] == pytest.approx(method[k] - erm[k])
+    [keyboard] = [s for s in report["splits"] if "drop" in s]
+    drop = keyboard["drop"]
+    assert set(drop) == {"n", "drop", "method_vs_erm"} and set(drop["drop"]) == {"erm", "method"}
+    assert drop["method_vs_erm"]["value"] == pytest.approx(
+        drop["drop"]["method"] - drop["drop"]["erm"])
+    text = (out / "mitigate.md").read_text()
+    assert "an encoder without a classifier for these labels; ERM is the baseline" in text
+    assert "| augment − ERM (drop change) |" in text and "− base" not in text
+    assert "ERM is the baseline" in (out / "mitigate.html").read_text()
+
+    policy = suite.parent / "tiny.gate.yaml"
+    policy.write_text(yaml.safe_dump({"suite": "tiny.yaml", "rules": [
+        {"name": "clean floor", "kind": "absolute", "split": "reference", "min": 0.01}]}))
+    assert main([*args, "--policy", str(policy)]) == 2  # the gate needs a base
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "cannot be evaluated as the base" in err
+    assert "\n" not in err and "--policy" in err and "without a classifier" in err
 
 
 def kept(candidates: list[dict]) -> list[int]:

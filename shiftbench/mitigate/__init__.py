@@ -5,6 +5,8 @@ one with ERM (the same trainer and seeds): a head on the frozen encoder of a pro
 or the whole Hugging Face model of an hf base, fine-tuned end to end
 (:mod:`shiftbench.mitigate.retrain`). The base as it is, the ERM models and the mitigated
 models are then evaluated on the same examples and compared pair by pair (by example id).
+A base without a classifier for the suite's labels (a bare encoder) has no as-is accuracy:
+ERM, fine-tuned from it, is then the only baseline.
 
 A method that trains on an unlabelled target uses the suite's domain splits (all, or
 those ``--target`` names) without their labels, but never the rows it is evaluated on:
@@ -31,8 +33,9 @@ from shiftbench.mitigate.selection import HOW, Score, dev_score, source_score
 from shiftbench.mitigate.setup import (
     Candidate,
     Setup,
-    check_base_classes,
+    check_policy_base,
     checked_setup,
+    evaluable_base,
     split_targets,
     task_columns,
 )
@@ -61,7 +64,8 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     evaluated, target = split_targets(splits, setup.targets)
     assert splits.train is not None
     base.fit(splits.train, runner)
-    check_base_classes(base, base_spec, evaluated)
+    evaluable = evaluable_base(base, evaluated)
+    check_policy_base(options, base_spec, evaluable)
 
     key = [suite.spec_hash(), base.fingerprint(), options.data_dir and str(options.data_dir),
            options.limit]
@@ -71,7 +75,7 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
                                    options, key, score_of)
     mitigated, method_grid = train_selected(setup.candidates, setup, splits.train, target,
                                             runner, options, key, score_of)
-    scored = {"base": [score(base, evaluated, runner)],
+    scored = {**({"base": [score(base, evaluated, runner)]} if evaluable else {}),
               "erm": [score(m, evaluated, runner) for m, _ in erm],
               "method": [score(m, evaluated, runner) for m, _ in mitigated]}
     selection = None if not options.grid else {

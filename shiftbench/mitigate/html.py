@@ -15,6 +15,7 @@ from typing import Any
 from shiftbench.mitigate.curves import MAX_POINTS
 from shiftbench.mitigate.report import (
     DROP_NOTE,
+    baseline_text,
     cost_text,
     drop_rows,
     gate_lines,
@@ -40,6 +41,7 @@ def mitigate_html(report: dict[str, Any]) -> str:
         f"<title>{escape(title(report))}</title><style>{CSS}</style></head><body>",
         f"<h1>{escape(title(report))}</h1>",
         _header(report),
+        f"<p>{escape(baseline_text(report))}</p>",
         "<h2>Before / after: accuracy</h2>",
         _table(*summary_rows(report)),
         f'<p class="note">Pooled deltas: {escape(report["intervals"]["pooled"])} Seeds\' '

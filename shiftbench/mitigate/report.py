@@ -5,6 +5,7 @@ and self-contained HTML (:mod:`shiftbench.mitigate.html`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from shiftbench.train.trainer import TrainResult
 
 POOLED_METHOD = "tango_score_seed_averaged"
+NO_BASE = ("the base is an encoder without a classifier for these labels; ERM is the "
+           "baseline")
+# each paired comparison: its name, the model before and the model after
+COMPARISONS = [("method_vs_base", "base", "method"), ("method_vs_erm", "erm", "method"),
+               ("erm_vs_base", "base", "erm")]
 DROP_NOTE = ("Drop: accuracy on the perturbed split minus accuracy on the clean reference, "
              "on the same examples (seeds averaged per example). Drop change: the method's "
              "drop minus the other model's, paired by example (positive: the method loses "
@@ -47,7 +53,9 @@ def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mit
                  grid: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report's content: what was trained and how, each split's metrics and paired
     deltas (see :func:`split_record`) and each trained model's curves; ``grid``: the grid
-    search, its candidates' selection scores per seed and which was kept."""
+    search, its candidates' selection scores per seed and which was kept. ``scored``
+    without "base": the base has no as-is accuracy (a bare encoder) and ERM is the
+    baseline."""
     from shiftbench.metrics import metric_named
     from shiftbench.mitigate.curves import training_curves
     from shiftbench.train.trainer import TrainConfig
@@ -58,7 +66,8 @@ def before_after(suite: Suite, suite_path: Path, base_spec: str, mitigation: Mit
     target_splits = [] if target is None else list(target.info["splits"])
     return {
         "suite": {"name": suite.name, "path": str(suite_path), "hash": suite.spec_hash()},
-        "base": base_spec, "method": mitigation.describe(),
+        "base": base_spec, "baseline": "base" if "base" in scored else "erm",
+        "method": mitigation.describe(),
         "training": asdict(TrainConfig(**train_params)) | {"seed": list(range(options.seeds))},
         "selection": "early stopping on held-out training rows (source validation)"
                      + ("" if grid is None else f"; the grid's combination by {grid['how']}")
@@ -93,6 +102,12 @@ def paired(before: dict[str, bool], after: dict[str, bool]) -> tuple[np.ndarray,
 
     ids = [i for i in before if i in after]
     return np.array([before[i] for i in ids]), np.array([after[i] for i in ids])
+
+
+def comparisons(models: Iterable[str], names: Iterable[str]) -> list[tuple[str, str, str]]:
+    """The paired comparisons among ``names`` whose two models are both in ``models``."""
+    return [(name, before, after) for name, before, after in COMPARISONS
+            if name in names and before in models and after in models]
 
 
 def deltas(before: list[dict[str, bool]], after: list[dict[str, bool]]) -> dict[str, Any]:
@@ -153,8 +168,9 @@ def drop_change(reference: dict[str, list[dict[str, bool]]],
                 shifted: dict[str, list[dict[str, bool]]]) -> dict[str, Any]:
     """What a perturbation costs each model on the same examples (shifted - reference
     accuracy, seeds averaged per example) and how much the method changes that drop
-    against the base and ERM: per example ((method shifted - method reference) - (other
-    shifted - other reference)) in [-2, 2], a positive change meaning a smaller drop."""
+    against the base (when evaluated) and ERM: per example ((method shifted - method
+    reference) - (other shifted - other reference)) in [-2, 2], a positive change meaning a
+    smaller drop."""
     import numpy as np
 
     ids = shared_ids([seed for outcomes in [*reference.values(), *shifted.values()]
@@ -162,8 +178,9 @@ def drop_change(reference: dict[str, list[dict[str, bool]]],
     drops = {name: seed_means(shifted[name], ids) - seed_means(reference[name], ids)
              for name in shifted}
     return {"n": len(ids), "drop": {name: float(np.mean(d)) for name, d in drops.items()},
-            "method_vs_base": bounded_mean(drops["method"] - drops["base"], 2.0).to_dict(),
-            "method_vs_erm": bounded_mean(drops["method"] - drops["erm"], 2.0).to_dict()}
+            **{name: bounded_mean(drops[after] - drops[before], 2.0).to_dict()
+               for name, before, after in comparisons(drops, ["method_vs_base",
+                                                              "method_vs_erm"])}}
 
 
 def model_metrics(scored: dict[str, list[list[ScoredSplit]]], k: int,
@@ -185,11 +202,11 @@ def model_metrics(scored: dict[str, list[list[ScoredSplit]]], k: int,
 def split_records(scored: dict[str, list[list[ScoredSplit]]], table: dict[str, Metric],
                   seed: int) -> list[dict[str, Any]]:
     """Each evaluated split's record, in order (see :func:`split_record`); ``scored``: each
-    model's (base, erm, method) seeds' scored splits."""
+    model's (base, erm, method; no base for a bare encoder) seeds' scored splits."""
     correct = {name: [[correct_by_id(split) for split in seed] for seed in seeds]
                for name, seeds in scored.items()}
     records = [split_record(split, correct, k, model_metrics(scored, k, table, seed))
-               for k, split in enumerate(scored["base"][0])]
+               for k, split in enumerate(scored["erm"][0])]
     reference = {name: [seed[0] for seed in seeds] for name, seeds in correct.items()}
     for k, record in enumerate(records):
         if record["kind"] == "perturbation":
@@ -210,9 +227,9 @@ def split_record(split: ScoredSplit, correct: dict[str, list[list[dict]]], k: in
                 for name, seeds in outcome.items()}
     return {"name": split.name, "kind": split.kind, "n": len(split.ids),
             "accuracy": accuracy,
-            "delta": {"method_vs_base": deltas(outcome["base"], outcome["method"]),
-                      "method_vs_erm": deltas(outcome["erm"], outcome["method"]),
-                      "erm_vs_base": deltas(outcome["base"], outcome["erm"])},
+            "delta": {name: deltas(outcome[before], outcome[after])
+                      for name, before, after in comparisons(outcome, [c[0] for c in
+                                                                       COMPARISONS])},
             "metrics": metrics}
 
 
@@ -232,8 +249,35 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
 
 
 def title(report: dict[str, Any]) -> str:
-    return (f"mitigate {report['suite']['name']}: {report['method']['method']} vs ERM vs "
-            f"{report['base']}")
+    versus = (f"vs {report['base']}" if base_evaluated(report)
+              else f"(both fine-tuned from {report['base']})")
+    return f"mitigate {report['suite']['name']}: {report['method']['method']} vs ERM {versus}"
+
+
+def baseline_text(report: dict[str, Any]) -> str:
+    """Which model the method is measured against, and why ERM alone when it is."""
+    if base_evaluated(report):
+        return "Baselines: the base as it is and ERM."
+    return f"Baseline: ERM only ({NO_BASE})."
+
+
+def base_evaluated(report: dict[str, Any]) -> bool:
+    """Whether the base was evaluated as it is (not for a bare encoder)."""
+    return "base" in report["splits"][0]["accuracy"]
+
+
+def model_columns(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The evaluated models, each as its key and column label."""
+    labels = {"base": "base", "erm": "ERM", "method": report["method"]["method"]}
+    return [(key, labels[key]) for key in report["splits"][0]["accuracy"]]
+
+
+def method_columns(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The method's paired comparisons in the report (against the base, when it was
+    evaluated, then ERM), each as its key and column label."""
+    labels = dict(model_columns(report))
+    return [(name, f"{labels['method']} − {labels[before]}") for name, before, _ in
+            comparisons(labels, ["method_vs_base", "method_vs_erm"])]
 
 
 def target_text(report: dict[str, Any]) -> str:
@@ -246,18 +290,17 @@ def target_text(report: dict[str, Any]) -> str:
 
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The before/after table: each split's accuracy per model (mean over seeds), the
-    pooled paired deltas and the range of the seeds' deltas against the base."""
-    method = report["method"]["method"]
-    header = ["split", "kind", "n", "base", "ERM", method, f"{method} − base",
-              f"{method} − ERM", f"seeds' range ({method} − base)"]
+    pooled paired deltas and the range of the seeds' deltas against the first baseline."""
+    models, versus = model_columns(report), method_columns(report)
+    header = ["split", "kind", "n", *(label for _, label in models),
+              *(label for _, label in versus), f"seeds' range ({versus[0][1]})"]
     rows = []
     for split in report["splits"]:
         accuracy, delta = split["accuracy"], split["delta"]
-        seeds = [d["value"] for d in delta["method_vs_base"]["seeds"]]
+        seeds = [d["value"] for d in delta[versus[0][0]]["seeds"]]
         rows.append([split["name"], split["kind"], str(split["n"]),
-                     *(number(accuracy[m]["mean"], "%") for m in ("base", "erm", "method")),
-                     estimate_text(delta["method_vs_base"]["pooled"], "pp"),
-                     estimate_text(delta["method_vs_erm"]["pooled"], "pp"),
+                     *(number(accuracy[m]["mean"], "%") for m, _ in models),
+                     *(estimate_text(delta[name]["pooled"], "pp") for name, _ in versus),
                      f"{number(min(seeds), 'pp')} .. {number(max(seeds), 'pp')}"])
     return header, rows
 
@@ -265,18 +308,17 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def drop_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Each perturbation's accuracy drop per model (shifted - reference on the same
     examples, mean over seeds) and the method's change of it (positive: a smaller drop)."""
-    method = report["method"]["method"]
-    header = ["split", "n", "base drop", "ERM drop", f"{method} drop",
-              f"{method} − base (drop change)", f"{method} − ERM (drop change)"]
+    models, versus = model_columns(report), method_columns(report)
+    header = ["split", "n", *(f"{label} drop" for _, label in models),
+              *(f"{label} (drop change)" for _, label in versus)]
     rows = []
     for split in report["splits"]:
         if "drop" not in split:
             continue
         drop = split["drop"]
         rows.append([split["name"], str(drop["n"]),
-                     *(number(drop["drop"][m], "pp") for m in ("base", "erm", "method")),
-                     estimate_text(drop["method_vs_base"], "pp"),
-                     estimate_text(drop["method_vs_erm"], "pp")])
+                     *(number(drop["drop"][m], "pp") for m, _ in models),
+                     *(estimate_text(drop[name], "pp") for name, _ in versus)])
     return header, rows
 
 
@@ -285,28 +327,29 @@ def seed_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     the spread of training over seeds that the pooled interval leaves out."""
     from shiftbench.report.markdown import p_text
 
-    method = report["method"]["method"]
-    header = ["split", "seed", f"{method} − base", "McNemar p", f"{method} − ERM", "McNemar p"]
+    versus = method_columns(report)
+    header = ["split", "seed", *(cell for _, label in versus for cell in (label, "McNemar p"))]
     rows = []
     for split in report["splits"]:
         delta = split["delta"]
-        for seed, (base, erm) in enumerate(zip(delta["method_vs_base"]["seeds"],
-                                               delta["method_vs_erm"]["seeds"], strict=True)):
-            rows.append([split["name"], str(seed), estimate_text(base, "pp"),
-                         p_text(base["p_value"]), estimate_text(erm, "pp"),
-                         p_text(erm["p_value"])])
+        for seed, estimates in enumerate(zip(*(delta[name]["seeds"] for name, _ in versus),
+                                             strict=True)):
+            rows.append([split["name"], str(seed),
+                         *(cell for e in estimates
+                           for cell in (estimate_text(e, "pp"), p_text(e["p_value"])))])
     return header, rows
 
 
 def metric_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Every suite metric per split and model: the mean over seeds, then each seed's value
     (the base has one seed, shown with its 95% interval)."""
-    header = ["split", "metric", "base", "ERM", report["method"]["method"]]
+    models = model_columns(report)
+    header = ["split", "metric", *(label for _, label in models)]
     rows = []
     for split in report["splits"]:
         for metric in report["metrics"]:
             cells = [_metric_cell(split["metrics"][m][metric["name"]], metric["unit"])
-                     for m in ("base", "erm", "method")]
+                     for m, _ in models]
             rows.append([split["name"], metric["label"], *cells])
     return header, rows
 
@@ -319,13 +362,12 @@ def _metric_cell(entry: dict[str, Any], unit: str) -> str:
 
 
 def cost_text(report: dict[str, Any]) -> str:
-    """What the method costs on the clean reference, against the base and ERM."""
-    method = report["method"]["method"]
+    """What the method costs on the clean reference, against each baseline."""
     reference = next(s for s in report["splits"] if s["kind"] == "reference")
     delta = reference["delta"]
-    return (f"{method} − base {estimate_text(delta['method_vs_base']['pooled'], 'pp')}, "
-            f"{method} − ERM {estimate_text(delta['method_vs_erm']['pooled'], 'pp')} "
-            f"(accuracy on {reference['name']}, n={reference['n']}, pooled over seeds)")
+    return (", ".join(f"{label} {estimate_text(delta[name]['pooled'], 'pp')}"
+                      for name, label in method_columns(report))
+            + f" (accuracy on {reference['name']}, n={reference['n']}, pooled over seeds)")
 
 
 def gate_lines(report: dict[str, Any]) -> list[str]:
@@ -362,7 +404,7 @@ def markdown(report: dict[str, Any]) -> str:
     verdicts; the training curves are in the HTML."""
     lines = [f"# {title(report)}", "",
              f"Method: `{json.dumps(report['method'])}`; seeds: {len(report['training']['seed'])}"
-             f"; model selection: {report['selection']}.", "",
+             f"; model selection: {report['selection']}.", "", baseline_text(report), "",
              f"Target: {target_text(report)}.", "",
              *_markdown_table(*summary_rows(report)), "",
              *grid_lines(report),

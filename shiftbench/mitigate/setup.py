@@ -36,17 +36,20 @@ def base_model(spec: str) -> tuple[ModelAdapter, Retrainer]:
     return model, retrainer(model, spec)
 
 
-def check_base_classes(base: ModelAdapter, spec: str, splits: list[Split]) -> None:
-    """The base is evaluated as it is: its classes must name the suite's labels (checked
-    before any training)."""
-    labels = sorted({label for split in splits for label in split.labels or []})
-    missing = [label for label in labels if label not in base.classes_]
-    if missing:
-        raise ShiftbenchError(f"--model {spec!r}: its classes ({', '.join(base.classes_)}) do "
-                              f"not include the suite's label(s) {', '.join(missing)}, so it "
-                              "cannot be evaluated as the base (a bare encoder has no head for "
-                              "them: give a model YAML with adapter: hf, source and labels "
-                              "naming its outputs)")
+def evaluable_base(base: ModelAdapter, splits: list[Split]) -> bool:
+    """Whether the base as it is classifies the suite's labels: a bare encoder (no head,
+    or a head for other labels) has no as-is accuracy, and ERM is the baseline."""
+    labels = {label for split in splits for label in split.labels or []}
+    return labels <= set(base.classes_)
+
+
+def check_policy_base(options: MitigateOptions, base_spec: str, evaluable: bool) -> None:
+    """The gate judges each mitigated model against the base, so it needs one."""
+    if options.policy is not None and not evaluable:
+        raise ShiftbenchError(f"--policy: the gate compares each mitigated model with the base, "
+                              f"and --model {base_spec!r} is an encoder without a classifier "
+                              "for the suite's labels; leave out --policy or give a base "
+                              "trained for them")
 
 
 def target_names(suite: Suite, requested: list[str], suite_path: Path) -> list[str]:
