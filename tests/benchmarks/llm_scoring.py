@@ -159,7 +159,7 @@ def main() -> None:
     print(f"shiftbench, cold cache:  {n_requests / cold_s:7.1f} requests/s  ({cold_s:.2f} s)  "
           f"-> {theirs_s / cold_s:.2f}x lm-eval's throughput")
     print(f"  runner stats: {stats}")
-    print(f"shiftbench, warm cache:  {n_requests / warm_s:7.1f} requests/s  ({warm_s:.2f} s)  "
+    print(f"shiftbench, warm cache:  {n_requests / warm_s:7.1f} requests/s  ({warm_s:.3f} s)  "
           "(a cache read: no model call)")
     print(f"goal: shiftbench (cold) at least as fast as lm-eval: "
           f"{'met' if cold_s <= theirs_s else 'NOT met'} ({theirs_s / cold_s:.2f}x)")
