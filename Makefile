@@ -33,5 +33,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(BIN)/pip install -q lm-eval==0.4.13  # the reference for llm_scoring.py only, not a dependency
 	$(BIN)/python tests/benchmarks/runner_throughput.py
 	$(BIN)/python tests/benchmarks/backtranslation.py
+	$(BIN)/python tests/benchmarks/llm_scoring.py

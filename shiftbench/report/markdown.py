@@ -343,9 +343,11 @@ def model_label(model: dict[str, Any]) -> str:
 
 
 def title(report: dict[str, Any]) -> str:
+    """Suite, model, device and precision (a number in fp32 and one in bf16 may differ)."""
     suite = report["suite"].get("name", "?")
-    device = report["environment"].get("device", "?")
-    return f"shiftbench: {suite} — {model_label(report['model'])} on {device}"
+    env = report["environment"]
+    where = ", ".join(str(env[key]) for key in ("device", "precision") if env.get(key))
+    return f"shiftbench: {suite} — {model_label(report['model'])} on {where or '?'}"
 
 
 def md_cell(text: str) -> str:
