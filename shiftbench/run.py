@@ -189,6 +189,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
                           model.needs_training, runner, phases)
     if splits.train is not None:
         with phases.phase("fit_s"):
+            model.use_suite_seed(suite.seed)
             model.fit(splits.train, runner)
     evaluated = [splits.reference, *splits.shifted]
     check_labels(model, evaluated)
