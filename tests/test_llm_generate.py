@@ -150,3 +150,34 @@ def test_shots_follow_the_suite_seed_unless_the_model_file_sets_one(
     assert shots(None) == shots(0) == shots(None, seed=0)  # no seed anywhere: 0
     assert shots(1) == shots(None, seed=1) != shots(0)  # the suite's seed draws them
     assert shots(1, seed=0) == shots(0)  # the model file's seed wins
+
+
+def test_a_generation_suite_tests_output_length_drift(gpt_dir: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    """output_length tests the outputs' word counts in a generation suite; a classification
+    suite has no outputs, so naming it there is one line."""
+    texts, _ = make_labelled(60, seed=7)
+    rows = [{"id": f"r{i}", "text": t, "title": " ".join(t.split()[:3]), "label": "a"}
+            for i, t in enumerate(texts)]
+    (tmp_path / "reviews.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    suite = tmp_path / "titles.yaml"
+    spec = {"name": "titles", "task": "generation",
+            "data": {"kind": "jsonl", "path": "reviews.jsonl", "target": "title"},
+            "reference": {"portion": [0.0, 0.6]},
+            "shifts": [{"name": "rest", "portion": [0.6, 1.0]}],
+            "detectors": [{"name": "output_length", "params": {"backend": "numpy"}}]}
+    suite.write_text(yaml.safe_dump(spec))
+    model = write_model(tmp_path, mode="generate", source=str(gpt_dir), prompt=PROMPT,
+                        max_new_tokens=5)
+    assert main(["run", str(suite), "--model", model, "--reports-dir",
+                 str(tmp_path / "reports"), "--no-progress", "--no-movement",
+                 "--run-id", "r"]) == 0
+    report = json.loads((tmp_path / "reports" / "titles" / "r" / "report.json").read_text())
+    [result] = report["drift"]["rest"]
+    assert result["detector"] == "output_length" and 0 <= result["p_value"] <= 1
+    assert result["details"]["n_dimensions"] == 1
+    spec.update(task="classification", data={"kind": "jsonl", "path": "reviews.jsonl"})
+    suite.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(suite), "--model", "sklearn:tfidf", "--reports-dir",
+                 str(tmp_path / "reports"), "--no-progress"]) == 2
+    assert "output_length tests a generator's output lengths" in capsys.readouterr().err
