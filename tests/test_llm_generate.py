@@ -181,3 +181,37 @@ def test_a_generation_suite_tests_output_length_drift(gpt_dir: Path, tmp_path: P
     assert main(["run", str(suite), "--model", "sklearn:tfidf", "--reports-dir",
                  str(tmp_path / "reports"), "--no-progress"]) == 2
     assert "output_length tests a generator's output lengths" in capsys.readouterr().err
+
+
+def test_monitor_check_of_a_generator_tests_output_length(gpt_dir: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    """Inputs by embeddings, outputs by their word counts (calibrated against a control
+    like every detector); no label-free accuracy estimate, with the reason."""
+    texts, _ = make_labelled(90, seed=21)
+    files = {}
+    for name, part in (("reference", texts[:60]), ("current", texts[60:])):
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps({"id": f"{name}{i}", "text": t}) + "\n"
+                                       for i, t in enumerate(part)))
+    model = write_model(tmp_path, mode="generate", source=str(gpt_dir), prompt=PROMPT,
+                        max_new_tokens=5)
+    args = ["monitor", "check", str(files["reference"]), str(files["current"]), "--model", model,
+            "--calibrate-repeats", "5", "--control", "keyboard:2", "--device", "cpu",
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    code = main([*args, "--detector", "mmd", "--detector", "output_length",
+                 "--out", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "monitor.json").read_text())
+    assert code == result["verdict"]["exit_code"] and code in (0, 1)
+    mmd, length = result["detectors"]
+    assert mmd["input"] == "embeddings" and length["input"] == "output words"
+    assert set(length["calibration"]["power"]) == {"keyboard@2"}
+    assert length["n_reference"] == 60 and length["n_sample"] == 30
+    accuracy = result["accuracy"]
+    assert not accuracy["available"] and "the model generates text" in accuracy["reason"]
+    capsys.readouterr()
+    assert main([*args, "--detector", "bbsd", "--out", str(tmp_path / "o2")]) == 2
+    assert "detector 'bbsd' tests a classifier's probabilities: give --model with one" in \
+        capsys.readouterr().err
+    assert main(["monitor", "check", str(files["reference"]), str(files["current"]),
+                 "--detector", "output_length", "--out", str(tmp_path / "o3")]) == 2
+    assert "tests a generator's output lengths: give --model" in capsys.readouterr().err
