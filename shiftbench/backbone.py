@@ -78,6 +78,21 @@ def mean_hidden(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     return mean_pool(model.base_model(**inputs).last_hidden_state, inputs["attention_mask"])
 
 
+def longest_prefix(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest prefix of ``text`` that ``fits`` (by bisection over characters; the empty
+    prefix is assumed to fit): how a prompt's text slot is cut so the prompt fits."""
+    if fits(text):
+        return text
+    good, bad = 0, len(text)
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if fits(text[:middle]):
+            good = middle
+        else:
+            bad = middle
+    return text[:good]
+
+
 class Backbone:
     """A lazily loaded tokenizer + model of one ``transformers`` Auto class; with
     ``gguf_file``, both come from that GGUF file in the (local) source directory."""

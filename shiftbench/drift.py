@@ -50,14 +50,17 @@ def _rows(split: Split, vectors: np.ndarray, held_out: set[str] | None) -> np.nd
 
 def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[DetectorSpec],
                 embed: Embed, proba: dict[str, np.ndarray],
-                bits_per_byte: dict[str, np.ndarray] | None = None
+                bits_per_byte: dict[str, np.ndarray] | None = None,
+                output_words: dict[str, np.ndarray] | None = None
                 ) -> dict[str, list[dict[str, Any]]]:
     """One list of detector results per shifted split (see the module docstring).
 
     ``proba`` maps split names (the reference included) to the model's probabilities,
     the input of detectors that test outputs (``input == "probabilities"``, e.g. BBSD);
     ``bits_per_byte`` maps them to per-text bits per byte under the suite's LM (one
-    column, ``input == "bits_per_byte"``); the others test ``embed``'s vectors. Detectors
+    column, ``input == "bits_per_byte"``); ``output_words`` to a generator's output lengths
+    in words (one column, ``input == "output_words"``); the others test ``embed``'s
+    vectors. Detectors
     draw their permutations from their own ``seed`` parameter, so results repeat run
     after run.
     """
@@ -71,8 +74,8 @@ def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[Dete
     results: dict[str, list[dict[str, Any]]] = {split.name: [] for split in shifted}
     for spec in specs:
         detector = make_detector(spec.name, **spec.params)
-        inputs = {"probabilities": proba,
-                  "bits_per_byte": bits_per_byte}.get(detector.input, vectors)
+        inputs = {"probabilities": proba, "bits_per_byte": bits_per_byte,
+                  "output_words": output_words}.get(detector.input, vectors)
         if inputs is None:
             raise ShiftbenchError(f"detector {spec.name!r} tests bits per byte under a "
                                   "language model: name one (suite perplexity: or --lm)")

@@ -10,6 +10,9 @@ model only, not on which texts share its batch (fp32 on CPU gives identical outp
 any batch size). A decoder-only model is padded on the left, so every row's prompt ends
 where generation starts, and only its new tokens are decoded. Other decoding settings
 (e.g. ``no_repeat_ngram_size``) come from the model's own ``generation_config``.
+
+A ``prompt`` (the text before and after each input) is cut inside the input: a long
+input loses its end, never the prompt's cue that follows it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shiftbench.backbone import Backbone, longest_prefix
+from shiftbench.errors import ShiftbenchError
+
 if TYPE_CHECKING:
     import torch
 
-    from shiftbench.backbone import Backbone
     from shiftbench.runner import Runner
 
 
@@ -47,10 +52,12 @@ class Generations:
     """The runner's batch function: token ids in, generated texts out (the model loads
     only when a batch needs it, so a fully cached run never loads weights)."""
 
-    def __init__(self, backbone: Backbone, settings: GenerationSettings, runner: Runner) -> None:
+    def __init__(self, backbone: Backbone, settings: GenerationSettings, runner: Runner,
+                 prompt: tuple[str, str] = ("", "")) -> None:
         self.backbone = backbone
         self.settings = settings
         self.runner = runner
+        self.prompt = prompt
 
     @cached_property
     def decoder_only(self) -> bool:
@@ -61,7 +68,22 @@ class Generations:
         return self.backbone.batch_fn(self.runner, self._generate, left=self.decoder_only)
 
     def encode(self, texts: list[str]) -> list[list[int]]:
+        if self.prompt != ("", ""):
+            texts = [self.filled(text) for text in texts]
         return self.tokens.encode(texts)
+
+    def filled(self, text: str) -> str:
+        """The prompt around ``text``, whose end is cut until the whole fits max_length."""
+        before, after = self.prompt
+        tokenizer, limit = self.backbone.tokenizer, self.backbone.max_length_
+
+        def fits(part: str) -> bool:
+            return len(tokenizer(before + part + after, verbose=False)["input_ids"]) <= limit
+
+        if not fits(""):
+            raise ShiftbenchError(f"{self.backbone.source}: max_length {limit} cannot hold the "
+                                  "prompt without any text")
+        return before + longest_prefix(text, fits) + after
 
     def __call__(self, batch: list[list[int]]) -> list[str]:
         ids = self.tokens(batch).astype(np.int64)  # token ids, exact as floats (< 2**24)
@@ -81,11 +103,13 @@ class Generations:
 
 
 def generate_batches(backbone: Backbone, texts: Sequence[str], settings: GenerationSettings,
-                     runner: Runner, fingerprint: str) -> list[str]:
+                     runner: Runner, fingerprint: str,
+                     prompt: tuple[str, str] = ("", "")) -> list[str]:
     """One generated text per input, in order, through the runner's cache (keyed by the
-    model's ``fingerprint``, the runner's precision and ``settings``)."""
+    model's ``fingerprint``, which must cover ``prompt``, the runner's precision and
+    ``settings``); each input goes between the two parts of ``prompt``."""
     from shiftbench.runner import TEXTS
 
     namespace = f"{fingerprint}/{runner.precision_}/generate-{settings.key}"
-    return runner.map(namespace, texts, Generations(backbone, settings, runner), "generate",
-                      codec=TEXTS)
+    return runner.map(namespace, texts, Generations(backbone, settings, runner, prompt),
+                      "generate", codec=TEXTS)

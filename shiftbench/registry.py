@@ -113,6 +113,7 @@ DETECTORS = Registry("detector", "shiftbench.detectors", "shiftbench.detectors:D
     "classifier": "shiftbench.detectors.classifier:ClassifierDetector",
     "bbsd": "shiftbench.detectors.ks:BBSDDetector",
     "bpb": "shiftbench.detectors.ks:BitsPerByteDetector",
+    "output_length": "shiftbench.detectors.ks:OutputLengthDetector",
     "evidently": "shiftbench.detectors.evidently:EvidentlyDetector",
 })
 

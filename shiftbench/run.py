@@ -189,6 +189,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
                           model.needs_training, runner, phases)
     if splits.train is not None:
         with phases.phase("fit_s"):
+            model.use_suite_seed(suite.seed)
             model.fit(splits.train, runner)
     evaluated = [splits.reference, *splits.shifted]
     check_labels(model, evaluated)
@@ -262,6 +263,7 @@ def measure_shifts(suite: Suite, splits: SuiteSplits, per_split: list[np.ndarray
     from shiftbench.drift import drift_tests
     from shiftbench.movement import text_movement
     from shiftbench.perplexity import perplexity_section
+    from shiftbench.text_metrics import output_words
 
     embed = text_encoder(runner)
     measured = {}
@@ -276,10 +278,13 @@ def measure_shifts(suite: Suite, splits: SuiteSplits, per_split: list[np.ndarray
     if suite.detectors:
         evaluated = [splits.reference, *splits.shifted]
         with phases.phase("drift_s"):
-            proba = ({} if suite.task == "generation" else
-                     {s.name: p for s, p in zip(evaluated, per_split, strict=True)})
+            outputs = {s.name: p for s, p in zip(evaluated, per_split, strict=True)}
+            generation = suite.task == "generation"
+            words = ({name: output_words(out)[:, None] for name, out in outputs.items()}
+                     if generation else None)
             measured["drift"] = drift_tests(splits.reference, splits.shifted, suite.detectors,
-                                            embed, proba, bits_per_byte)
+                                            embed, {} if generation else outputs,
+                                            bits_per_byte, words)
     return measured
 
 

@@ -117,7 +117,8 @@ def make_shift(entry: Perturbation, severity: int, index: int, suite_path: Path)
 def check_detector(spec: DetectorSpec, index: int, suite_path: Path,
                    task: str = "classification") -> None:
     """A detector the suite names must exist and accept its parameters (and have inputs a
-    run of the suite's task makes: a generator has no class probabilities)."""
+    run of the suite's task makes: a generator has no class probabilities, a classifier
+    no output texts)."""
     from shiftbench.detectors import make_detector
     from shiftbench.registry import DETECTORS
 
@@ -133,6 +134,10 @@ def check_detector(spec: DetectorSpec, index: int, suite_path: Path,
         raise ShiftbenchError(f"{suite_path}: detectors.{index}.name: {spec.name} tests a "
                               "classifier's probabilities; a generation suite has none (use a "
                               "detector of embeddings, e.g. mmd)")
+    if task != "generation" and detector.input == "output_words":
+        raise ShiftbenchError(f"{suite_path}: detectors.{index}.name: {spec.name} tests a "
+                              "generator's output lengths; only a suite with task: generation "
+                              "has outputs")
 
 
 def load_valid_suite(path: Path) -> Suite:

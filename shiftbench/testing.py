@@ -65,7 +65,7 @@ TEXTS = (
     "Not bad at all.",
 )
 FLUKE = 0.001  # chance below which a count of false alarms is not put down to luck
-INPUTS = ("embeddings", "probabilities", "bits_per_byte")  # what a detector can test
+INPUTS = ("embeddings", "probabilities", "bits_per_byte", "output_words")  # what detectors test
 
 
 def _require(condition: bool, message: str) -> None:
@@ -173,12 +173,15 @@ def _check_params(component: Params) -> None:
 
 def _sample(input_kind: str, n: int, rng: np.random.Generator, shift: float = 0.0) -> np.ndarray:
     """n rows to test: 4-d Gaussian embeddings (mean ``shift``), 3-class probabilities
-    (``shift`` piles them onto the first class), or one column of log-normal bits per
-    byte (``shift`` raises its log-mean)."""
+    (``shift`` piles them onto the first class), one column of log-normal bits per byte
+    (``shift`` raises its log-mean) or of Poisson output word counts (``shift`` scales
+    their mean)."""
     if input_kind == "probabilities":
         return rng.dirichlet([2.0 + 6 * shift, 2.0, 2.0], size=n)
     if input_kind == "bits_per_byte":
         return rng.lognormal(mean=shift, sigma=0.5, size=(n, 1))
+    if input_kind == "output_words":
+        return rng.poisson(6.0 * (1 + shift), size=(n, 1)).astype(float)
     return rng.normal(size=(n, 4)) + shift
 
 

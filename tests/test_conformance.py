@@ -75,6 +75,7 @@ SMALL: dict[tuple[str, str], dict[str, Any]] = {
     ("detector", "ks"): {"backend": "numpy"},
     ("detector", "bbsd"): {"backend": "numpy"},
     ("detector", "bpb"): {"backend": "numpy"},
+    ("detector", "output_length"): {"backend": "numpy"},
     ("detector", "classifier"): {"n_folds": 2},
     ("detector", "evidently"): {"method": "distance"},
     ("online detector", "online_mmd"): {"ert": 20, "window": 10, "backend": "numpy"},

@@ -332,3 +332,14 @@ def test_multitask_trains_on_a_metadata_column_of_the_suite(suite: Path, tiny_en
     assert mitigate(suite, model, "--method", "erm", "--no-progress") == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "data.jsonl: no column 'mood' for the metadata" in err
+
+
+def test_a_generation_suite_is_refused(suite: Path, tiny_encoder_dir: Path, capsys) -> None:
+    rows = [{"id": f"r{i}", "text": f"review {i}", "title": f"title {i}"} for i in range(20)]
+    (suite.parent / "titles.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    titles = suite.parent / "titles.yaml"
+    titles.write_text(yaml.safe_dump({"name": "titles", "task": "generation", "data": {
+        "kind": "jsonl", "path": "titles.jsonl", "target": "title"}}))
+    assert mitigate(titles, f"probe:{tiny_encoder_dir}", "--method", "erm") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "titles.yaml: task: generation; mitigate retrains classifiers" in err

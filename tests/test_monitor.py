@@ -305,7 +305,7 @@ def bad_rows(kind: str) -> list[dict]:
                                   "held-out half of the reference; use 1 to 150"),
     ("same", ["--text-column", "body"], "no column 'body' for the text"),
     ("same", ["--detector", "telepathy"], "unknown detector 'telepathy'"),
-    ("same", ["--detector", "bbsd"], "detector 'bbsd' tests the model's probabilities"),
+    ("same", ["--detector", "bbsd"], "detector 'bbsd' tests a classifier's probabilities"),
     ("same", ["--control", "keyboard:2"], "precomputed vectors (--embedding-column) cannot"),
     ("same", ["--alpha", "1.5"], "--alpha must be in (0, 1)"),
 ])

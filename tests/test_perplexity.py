@@ -224,4 +224,4 @@ def test_monitor_refuses_the_bpb_detector() -> None:
     from shiftbench.monitor.check_setup import build_detectors
 
     with pytest.raises(ShiftbenchError, match="not in monitor"):
-        build_detectors(("bpb",), 0.05, 0, "cpu", has_model=True)
+        build_detectors(("bpb",), 0.05, 0, "cpu", model_task="classification")

@@ -143,8 +143,10 @@ class Params:
 class Detector(Params, ABC):
     """The detector contract: subclasses set ``name`` and implement ``_score``.
 
-    ``input`` says what rows the detector tests: ``"embeddings"`` (text vectors) or
-    ``"probabilities"`` (a model's predicted class probabilities, e.g. BBSD).
+    ``input`` says what rows the detector tests: ``"embeddings"`` (text vectors),
+    ``"probabilities"`` (a model's predicted class probabilities, e.g. BBSD),
+    ``"bits_per_byte"`` (per text, under a causal LM) or ``"output_words"`` (a generator's
+    output lengths).
     """
 
     name: ClassVar[str]

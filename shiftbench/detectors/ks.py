@@ -24,7 +24,7 @@ class probabilities instead of embeddings.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -172,17 +172,34 @@ class BBSDDetector(KSDetector):
 
 
 
-class BitsPerByteDetector(KSDetector):
+class UnivariateKS(KSDetector):
+    """KS test on one column of per-text values (no correction across dimensions)."""
+
+    what: ClassVar[str]  # the column, as an error names it
+
+    def _check(self, x: Any, name: str, min_rows: int) -> np.ndarray:
+        arr = super()._check(x, name, min_rows)
+        if arr.shape[1] != 1:
+            raise ShiftbenchError(f"{name}: {self.name} tests one column ({self.what}), "
+                                  f"got {arr.shape[1]}")
+        return arr
+
+
+class BitsPerByteDetector(UnivariateKS):
     """KS test on per-text bits per byte under a suite's perplexity LM (one column): do
     the shifted texts surprise the LM more (or less) than the reference's? Runs in suites
     that name an LM (``perplexity:`` or ``--lm``)."""
 
     name = "bpb"
     input = "bits_per_byte"
+    what = "bits per byte per text"
 
-    def _check(self, x: Any, name: str, min_rows: int) -> np.ndarray:
-        arr = super()._check(x, name, min_rows)
-        if arr.shape[1] != 1:
-            raise ShiftbenchError(f"{name}: bpb tests one column (bits per byte per text), "
-                                  f"got {arr.shape[1]}")
-        return arr
+
+class OutputLengthDetector(UnivariateKS):
+    """KS test on a generator's output lengths in words (one column): do the outputs grow
+    or shrink? Runs where a generator's outputs are at hand (generation suites, and
+    ``monitor check --model`` with a generator)."""
+
+    name = "output_length"
+    input = "output_words"
+    what = "words per generated output"

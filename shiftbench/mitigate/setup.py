@@ -145,6 +145,10 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) ->
     from shiftbench.train.mitigations import ERM
 
     suite = load_valid_suite(suite_path)
+    if suite.task == "generation":
+        raise ShiftbenchError(f"{suite_path}: task: generation; mitigate retrains classifiers "
+                              "(a probe's head or an hf classifier), so it needs a "
+                              "classification suite")
     method_cls = MITIGATIONS.load(options.method)
     method_params, train_params = parse_params(method_cls, options.params)
     grid = parse_grid(method_cls, options.grid, options.params)

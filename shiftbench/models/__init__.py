@@ -82,6 +82,17 @@ class ModelAdapter(ABC):
         raise ShiftbenchError(f"model {self.adapter!r}: not trained; it needs fit() on a "
                               "labelled train split before its classes are known")
 
+    @classmethod
+    def for_params(cls, params: dict[str, Any], where: str) -> type[ModelAdapter]:
+        """The class that builds a model file's ``params``: this one, or the variant a
+        parameter chooses (``llm``'s ``mode``); a one-line error naming ``where``."""
+        return cls
+
+    def use_suite_seed(self, seed: int) -> None:
+        """The suite's seed, given before ``fit``: an adapter may draw with it when its own
+        parameters set no seed (``llm``'s shots); most ignore it."""
+        self.suite_seed_ = seed
+
     def fit(self, train: Split, runner: Runner) -> ModelAdapter:
         return self
 
@@ -199,4 +210,5 @@ def load_model(spec: str) -> ModelAdapter:
         cls = MODELS.load(name)
     except ShiftbenchError as exc:
         raise ShiftbenchError(f"{where}: {exc}") from None
+    cls = cls.for_params(params, where)
     return cls(**adapter_params(cls, params, where))

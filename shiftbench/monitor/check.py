@@ -27,6 +27,7 @@ import numpy as np
 from shiftbench.errors import ShiftbenchError
 from shiftbench.monitor.check_setup import (
     DEFAULT_DETECTORS,
+    OUTPUTS,
     build_detectors,
     calibration_window,
     check_sizes,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from shiftbench.split import Split
 
 SCHEMA_VERSION = 1
+INPUT_NAMES = {"probabilities": "model probabilities", "output_words": "output words"}
 
 
 @dataclass
@@ -71,10 +73,19 @@ class CheckOptions:
 
 @dataclass
 class Inputs:
-    """What the detectors test: embeddings, and probabilities when a model is given."""
+    """What the detectors test: embeddings, and the model's outputs when a model is given:
+    a classifier's probabilities, or a generator's output lengths in words."""
 
     embeddings: np.ndarray
     probabilities: np.ndarray | None = None
+    output_words: np.ndarray | None = None
+
+    def rows(self, kind: str) -> np.ndarray:
+        """The rows a detector of input ``kind`` tests."""
+        rows = {"probabilities": self.probabilities,
+                "output_words": self.output_words}.get(kind, self.embeddings)
+        assert rows is not None  # build_detectors wants a model that gives them
+        return rows
 
 
 def check_options(options: CheckOptions) -> None:
@@ -97,7 +108,7 @@ def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
     opts = options
     check_options(opts)
     detectors = build_detectors(opts.detectors, opts.alpha, opts.runtime.seed,
-                                opts.runtime.device, opts.model is not None)
+                                opts.runtime.device, model_task(opts.model))
     controls = parse_controls(opts.controls, precomputed=bool(opts.embedding_column))
     phases = Phases(check_steps(opts, detectors, has_controls=bool(controls)),
                     enabled=opts.runtime.progress is not False)
@@ -116,6 +127,14 @@ def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
         runner.close()
     result["timings"]["total_s"] = phases.elapsed()
     return result
+
+
+def model_task(spec: str | None) -> str | None:
+    """What the model asked for does (classification or generation), read from its spec
+    before any work (no weights load); None without a model."""
+    from shiftbench.models import load_model
+
+    return load_model(spec).task if spec is not None else None
 
 
 def check_steps(options: CheckOptions, detectors: dict[str, Detector],
@@ -238,8 +257,8 @@ class _Check:
         to_fit = [det for name, det in detectors.items() if not self.reusable(name)]
         positives: dict[str, Inputs] = {}
         if window is not None and to_fit:
-            on_proba = any(d.input == "probabilities" for d in to_fit)
-            positives = self.controls(controls, reference, on_proba)
+            on_outputs = any(d.input in OUTPUTS for d in to_fit)
+            positives = self.controls(controls, reference, on_outputs)
         if len(to_fit) < len(detectors):
             self.notes.append(f"detectors {', '.join(n for n in detectors if self.reusable(n))} "
                               f"reused from {self.options.detectors_dir}: fitted and calibrated "
@@ -257,20 +276,25 @@ class _Check:
                           f"for its t-SNE plot): {path}")
 
     def inputs(self, split: Split, vectors: np.ndarray | None, name: str,
-               proba: bool = True) -> Inputs:
-        """Embeddings (computed unless given) and, when ``proba`` and there is a model, its
-        probabilities."""
+               outputs: bool = True) -> Inputs:
+        """Embeddings (computed unless given) and, when ``outputs`` and there is a model,
+        its probabilities (a generator: its outputs' word counts)."""
+        from shiftbench.text_metrics import output_words
+
         if vectors is None:
             assert self.embedder is not None  # set whenever vectors are not precomputed
             vectors = self.embedder(split.texts, self.runner, name)
-        if self.model is None or not proba:
+        if self.model is None or not outputs:
             return Inputs(vectors)
+        if self.model.task == "generation":
+            generated = self.model.generate(split.texts, self.runner)
+            return Inputs(vectors, output_words=output_words(generated)[:, None])
         return Inputs(vectors, self.model.predict_proba(split.texts, self.runner))
 
     def controls(self, controls: list[tuple[str, int]], reference: Split,
-                 proba: bool) -> dict[str, Inputs]:
+                 outputs: bool) -> dict[str, Inputs]:
         """Each positive control: the reference texts under a shift (row-aligned), embedded
-        (and predicted, when ``proba``)."""
+        (and run through the model, when ``outputs``)."""
         from shiftbench.registry import SHIFTS
         from shiftbench.shifts import apply_shift
 
@@ -281,7 +305,7 @@ class _Check:
                 shift = SHIFTS.load(name)(severity=severity)
                 shifted = apply_shift(shift, reference, self.options.runtime.seed, label,
                                       self.runner)
-                out[label] = self.inputs(shifted, None, f"control {label}", proba)
+                out[label] = self.inputs(shifted, None, f"control {label}", outputs)
         return out
 
     def saved_folder(self, name: str) -> Path:
@@ -301,7 +325,7 @@ class _Check:
         """What a saved detector was fitted and calibrated for; reuse needs all of it."""
         from shiftbench.detectors import reference_digest
 
-        inputs = ({"model": self.model.fingerprint()} if det.input == "probabilities"
+        inputs = ({"model": self.model.fingerprint()} if det.input in OUTPUTS
                   and self.model is not None else self.describe_embeddings())
         repeats = self.options.calibrate_repeats if window is not None else 0
         return {"reference": reference_digest(rows), "inputs": inputs,
@@ -313,12 +337,8 @@ class _Check:
                      labels: list[str]) -> dict[str, Any]:
         """Fit, test, calibrate and save one detector (or load it, fitted and calibrated,
         from ``detectors_dir``); its JSON record."""
-        use_proba = det.input == "probabilities"
-
         def pick(x: Inputs) -> np.ndarray:
-            data = x.probabilities if use_proba else x.embeddings
-            assert data is not None  # build_detectors wants a model for probability detectors
-            return data
+            return x.rows(det.input)
 
         folder = self.saved_folder(name)
         context = self.fitted_for(det, pick(ref), window, labels)
@@ -336,7 +356,7 @@ class _Check:
             det.save(folder, context)
         calibration = det.calibration_
         return {**result.to_dict(), "detector": name,
-                "input": "model probabilities" if use_proba else "embeddings",
+                "input": INPUT_NAMES.get(det.input, "embeddings"),
                 "params": det.get_params(),
                 "calibration": calibration.to_dict() if calibration is not None else None,
                 "saved": str(folder), "reused": reused}

@@ -22,12 +22,16 @@ if TYPE_CHECKING:
 DEFAULT_DETECTORS = ("mmd", "ks")
 DEFAULT_CONTROLS = ("keyboard:2",)
 DEFAULT_SEVERITY = 2
+# detector input -> (the model task that gives it, what it is)
+OUTPUTS = {"probabilities": ("classification", "a classifier's probabilities"),
+           "output_words": ("generation", "a generator's output lengths")}
 
 
 def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str,
-                    has_model: bool) -> dict[str, Detector]:
+                    model_task: str | None) -> dict[str, Detector]:
     """Unfitted detectors by registry name; seed and device go to those that take them.
-    Each is saved in a folder of its name, so the name must be a safe folder name."""
+    Each is saved in a folder of its name, so the name must be a safe folder name; one
+    that tests model outputs needs a model (``model_task``) that gives them."""
     from shiftbench.paths import safe_component
     from shiftbench.registry import DETECTORS
 
@@ -37,9 +41,10 @@ def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str
     for name in dict.fromkeys(names):
         cls = DETECTORS.load(name)
         safe_component(name, "--detector")
-        if cls.input == "probabilities" and not has_model:
-            raise ShiftbenchError(f"detector {name!r} tests the model's probabilities: "
-                                  "give --model")
+        needs = OUTPUTS.get(cls.input)
+        if needs is not None and model_task != needs[0]:
+            raise ShiftbenchError(f"detector {name!r} tests {needs[1]}: give --model with "
+                                  f"one (a {needs[0]} model)")
         if cls.input == "bits_per_byte":
             raise ShiftbenchError(f"detector {name!r} tests bits per byte under a language "
                                   "model: use it in a suite's detectors (with perplexity: or "

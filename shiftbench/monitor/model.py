@@ -55,6 +55,10 @@ def accuracy_estimates(model: ModelAdapter | None, reference: Split, current: Sp
     from shiftbench.label_free import CAVEAT, atc, doc
     from shiftbench.metrics import accuracy_ci
 
+    if model is not None and model.task == "generation":
+        return {"available": False, "reason": "the model generates text: ATC and DoC "
+                                              "estimate a classifier's accuracy from its "
+                                              "class probabilities, which a generator has not"}
     if model is None or ref_proba is None or cur_proba is None:
         return {"available": False, "reason": "no model (--model): the estimates need the "
                                               "model's probabilities"}
