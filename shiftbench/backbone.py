@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,6 +171,16 @@ class Backbone:
         """A batch function for ``runner.map``; nothing loads until it is called. ``left``
         pads on the left (a decoder-only model generating); None: the tokenizer's side."""
         return TokenBatches(self, head, runner, left)
+
+    def embed(self, texts: Sequence[str], runner: Runner, key: str, pool: Head) -> np.ndarray:
+        """One vector per text, ``pool(model, inputs)`` of each batch, cached under
+        ``key`` (the adapter's fingerprint) and the runner's precision; (0, hidden size)
+        for no texts."""
+        out = runner.map(f"{key}/{runner.precision_}/embed", texts,
+                         self.batch_fn(runner, pool), desc="embed")
+        if not len(texts):
+            return np.zeros((0, int(self.config.hidden_size)), dtype=np.float32)
+        return out
 
     @cached_property
     def max_length_(self) -> int:

@@ -58,12 +58,7 @@ class HFClassifier(ModelAdapter):
         return out.reshape(len(texts), len(self.classes_))
 
     def embed(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
-        fn = self._backbone.batch_fn(runner, mean_hidden)
-        out = runner.map(f"{self.fingerprint()}/{runner.precision_}/embed", texts, fn,
-                         desc="embed")
-        if not len(texts):
-            return np.zeros((0, int(self._backbone.config.hidden_size)), dtype=np.float32)
-        return out
+        return self._backbone.embed(texts, runner, self.fingerprint(), mean_hidden)
 
     def describe(self) -> dict[str, Any]:
         return {"adapter": self.adapter, "source": self.source, "max_length": self.max_length,

@@ -337,13 +337,9 @@ class CausalLM:
         return Backbone(source, "AutoModelForCausalLM", self.max_length, gguf_file)
 
     def embed(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
-        fn = self._backbone.batch_fn(runner, self._mean_hidden)
         key = digest("llm-embed", {"files": self._backbone.files_hash,
                                    "max_length": self.max_length})
-        out = runner.map(f"{key}/{runner.precision_}/embed", texts, fn, desc="embed")
-        if not len(texts):
-            return np.zeros((0, int(self._backbone.config.hidden_size)), dtype=np.float32)
-        return out
+        return self._backbone.embed(texts, runner, key, self._mean_hidden)
 
     def _mean_hidden(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         require_causal(model, self.source)

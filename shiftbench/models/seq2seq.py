@@ -64,12 +64,7 @@ class HFSeq2Seq(Generator):
                                 self.settings, runner, self.fingerprint())
 
     def embed(self, texts: Sequence[str], runner: Runner) -> np.ndarray:
-        fn = self._backbone.batch_fn(runner, _encoder_mean)
-        out = runner.map(f"{self.fingerprint()}/{runner.precision_}/embed", texts, fn,
-                         desc="embed")
-        if not len(texts):
-            return np.zeros((0, int(self._backbone.config.hidden_size)), dtype=np.float32)
-        return out
+        return self._backbone.embed(texts, runner, self.fingerprint(), _encoder_mean)
 
     def describe(self) -> dict[str, Any]:
         return {"adapter": self.adapter, "source": self.source, "prefix": self.prefix,

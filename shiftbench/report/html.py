@@ -259,29 +259,28 @@ def _drift(report: dict[str, Any]) -> str:
 def _label_free(report: dict[str, Any]) -> str:
     """Domain splits' label-free accuracy estimates beside the measured accuracy."""
     header, rows = label_free_rows(report)
-    if not rows:
-        return ""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" if i == 0 else
-                                    f'<td class="num">{escape(c)}</td>'
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return ("<h2>Label-free accuracy estimates vs measured (domain splits)</h2>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f'<p class="note">{escape(label_free_note(report))}</p>')
+    return _note_table("Label-free accuracy estimates vs measured (domain splits)", header,
+                       rows, label_free_note(report) if rows else "")
 
 
 def _perplexity(report: dict[str, Any]) -> str:
     """The perplexity section; '' for reports without one."""
-    header, rows = perplexity_rows(report)
+    return _note_table("Perplexity under shift", *perplexity_rows(report),
+                       perplexity_note(report))
+
+
+def _note_table(heading: str, header: list[str], rows: list[list[str]], note: str) -> str:
+    """A section: heading, a table whose first column names the row and the others are
+    numbers, and a note under it; '' without rows."""
     if not rows:
         return ""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" if i == 0 else
                                     f'<td class="num">{escape(c)}</td>'
                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return ("<h2>Perplexity under shift</h2>"
+    return (f"<h2>{escape(heading)}</h2>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f'<p class="note">{escape(perplexity_note(report))}</p>')
+            f'<p class="note">{escape(note)}</p>')
 
 
 def _movement_table(movement: dict[str, Any]) -> str:
