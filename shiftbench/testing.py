@@ -355,11 +355,7 @@ def _check_generator(adapter: ModelAdapter, name: str, texts: Sequence[str]) -> 
                  f"{name}: generate gives one str per text")
         _require(adapter.generate(list(texts)[::-1], again) == outputs[::-1],
                  f"{name}: a text's output must not depend on the order or batch of the texts")
-        vectors = adapter.embed(list(texts), runner)
-        _require(vectors.ndim == 2 and len(vectors) == len(texts) and vectors.dtype == np.float32
-                 and bool(np.isfinite(vectors).all()),
-                 f"{name}: embed gives {vectors.dtype} {vectors.shape}; expected finite float32 "
-                 f"({len(texts)}, d)")
+        _check_embed(adapter, texts, runner, name)
     finally:
         runner.close()
         again.close()
@@ -409,12 +405,18 @@ def _check_adapter_outputs(adapter: ModelAdapter, name: str, train: Split | None
              f"{name}: probabilities must be finite and in [0, 1]")
     _require(bool(np.allclose(proba.sum(axis=1), 1, atol=1e-4)),
              f"{name}: probabilities must sum to 1 per row, got {proba.sum(axis=1)}")
+    return proba, _check_embed(adapter, texts, runner, name)
+
+
+def _check_embed(adapter: ModelAdapter, texts: Sequence[str], runner: Runner,
+                 name: str) -> np.ndarray:
+    """The adapter's embeddings of ``texts``: finite float32, one row per text."""
     vectors = adapter.embed(list(texts), runner)
     _require(vectors.ndim == 2 and len(vectors) == len(texts) and vectors.dtype == np.float32
              and bool(np.isfinite(vectors).all()),
              f"{name}: embed gives {vectors.dtype} {vectors.shape}; expected finite float32 "
              f"({len(texts)}, d)")
-    return proba, vectors
+    return vectors
 
 
 # -- mitigations -------------------------------------------------------------------------------
