@@ -200,11 +200,12 @@ def fine_tune_and_score(encoder: str, max_length: int, lr: float, runner: Runner
     """The whole encoder fine-tuned (``finetune``), then scored on the evaluated rows."""
     from shiftbench.models.hf import HFClassifier
     from shiftbench.train.finetune import fine_tune
+    from shiftbench.train.trainer import print_epoch
 
     chosen = mitigation(method)
     target = split_of("target", target_train, labelled=False) if chosen.uses_target else None
     result = fine_tune(split_of("source", source), folder, encoder, chosen,
-                       fine_tuning(seed, lr), target, max_length)
+                       fine_tuning(seed, lr), target, max_length, print_epoch)
     model = HFClassifier(str(folder / "model"), max_length)
     scores = model.predict_proba([r["text"] for r in target_eval], runner)
     predicted = np.asarray(model.classes_)[scores.argmax(1)]
