@@ -293,6 +293,7 @@ def main() -> None:
                   else None)
     runner = Runner(cache_dir=args.cache_dir, progress=False)  # finetune's predictions
     seeds = range(args.seeds)
+    models = args.work_dir / args.setting / run_tag(args)
     outcomes: dict[tuple[str, str, int], Outcome] = {}
     for source, target in pairs:
         train_rows, eval_rows = halves[target]
@@ -312,7 +313,7 @@ def main() -> None:
         name = pair_name(source, target)
         for method in METHODS:
             for seed in seeds:
-                folder = args.work_dir / args.setting / name / f"{method}-{seed}"
+                folder = models / name / f"{method}-{seed}"
                 outcomes[name, method, seed] = result = score(method, seed, folder)
                 print(f"  {name} {method} seed {seed}: {result.accuracy:.3f} "
                       f"({result.epochs} epochs)", file=sys.stderr, flush=True)
@@ -320,6 +321,16 @@ def main() -> None:
     report(args.setting, header(args, pairs, len(sources[pairs[0][0]]),
                                 [len(h) for h in halves[pairs[0][1]]]),
            pairs, list(seeds), outcomes)
+
+
+def run_tag(args: argparse.Namespace) -> str:
+    """Names the sizing, so that runs sized differently keep their models apart."""
+    parts = [f"rows{args.train_rows or 'all'}"]
+    if args.setting == "finetune":
+        parts += [f"len{args.max_length}", f"lr{args.lr:g}"]
+        if args.encoder:
+            parts.append(Path(args.encoder).name)
+    return "-".join(parts)
 
 
 def capped(rows: list[dict], limit: int | None) -> list[dict]:
@@ -411,4 +422,9 @@ def report(setting: str, header: str, pairs: list[tuple[str, str]], seeds: list[
 
 
 if __name__ == "__main__":
-    main()
+    from shiftbench.errors import ShiftbenchError
+
+    try:
+        main()
+    except ShiftbenchError as exc:
+        sys.exit(f"dann_amazon: {exc}")
