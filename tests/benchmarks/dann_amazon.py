@@ -43,6 +43,16 @@ reversal coefficient at the kept epoch (early stopping can end training before i
 Default (``bow``, 3 seeds, all 12 pairs: 72 trainings of 2-7 s) took ~8 minutes on 2
 shared CPU cores; ``minilm`` ~7 minutes with a cold embedding cache (8,000 reviews).
 Trained heads are kept under ``--work-dir``; a re-run resumes them instead of retraining.
+
+``finetune``, measured on 2 CPU cores shared with other work (load 6-12, no GPU) with
+``python tests/benchmarks/dann_amazon.py --setting finetune`` (the CPU subset: BK, 300
+source reviews, 32 tokens, lr 1e-4, 3 seeds; ~3 minutes per erm and ~7.5 per dann
+training, ~35 minutes in all, 2.6 GB of models and checkpoints): source-only 0.564
+[0.504, 0.623], DANN 0.482 [0.477, 0.487], DANN - source-only -0.082 [-0.140, -0.024];
+DANN's discriminator accuracy fell to ~0.12 by epoch 3 (lambda 0.84) and its models
+called 990-1000 of the 1,002 evaluated kitchen reviews positive (source-only: 867). At
+this size neither method learns sentiment well (source validation accuracy 0.62-0.77),
+so this says nothing about DANN on the full setting; that needs the GPU run.
 """
 
 from __future__ import annotations
@@ -87,7 +97,7 @@ SETTINGS = {
 CPU_SUBSET = {"pairs": "BK", "train_rows": 300, "max_length": 32, "lr": 1e-4}
 """What ``finetune`` trains on without a GPU (flags not given): one pair across the
 media/appliance divide (books -> kitchen), 300 source reviews, 32 tokens (on 2 CPU cores
-shared with other work, one seed of erm + dann took ~9 minutes at this size and ~13 at 400
+shared with other work, one seed of erm + dann took ~10 minutes at this size and ~13 at 400
 reviews and 64 tokens, so a second pair would not fit in 45 minutes), and a higher
 learning rate for so few steps (books' source validation accuracy: 0.667 after 40 steps
 at the library's 2e-5, 0.803 after 20 at 1e-4)."""
