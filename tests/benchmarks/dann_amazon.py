@@ -1,17 +1,17 @@
 """Does DANN help on the Amazon reviews? Ganin et al. 2016's table, re-measured.
 
     python tests/benchmarks/dann_amazon.py [--setting bow|minilm|finetune] [--seeds 3]
-        [--pairs BD,KE,...] [--train-rows N] [--max-length N] [--encoder DIR]
+        [--pairs BD,KE,...] [--train-rows N] [--max-length N] [--lr LR] [--encoder DIR]
         [--data DIR] [--work-dir DIR] [--cache-dir DIR]
 
 Data: the four Amazon review domains (books, dvd, electronics, kitchen; 2,000 labelled
 reviews each), the 12 source -> target pairs. The whole source domain is labelled (or a
 stable sample of ``--train-rows`` of it; the trainer holds out ~20%, by id, for early
-stopping); the target domain is split by a
-stable hash of the id into two disjoint halves: one is the unlabelled target DANN trains
-on, the other, labelled, is where accuracy is measured. Nothing is chosen with target
-labels: both methods stop early on the source validation loss, and DANN runs with its
-documented defaults (penalty 1, the reversal coefficient ramped 0 -> 1 with alpha 10).
+stopping); the target domain is split by a stable hash of the id into two disjoint
+halves: one is the unlabelled target DANN trains on, the other, labelled, is where
+accuracy is measured. Nothing is chosen with target labels: both methods stop early on
+the source validation loss, and DANN runs with its documented defaults (penalty 1, the
+reversal coefficient ramped 0 -> 1 with alpha 10).
 
 Methods: source-only (``erm``) and ``dann``, the same trainer
 (:func:`shiftbench.train.trainer.fit_features`, or
@@ -47,12 +47,13 @@ Trained heads are kept under ``--work-dir``; a re-run resumes them instead of re
 ``finetune``, measured on 2 CPU cores shared with other work (load 6-12, no GPU) with
 ``python tests/benchmarks/dann_amazon.py --setting finetune`` (the CPU subset: BK, 300
 source reviews, 32 tokens, lr 1e-4, 3 seeds; ~3 minutes per erm and ~7.5 per dann
-training, ~35 minutes in all, 2.6 GB of models and checkpoints): source-only 0.564
+training, ~33 minutes of training in all, 2.6 GB of models and checkpoints): source-only 0.564
 [0.504, 0.623], DANN 0.482 [0.477, 0.487], DANN - source-only -0.082 [-0.140, -0.024];
 DANN's discriminator accuracy fell to ~0.12 by epoch 3 (lambda 0.84) and its models
-called 990-1000 of the 1,002 evaluated kitchen reviews positive (source-only: 867). At
-this size neither method learns sentiment well (source validation accuracy 0.62-0.77),
-so this says nothing about DANN on the full setting; that needs the GPU run.
+called 990-1000 of the 1,002 evaluated kitchen reviews positive (source-only, seed 0:
+867). At this size neither method learns sentiment well (source validation accuracy at
+the kept epoch 0.56-0.77), so this says nothing about DANN on the full setting; that
+needs the GPU run.
 """
 
 from __future__ import annotations
@@ -97,10 +98,11 @@ SETTINGS = {
 CPU_SUBSET = {"pairs": "BK", "train_rows": 300, "max_length": 32, "lr": 1e-4}
 """What ``finetune`` trains on without a GPU (flags not given): one pair across the
 media/appliance divide (books -> kitchen), 300 source reviews, 32 tokens (on 2 CPU cores
-shared with other work, one seed of erm + dann took ~10 minutes at this size and ~13 at 400
-reviews and 64 tokens, so a second pair would not fit in 45 minutes), and a higher
-learning rate for so few steps (books' source validation accuracy: 0.667 after 40 steps
-at the library's 2e-5, 0.803 after 20 at 1e-4)."""
+shared with other work, one seed of erm + dann took ~10 minutes at this size and ~13 at
+400 reviews and 64 tokens, extrapolated from its first dann epoch, so a second pair
+would not fit in 45 minutes), and a higher learning rate for so few steps (books' source
+validation accuracy: 0.667 after 40 steps at the library's 2e-5, 0.803 after 20 at
+1e-4)."""
 
 
 def pair_name(source: str, target: str) -> str:
