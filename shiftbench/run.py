@@ -195,6 +195,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     check_labels(model, evaluated)
     with phases.phase("inference_s"):
         per_split = predict_splits(model, evaluated, runner)
+        diagnostics = split_diagnostics(model, evaluated, runner)
     measured = measure_shifts(suite, splits, per_split, runner, phases, options.movement, lm)
     shifted = list(zip(splits.shifted, per_split[1:], strict=True))
     with phases.phase("metrics_s"):
@@ -220,6 +221,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
         "shift_stats": splits.shift_stats,
         "splits": records,
         "predictions_file": "predictions.parquet",
+        **({"diagnostics": diagnostics} if diagnostics else {}),
         **measured,
     }
     with phases.phase("write_s"):
@@ -238,6 +240,26 @@ def predict_splits(model: ModelAdapter, splits: list[Split],
         per_split.append(out[start:start + len(split)])
         start += len(split)
     return per_split
+
+
+def split_diagnostics(model: ModelAdapter, splits: list[Split],
+                      runner: Runner) -> dict[str, Any]:
+    """The model's per-text diagnostics (:meth:`ModelAdapter.diagnostics`), summarised per
+    split: mean, median and 10th percentile."""
+    import numpy as np
+
+    found = model.diagnostics([text for split in splits for text in split.texts], runner)
+    summaries: dict[str, Any] = {}
+    for name, diagnostic in found.items():
+        per_split, start = {}, 0
+        for split in splits:
+            values = diagnostic.values[start:start + len(split)]
+            start += len(split)
+            per_split[split.name] = {"mean": float(np.mean(values)),
+                                     "median": float(np.median(values)),
+                                     "p10": float(np.percentile(values, 10))}
+        summaries[name] = {"meaning": diagnostic.meaning, "splits": per_split}
+    return summaries
 
 
 def checked_lm(suite: Suite, suite_path: Path, override: str | None) -> RollingLM | None:

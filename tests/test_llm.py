@@ -381,6 +381,11 @@ def test_run_and_monitor_with_a_model_file(tiny_suite: Path, tiny_causal_lm_dir:
     report = json.loads((reports / "tiny" / "a" / "report.json").read_text())
     assert report["model"]["adapter"] == "llm" and report["model"]["shots"] == 2
     assert [s["name"] for s in report["splits"]] == ["reference", "keyboard@2"]
+    mass = report["diagnostics"]["verbalizer_mass"]["splits"]
+    assert list(mass) == ["reference", "keyboard@2"]
+    for summary in mass.values():  # a probability mass: in (0, 1], p10 below the median
+        assert 0 < summary["p10"] <= summary["median"] <= 1 and 0 < summary["mean"] <= 1
+    assert "verbalizer_mass, mean per split" in (reports / "tiny" / "a" / "summary.md").read_text()
     data = tmp_path / "data.jsonl"
     code = main(["monitor", "check", str(data), str(data), "--model", spec,
                  "--detector", "bbsd", "--label-column", "label", "--no-progress"])

@@ -17,6 +17,7 @@ import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, get_type_hints
@@ -111,6 +112,20 @@ class ModelAdapter(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """Adapter name and parameters, for the report (JSON-serialisable)."""
+
+    def diagnostics(self, texts: Sequence[str], runner: Runner) -> dict[str, Diagnostic]:
+        """Per-text numbers about how the model reached its outputs, which the report
+        summarises per split (``llm``: the probability mass of its verbalizers); most
+        adapters have none."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One per-text diagnostic: what it means, and its values (one per text)."""
+
+    meaning: str
+    values: np.ndarray
 
 
 class Generator(ModelAdapter):

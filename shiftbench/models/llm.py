@@ -51,7 +51,7 @@ from shiftbench.backbone import Backbone, longest_prefix, mean_hidden
 from shiftbench.errors import ShiftbenchError
 from shiftbench.generation import GenerationSettings, generate_batches
 from shiftbench.labels import class_of
-from shiftbench.models import Count, Generator, ModelAdapter, digest
+from shiftbench.models import Count, Diagnostic, Generator, ModelAdapter, digest
 from shiftbench.split import unit_hash
 
 if TYPE_CHECKING:
@@ -482,6 +482,12 @@ class CausalLMClassifier(CausalLM, ModelAdapter):
         """Per text, the raw probability the model gives all the continuations together
         (sum of exp(sum log-prob)): low mass means the prompt does not lead to them."""
         return np.exp(self.loglikelihoods(texts, runner)[0]).sum(axis=1)
+
+    def diagnostics(self, texts: Sequence[str], runner: Runner) -> dict[str, Diagnostic]:
+        return {"verbalizer_mass": Diagnostic(
+            "the raw probability the LM gives all the verbalizers together, before the "
+            "softmax over classes (low: the prompt does not lead to them)",
+            self.verbalizer_mass(texts, runner))}
 
     def describe(self) -> dict[str, Any]:
         return {"adapter": self.adapter, "mode": self.mode, "source": self.source,

@@ -18,6 +18,7 @@ from shiftbench.metrics import metric_named
 from shiftbench.report import svg
 from shiftbench.report.markdown import (
     WARNING_MARK,
+    diagnostic_lines,
     drift_methods,
     drift_note,
     footnote,
@@ -381,6 +382,7 @@ def report_html(report: dict[str, Any]) -> str:
         _table(report),
         _warnings(report),
         f'<p class="note">{escape(footnote(report))}</p>',
+        *(f'<p class="note">{escape(line)}</p>' for line in diagnostic_lines(report)),
         "<h2>Plots</h2>",
         _plots(report),
         _movement(report),

@@ -287,6 +287,16 @@ def _perplexity_markdown(report: dict[str, Any]) -> list[str]:
     return [*lines, "", perplexity_note(report), ""]
 
 
+def diagnostic_lines(report: dict[str, Any]) -> list[str]:
+    """The model's per-text diagnostics summarised per split ('' for models without)."""
+    lines = []
+    for name, diagnostic in report.get("diagnostics", {}).items():
+        values = ", ".join(f"{split} {summary['mean']:.3g} (p10 {summary['p10']:.3g})"
+                           for split, summary in diagnostic["splits"].items())
+        lines.append(f"{name}, mean per split ({diagnostic['meaning']}): {values}.")
+    return lines
+
+
 def overlap_note(report: dict[str, Any]) -> str:
     """Splits the suite evaluates on training rows (allow_train_overlap), or ''."""
     shared = [f"{r['name']} ({r['train_overlap']} rows)" for r in report["splits"]
@@ -366,7 +376,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
     if warnings:
         lines += [f"**Warnings**{WARNING_MARK}:", "", *(f"- {md_cell(w)}" for w in warnings), ""]
     lines += [footnote(report), ""]
-    for note in (movement_note(report), drift_note(report), overlap_note(report)):
+    for note in (movement_note(report), drift_note(report), overlap_note(report),
+                 *diagnostic_lines(report)):
         if note:
             lines += [note, ""]
     lines += _label_free_markdown(report)
