@@ -177,7 +177,8 @@ def test_ls_lists_every_kind_and_the_suites(capsys) -> None:
 def test_cli_start_does_not_import_heavy_modules(args: list[str]) -> None:
     code = (f"import sys\nfrom shiftbench.cli import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'nlpaug', 'evidently', 'sklearn')"
+            "print(sorted(m for m in ('torch', 'transformers', 'nlpaug', 'evidently', 'sklearn',"
+            " 'ray')"
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).parents[1], check=True).stdout
