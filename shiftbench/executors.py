@@ -10,6 +10,8 @@ run's numbers do not depend on the executor or on the number of workers.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import socket
 import sys
@@ -137,7 +139,8 @@ class RayExecutor(Executor):
 
     ``address`` None: the cluster Ray finds itself (``RAY_ADDRESS``, a running local one,
     else a new local one); ``auto`` or ``HOST:PORT``: that cluster. On GPU each actor
-    holds one GPU; on CPU, half a CPU. A dead actor is restarted and its batch retried.
+    holds one GPU; on CPU, half a CPU and this process's torch thread count. A dead actor
+    is restarted and its batch retried.
     """
 
     name = "ray"
@@ -156,13 +159,14 @@ class RayExecutor(Executor):
     def _connect(self) -> None:
         import ray
 
-        if ray.is_initialized():
-            return
         if self.address and self.address != "auto":
             _check_reachable(self.address)
+        if ray.is_initialized():  # by the caller (a notebook, a test): use that cluster
+            return
         try:
-            ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
-                     include_dashboard=False if self.address is None else None)
+            with _quiet_connect():
+                ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
+                         include_dashboard=False if self.address is None else None)
         except Exception as exc:  # ConnectionError, or Ray's own on a bad address
             first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
             raise ShiftbenchError(f"--executor ray: cannot connect to {self.where}: "
@@ -216,8 +220,10 @@ class RayExecutor(Executor):
 
             gpus = self._device == "cuda"
             count = self.workers or (int(ray.cluster_resources().get("GPU", 0)) if gpus else 2)
+            threads = {} if gpus else {"OMP_NUM_THREADS": str(_local_threads())}
             actor = ray.remote(RayWorker).options(
                 num_cpus=CPUS_PER_ACTOR, num_gpus=1 if gpus else 0,
+                runtime_env={"env_vars": threads},
                 max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
             self._pools = [actor.remote() for _ in range(max(1, count))]
         return self._pools
@@ -256,6 +262,35 @@ def _check_reachable(address: str) -> None:
     except OSError as exc:
         raise ShiftbenchError(f"--executor ray: cannot connect to the Ray cluster at {address} "
                               f"({exc.strerror or exc.__class__.__name__})") from None
+
+
+@contextlib.contextmanager
+def _quiet_connect() -> Iterator[None]:
+    """While connecting: give up after ``CONNECT_TIMEOUT_S`` tries (Ray's default is 20)
+    unless ``RAY_gcs_server_port_wait_time_s`` says otherwise, and keep Ray's per-try
+    warnings off stderr (a failure is one line, raised by the caller)."""
+    wait = "RAY_gcs_server_port_wait_time_s"
+    own = wait not in os.environ
+    if own:
+        os.environ[wait] = str(int(CONNECT_TIMEOUT_S))
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        if own:
+            del os.environ[wait]
+
+
+def _local_threads() -> int:
+    """The torch threads of a local run: CPU actors use as many, because an fp32 sum's
+    rounding depends on how many threads split it."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _is_oom(exc: BaseException) -> bool:
