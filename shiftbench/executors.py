@@ -17,19 +17,22 @@ import socket
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from shiftbench.device import resolve_device, resolve_precision
 from shiftbench.errors import ShiftbenchError
 
-if TYPE_CHECKING:
-    from shiftbench.runner import BatchFn, Codec
-
 CONNECT_TIMEOUT_S = 5.0
 MAX_RETRIES = 3  # restarts of a dead Ray worker, and retries of the batch it held
 CPUS_PER_ACTOR = 0.5  # fractional: actors never take the CPUs a cluster's own tasks need
+
+
+class Checks(Protocol):
+    """What an executor needs of the runner's codec (below the runner: no import of it)."""
+
+    def check(self, out: Any, n: int, desc: str) -> Sequence[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,8 @@ class Work:
     so ``fn`` must load its model lazily (a loaded torch model never travels)."""
 
     key: str  # the map's namespace: names the function and its output
-    fn: BatchFn
-    codec: Codec[Any, Any]
+    fn: Callable[[list[Any]], Any]  # the runner's BatchFn
+    codec: Checks
     desc: str
     batch_size: int
 
