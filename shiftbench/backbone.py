@@ -106,6 +106,13 @@ class Backbone:
         self._model: Any = None
         self._placement: tuple[str, str] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Parameters only: a Ray worker finds the files and loads the model itself (a
+        loaded model, a tokenizer or this machine's paths never travel)."""
+        return {"source": self.source, "auto_class": self.auto_class,
+                "max_length": self.max_length, "gguf_file": self.gguf_file,
+                "_model": None, "_placement": None}
+
     @cached_property
     def directory(self) -> Path:
         return resolve_source(self.source)
@@ -212,6 +219,10 @@ class TokenBatches:
         self.head = head
         self.runner = runner
         self.left = left
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Without the loaded model (see :meth:`Backbone.__getstate__`)."""
+        return {name: value for name, value in vars(self).items() if name != "model"}
 
     @cached_property
     def model(self) -> Any:

@@ -59,7 +59,8 @@ class RunOptions:
     runtime: Runtime = field(default_factory=Runtime)
 
 
-RUN_FLAGS = ("cache_dir", "device", "precision", "batch_size", "progress")
+RUN_FLAGS = ("cache_dir", "device", "precision", "batch_size", "progress", "executor",
+             "workers")
 """The runtime flags of ``run`` (and of ``gate``, which runs model specs the same way);
 the seed is the suite's."""
 

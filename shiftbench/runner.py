@@ -4,7 +4,9 @@ embeddings, translations).
 Follows lm-evaluation-harness: identical texts are computed once, texts already in the
 on-disk cache are not computed at all, the rest go to the model longest first (short
 batches pad little, and an out-of-memory error shows up on the first batch), and each
-finished batch is committed to the cache at once, so an interrupted run resumes. What is
+finished batch is committed to the cache at once, so an interrupted run resumes. The
+batches run where the executor says (:mod:`shiftbench.executors`: this process, or Ray
+actors); the plan and the commits stay here, so the numbers do not depend on where. What is
 computed per text is a :class:`Codec`'s business: float rows (:data:`ROWS`) or texts
 (:data:`TEXTS`), each in its own cache table; the loop is the same.
 """
@@ -25,11 +27,12 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from shiftbench.cache import Cache, text_key
-from shiftbench.device import resolve_device, resolve_precision, torch_dtype
-from shiftbench.errors import ShiftbenchError
+from shiftbench.device import torch_dtype
 
 if TYPE_CHECKING:
     import torch
+
+    from shiftbench.executors import Done, Executor
 
 
 V = TypeVar("V")  # one stored value: a float row, a text
@@ -147,25 +150,48 @@ class Runner:
 
     def __init__(self, cache_dir: Path | None = None, device: str = "auto",
                  precision: str = "auto", batch_size: int = 64,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, executor: str = "local",
+                 workers: int | None = None) -> None:
         self.cache_dir = cache_dir
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
         self.progress = progress
+        self.executor = executor
+        self.workers = workers
         self.stats = new_stats()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a Ray worker gets: the resolved device and precision, no cache, no
+        executor (the driver alone reads and writes the cache)."""
+        return {"cache_dir": None, "device": self.device_, "precision": self.precision_,
+                "batch_size": self.batch_size, "progress": False, "executor": "local",
+                "workers": None, "stats": new_stats(),
+                "device_": self.device_, "precision_": self.precision_}
 
     # -- resolved settings (lazy, so a run that needs no torch never imports it) --------
 
     @cached_property
+    def executor_(self) -> Executor:
+        """Where batches run (see :mod:`shiftbench.executors`)."""
+        from shiftbench.executors import make_executor
+
+        return make_executor(self.executor, self.workers)
+
+    @cached_property
+    def _placement(self) -> tuple[str, str]:
+        return self.executor_.resolve(self.device, self.precision)
+
+    @cached_property
     def device_(self) -> str:
-        """The device used (see :func:`~shiftbench.device.resolve_device`)."""
-        return resolve_device(self.device)
+        """The device used (see :func:`~shiftbench.device.resolve_device`; on Ray, the
+        cluster's)."""
+        return self._placement[0]
 
     @cached_property
     def precision_(self) -> str:
         """The precision used (see :func:`~shiftbench.device.resolve_precision`)."""
-        return resolve_precision(self.precision, self.device_)
+        return self._placement[1]
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -184,6 +210,8 @@ class Runner:
         if "cache_" in self.__dict__:
             self.cache_.close()
             del self.__dict__["cache_"]
+        if "executor_" in self.__dict__:
+            self.executor_.close()
 
     # -- torch helpers shared by the HF adapters --------------------------------------------
 
@@ -255,51 +283,38 @@ class _Job:
     found: dict[bytes, Any]  # key -> value, cached or computed
 
     def compute(self, texts: list[str], keys: list[bytes]) -> None:
-        """Run ``fn`` on ``texts`` longest first; commit each batch (and add it to
-        ``found``); halve the batch on CUDA OOM."""
+        """Plan ``texts`` into batches longest first, have the executor run them, and
+        commit each batch (and add it to ``found``) in plan order, whatever order they
+        finish in."""
         if not texts:
             return
         from tqdm import tqdm
 
+        from shiftbench.executors import Work
+
         encode = getattr(self.fn, "encode", None)
         items = encode(texts) if encode is not None else texts
         order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
-        size, done = self.batch_size, 0
+        plan = [order[start:start + self.batch_size]
+                for start in range(0, len(order), self.batch_size)]
+        work = Work(self.namespace, self.fn, self.codec, self.desc, self.batch_size)
+        finished: dict[int, Done] = {}
+        committed = 0
         with tqdm(total=len(order), desc=self.desc, unit="text",
                   disable=not self.runner.show_progress, delay=2) as bar:
-            while done < len(order):
-                batch = order[done:done + size]
-                began = time.perf_counter()
-                try:
-                    out = self.fn([items[i] for i in batch])
-                except Exception as exc:
-                    if not _is_oom(exc):
-                        raise
-                    if size == 1:
-                        raise ShiftbenchError(f"{self.desc}: out of GPU memory with batch size "
-                                              "1; lower max_length or use --device cpu") from exc
-                    size //= 2
-                    self.stats["oom_retries"] += 1
-                    _free_cuda_cache()
-                    continue
-                finally:
-                    self.stats["compute_seconds"] += time.perf_counter() - began
-                values = self.codec.check(out, len(batch), self.desc)
-                batch_keys = [keys[i] for i in batch]
-                self.codec.put(self.runner.cache_, self.namespace, batch_keys, values)
-                self.found.update(zip(batch_keys, values, strict=True))
-                done += len(batch)
-                self.stats["computed"] += len(batch)
-                self.stats["batches"] += 1
-                bar.update(len(batch))
+            for done in self.runner.executor_.run(work, [[items[i] for i in batch]
+                                                         for batch in plan]):
+                finished[done.index] = done
+                while committed in finished:
+                    self._commit([keys[i] for i in plan[committed]], finished.pop(committed))
+                    bar.update(len(plan[committed]))
+                    committed += 1
 
-
-def _is_oom(exc: BaseException) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
-
-
-def _free_cuda_cache() -> None:
-    import torch
-
-    torch.cuda.empty_cache()
+    def _commit(self, keys: list[bytes], done: Done) -> None:
+        """Store one finished batch in the cache and in ``found``; count it."""
+        self.codec.put(self.runner.cache_, self.namespace, keys, done.values)
+        self.found.update(zip(keys, done.values, strict=True))
+        self.stats["computed"] += len(keys)
+        self.stats["batches"] += 1
+        self.stats["oom_retries"] += done.oom_retries
+        self.stats["compute_seconds"] += done.seconds

@@ -1,5 +1,6 @@
 """The runtime settings every command that runs models shares: the device and precision,
-the batch size, the cache folder, the seed and progress bars.
+the batch size, the cache folder, the seed, progress bars and where batches run
+(``--executor local|ray[:ADDRESS]``, ``--workers``).
 
 Each flag is defined once, in :data:`FLAGS`; a command adds the ones it takes with
 :func:`add_runtime_flags` and gets its :class:`Runtime` from :func:`runtime_options`, so
@@ -33,13 +34,16 @@ class Runtime:
     batch_size: int = 64
     seed: int = 0
     progress: bool | None = None
+    executor: str = "local"
+    workers: int | None = None
 
     def runner(self) -> Runner:
         """The batched inference runner with these settings."""
         from shiftbench.runner import Runner
 
         return Runner(cache_dir=self.cache_dir, device=self.device, precision=self.precision,
-                      batch_size=self.batch_size, progress=self.progress)
+                      batch_size=self.batch_size, progress=self.progress,
+                      executor=self.executor, workers=self.workers)
 
 
 DEFAULTS = Runtime()
@@ -55,6 +59,13 @@ FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "batch_size": ("--batch-size", {"type": int, "default": DEFAULTS.batch_size}),
     "seed": ("--seed", {"type": int, "default": DEFAULTS.seed}),
     "progress": ("--no-progress", {"action": "store_true", "help": "no progress bars"}),
+    "executor": ("--executor", {
+        "default": DEFAULTS.executor, "metavar": "local|ray[:ADDRESS]",
+        "help": "where model batches run: this process (default), or Ray actors (ray: the "
+                "cluster Ray finds, else a new local one; ray:HOST:PORT or ray:auto: that "
+                "cluster)"}),
+    "workers": ("--workers", {"type": int, "metavar": "N",
+                              "help": "Ray actors (default: one per GPU of the cluster, or 2)"}),
 }
 """Runtime field -> its flag and argparse settings."""
 
@@ -73,8 +84,12 @@ def runtime_options(args: argparse.Namespace, reports_dir: Path = Path("reports"
     batch_size = getattr(args, "batch_size", DEFAULTS.batch_size)
     if batch_size <= 0:
         raise ShiftbenchError("--batch-size must be a positive number")
+    workers = getattr(args, "workers", DEFAULTS.workers)
+    if workers is not None and workers <= 0:
+        raise ShiftbenchError("--workers must be a positive number")
     return Runtime(cache_dir=resolve_cache_dir(getattr(args, "cache_dir", None), reports_dir),
                    device=getattr(args, "device", DEFAULTS.device),
                    precision=getattr(args, "precision", DEFAULTS.precision),
                    batch_size=batch_size, seed=getattr(args, "seed", DEFAULTS.seed),
-                   progress=False if getattr(args, "no_progress", False) else None)
+                   progress=False if getattr(args, "no_progress", False) else None,
+                   executor=getattr(args, "executor", DEFAULTS.executor), workers=workers)

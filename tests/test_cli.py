@@ -177,7 +177,8 @@ def test_ls_lists_every_kind_and_the_suites(capsys) -> None:
 def test_cli_start_does_not_import_heavy_modules(args: list[str]) -> None:
     code = (f"import sys\nfrom shiftbench.cli import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'nlpaug', 'evidently', 'sklearn')"
+            "print(sorted(m for m in ('torch', 'transformers', 'nlpaug', 'evidently', 'sklearn',"
+            " 'ray')"
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).parents[1], check=True).stdout
@@ -386,16 +387,19 @@ def test_runtime_flags_mean_the_same_in_every_command(command: str, tmp_path: Pa
     parser = build_parser()
     assert runtime_options(parser.parse_args(argv)) == Runtime(cache_dir=Path("reports/.cache"))
     given = {"cache_dir": str(tmp_path), "device": "cpu", "precision": "fp32",
-             "batch_size": "8", "seed": "5", "progress": None}
+             "batch_size": "8", "seed": "5", "progress": None, "executor": "ray:auto",
+             "workers": "3"}
     flags = [part for name in names
              for part in (FLAGS[name][0], given[name]) if part is not None]
     expected = Runtime(cache_dir=tmp_path, device="cpu", precision="fp32", batch_size=8,
-                       seed=5 if "seed" in names else 0, progress=False)
+                       seed=5 if "seed" in names else 0, progress=False, executor="ray:auto",
+                       workers=3)
     assert runtime_options(parser.parse_args([*argv, *flags])) == expected
 
 
 @pytest.mark.parametrize("command", ["run", "monitor check", "monitor stream"])
-def test_a_bad_batch_size_is_refused_alike_before_any_work(command: str, capsys) -> None:
+@pytest.mark.parametrize("flag", ["--batch-size", "--workers"])
+def test_a_bad_count_is_refused_alike_before_any_work(command: str, flag: str, capsys) -> None:
     argv, _ = RUNTIME_COMMANDS[command]
-    assert main([*argv, "--batch-size", "0"]) == 2
-    assert one_line_error(capsys) == "shiftbench: error: --batch-size must be a positive number"
+    assert main([*argv, flag, "0"]) == 2
+    assert one_line_error(capsys) == f"shiftbench: error: {flag} must be a positive number"
