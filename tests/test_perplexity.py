@@ -236,9 +236,9 @@ def _monitor(tmp_path: Path, current: Path, lm: Path | None, encoder: Path, out:
              *extra: str) -> int:
     return main(["monitor", "check", str(tmp_path / "reference.jsonl"), str(current),
                  *(["--lm", str(lm)] if lm is not None else []), "--detector", "bpb",
-                 "--encoder", str(encoder), "--calibrate-repeats", "20", "--window", "25", "--device", "cpu",
-                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / out),
-                 "--no-progress", *extra])
+                 "--encoder", str(encoder), "--calibrate-repeats", "20", "--window", "25",
+                 "--device", "cpu", "--cache-dir", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / out), "--no-progress", *extra])
 
 
 def test_monitor_tests_bits_per_byte_under_the_lm(tiny_causal_lm_dir: Path, tiny_encoder_dir,
