@@ -82,7 +82,7 @@ def add_check_parser(group: argparse._SubParsersAction) -> None:
                             "uncalibrated, rows sampled for its t-SNE plot)")
     check.add_argument("--detectors-dir", type=Path, metavar="DIR",
                        help="reuse the fitted, calibrated detectors an earlier check saved in "
-                            "DIR (refused when the reference, embedder, model, settings or "
+                            "DIR (refused when the reference, embedder, model, LM, settings or "
                             "detector parameters differ); detectors not there yet are fitted "
                             "and saved there (default: fit all, save beside the report)")
     add_runtime_flags(check)
