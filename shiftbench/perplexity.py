@@ -117,6 +117,15 @@ def unpaired_change(ref: TextScores, shift: TextScores, gen: np.random.Generator
                           "unpaired_bootstrap", LEVEL, n_boot))
 
 
+def per_text_bpb(scores: TextScores) -> np.ndarray:
+    """Each text's bits per byte as an (n, 1) column; NaN for a text without a token (an
+    empty text has none), which the bpb detector leaves out."""
+    column = np.full((len(scores.nats), 1), np.nan)
+    scored = scores.tokens > 0
+    column[scored, 0] = -scores.nats[scored] / LN2 / scores.bytes[scored]
+    return column
+
+
 def _kept(split: Split, scores: TextScores) -> np.ndarray:
     """Rows with a token to score; a split without any is an error naming it."""
     kept = np.flatnonzero(scores.tokens > 0)
@@ -141,9 +150,7 @@ def perplexity_section(lm: RollingLM, reference: Split, shifted: list[Split], ru
         scores = _take(everything, slice(start, start + len(split)))
         start += len(split)
         kept = _kept(split, scores)
-        column = np.full((len(split), 1), np.nan)
-        column[kept, 0] = -scores.nats[kept] / LN2 / scores.bytes[kept]
-        per_text[split.name] = column
+        per_text[split.name] = per_text_bpb(scores)
         gen = np.random.default_rng([seed, index])
         used = _take(scores, kept)
         record: dict[str, Any] = {

@@ -220,8 +220,92 @@ def test_bad_perplexity_input_is_one_line(tmp_path: Path, tiny_classifier_dir: P
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_monitor_refuses_the_bpb_detector() -> None:
-    from shiftbench.monitor.check_setup import build_detectors
+def _texts_file(path: Path, texts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"id": f"t{i}", "text": t}) + "\n"
+                            for i, t in enumerate(texts)))
+    return path
 
-    with pytest.raises(ShiftbenchError, match="not in monitor"):
-        build_detectors(("bpb",), 0.05, 0, "cpu", model_task="classification")
+
+def _garbled(texts: list[str], seed: int) -> list[str]:
+    """Each text's characters shuffled: the same bytes, made unlike the LM's corpus."""
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.permutation(list(t))) for t in texts]
+
+
+def _monitor(tmp_path: Path, current: Path, lm: Path | None, encoder: Path, out: str,
+             *extra: str) -> int:
+    return main(["monitor", "check", str(tmp_path / "reference.jsonl"), str(current),
+                 *(["--lm", str(lm)] if lm is not None else []), "--detector", "bpb",
+                 "--encoder", str(encoder), "--calibrate-repeats", "20", "--window", "25",
+                 "--device", "cpu", "--cache-dir", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / out), "--no-progress", *extra])
+
+
+def test_monitor_tests_bits_per_byte_under_the_lm(tiny_causal_lm_dir: Path, tiny_encoder_dir,
+                                                  tmp_path: Path, capsys) -> None:
+    from conftest import build_tiny_causal_lm, make_labelled
+
+    _texts_file(tmp_path / "reference.jsonl", make_labelled(160, seed=31)[0])
+    clean = _texts_file(tmp_path / "clean.jsonl", make_labelled(50, seed=32)[0])
+    garbled = _texts_file(tmp_path / "garbled.jsonl",
+                          _garbled(make_labelled(50, seed=33)[0], seed=33))
+    assert _monitor(tmp_path, clean, tiny_causal_lm_dir, tiny_encoder_dir, "clean",
+                    "--detectors-dir", str(tmp_path / "saved")) == 0
+    result = json.loads((tmp_path / "clean" / "monitor.json").read_text())
+    (record,) = result["detectors"]
+    assert record["detector"] == "bpb" and record["input"] == "bits per byte"
+    assert 0.05 <= record["p_value"] <= 1
+    assert record["n_reference"] == 160 and record["n_sample"] == 50
+    calibration = record["calibration"]
+    assert calibration["n_repeats"] == 20 and set(calibration["power"]) == {"keyboard@2"}
+    false_alarm = calibration["false_alarm"]
+    assert 0 <= false_alarm["low"] <= false_alarm["value"] <= false_alarm["high"] <= 1
+    assert result["lm"]["source"] == str(tiny_causal_lm_dir)
+    assert "bpb" in capsys.readouterr().out
+
+    assert _monitor(tmp_path, garbled, tiny_causal_lm_dir, tiny_encoder_dir, "garbled") == 1
+    (record,) = json.loads((tmp_path / "garbled" / "monitor.json").read_text())["detectors"]
+    assert record["drifted"] and record["p_value"] < 0.05
+
+    # the saved detector is reused with the same LM, refused with another one
+    assert _monitor(tmp_path, clean, tiny_causal_lm_dir, tiny_encoder_dir, "again",
+                    "--detectors-dir", str(tmp_path / "saved")) == 0
+    other = build_tiny_causal_lm(tmp_path / "other-lm", seed=1)
+    capsys.readouterr()
+    assert _monitor(tmp_path, clean, other, tiny_encoder_dir, "other",
+                    "--detectors-dir", str(tmp_path / "saved")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "another embedder, model or LM" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("lm", "detector", "message"), [
+    (False, "bpb", "detector 'bpb' tests bits per byte under a language model: give --lm"),
+    (True, "ks", "--lm scores the texts for the bpb detector: add --detector bpb"),
+])
+def test_monitor_bpb_and_lm_go_together(tiny_causal_lm_dir: Path, tmp_path: Path, capsys,
+                                        lm: bool, detector: str, message: str) -> None:
+    data = _texts_file(tmp_path / "data.jsonl", ["a text", "another text"])
+    code = main(["monitor", "check", str(data), str(data), "--detector", detector,
+                 *(["--lm", str(tiny_causal_lm_dir)] if lm else []),
+                 "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_monitor_leaves_out_texts_without_bits_per_byte(tmp_path: Path) -> None:
+    """A text the LM cannot score (NaN) leaves the reference with its shifted copies, so
+    the controls stay row-aligned; the current sample loses only its own."""
+    from shiftbench.monitor.check import CheckOptions, Inputs, _Check
+
+    check = _Check(CheckOptions(), runner=None, out_dir=tmp_path, phases=None)
+    column = np.arange(6, dtype=float)[:, None]
+    ref = Inputs(np.zeros((6, 2)), bits_per_byte=np.where(column == 1, np.nan, column))
+    control = Inputs(np.zeros((6, 2)), bits_per_byte=np.where(column == 4, np.nan, column + 10))
+    cur = Inputs(np.zeros((3, 2)), bits_per_byte=np.array([[np.nan], [7.0], [8.0]]))
+    ref, cur, positives = check.drop_unscored(ref, cur, {"typo@2": control})
+    assert ref.bits_per_byte[:, 0].tolist() == [0, 2, 3, 5]
+    assert positives["typo@2"].bits_per_byte[:, 0].tolist() == [10, 12, 13, 15]
+    assert cur.bits_per_byte[:, 0].tolist() == [7, 8] and ref.embeddings.shape == (6, 2)
+    assert check.notes == ["bits per byte leaves out texts the LM cannot score (empty): 2 of "
+                           "the reference, 1 of the current (rows of the reference, or of its "
+                           "shifted copies)"]

@@ -17,7 +17,7 @@ again, and refuses them when any of that (or a detector parameter) differs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from shiftbench.monitor.check_setup import (
 from shiftbench.monitor.inputs import Sample, read_sample
 from shiftbench.monitor.model import accuracy_estimates, prepare_model
 from shiftbench.monitor.verdict import verdict
+from shiftbench.perplexity import BITS_PER_BYTE
 from shiftbench.progress import Phases
 from shiftbench.runtime import Runtime
 
@@ -45,11 +46,13 @@ if TYPE_CHECKING:
     from shiftbench.detectors import Detector
     from shiftbench.models import ModelAdapter
     from shiftbench.models.embed import TextEmbedder
+    from shiftbench.models.rolling import RollingLM
     from shiftbench.runner import Runner
     from shiftbench.split import Split
 
 SCHEMA_VERSION = 1
-INPUT_NAMES = {"probabilities": "model probabilities", "output_words": "output words"}
+INPUT_NAMES = {"probabilities": "model probabilities", "output_words": "output words",
+               BITS_PER_BYTE: "bits per byte"}
 
 
 @dataclass
@@ -60,6 +63,7 @@ class CheckOptions:
     label_column: str | None = None
     embedding_column: str | None = None
     model: str | None = None
+    lm: str | None = None
     encoder: str | None = None
     detectors: tuple[str, ...] = DEFAULT_DETECTORS
     alpha: float = 0.05
@@ -73,18 +77,20 @@ class CheckOptions:
 
 @dataclass
 class Inputs:
-    """What the detectors test: embeddings, and the model's outputs when a model is given:
-    a classifier's probabilities, or a generator's output lengths in words."""
+    """What the detectors test: embeddings, the model's outputs when a model is given
+    (a classifier's probabilities, or a generator's output lengths in words), and each
+    text's bits per byte under the LM when one is given."""
 
     embeddings: np.ndarray
     probabilities: np.ndarray | None = None
     output_words: np.ndarray | None = None
+    bits_per_byte: np.ndarray | None = None
 
     def rows(self, kind: str) -> np.ndarray:
         """The rows a detector of input ``kind`` tests."""
-        rows = {"probabilities": self.probabilities,
-                "output_words": self.output_words}.get(kind, self.embeddings)
-        assert rows is not None  # build_detectors wants a model that gives them
+        rows = {"probabilities": self.probabilities, "output_words": self.output_words,
+                BITS_PER_BYTE: self.bits_per_byte}.get(kind, self.embeddings)
+        assert rows is not None  # build_detectors wants a model or LM that gives them
         return rows
 
 
@@ -108,7 +114,9 @@ def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
     opts = options
     check_options(opts)
     detectors = build_detectors(opts.detectors, opts.alpha, opts.runtime.seed,
-                                opts.runtime.device, model_task(opts.model))
+                                opts.runtime.device, model_task(opts.model),
+                                has_lm=opts.lm is not None)
+    lm = checked_lm(opts.lm)
     controls = parse_controls(opts.controls, precomputed=bool(opts.embedding_column))
     phases = Phases(check_steps(opts, detectors, has_controls=bool(controls)),
                     enabled=opts.runtime.progress is not False)
@@ -121,8 +129,8 @@ def run_check(reference_path: Path, current_path: Path, options: CheckOptions,
                               opts.embedding_column, need_labels=False)
     runner = opts.runtime.runner()
     try:
-        result = _Check(opts, runner, out_dir, phases).run(reference, current, detectors,
-                                                             controls)
+        result = _Check(opts, runner, out_dir, phases, lm).run(reference, current, detectors,
+                                                                 controls)
     finally:
         runner.close()
     result["timings"]["total_s"] = phases.elapsed()
@@ -137,6 +145,15 @@ def model_task(spec: str | None) -> str | None:
     return load_model(spec).task if spec is not None else None
 
 
+def checked_lm(spec: str | None) -> RollingLM | None:
+    """The LM of ``--lm`` (parsed as `run --lm` is), checked to be a causal LM before any
+    work (reads its config only); None without one."""
+    from shiftbench.perplexity import perplexity_lm
+
+    lm = perplexity_lm(None, spec)
+    return lm.check() if lm is not None else None
+
+
 def check_steps(options: CheckOptions, detectors: dict[str, Detector],
                 has_controls: bool) -> dict[str, str]:
     """The phases of one check (timing key -> what the phase line says), in order."""
@@ -144,7 +161,8 @@ def check_steps(options: CheckOptions, detectors: dict[str, Detector],
     steps = {"read_s": "reading data"}
     if options.model is not None:
         steps["fit_model_s"] = "preparing the model"
-    steps["embed_s"] = "embedding" + (" and predicting" if options.model is not None else "")
+    steps["embed_s"] = "embedding" + (" and predicting" if options.model is not None else "") + (
+        " and scoring with the LM" if options.lm is not None else "")
     if calibrating and has_controls:
         steps["controls_s"] = "positive controls"
     for name in detectors:
@@ -159,8 +177,9 @@ class _Check:
     """One check as it runs: the runner, model and embedder, notes and timings."""
 
     def __init__(self, options: CheckOptions, runner: Runner, out_dir: Path,
-                 phases: Phases) -> None:
+                 phases: Phases, lm: RollingLM | None = None) -> None:
         self.options = options
+        self.lm = lm
         self.runner = runner
         self.out_dir = out_dir
         self.phases = phases
@@ -180,6 +199,7 @@ class _Check:
         ref_in, cur_in = self.embed(ref_split, ref_vectors, current)
         labels = [control_label(*control) for control in controls] if window is not None else []
         positives = self.positives(detectors, controls, ref_split, window)
+        ref_in, cur_in, positives = self.drop_unscored(ref_in, cur_in, positives)
         records = [self.run_detector(name, det, ref_in, cur_in, positives, window, labels)
                    for name, det in detectors.items()]
         decision = verdict(records, opts.alpha)
@@ -199,6 +219,7 @@ class _Check:
             "embeddings": {**self.describe_embeddings(),
                            "dim": int(ref_in.embeddings.shape[1])},
             "model": self._describe_model(),
+            "lm": {**self.lm.describe(), "spec": opts.lm} if self.lm is not None else None,
             "settings": {"alpha": opts.alpha, "seed": opts.runtime.seed, "window": window,
                          "calibrate_repeats": opts.calibrate_repeats,
                          "controls": labels, "detectors": list(detectors)},
@@ -265,6 +286,31 @@ class _Check:
                               "by an earlier check of the same reference, inputs and settings")
         return positives
 
+    def drop_unscored(self, ref: Inputs, cur: Inputs, positives: dict[str, Inputs]
+                      ) -> tuple[Inputs, Inputs, dict[str, Inputs]]:
+        """Leave out of the bits per byte the texts the LM cannot score (empty ones have
+        none): the reference's rows with their shifted copies, so that positive controls
+        stay row-aligned, and the current sample's own; a note counts them."""
+        if ref.bits_per_byte is None or cur.bits_per_byte is None:
+            return ref, cur, positives
+        shifted = [p.bits_per_byte for p in positives.values() if p.bits_per_byte is not None]
+        keep = np.isfinite(np.hstack([ref.bits_per_byte, *shifted])).all(axis=1)
+        keep_current = np.isfinite(cur.bits_per_byte[:, 0])
+        dropped = {"reference": int((~keep).sum()), "current": int((~keep_current).sum())}
+        if any(dropped.values()):
+            self.notes.append("bits per byte leaves out texts the LM cannot score (empty): "
+                              + ", ".join(f"{n} of the {where}" for where, n in dropped.items())
+                              + (" (rows of the reference, or of its shifted copies)"
+                                 if shifted else ""))
+
+        def kept(x: Inputs, rows: np.ndarray) -> Inputs:
+            assert x.bits_per_byte is not None
+            return replace(x, bits_per_byte=x.bits_per_byte[rows])
+
+        return (kept(ref, keep), kept(cur, keep_current),
+                {k: kept(p, keep) if p.bits_per_byte is not None else p
+                 for k, p in positives.items()})
+
     def evidently_report(self, ref: Inputs, cur: Inputs) -> None:
         """Evidently's own HTML report beside the check's, as an extra (uncalibrated) view."""
         from shiftbench.detectors.evidently import html_report
@@ -277,19 +323,24 @@ class _Check:
 
     def inputs(self, split: Split, vectors: np.ndarray | None, name: str,
                outputs: bool = True) -> Inputs:
-        """Embeddings (computed unless given) and, when ``outputs`` and there is a model,
-        its probabilities (a generator: its outputs' word counts)."""
+        """Embeddings (computed unless given), each text's bits per byte when there is an
+        LM and, when ``outputs`` and there is a model, its probabilities (a generator: its
+        outputs' word counts)."""
+        from shiftbench.perplexity import per_text_bpb
         from shiftbench.text_metrics import output_words
 
         if vectors is None:
             assert self.embedder is not None  # set whenever vectors are not precomputed
             vectors = self.embedder(split.texts, self.runner, name)
+        bpb = per_text_bpb(self.lm.score(split.texts, self.runner)) if self.lm is not None else None
         if self.model is None or not outputs:
-            return Inputs(vectors)
+            return Inputs(vectors, bits_per_byte=bpb)
         if self.model.task == "generation":
             generated = self.model.generate(split.texts, self.runner)
-            return Inputs(vectors, output_words=output_words(generated)[:, None])
-        return Inputs(vectors, self.model.predict_proba(split.texts, self.runner))
+            return Inputs(vectors, output_words=output_words(generated)[:, None],
+                          bits_per_byte=bpb)
+        return Inputs(vectors, self.model.predict_proba(split.texts, self.runner),
+                      bits_per_byte=bpb)
 
     def controls(self, controls: list[tuple[str, int]], reference: Split,
                  outputs: bool) -> dict[str, Inputs]:
@@ -322,13 +373,18 @@ class _Check:
 
     def fitted_for(self, det: Detector, rows: np.ndarray, window: int | None,
                    labels: list[str]) -> dict[str, Any]:
-        """What a saved detector was fitted and calibrated for; reuse needs all of it."""
+        """What a saved detector was fitted and calibrated for; reuse needs all of it (the
+        inputs first: another embedder, model or LM changes the rows too, and is the cause)."""
         from shiftbench.detectors import reference_digest
 
-        inputs = ({"model": self.model.fingerprint()} if det.input in OUTPUTS
-                  and self.model is not None else self.describe_embeddings())
+        if det.input == BITS_PER_BYTE and self.lm is not None:
+            inputs = {"lm": self.lm.fingerprint()}
+        elif det.input in OUTPUTS and self.model is not None:
+            inputs = {"model": self.model.fingerprint()}
+        else:
+            inputs = self.describe_embeddings()
         repeats = self.options.calibrate_repeats if window is not None else 0
-        return {"reference": reference_digest(rows), "inputs": inputs,
+        return {"inputs": inputs, "reference": reference_digest(rows),
                 "calibration": {"window": window, "repeats": repeats, "controls": labels,
                                 "seed": self.options.runtime.seed}}
 

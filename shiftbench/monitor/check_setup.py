@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.perplexity import BITS_PER_BYTE
 
 if TYPE_CHECKING:
     from shiftbench.detectors import Detector
@@ -28,10 +29,11 @@ OUTPUTS = {"probabilities": ("classification", "a classifier's probabilities"),
 
 
 def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str,
-                    model_task: str | None) -> dict[str, Detector]:
+                    model_task: str | None, has_lm: bool = False) -> dict[str, Detector]:
     """Unfitted detectors by registry name; seed and device go to those that take them.
     Each is saved in a folder of its name, so the name must be a safe folder name; one
-    that tests model outputs needs a model (``model_task``) that gives them."""
+    that tests model outputs needs a model (``model_task``) that gives them, one that
+    tests bits per byte an LM (``has_lm``: --lm), which serves nothing else."""
     from shiftbench.paths import safe_component
     from shiftbench.registry import DETECTORS
 
@@ -45,13 +47,15 @@ def build_detectors(names: tuple[str, ...], alpha: float, seed: int, device: str
         if needs is not None and model_task != needs[0]:
             raise ShiftbenchError(f"detector {name!r} tests {needs[1]}: give --model with "
                                   f"one (a {needs[0]} model)")
-        if cls.input == "bits_per_byte":
+        if cls.input == BITS_PER_BYTE and not has_lm:
             raise ShiftbenchError(f"detector {name!r} tests bits per byte under a language "
-                                  "model: use it in a suite's detectors (with perplexity: or "
-                                  "--lm), not in monitor")
+                                  "model: give --lm (a causal LM, as in `run --lm`)")
         accepted = inspect.signature(cls).parameters
         extra = {k: v for k, v in (("seed", seed), ("device", device)) if k in accepted}
         detectors[name] = cls(alpha=alpha, **extra)
+    if has_lm and not any(d.input == BITS_PER_BYTE for d in detectors.values()):
+        raise ShiftbenchError("--lm scores the texts for the bpb detector: add --detector bpb "
+                              "(or drop --lm)")
     return detectors
 
 
@@ -116,7 +120,7 @@ def check_sizes(detectors: dict[str, Detector], n_reference: int, n_current: int
 
 REUSE_DIFFERENCES = {"detector": "another detector", "params": "other detector parameters",
                      "reference": "another reference (its rows differ)",
-                     "inputs": "another embedder or model",
+                     "inputs": "another embedder, model or LM",
                      "calibration": "other calibration settings"}
 
 

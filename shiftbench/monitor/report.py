@@ -220,6 +220,7 @@ def monitor_html(result: dict[str, Any]) -> str:
         ("embeddings", f"{emb['source']} ({emb['dim']}-d)"),
         ("model", model_label(model) if model else None),
         ("fingerprint", model.get("fingerprint")),
+        ("LM (bits per byte)", (result.get("lm") or {}).get("source")),
     ])
     right = facts_table([
         ("created", result.get("created")),
