@@ -269,7 +269,8 @@ def measure_shifts(suite: Suite, splits: SuiteSplits, per_split: list[np.ndarray
     measured = {}
     if movement:
         with phases.phase("movement_s"):
-            measured["movement"] = text_movement(splits.reference, splits.shifted, embed)
+            measured["movement"] = text_movement(splits.reference, splits.shifted, embed,
+                                                seed=suite.seed)
     bits_per_byte = None
     if lm is not None:
         with phases.phase("perplexity_s"):
