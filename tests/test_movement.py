@@ -254,3 +254,9 @@ def test_large_domain_split_is_measured_on_a_stated_seeded_sample(monkeypatch) -
     assert "percentile" in first["sampled"]["error"]
     perturbation = text_movement(ref, [perturbed(ref, "p", ref.texts)], bag_of_words)["p"]
     assert perturbation["n"] == len(ref) and perturbation["sampled"] is None
+
+
+def test_html_says_a_sampled_domain_split_was_measured_on_part_of_it(monkeypatch) -> None:
+    monkeypatch.setattr(movement, "NEAREST_ROWS", 1)
+    html = report_html(_report(with_movement=True))
+    assert '<td class="num">1 of 2</td>' in html
