@@ -2,6 +2,7 @@
 10k, 100k and 1M examples, with the growth exponent between sizes.
 
     python tests/benchmarks/scale.py [--sizes 10000 100000 1000000] [--field title|text]
+                                     [--amazon ../shared/data/amazon-multidomain]
 
 Everything but an expensive model runs: reading, splitting, two perturbations
 (keyboard, word_delete), one domain split, inference through the runner (dedup, a fresh
