@@ -56,6 +56,7 @@ class RunOptions:
     run_id: str | None = None
     movement: bool = True  # measure how far each shift moved the text (MiniLM + chrF)
     lm: str | None = None  # --lm: the causal LM of the perplexity section (suite's otherwise)
+    encoder: str | None = None  # what movement and drift embed with (text_embedder's choice)
     runtime: Runtime = field(default_factory=Runtime)
 
 
@@ -197,7 +198,9 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     with phases.phase("inference_s"):
         per_split = predict_splits(model, evaluated, runner)
         diagnostics = split_diagnostics(model, evaluated, runner)
-    measured = measure_shifts(suite, splits, per_split, runner, phases, options.movement, lm)
+    embed = text_encoder(runner, options.encoder, model)
+    measured = measure_shifts(suite, splits, per_split, embed, phases, options.movement, lm,
+                              runner)
     shifted = list(zip(splits.shifted, per_split[1:], strict=True))
     with phases.phase("metrics_s"):
         if suite.task == "generation":
@@ -278,8 +281,8 @@ def checked_lm(suite: Suite, suite_path: Path, override: str | None) -> RollingL
 
 
 def measure_shifts(suite: Suite, splits: SuiteSplits, per_split: list[np.ndarray],
-                   runner: Runner, phases: Phases, movement: bool,
-                   lm: RollingLM | None = None) -> dict[str, Any]:
+                   embed: Callable[[list[str]], np.ndarray], phases: Phases, movement: bool,
+                   lm: RollingLM | None, runner: Runner) -> dict[str, Any]:
     """The report sections that measure the shifts themselves: how far each moved the
     texts (``movement``, when asked), how surprising they are to ``lm`` (``perplexity``,
     with one) and the suite's drift tests (``drift``, if any)."""
@@ -288,11 +291,11 @@ def measure_shifts(suite: Suite, splits: SuiteSplits, per_split: list[np.ndarray
     from shiftbench.perplexity import perplexity_section
     from shiftbench.text_metrics import output_words
 
-    embed = text_encoder(runner)
     measured = {}
     if movement:
         with phases.phase("movement_s"):
-            measured["movement"] = text_movement(splits.reference, splits.shifted, embed)
+            measured["movement"] = text_movement(splits.reference, splits.shifted, embed,
+                                                seed=suite.seed)
     bits_per_byte = None
     if lm is not None:
         with phases.phase("perplexity_s"):
@@ -324,12 +327,15 @@ def describe_run(suite: Suite, suite_path: Path, model: ModelAdapter, model_spec
     }
 
 
-def text_encoder(runner: Runner) -> Callable[[list[str]], np.ndarray]:
-    """MiniLM embeddings through the runner's cache (hits when the model under test is the
-    default probe): what movement and drift tests measure texts with."""
-    from shiftbench.models.embed import text_embedder
+def text_encoder(runner: Runner, encoder: str | None = None,
+                 model: ModelAdapter | None = None) -> Callable[[list[str]], np.ndarray]:
+    """What movement and drift tests measure texts with, through the runner's cache:
+    MiniLM by default (hits when the model under test is the default probe), else the
+    encoder :func:`~shiftbench.models.embed.text_embedder` names (``"model"``: the model
+    under test's own representation, e.g. a cheap one for the scale benchmark)."""
+    from shiftbench.models.embed import MINILM, text_embedder
 
-    embedder = text_embedder()
+    embedder = text_embedder(encoder or MINILM, model)
     return lambda texts: embedder(texts, runner)
 
 

@@ -345,3 +345,22 @@ def test_holm_sits_between_raw_and_bonferroni():
         assert np.all(adjusted <= np.minimum(1, p * len(p)) + 1e-15)
         order = np.argsort(p)
         assert np.all(np.diff(adjusted[order]) >= -1e-15)  # monotone in the raw order
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_bootstrap_in_small_chunks_gives_identical_intervals(monkeypatch, paired) -> None:
+    """Resamples are drawn a few at a time (bounded memory at any n) from one generator,
+    so one resample per chunk and all at once give the same draws, hence equal intervals."""
+    rng = np.random.default_rng(4)
+    values, before, after = rng.random(300), rng.random(300) < 0.7, rng.random(300) < 0.6
+
+    def intervals():
+        stat = lambda x: (lambda idx: x[idx].mean(axis=1))  # noqa: E731
+        return (M.mean_ci(values, rng=1, n_boot=200),
+                M.bootstrap_delta(stat(before), 300, stat(after), 300, paired, rng=2, n_boot=200))
+
+    monkeypatch.setattr(M, "_CHUNK", 10**9)
+    whole = intervals()
+    monkeypatch.setattr(M, "_CHUNK", 300)  # one resample per chunk
+    assert intervals() == whole
+    assert len(list(M.resample_chunks(200, 300))) == 200

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import make_labelled
 
+from shiftbench import movement
 from shiftbench.errors import ShiftbenchError
 from shiftbench.evaluate import evaluate
 from shiftbench.movement import BASIS_NEAREST, BASIS_ORIGINAL, negation_change, text_movement
@@ -220,3 +221,42 @@ def test_report_with_movement_round_trips(tmp_path) -> None:
     report = _report(with_movement=True)
     write_run(tmp_path, report, pd.DataFrame({"a": [1]}))
     assert load_report(tmp_path)["movement"] == report["movement"]
+
+
+def test_nearest_search_in_small_blocks_matches_one_argmax(monkeypatch) -> None:
+    """Blocks of rows x reference columns keep each row's running best: the same rows and
+    similarities as one argmax over the whole matrix, ties to the first reference row."""
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=(37, 8))
+    reference[20] = reference[5]  # a tie: the first of the two must win
+    vectors = np.vstack([rng.normal(size=(22, 8)), reference[5:6]])
+    whole = vectors @ reference.T
+    monkeypatch.setattr(movement, "_QUERY_ROWS", 4)
+    monkeypatch.setattr(movement, "_BLOCK_CELLS", 4 * 6)
+    rows, sims = movement._nearest(vectors, reference)
+    np.testing.assert_array_equal(rows, whole.argmax(axis=1))
+    np.testing.assert_allclose(sims, whole.max(axis=1), rtol=0, atol=1e-12)
+    assert rows[-1] == 5
+
+
+def test_large_domain_split_is_measured_on_a_stated_seeded_sample(monkeypatch) -> None:
+    ref = reference_split()
+    texts, _ = make_labelled(30, seed=9)
+    domain = Split("other", [f"d{i}" for i in range(30)], texts, info={"kind": "domain"})
+    whole = text_movement(ref, [domain], bag_of_words)["other"]
+    assert whole["n"] == 30 and whole["sampled"] is None
+    monkeypatch.setattr(movement, "NEAREST_ROWS", 12)
+    first, again, other_seed = (text_movement(ref, [domain], bag_of_words, seed=seed)["other"]
+                                for seed in (0, 0, 1))
+    assert first == again and first != other_seed
+    assert first["n"] == 12 and sum(first["similarity"]["histogram"]["counts"]) == 12
+    assert first["sampled"]["rows"] == 12 and first["sampled"]["of"] == 30
+    assert "percentile" in first["sampled"]["error"]
+    perturbation = text_movement(ref, [perturbed(ref, "p", ref.texts)], bag_of_words)["p"]
+    assert perturbation["n"] == len(ref) and perturbation["sampled"] is None
+
+
+def test_html_says_a_sampled_domain_split_was_measured_on_part_of_it(monkeypatch) -> None:
+    monkeypatch.setattr(movement, "NEAREST_ROWS", 1)
+    html = report_html(_report(with_movement=True))
+    assert '<td class="num">1 of 2</td>' in html

@@ -295,13 +295,15 @@ def _movement_table(movement: dict[str, Any]) -> str:
         spark = (svg.spark_histogram(hist["counts"], hist["bins"], f"similarity of {name}")
                  if hist.get("counts") else "")
         negated = f"{neg['count']} ({number(neg['share'], '%')})" if neg else MISSING
+        sampled = m.get("sampled")
+        n_text = f"{m['n']} of {sampled['of']}" if sampled else str(m["n"])
         cells = [f"{sim['mean']:.3f}", f"{sim['median']:.3f}",
                  f"{sim['p10']:.3f} – {sim['p90']:.3f}"]
         chrf_cells = [f"{chrf['mean']:.1f}", f"{chrf['median']:.1f}",
                       f"{chrf['p10']:.1f} – {chrf['p90']:.1f}"]
         rows.append(
             f"<tr><td>{escape(str(name))}</td><td>{escape(str(m['basis']))}</td>"
-            f'<td class="num">{escape(str(m["n"]))}</td>'
+            f'<td class="num">{escape(n_text)}</td>'
             + "".join(f'<td class="num">{escape(c)}</td>' for c in cells)
             + f"<td>{spark}</td>"
             + "".join(f'<td class="num">{escape(c)}</td>' for c in chrf_cells)
