@@ -67,6 +67,14 @@ class DiesOnce:
         return np.array([row(text) for text in batch])
 
 
+def dies_once(marker: Path, value: int) -> int:
+    """A whole job that kills its worker the first time (marked by a file)."""
+    if not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return value
+
+
 TEXTS = [f"text {i} " + "word " * (i % 7) for i in range(40)]
 
 
@@ -99,6 +107,13 @@ def test_a_worker_killed_mid_run_is_retried_with_the_same_numbers(ray_cluster, t
     assert marker.exists()  # a worker did die
     np.testing.assert_array_equal(out, np.array([row(t) for t in TEXTS], dtype=np.float32))
     assert runner.stats["computed"] == len(TEXTS)
+
+
+def test_a_whole_job_whose_worker_dies_is_retried(ray_cluster, tmp_path: Path) -> None:
+    marker = tmp_path / "died"
+    calls = [(marker, value) for value in range(3)]
+    assert RayExecutor().call_each(dies_once, calls, "jobs") == [0, 1, 2]
+    assert marker.exists()
 
 
 @pytest.fixture
