@@ -14,7 +14,9 @@ each target split's rows are halved by a stable hash of their id into a target-t
 and an evaluated half (the report states both counts); a target half sharing rows with
 the train split is refused. Trained heads live in ``OUT/models`` with their checkpoints and
 embeddings and predictions in the runner's cache, so a re-run trains nothing that
-finished (a fine-tuned model's folder resumes from its checkpoints).
+finished (a fine-tuned model's folder resumes from its checkpoints). Each training runs
+where the runner's batches run: with ``--executor ray``, as one Ray task (retried from
+its folder's checkpoints when its worker dies).
 """
 
 from __future__ import annotations
@@ -141,22 +143,21 @@ def train_all(jobs: list[tuple[int, Candidate]], setup: Setup, train: Split,
     from shiftbench.models import load_model
 
     progress = options.runtime.progress is not False
+    folders = [model_folder(candidate, key, options.out) / f"seed{seed}"
+               for seed, candidate in jobs]
     calls = []
-    for seed, candidate in jobs:
+    for (seed, candidate), folder in zip(jobs, folders, strict=True):
         method = candidate.method
-        folder = model_folder(candidate, key, options.out) / f"seed{seed}"
-        if progress:
-            values = "".join(f" {name}={value}" for name, value in candidate.values.items())
-            print(f"shiftbench: {method.name}{values}, seed {seed}: {folder}",
-                  file=sys.stderr, flush=True)
+        values = "".join(f" {name}={value}" for name, value in candidate.values.items())
+        heading = f"shiftbench: {method.name}{values}, seed {seed}: {folder}"
         calls.append((setup.retrainer, train, folder, method,
                       replace(candidate.config, seed=seed),
                       target if method.uses_target else None,
                       {name: train.metadata[name] for name in task_columns(method)},
-                      runner, progress))
+                      runner, heading if progress else None))
     results = runner.call_each(train_into, calls, "mitigate: training")
-    return [(load_model(str(call[2] / "model.yaml")), result)
-            for call, result in zip(calls, results, strict=True)]
+    return [(load_model(str(folder / "model.yaml")), result)
+            for folder, result in zip(folders, results, strict=True)]
 
 
 def model_folder(candidate: Candidate, key: list[Any], out: Path) -> Path:
@@ -170,14 +171,17 @@ def model_folder(candidate: Candidate, key: list[Any], out: Path) -> Path:
 
 def train_into(retrainer: Retrainer, train: Split, folder: Path, method: Mitigation,
                config: TrainConfig, target: Split | None,
-               tasks: Mapping[str, Sequence[str]], runner: Runner, progress: bool
+               tasks: Mapping[str, Sequence[str]], runner: Runner, heading: str | None
                ) -> TrainResult:
     """One training (module level: a Ray task runs it, with ``runner`` as a Ray worker
-    gets it)."""
+    gets it); ``heading`` None: no progress lines (else printed first, then each
+    epoch's)."""
     from shiftbench.train.trainer import print_epoch
 
+    if heading is not None:
+        print(heading, file=sys.stderr, flush=True)
     return retrainer.train(train, folder, method, config, target, tasks, runner,
-                           print_epoch if progress else None)
+                           print_epoch if heading is not None else None)
 
 
 def score(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[ScoredSplit]:
