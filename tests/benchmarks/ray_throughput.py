@@ -10,7 +10,8 @@ embeds other texts (two batches per worker), which starts the actors and loads t
 each. The Ray cluster is started here with this machine's CPUs (and GPUs); as in a real
 run, a CPU actor holds 0.5 CPU and the driver's torch thread count, a GPU actor one GPU.
 Prints texts/s per mode and its ratio to local, the thread counts, texts/s per GPU on CUDA,
-and whether every mode's vectors equal the local ones.
+whether every mode's vectors equal the local ones, and local again at the end (on a shared
+machine, a change in load between modes shows there).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def main() -> None:
         print(f"ray, {workers} worker{'s' if workers > 1 else ' '}: {args.n / seconds:8.1f} "
               f"texts/s  ({seconds:.1f} s), {local_s / seconds:.2f}x local{per_gpu}; "
               f"vectors equal local: {np.array_equal(vectors, reference)}")
+    again, _ = measure("local", None, texts, warm, args)  # the machine's load may have moved
+    print(f"local, again:   {args.n / again:8.1f} texts/s  ({again:.1f} s)")
     ray.shutdown()
 
 
