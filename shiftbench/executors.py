@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from shiftbench.device import resolve_device, resolve_precision
 from shiftbench.errors import ShiftbenchError
@@ -27,6 +27,8 @@ from shiftbench.errors import ShiftbenchError
 CONNECT_TIMEOUT_S = 5.0
 MAX_RETRIES = 3  # restarts of a dead Ray worker, and retries of the batch it held
 CPUS_PER_ACTOR = 0.5  # fractional: actors never take the CPUs a cluster's own tasks need
+
+T = TypeVar("T")
 
 
 class Checks(Protocol):
@@ -101,6 +103,12 @@ class Executor(ABC):
         """Each batch's result, in any order."""
 
     @abstractmethod
+    def call_each(self, fn: Callable[..., T], calls: list[tuple[Any, ...]], desc: str
+                  ) -> list[T]:
+        """``fn(*args)`` for each ``args`` of ``calls`` (whole jobs, such as one training
+        each), results in the order of ``calls``."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the workers."""
 
@@ -114,6 +122,10 @@ class LocalExecutor(Executor):
         worker = BatchWorker(work)
         for index, items in enumerate(batches):
             yield worker(index, items)
+
+    def call_each(self, fn: Callable[..., T], calls: list[tuple[Any, ...]], desc: str
+                  ) -> list[T]:
+        return [fn(*args) for args in calls]
 
     def close(self) -> None:
         """Nothing to release: the batches ran in this process."""
@@ -203,18 +215,46 @@ class RayExecutor(Executor):
                                   f"({exc.__class__.__name__}: {exc}); use --executor local") \
                 from None
         pool = ActorPool(self._actors())
-        tasks = pool.map_unordered(
-            lambda actor, batch: actor.run.remote(work.key, [ref], *batch), enumerate(batches))
+        with self._worker_errors(work.desc):
+            yield from pool.map_unordered(
+                lambda actor, batch: actor.run.remote(work.key, [ref], *batch),
+                enumerate(batches))
+
+    def call_each(self, fn: Callable[..., T], calls: list[tuple[Any, ...]], desc: str
+                  ) -> list[T]:
+        """Each call a Ray task with an actor's resources, retried when its worker dies
+        (``fn`` must then resume what the dead try left, e.g. from a checkpoint)."""
+        import ray
+
+        task = ray.remote(fn).options(**self._resources(), max_retries=MAX_RETRIES)
+        refs = [task.remote(*args) for args in calls]
+        with self._worker_errors(desc):
+            return ray.get(refs)
+
+    @contextlib.contextmanager
+    def _worker_errors(self, desc: str) -> Iterator[None]:
+        """A worker's ShiftbenchError as itself, its other errors as raised, and a worker
+        that died more often than it is retried as one line."""
+        import ray
+
         try:
-            yield from tasks
+            yield
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause
             if isinstance(cause, ShiftbenchError):
                 raise ShiftbenchError(str(cause.args[0] if cause.args else cause)) from None
             raise cause from None
-        except ray.exceptions.RayActorError:
-            raise ShiftbenchError(f"{work.desc}: a Ray worker died {MAX_RETRIES + 1} times "
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+            raise ShiftbenchError(f"{desc}: a Ray worker died {MAX_RETRIES + 1} times "
                                   f"on {self.where}; see the Ray logs") from None
+
+    def _resources(self) -> dict[str, Any]:
+        """What each actor or task holds: one GPU on CUDA; on CPU, a fraction of a CPU and
+        this process's torch thread count."""
+        gpus = self._device == "cuda"
+        threads = {} if gpus else {"OMP_NUM_THREADS": str(_local_threads())}
+        return {"num_cpus": CPUS_PER_ACTOR, "num_gpus": 1 if gpus else 0,
+                "runtime_env": {"env_vars": threads}}
 
     def _actors(self) -> list[Any]:
         """The actor pool, started on first use (a fully cached run starts none)."""
@@ -223,11 +263,8 @@ class RayExecutor(Executor):
 
             gpus = self._device == "cuda"
             count = self.workers or (int(ray.cluster_resources().get("GPU", 0)) if gpus else 2)
-            threads = {} if gpus else {"OMP_NUM_THREADS": str(_local_threads())}
             actor = ray.remote(RayWorker).options(
-                num_cpus=CPUS_PER_ACTOR, num_gpus=1 if gpus else 0,
-                runtime_env={"env_vars": threads},
-                max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
+                **self._resources(), max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
             self._pools = [actor.remote() for _ in range(max(1, count))]
         return self._pools
 

@@ -18,7 +18,7 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 V = TypeVar("V")  # one stored value: a float row, a text
 R = TypeVar("R")  # what map returns for all the texts
+T = TypeVar("T")  # what a whole job returns
 
 
 class BatchFn(Protocol):
@@ -212,6 +213,14 @@ class Runner:
             del self.__dict__["cache_"]
         if "executor_" in self.__dict__:
             self.executor_.close()
+
+    def call_each(self, fn: Callable[..., T], calls: list[tuple[Any, ...]], desc: str
+                  ) -> list[T]:
+        """Whole jobs (``fn(*args)`` per ``args``) where the batches run, placed at this
+        runner's device; results in the order of ``calls``. A Ray worker gets this runner
+        without its cache (see :meth:`__getstate__`)."""
+        _ = self._placement
+        return self.executor_.call_each(fn, calls, desc)
 
     # -- torch helpers shared by the HF adapters --------------------------------------------
 

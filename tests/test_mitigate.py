@@ -18,13 +18,18 @@ WORDS = {"positive": ["great", "lovely", "excellent", "enjoyed"],
 
 @pytest.fixture
 def suite(tmp_path: Path) -> Path:
+    return write_suite(tmp_path)
+
+
+def write_suite(folder: Path) -> Path:
+    """A tiny suite (film rows for training, food rows as a domain split) in ``folder``."""
     rows = []
     for i in range(160):
         label = "positive" if i % 2 else "negative"
         topic = "film" if i < 110 else "food"
         rows.append({"id": f"ex{i}", "label": label, "topic": topic, "genre": "abc"[i % 3],
                      "text": f"the {topic} number {i} was {WORDS[label][i % 4]} and fine"})
-    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (folder / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     film = [{"column": "topic", "equals": "film"}]
     spec = {"name": "tiny", "seed": 3, "data": {"kind": "jsonl", "path": "data.jsonl"},
             "train": {"filters": film, "portion": [0, 0.7]},
@@ -32,7 +37,7 @@ def suite(tmp_path: Path) -> Path:
             "shifts": [{"shift": "keyboard", "severity": [2]},
                        {"name": "food", "filters": [{"column": "topic", "equals": "food"}]}],
             "detectors": [{"name": "bbsd"}]}
-    path = tmp_path / "tiny.yaml"
+    path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
 

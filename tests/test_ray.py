@@ -67,6 +67,14 @@ class DiesOnce:
         return np.array([row(text) for text in batch])
 
 
+def dies_once(marker: Path, value: int) -> int:
+    """A whole job that kills its worker the first time (marked by a file)."""
+    if not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return value
+
+
 TEXTS = [f"text {i} " + "word " * (i % 7) for i in range(40)]
 
 
@@ -99,6 +107,13 @@ def test_a_worker_killed_mid_run_is_retried_with_the_same_numbers(ray_cluster, t
     assert marker.exists()  # a worker did die
     np.testing.assert_array_equal(out, np.array([row(t) for t in TEXTS], dtype=np.float32))
     assert runner.stats["computed"] == len(TEXTS)
+
+
+def test_a_whole_job_whose_worker_dies_is_retried(ray_cluster, tmp_path: Path) -> None:
+    marker = tmp_path / "died"
+    calls = [(marker, value) for value in range(3)]
+    assert RayExecutor().call_each(dies_once, calls, "jobs") == [0, 1, 2]
+    assert marker.exists()
 
 
 @pytest.fixture
@@ -138,6 +153,36 @@ def test_a_ray_run_reports_the_numbers_of_a_local_run(ray_cluster, suite: Path,
     assert on_ray["runner"]["computed"] == local["runner"]["computed"] > 0
     assert on_ray["splits"] == local["splits"]
     assert on_ray["drift"] == local["drift"]
+
+
+def test_mitigate_on_ray_trains_the_models_of_a_local_run(ray_cluster, tmp_path: Path,
+                                                          tiny_encoder_dir: Path,
+                                                          monkeypatch) -> None:
+    """One Ray task per seed and grid candidate (ERM 2, dann 2 x 2), each with its own
+    uncached runner: the same report numbers as training in this process."""
+    from test_mitigate import write_suite
+
+    from shiftbench.executors import LocalExecutor
+
+    suite = write_suite(tmp_path)
+
+    def mitigate(name: str, *extra: str) -> dict:
+        out = tmp_path / name
+        assert main(["mitigate", str(suite), "--model", f"probe:{tiny_encoder_dir}",
+                     "--out", str(out), "--cache-dir", str(tmp_path / f"cache-{name}"),
+                     "--device", "cpu", "--precision", "fp32", "--no-progress",
+                     "--method", "dann", "--seeds", "2", "--grid", "penalty=0.1,1",
+                     "--param", "max_epochs=2", "--param", "hidden=8", *extra]) == 0
+        return json.loads((out / "mitigate.json").read_text())
+
+    local = mitigate("local")
+    monkeypatch.setattr(LocalExecutor, "call_each", None)  # nothing may train in this process
+    monkeypatch.setattr(LocalExecutor, "run", None)
+    on_ray = mitigate("ray", "--executor", "ray", "--workers", "2")
+    assert on_ray["splits"] == local["splits"]
+    assert on_ray["grid"] == local["grid"]
+    assert [Path(m).relative_to(tmp_path / "ray") for m in on_ray["models"]["method"]] == \
+        [Path(m).relative_to(tmp_path / "local") for m in local["models"]["method"]]
 
 
 def test_an_unreachable_cluster_is_one_line_and_fast(suite: Path, tiny_classifier_dir: Path

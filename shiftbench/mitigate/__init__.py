@@ -14,7 +14,9 @@ each target split's rows are halved by a stable hash of their id into a target-t
 and an evaluated half (the report states both counts); a target half sharing rows with
 the train split is refused. Trained heads live in ``OUT/models`` with their checkpoints and
 embeddings and predictions in the runner's cache, so a re-run trains nothing that
-finished (a fine-tuned model's folder resumes from its checkpoints).
+finished (a fine-tuned model's folder resumes from its checkpoints). Each training runs
+where the runner's batches run: with ``--executor ray``, as one Ray task (retried from
+its folder's checkpoints when its worker dies).
 """
 
 from __future__ import annotations
@@ -43,10 +45,14 @@ from shiftbench.progress import Phases
 from shiftbench.suite_splits import build_splits
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from shiftbench.evaluate import ScoredSplit
+    from shiftbench.mitigate.retrain import Retrainer
     from shiftbench.models import ModelAdapter
     from shiftbench.runner import Runner
     from shiftbench.split import Split
+    from shiftbench.train.mitigations import Mitigation
     from shiftbench.train.trainer import TrainConfig, TrainResult
 
 __all__ = ["MitigateOptions", "mitigate", "parse_params"]
@@ -112,10 +118,11 @@ def train_selected(candidates: list[Candidate], setup: Setup, train: Split,
     its grid values, score and whether it was kept, per seed."""
     records: list[dict[str, Any]] = [{"values": c.values, "scores": [], "chosen": []}
                                      for c in candidates]
+    every = train_all([(seed, c) for seed in range(options.seeds) for c in candidates],
+                      setup, train, target, runner, options, key)
     kept = []
     for seed in range(options.seeds):
-        trained = [train_one(c, seed, setup, train, target, runner, options, key)
-                   for c in candidates]
+        trained = every[seed * len(candidates):(seed + 1) * len(candidates)]
         scores = ([score_of(seed, *pair) for pair in trained] if len(trained) > 1
                   else [None])
         best = min(range(len(trained)), key=lambda k: scores[k] or 0.0)
@@ -126,30 +133,55 @@ def train_selected(candidates: list[Candidate], setup: Setup, train: Split,
     return kept, records
 
 
-def train_one(candidate: Candidate, seed: int, setup: Setup, train: Split,
+def train_all(jobs: list[tuple[int, Candidate]], setup: Setup, train: Split,
               target: Split | None, runner: Runner, options: MitigateOptions,
-              key: list[Any]) -> tuple[ModelAdapter, TrainResult]:
-    """One candidate's model for one seed, in ``OUT/models/<method>-<hash of key, method
-    and settings>/seed<k>``: a finished one resumes from its last checkpoint and trains
-    nothing."""
+              key: list[Any]) -> list[tuple[ModelAdapter, TrainResult]]:
+    """Each (seed, candidate)'s model, in the order of ``jobs``: trained where the
+    runner's batches run (``--executor ray``: one Ray task each), each into its folder
+    ``OUT/models/<method>-<hash of key, method and settings>/seed<k>``, then loaded from
+    there. A finished one resumes from its last checkpoint and trains nothing."""
     from shiftbench.models import load_model
-    from shiftbench.train.trainer import print_epoch
 
+    progress = options.runtime.progress is not False
+    folders = [model_folder(candidate, key, options.out) / f"seed{seed}"
+               for seed, candidate in jobs]
+    calls = []
+    for (seed, candidate), folder in zip(jobs, folders, strict=True):
+        method = candidate.method
+        values = "".join(f" {name}={value}" for name, value in candidate.values.items())
+        heading = f"shiftbench: {method.name}{values}, seed {seed}: {folder}"
+        calls.append((setup.retrainer, train, folder, method,
+                      replace(candidate.config, seed=seed),
+                      target if method.uses_target else None,
+                      {name: train.metadata[name] for name in task_columns(method)},
+                      runner, heading if progress else None))
+    results = runner.call_each(train_into, calls, "mitigate: training")
+    return [(load_model(str(folder / "model.yaml")), result)
+            for folder, result in zip(folders, results, strict=True)]
+
+
+def model_folder(candidate: Candidate, key: list[Any], out: Path) -> Path:
+    """Where a candidate's models go (one ``seed<k>`` folder per seed)."""
     method = candidate.method
     blob = json.dumps([*key, method.describe(), without_seed(candidate.config)],
                       sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
-    folder = options.out / "models" / f"{method.name}-{digest}" / f"seed{seed}"
-    progress = options.runtime.progress is not False
-    if progress:
-        values = "".join(f" {name}={value}" for name, value in candidate.values.items())
-        print(f"shiftbench: {method.name}{values}, seed {seed}: {folder}", file=sys.stderr,
-              flush=True)
-    result = setup.retrainer.train(train, folder, method, replace(candidate.config, seed=seed),
-                                   target if method.uses_target else None,
-                                   {name: train.metadata[name] for name in task_columns(method)},
-                                   runner, print_epoch if progress else None)
-    return load_model(str(folder / "model.yaml")), result
+    return out / "models" / f"{method.name}-{digest}"
+
+
+def train_into(retrainer: Retrainer, train: Split, folder: Path, method: Mitigation,
+               config: TrainConfig, target: Split | None,
+               tasks: Mapping[str, Sequence[str]], runner: Runner, heading: str | None
+               ) -> TrainResult:
+    """One training (module level: a Ray task runs it, with ``runner`` as a Ray worker
+    gets it); ``heading`` None: no progress lines (else printed first, then each
+    epoch's)."""
+    from shiftbench.train.trainer import print_epoch
+
+    if heading is not None:
+        print(heading, file=sys.stderr, flush=True)
+    return retrainer.train(train, folder, method, config, target, tasks, runner,
+                           print_epoch if heading is not None else None)
 
 
 def score(model: ModelAdapter, splits: list[Split], runner: Runner) -> list[ScoredSplit]:
