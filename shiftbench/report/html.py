@@ -22,12 +22,9 @@ from shiftbench.report.markdown import (
     drift_methods,
     drift_note,
     footnote,
-    label_free_note,
-    label_free_rows,
     movement_note,
+    note_sections,
     p_text,
-    perplexity_note,
-    perplexity_rows,
     shown_as,
     summary_rows,
     title,
@@ -257,31 +254,19 @@ def _drift(report: dict[str, Any]) -> str:
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
-def _label_free(report: dict[str, Any]) -> str:
-    """Domain splits' label-free accuracy estimates beside the measured accuracy."""
-    header, rows = label_free_rows(report)
-    return _note_table("Label-free accuracy estimates vs measured (domain splits)", header,
-                       rows, label_free_note(report) if rows else "")
-
-
-def _perplexity(report: dict[str, Any]) -> str:
-    """The perplexity section; '' for reports without one."""
-    return _note_table("Perplexity under shift", *perplexity_rows(report),
-                       perplexity_note(report))
-
-
-def _note_table(heading: str, header: list[str], rows: list[list[str]], note: str) -> str:
-    """A section: heading, a table whose first column names the row and the others are
-    numbers, and a note under it; '' without rows."""
-    if not rows:
-        return ""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" if i == 0 else
-                                    f'<td class="num">{escape(c)}</td>'
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return (f"<h2>{escape(heading)}</h2>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f'<p class="note">{escape(note)}</p>')
+def _note_sections(report: dict[str, Any]) -> str:
+    """The optional table sections (label-free estimates, perplexity), each a heading, a
+    table whose first column names the row and the others are numbers, and a note."""
+    html = []
+    for heading, header, rows, note in note_sections(report):
+        head = "".join(f"<th>{escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" if i == 0 else
+                                        f'<td class="num">{escape(c)}</td>'
+                                        for i, c in enumerate(row)) + "</tr>" for row in rows)
+        html.append(f"<h2>{escape(heading)}</h2>"
+                    f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                    f'<p class="note">{escape(note)}</p>')
+    return "".join(html)
 
 
 def _movement_table(movement: dict[str, Any]) -> str:
@@ -389,8 +374,7 @@ def report_html(report: dict[str, Any]) -> str:
         _plots(report),
         _movement(report),
         _drift(report),
-        _perplexity(report),
-        _label_free(report),
+        _note_sections(report),
         _shift_stats(report),
         key_values_table("Timings", report.get("timings") or {}, " s"),
         key_values_table("Runner", report.get("runner") or {}),

@@ -236,16 +236,6 @@ def label_free_note(report: dict[str, Any]) -> str:
             f"`monitor check` does on unlabelled traffic. {caveat}.")
 
 
-def _label_free_markdown(report: dict[str, Any]) -> list[str]:
-    header, rows = label_free_rows(report)
-    if not rows:
-        return []
-    lines = ["## Label-free accuracy estimates vs measured (domain splits)", ""]
-    for row in (header, ["---"] + ["---:"] * (len(header) - 1), *rows):
-        lines.append("| " + " | ".join(md_cell(c) for c in row) + " |")
-    return [*lines, "", label_free_note(report), ""]
-
-
 def perplexity_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The perplexity table (shared with the HTML report): per split, bits per byte and
     its change from the reference with intervals, token perplexity, texts scored."""
@@ -277,14 +267,28 @@ def perplexity_note(report: dict[str, Any]) -> str:
             "resampled on its own. Empty texts have no bits per byte and are left out.")
 
 
-def _perplexity_markdown(report: dict[str, Any]) -> list[str]:
-    header, rows = perplexity_rows(report)
-    if not rows:
-        return []
-    lines = ["## Perplexity under shift", ""]
-    for row in (header, ["---"] + ["---:"] * (len(header) - 1), *rows):
-        lines.append("| " + " | ".join(md_cell(c) for c in row) + " |")
-    return [*lines, "", perplexity_note(report), ""]
+def note_sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """The report's optional table sections (shared with the HTML report), each as
+    (heading, header, rows, note under it), those without rows left out."""
+    sections = []
+    for heading, rows_of, note_of in (
+            ("Label-free accuracy estimates vs measured (domain splits)", label_free_rows,
+             label_free_note),
+            ("Perplexity under shift", perplexity_rows, perplexity_note)):
+        header, rows = rows_of(report)
+        if rows:
+            sections.append((heading, header, rows, note_of(report)))
+    return sections
+
+
+def _note_sections_markdown(report: dict[str, Any]) -> list[str]:
+    lines = []
+    for heading, header, rows, note in note_sections(report):
+        lines += [f"## {heading}", ""]
+        for row in (header, ["---"] + ["---:"] * (len(header) - 1), *rows):
+            lines.append("| " + " | ".join(md_cell(c) for c in row) + " |")
+        lines += ["", note, ""]
+    return lines
 
 
 def diagnostic_lines(report: dict[str, Any]) -> list[str]:
@@ -380,6 +384,5 @@ def summary_markdown(report: dict[str, Any]) -> str:
                  *diagnostic_lines(report)):
         if note:
             lines += [note, ""]
-    lines += _label_free_markdown(report)
-    lines += _perplexity_markdown(report)
+    lines += _note_sections_markdown(report)
     return "\n".join(lines)
