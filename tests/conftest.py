@@ -191,8 +191,8 @@ def build_tiny_causal_lm(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-def _bpe_tokenizer(corpus: list[str], max_length: int):
-    """A BPE tokenizer (trained on ``corpus``) that appends </s>, as T5's does."""
+def bpe_tokenizer(corpus: list[str], max_length: int, vocab_size: int = 200):
+    """A BPE tokenizer (trained on ``corpus``) that appends </s>, as T5's and Marian's do."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from tokenizers.trainers import BpeTrainer
     from transformers import PreTrainedTokenizerFast
@@ -200,7 +200,7 @@ def _bpe_tokenizer(corpus: list[str], max_length: int):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(corpus, BpeTrainer(vocab_size=200,
+    tok.train_from_iterator(corpus, BpeTrainer(vocab_size=vocab_size,
                                                special_tokens=["<pad>", "</s>", "<unk>"]))
     eos = tok.token_to_id("</s>")
     tok.post_processor = processors.TemplateProcessing(single="$A </s>",
@@ -217,7 +217,7 @@ def build_tiny_generator(kind: str, directory: Path, seed: int = 0) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
     corpus, _ = make_labelled(500, seed=3)
-    tokenizer = _bpe_tokenizer(corpus, MAX_POSITIONS)
+    tokenizer = bpe_tokenizer(corpus, MAX_POSITIONS)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     torch.manual_seed(seed)
     if kind == "seq2seq":

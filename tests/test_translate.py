@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import bpe_tokenizer
 
 from shiftbench.cache import Cache, text_key
 from shiftbench.errors import ShiftbenchError
@@ -322,20 +323,10 @@ def build_tiny_marian(directory: Path, corpus: list[str]) -> Path:
     order shows; the model never stops by itself, which also exercises the token bound.
     """
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from tokenizers.trainers import BpeTrainer
-    from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
+    from transformers import MarianConfig, MarianMTModel
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(corpus, BpeTrainer(vocab_size=150,
-                                               special_tokens=["<pad>", "</s>", "<unk>"]))
-    eos = tok.token_to_id("</s>")
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>",
-                                                       special_tokens=[("</s>", eos)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>",
-                                        eos_token="</s>", unk_token="<unk>", model_max_length=48)
+    tokenizer = bpe_tokenizer(corpus, 48, vocab_size=150)
+    eos = tokenizer.eos_token_id
     config = MarianConfig(vocab_size=len(tokenizer), d_model=16, encoder_layers=1,
                           decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
                           encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
