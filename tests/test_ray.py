@@ -185,6 +185,42 @@ def test_mitigate_on_ray_trains_the_models_of_a_local_run(ray_cluster, tmp_path:
         [Path(m).relative_to(tmp_path / "local") for m in local["models"]["method"]]
 
 
+def test_monitor_calibration_on_ray_measures_the_rates_of_a_local_check(
+        ray_cluster, tmp_path: Path, tiny_encoder_dir: Path, monkeypatch) -> None:
+    """The repeats run as Ray tasks (in jobs of ten), their draws made in the driver: the
+    same false-alarm rates and power as calibrating in this process."""
+    from conftest import make_labelled
+
+    from shiftbench.executors import LocalExecutor
+
+    def rows(n: int, seed: int) -> Path:
+        texts, _ = make_labelled(n, seed)
+        path = tmp_path / f"{seed}.jsonl"
+        path.write_text("".join(json.dumps({"id": f"r{i}", "text": t}) + "\n"
+                                for i, t in enumerate(texts)))
+        return path
+
+    reference, current = rows(120, seed=1), rows(40, seed=2)
+
+    def check(name: str, *extra: str) -> list[dict]:
+        out = tmp_path / name
+        assert main(["monitor", "check", str(reference), str(current), "--out", str(out),
+                     "--encoder", str(tiny_encoder_dir), "--control", "keyboard:4",
+                     "--detector", "mmd", "--detector", "ks", "--calibrate-repeats", "20",
+                     "--cache-dir", str(tmp_path / f"cache-{name}"), "--device", "cpu",
+                     "--no-progress", *extra]) in (0, 1)
+        return [r["calibration"] for r in
+                json.loads((out / "monitor.json").read_text())["detectors"]]
+
+    local = check("local")
+    monkeypatch.setattr(LocalExecutor, "call_each", None)  # nothing may run in this process
+    monkeypatch.setattr(LocalExecutor, "run", None)
+    on_ray = check("ray", "--executor", "ray", "--workers", "2")
+    assert on_ray == local
+    assert [set(cal["power"]) for cal in local] == [{"keyboard@4"}] * 2
+    assert any(cal["power"]["keyboard@4"]["value"] > 0 for cal in local)
+
+
 def test_an_unreachable_cluster_is_one_line_and_fast(suite: Path, tiny_classifier_dir: Path
                                                      ) -> None:
     """In a fresh process: this one is connected to the test cluster."""
