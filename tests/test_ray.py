@@ -155,6 +155,39 @@ def test_a_ray_run_reports_the_numbers_of_a_local_run(ray_cluster, suite: Path,
     assert on_ray["drift"] == local["drift"]
 
 
+def test_a_ray_run_interrupted_in_the_driver_resumes_from_the_cache(
+        ray_cluster, suite: Path, tiny_classifier_dir: Path, monkeypatch) -> None:
+    """Ctrl-C in the driver after two batches are committed: the next run computes only
+    the rest, and reports the numbers of an uninterrupted local run."""
+    from shiftbench.cli import EXIT_INTERRUPTED
+    from shiftbench.runner import _Job
+
+    model = f"hf:{tiny_classifier_dir}"
+    local = run(suite, model, "local")
+    committed: list[int] = []
+    commit = _Job._commit
+
+    def interrupting(job: _Job, keys: list[bytes], done) -> None:
+        if len(committed) == 2:
+            raise KeyboardInterrupt
+        commit(job, keys, done)
+        committed.append(len(keys))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_Job, "_commit", interrupting)
+        assert main(["run", str(suite), "--model", model, "--reports-dir",
+                     str(suite.parent / "reports"), "--cache-dir", str(suite.parent / "cache-ray"),
+                     "--run-id", "interrupted", "--no-progress", "--no-movement", "--device",
+                     "cpu", "--precision", "fp32", "--batch-size", "8", "--executor", "ray",
+                     "--workers", "2"]) == EXIT_INTERRUPTED
+    assert len(committed) == 2
+    resumed = run(suite, model, "ray", "--executor", "ray", "--workers", "2")
+    assert resumed["runner"]["computed"] == local["runner"]["computed"] - sum(committed)
+    assert resumed["runner"]["cache_hits"] == local["runner"]["cache_hits"] + sum(committed)
+    assert resumed["splits"] == local["splits"]
+    assert resumed["drift"] == local["drift"]
+
+
 def test_mitigate_on_ray_trains_the_models_of_a_local_run(ray_cluster, tmp_path: Path,
                                                           tiny_encoder_dir: Path,
                                                           monkeypatch) -> None:
