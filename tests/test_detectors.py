@@ -398,6 +398,42 @@ def test_calibration_paired_controls_use_held_out_rows() -> None:
     assert cal.power["same"].value == cal.false_alarm.value
 
 
+def sequential_counts(detector, ref: np.ndarray, controls: dict, window: int, n_repeats: int,
+                      seed: int) -> tuple[int, dict[str, int]]:
+    """The one-loop calibration shiftbench ran before repeats were drawn up front and run
+    in jobs (unpaired controls, a detector that takes a seed: every kind of draw)."""
+    rng = np.random.default_rng(seed)
+    alarms, hits = 0, dict.fromkeys(controls, 0)
+    for _ in range(n_repeats):
+        rows = rng.permutation(len(ref))
+        fit_rows, held = rows[:len(ref) // 2], rows[len(ref) // 2:len(ref) // 2 + window]
+        copy = detector.clone(seed=int(rng.integers(2**31))).fit(ref[fit_rows])
+        alarms += copy.test(ref[held]).drifted
+        for name, x in controls.items():
+            hits[name] += copy.test(x[rng.choice(len(x), size=window, replace=False)]).drifted
+    return alarms, hits
+
+
+def test_calibration_in_jobs_counts_what_one_sequential_loop_counted() -> None:
+    rng = np.random.default_rng(14)
+    ref = rng.normal(size=(80, 2))
+    controls = {"near": rng.normal(0.3, size=(50, 2)), "far": rng.normal(1.0, size=(40, 2))}
+    det = make_detector("mmd", n_permutations=39, backend="numpy")
+    jobs: list[int] = []
+
+    def call_each(fn, calls, desc):
+        jobs.append(len(calls))
+        return [fn(*args) for args in reversed(calls)][::-1]
+
+    cal = calibrate(det, ref, window=15, positives=controls, n_repeats=25, seed=5, paired=False,
+                    call_each=call_each)
+    alarms, hits = sequential_counts(det, ref, controls, 15, 25, seed=5)
+    assert jobs == [3]  # 25 repeats in jobs of 10, 10 and 5
+    assert cal.false_alarm == wilson(alarms, 25)
+    assert cal.power == {name: wilson(k, 25) for name, k in hits.items()}
+    assert 0 < hits["near"] < hits["far"]  # the counts compared are not all zero
+
+
 def test_calibration_bad_input() -> None:
     ref = np.zeros((100, 2)) + np.arange(100)[:, None]
     det = make_detector("ks", backend="numpy")

@@ -155,6 +155,39 @@ def test_a_ray_run_reports_the_numbers_of_a_local_run(ray_cluster, suite: Path,
     assert on_ray["drift"] == local["drift"]
 
 
+def test_a_ray_run_interrupted_in_the_driver_resumes_from_the_cache(
+        ray_cluster, suite: Path, tiny_classifier_dir: Path, monkeypatch) -> None:
+    """Ctrl-C in the driver after two batches are committed: the next run computes only
+    the rest, and reports the numbers of an uninterrupted local run."""
+    from shiftbench.cli import EXIT_INTERRUPTED
+    from shiftbench.runner import _Job
+
+    model = f"hf:{tiny_classifier_dir}"
+    local = run(suite, model, "local")
+    committed: list[int] = []
+    commit = _Job._commit
+
+    def interrupting(job: _Job, keys: list[bytes], done) -> None:
+        if len(committed) == 2:
+            raise KeyboardInterrupt
+        commit(job, keys, done)
+        committed.append(len(keys))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_Job, "_commit", interrupting)
+        assert main(["run", str(suite), "--model", model, "--reports-dir",
+                     str(suite.parent / "reports"), "--cache-dir", str(suite.parent / "cache-ray"),
+                     "--run-id", "interrupted", "--no-progress", "--no-movement", "--device",
+                     "cpu", "--precision", "fp32", "--batch-size", "8", "--executor", "ray",
+                     "--workers", "2"]) == EXIT_INTERRUPTED
+    assert len(committed) == 2
+    resumed = run(suite, model, "ray", "--executor", "ray", "--workers", "2")
+    assert resumed["runner"]["computed"] == local["runner"]["computed"] - sum(committed)
+    assert resumed["runner"]["cache_hits"] == local["runner"]["cache_hits"] + sum(committed)
+    assert resumed["splits"] == local["splits"]
+    assert resumed["drift"] == local["drift"]
+
+
 def test_mitigate_on_ray_trains_the_models_of_a_local_run(ray_cluster, tmp_path: Path,
                                                           tiny_encoder_dir: Path,
                                                           monkeypatch) -> None:
@@ -183,6 +216,42 @@ def test_mitigate_on_ray_trains_the_models_of_a_local_run(ray_cluster, tmp_path:
     assert on_ray["grid"] == local["grid"]
     assert [Path(m).relative_to(tmp_path / "ray") for m in on_ray["models"]["method"]] == \
         [Path(m).relative_to(tmp_path / "local") for m in local["models"]["method"]]
+
+
+def test_monitor_calibration_on_ray_measures_the_rates_of_a_local_check(
+        ray_cluster, tmp_path: Path, tiny_encoder_dir: Path, monkeypatch) -> None:
+    """The repeats run as Ray tasks (in jobs of ten), their draws made in the driver: the
+    same false-alarm rates and power as calibrating in this process."""
+    from conftest import make_labelled
+
+    from shiftbench.executors import LocalExecutor
+
+    def rows(n: int, seed: int) -> Path:
+        texts, _ = make_labelled(n, seed)
+        path = tmp_path / f"{seed}.jsonl"
+        path.write_text("".join(json.dumps({"id": f"r{i}", "text": t}) + "\n"
+                                for i, t in enumerate(texts)))
+        return path
+
+    reference, current = rows(120, seed=1), rows(40, seed=2)
+
+    def check(name: str, *extra: str) -> list[dict]:
+        out = tmp_path / name
+        assert main(["monitor", "check", str(reference), str(current), "--out", str(out),
+                     "--encoder", str(tiny_encoder_dir), "--control", "keyboard:4",
+                     "--detector", "mmd", "--detector", "ks", "--calibrate-repeats", "20",
+                     "--cache-dir", str(tmp_path / f"cache-{name}"), "--device", "cpu",
+                     "--no-progress", *extra]) in (0, 1)
+        return [r["calibration"] for r in
+                json.loads((out / "monitor.json").read_text())["detectors"]]
+
+    local = check("local")
+    monkeypatch.setattr(LocalExecutor, "call_each", None)  # nothing may run in this process
+    monkeypatch.setattr(LocalExecutor, "run", None)
+    on_ray = check("ray", "--executor", "ray", "--workers", "2")
+    assert on_ray == local
+    assert [set(cal["power"]) for cal in local] == [{"keyboard@4"}] * 2
+    assert any(cal["power"]["keyboard@4"]["value"] > 0 for cal in local)
 
 
 def test_an_unreachable_cluster_is_one_line_and_fast(suite: Path, tiny_classifier_dir: Path

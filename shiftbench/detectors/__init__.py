@@ -29,7 +29,7 @@ from shiftbench.arrays import check_matrix
 from shiftbench.errors import ShiftbenchError
 
 if TYPE_CHECKING:
-    from shiftbench.detectors.calibration import Calibration
+    from shiftbench.detectors.calibration import Calibration, CallEach
 
 BACKENDS = ("auto", "numpy", "torch")
 SAVED_FIELDS = {"detector": str, "params": dict, "n_reference": int, "n_features_in": int,
@@ -220,16 +220,18 @@ class Detector(Params, ABC):
     # -- measured false-alarm rate and power --------------------------------------------------
 
     def calibrate(self, window: int, positives: Mapping[str, np.ndarray] | None = None,
-                  n_repeats: int = 100, seed: int = 0, paired: bool = True) -> Calibration:
+                  n_repeats: int = 100, seed: int = 0, paired: bool = True,
+                  call_each: CallEach | None = None) -> Calibration:
         """Measure this fitted detector's false-alarm rate (and power against
         ``positives``) at ``window`` rows; stored as ``calibration_`` and saved with it.
+        ``call_each`` runs the repeats' jobs (e.g. a runner's, to spread them over Ray).
         See :func:`shiftbench.detectors.calibration.calibrate`."""
         from shiftbench.detectors.calibration import calibrate
 
         if not hasattr(self, "reference_"):
             raise ShiftbenchError(f"{self.name}: call fit(reference) before calibrate()")
         self.calibration_ = calibrate(self, self.reference_, window, positives, n_repeats,
-                                      seed, paired)
+                                      seed, paired, call_each)
         return self.calibration_
 
     # -- save / load ----------------------------------------------------------------------------

@@ -19,9 +19,9 @@ the sampling error of the measurement. Alpha itself is never adjusted here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,27 @@ from shiftbench.metrics import Estimate, wilson
 
 if TYPE_CHECKING:
     from shiftbench.detectors import Detector
+
+T = TypeVar("T")
+CallEach = Callable[[Callable[..., T], list[tuple[Any, ...]], str], list[T]]
+"""Runs whole jobs (``fn(*args)`` per ``args``) and returns their results in call order,
+such as :meth:`shiftbench.runner.Runner.call_each` (in-process, or as Ray tasks)."""
+
+REPEATS_PER_CALL = 10
+"""Calibration repeats per job: enough to outweigh a Ray task's overhead, few enough to
+spread 50 repeats over several workers."""
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """One repeat's random draws, made in the driver: rows to fit on, held-out window
+    rows, the fresh copy's seed (None when the detector takes none), and each unpaired
+    control's window rows."""
+
+    fit_rows: np.ndarray
+    held: np.ndarray
+    seed: int | None
+    picked: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -74,11 +95,13 @@ class Calibration:
 
 def calibrate(detector: Detector, reference: Any, window: int,
               positives: Mapping[str, Any] | None = None, n_repeats: int = 100, seed: int = 0,
-              paired: bool = True) -> Calibration:
+              paired: bool = True, call_each: CallEach | None = None) -> Calibration:
     """Measure ``detector``'s false-alarm rate and power on random halves of ``reference``.
 
     ``detector`` only supplies parameters: each repeat fits a fresh copy (with its own
-    seed, when it takes one) on half of the reference.
+    seed, when it takes one) on half of the reference. The draws are made here; the
+    repeats run in jobs of :data:`REPEATS_PER_CALL` through ``call_each`` (default: in
+    this process), and their alarms are summed here.
     """
     ref = check_matrix(reference, "reference")
     controls = {name: check_matrix(x, f"positive control {name!r}")
@@ -101,20 +124,50 @@ def calibrate(detector: Detector, reference: Any, window: int,
             raise ShiftbenchError(f"positive control {name!r} has {len(x)} rows, fewer than "
                                   f"the window ({window})")
 
-    rng = np.random.default_rng(seed)
-    takes_seed = "seed" in detector.get_params()
-    alarms = 0
-    hits = dict.fromkeys(controls, 0)
-    for _ in range(n_repeats):
-        rows = rng.permutation(len(ref))
-        fit_rows, held = rows[:n_fit], rows[n_fit:n_fit + window]
-        seed_override = {"seed": int(rng.integers(2**31))} if takes_seed else {}
-        copy = detector.clone(**seed_override).fit(ref[fit_rows])
-        alarms += copy.test(ref[held]).drifted
-        for name, x in controls.items():
-            picked = held if paired else rng.choice(len(x), size=window, replace=False)
-            hits[name] += copy.test(x[picked]).drifted
+    repeats = draw_repeats(detector, ref, controls, window, n_repeats, seed, paired)
+    chunks = [(detector.clone(), ref, controls, repeats[i:i + REPEATS_PER_CALL])
+              for i in range(0, n_repeats, REPEATS_PER_CALL)]
+    counts = (call_each or _in_process)(run_repeats, chunks, f"{detector.name} calibration")
+    alarms = sum(chunk_alarms for chunk_alarms, _ in counts)
+    hits = {name: sum(chunk_hits[name] for _, chunk_hits in counts) for name in controls}
     false_alarm = wilson(alarms, n_repeats)
     return Calibration(detector.method_name, detector.alpha, window, n_fit, n_repeats,
                        false_alarm, false_alarm.low > detector.alpha,
                        {name: wilson(k, n_repeats) for name, k in hits.items()})
+
+
+def draw_repeats(detector: Detector, ref: np.ndarray, controls: Mapping[str, np.ndarray],
+                 window: int, n_repeats: int, seed: int, paired: bool) -> list[Repeat]:
+    """Every repeat's random draws, in the order one sequential loop makes them, so the
+    numbers do not depend on how the repeats are then spread over workers."""
+    rng = np.random.default_rng(seed)
+    takes_seed = "seed" in detector.get_params()
+    n_fit = len(ref) // 2
+    repeats = []
+    for _ in range(n_repeats):
+        rows = rng.permutation(len(ref))
+        fit_seed = int(rng.integers(2**31)) if takes_seed else None
+        picked = {} if paired else {name: rng.choice(len(x), size=window, replace=False)
+                                    for name, x in controls.items()}
+        repeats.append(Repeat(rows[:n_fit], rows[n_fit:n_fit + window], fit_seed, picked))
+    return repeats
+
+
+def run_repeats(detector: Detector, ref: np.ndarray, controls: Mapping[str, np.ndarray],
+                repeats: list[Repeat]) -> tuple[int, dict[str, int]]:
+    """Alarms on the null windows and hits per control over ``repeats``; each repeat fits
+    a fresh copy of ``detector`` (a whole job: it runs where the executor puts it)."""
+    alarms = 0
+    hits = dict.fromkeys(controls, 0)
+    for repeat in repeats:
+        seed_override = {} if repeat.seed is None else {"seed": repeat.seed}
+        copy = detector.clone(**seed_override).fit(ref[repeat.fit_rows])
+        alarms += copy.test(ref[repeat.held]).drifted
+        for name, x in controls.items():
+            hits[name] += copy.test(x[repeat.picked.get(name, repeat.held)]).drifted
+    return alarms, hits
+
+
+def _in_process(fn: Callable[..., T], calls: list[tuple[Any, ...]], desc: str) -> list[T]:
+    """Whole jobs run one after another in this process."""
+    return [fn(*args) for args in calls]

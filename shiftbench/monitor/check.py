@@ -407,7 +407,8 @@ class _Check:
                 result = det.fit(pick(ref)).test(pick(cur))
                 if window is not None:
                     det.calibrate(window, {k: pick(v) for k, v in positives.items()},
-                                  self.options.calibrate_repeats, self.options.runtime.seed)
+                                  self.options.calibrate_repeats, self.options.runtime.seed,
+                                  call_each=self.runner.call_each)
         if not reused:
             det.save(folder, context)
         calibration = det.calibration_
