@@ -16,3 +16,11 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
     if close:
         return f" (did you mean {close[0]!r}?)"
     return f" (known: {', '.join(choices)})" if choices else ""
+
+
+def check_ranges(what: str, owner: object, checks: dict[str, bool]) -> None:
+    """Refuse the first of ``owner``'s attributes whose check failed, in one line:
+    ``{what} {name}={value!r} is out of range``."""
+    for name, ok in checks.items():
+        if not ok:
+            raise ShiftbenchError(f"{what} {name}={getattr(owner, name)!r} is out of range")

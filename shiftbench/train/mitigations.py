@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shiftbench.detectors import Params
-from shiftbench.errors import ShiftbenchError
+from shiftbench.errors import ShiftbenchError, check_ranges
 from shiftbench.split import example_seed, unit_hash
 
 if TYPE_CHECKING:
@@ -171,12 +171,10 @@ class DANN(Mitigation):
                                   "representation to make domain-invariant; set hidden > 0")
         from torch import nn
 
-        for name, ok in {"penalty": self.penalty >= 0, "hidden": self.hidden >= 1,
-                         "dropout": 0 <= self.dropout < 1, "alpha": self.alpha > 0,
-                         "ramp_epochs": self.ramp_epochs > 0}.items():
-            if not ok:
-                raise ShiftbenchError(f"dann: parameter {name}={getattr(self, name)!r} is out "
-                                      "of range")
+        check_ranges("dann: parameter", self, {
+            "penalty": self.penalty >= 0, "hidden": self.hidden >= 1,
+            "dropout": 0 <= self.dropout < 1, "alpha": self.alpha > 0,
+            "ramp_epochs": self.ramp_epochs > 0})
         super().setup(model, steps_per_epoch=steps_per_epoch)
         self.ramp_steps_ = max(1, round(self.ramp_epochs * steps_per_epoch))
         width = self.hidden
@@ -263,14 +261,11 @@ class Augment(Mitigation):
     def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> Augment:
         self._shifts()
-        for name, ok in {"rate": 0 <= self.rate <= 1, "consistency": self.consistency >= 0,
-                         "threshold": 0 <= self.threshold <= 1,
-                         "temperature": self.temperature > 0,
-                         "contrastive": self.contrastive >= 0,
-                         "contrastive_temperature": self.contrastive_temperature > 0}.items():
-            if not ok:
-                raise ShiftbenchError(f"augment: parameter {name}={getattr(self, name)!r} is "
-                                      "out of range")
+        check_ranges("augment: parameter", self, {
+            "rate": 0 <= self.rate <= 1, "consistency": self.consistency >= 0,
+            "threshold": 0 <= self.threshold <= 1, "temperature": self.temperature > 0,
+            "contrastive": self.contrastive >= 0,
+            "contrastive_temperature": self.contrastive_temperature > 0})
         super().setup(model, steps_per_epoch=steps_per_epoch)
         return self
 

@@ -50,7 +50,7 @@ from torch.nn import functional as F
 
 from shiftbench.cache import atomic, checksum
 from shiftbench.device import PRECISIONS, resolve_device, resolve_precision, torch_dtype
-from shiftbench.errors import ShiftbenchError
+from shiftbench.errors import ShiftbenchError, check_ranges
 from shiftbench.models.embed import text_embedder
 from shiftbench.models.trained import encoder_name, write_head
 from shiftbench.split import example_seed, unit_hash
@@ -106,10 +106,7 @@ class TrainConfig:
                   "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
                   "batch_size": self.batch_size >= 1, "max_epochs": self.max_epochs >= 1,
                   "patience": self.patience >= 1, "val_fraction": 0 < self.val_fraction < 1}
-        for name, ok in checks.items():
-            if not ok:
-                raise ShiftbenchError(f"training parameter {name}={getattr(self, name)!r} "
-                                      "is out of range")
+        check_ranges("training parameter", self, checks)
 
 
 @dataclass
