@@ -189,7 +189,7 @@ def task_columns(method: Mitigation) -> list[str]:
 
     if not isinstance(method, MultiTask):
         return []
-    return [name for name in method._names() if name != "domain"]
+    return [name for name in method.task_names() if name != "domain"]
 
 
 def check_task_columns(method: Mitigation, suite: Suite, suite_path: Path) -> None:

@@ -391,13 +391,14 @@ class MultiTask(Mitigation):
 
     @property
     def uses_target(self) -> bool:  # type: ignore[override]
-        return "domain" in self._names()
+        return "domain" in self.task_names()
 
-    def _names(self) -> list[str]:
+    def task_names(self) -> list[str]:
+        """The auxiliary tasks, in order: label columns and, for `domain`, source vs target."""
         return [name.strip() for name in self.tasks.split(",") if name.strip()]
 
     def _fixed_weights(self) -> list[float]:
-        names = self._names()
+        names = self.task_names()
         if not self.weights.strip():
             return [1.0] * len(names)
         try:
@@ -414,7 +415,7 @@ class MultiTask(Mitigation):
         import torch
         from torch import nn
 
-        names, columns = self._names(), dict(tasks or {})
+        names, columns = self.task_names(), dict(tasks or {})
         if not names:
             raise ShiftbenchError("multitask: no auxiliary task; set tasks (e.g. tasks=domain)")
         if len(set(names)) < len(names) or "classification" in names:
@@ -447,7 +448,7 @@ class MultiTask(Mitigation):
 
         features, classification = classification_loss(model, labelled)
         losses = {"classification": classification}
-        for k, name in enumerate(self._names()):
+        for k, name in enumerate(self.task_names()):
             head = self.modules_[f"head{k}"]
             if name == "domain":
                 if unlabelled is None:
@@ -463,7 +464,7 @@ class MultiTask(Mitigation):
                 losses[f"task_{name}"] = F.cross_entropy(head(features), labelled.tasks[name])
         s = self.modules_["log_variances"][0]
         return StepOutput(losses, {f"s_{name}": float(v) for name, v
-                                   in zip(["classification", *self._names()], s.tolist(),
+                                   in zip(["classification", *self.task_names()], s.tolist(),
                                           strict=True)})
 
     def objective(self, output: StepOutput) -> torch.Tensor:
