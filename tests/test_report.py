@@ -63,10 +63,12 @@ def run() -> tuple[dict, pd.DataFrame]:
 
 def test_write_then_load_round_trip(tmp_path, run):
     report, frame = run
-    write_run(tmp_path / "r1", report, frame)
+    write_run(tmp_path / "r1", report, frame, failures_inline=5)
     assert sorted(p.name for p in (tmp_path / "r1").iterdir()) == [
-        "predictions.parquet", "report.html", "report.json", "summary.md"]
-    assert load_report(tmp_path / "r1") == json.loads(json.dumps(report))
+        "failures.js", "predictions.parquet", "report.html", "report.json", "summary.md"]
+    loaded = load_report(tmp_path / "r1")
+    assert loaded.pop("failures")["inline"] == 5
+    assert loaded == json.loads(json.dumps(report))
     back = pd.read_parquet(tmp_path / "r1" / "predictions.parquet")
     pd.testing.assert_frame_equal(back, frame)
 
@@ -82,7 +84,8 @@ def test_numpy_values_and_nan_are_written_as_plain_json(tmp_path, run):
 def test_render_recreates_the_views(tmp_path, run):
     report, frame = run
     write_run(tmp_path, report, frame)
-    before = {name: (tmp_path / name).read_text() for name in ("summary.md", "report.html")}
+    before = {name: (tmp_path / name).read_text()
+              for name in ("summary.md", "report.html", "failures.js")}
     for name in before:
         (tmp_path / name).unlink()
     render(tmp_path)

@@ -47,18 +47,13 @@ class Run:
 
 def load_run(run_dir: Path) -> Run:
     """Read report.json and predictions.parquet of a finished run."""
-    from shiftbench.report import load_report, read_predictions, split_predictions
+    from shiftbench.report import load_report, read_predictions, scored_splits
 
     run_dir = Path(run_dir)
     report = load_report(run_dir)
     frame = read_predictions(run_dir, report)
-    path = run_dir / report["predictions_file"]
-    splits = {}
-    for record in report["splits"]:
-        part, y, proba = split_predictions(frame, report, record["name"], path)
-        splits[record["name"]] = ScoredSplit(
-            record["name"], record["kind"], part["id"].astype(str).tolist(), y, proba,
-            part["text"].tolist() if "text" in part.columns else None)
+    found = scored_splits(frame, report, run_dir / report["predictions_file"])
+    splits = {split.name: split for split in found}
     return Run(str(run_dir), report["suite"].get("name", "?"), report["suite"].get("hash", ""),
                report["model"], splits, report["run_id"], report.get("drift"))
 

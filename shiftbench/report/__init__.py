@@ -1,4 +1,5 @@
-"""A run directory: report.json (versioned schema) + predictions + summary.md + report.html.
+"""A run directory: report.json (versioned schema) + predictions + summary.md + report.html
+(+ failures.js, the failure browser's rows beyond those in the page).
 
 report.json is the source of truth; the Markdown and HTML views can be re-rendered from
 it at any time (``shiftbench report <run dir>``), so a newer renderer can redraw old runs.
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shiftbench.errors import ShiftbenchError
+from shiftbench.report.failure_view import INLINE, FailureView, failure_view, save_sidecar
 from shiftbench.report.html import report_html
 from shiftbench.report.markdown import report_task, summary_markdown
 
@@ -22,10 +24,13 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from shiftbench.evaluate import ScoredSplit
+
 SCHEMA_VERSION = 1
 REPORT_FILE = "report.json"
 SUMMARY_FILE = "summary.md"
 HTML_FILE = "report.html"
+FAILURES_FILE = "failures.js"
 REQUIRED_KEYS = (
     "schema_version", "shiftbench_version", "run_id", "created", "suite", "model",
     "environment", "seed", "timings", "runner", "splits", "predictions_file",
@@ -83,20 +88,44 @@ def write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _render_views(run_dir: Path, report: dict[str, Any]) -> None:
+def _render_views(run_dir: Path, report: dict[str, Any], view: FailureView | None) -> None:
     write_text(run_dir / SUMMARY_FILE, summary_markdown(report))
-    write_text(run_dir / HTML_FILE, report_html(report))
+    write_text(run_dir / HTML_FILE, report_html(report, view.html if view else ""))
+    save_sidecar(view or FailureView("", None), run_dir / FAILURES_FILE)
 
 
-def write_run(run_dir: Path, report: dict[str, Any], predictions: pd.DataFrame) -> None:
-    """Write a finished run: predictions first, then report.json (it marks the run complete)."""
+def run_failures(report: dict[str, Any], frame: pd.DataFrame,
+                 inline: int) -> tuple[dict[str, Any] | None, FailureView | None]:
+    """The failure browser of a classification run (its counts for report.json, and the
+    view), from its predictions; (None, None) for a generation run or predictions without
+    texts (the views then say why there is none)."""
+    from shiftbench.report.failures import counts, run_groups
+
+    needed = {"split", "id", "label", "text"}
+    if report_task(report) == "generation" or not needed <= set(frame.columns):
+        return None, None
+    source = Path(report["predictions_file"])
+    groups = run_groups(scored_splits(frame, report, source), model_classes(report))
+    if not groups:
+        return None, None
+    view = failure_view(groups, FAILURES_FILE, ("original", "shifted"), inline)
+    return {"inline": inline, "file": FAILURES_FILE, "groups": counts(groups)}, view
+
+
+def write_run(run_dir: Path, report: dict[str, Any], predictions: pd.DataFrame,
+              failures_inline: int = INLINE) -> None:
+    """Write a finished run: predictions first, then report.json (it marks the run
+    complete), then the views; ``failures_inline``: examples per split in the page's
+    failure browser (the rest in failures.js)."""
     run_dir = Path(run_dir)
     report = jsonable(report)
     check_report(report, run_dir / REPORT_FILE)
+    failures, view = run_failures(report, predictions, failures_inline)
+    report = {**report, **({"failures": failures} if failures else {})}
     run_dir.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(run_dir / report["predictions_file"], index=False)
     write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _render_views(run_dir, report)
+    _render_views(run_dir, report, view)
 
 
 def load_report(run_dir: Path) -> dict[str, Any]:
@@ -144,6 +173,21 @@ def read_predictions(run_dir: Path, report: dict[str, Any]) -> pd.DataFrame:
 
 def model_classes(report: dict[str, Any]) -> list[str]:
     return [str(c) for c in report["model"].get("classes") or []]
+
+
+def scored_splits(frame: pd.DataFrame, report: dict[str, Any],
+                  source: Path) -> list[ScoredSplit]:
+    """Each split of the report, in its order, as the predictions score it (with its
+    texts where the predictions keep them)."""
+    from shiftbench.evaluate import ScoredSplit
+
+    splits = []
+    for record in report["splits"]:
+        part, y, proba = split_predictions(frame, report, record["name"], source)
+        splits.append(ScoredSplit(record["name"], record["kind"], part["id"].astype(str).tolist(),
+                                  y, proba,
+                                  part["text"].tolist() if "text" in part.columns else None))
+    return splits
 
 
 def split_predictions(frame: pd.DataFrame, report: dict[str, Any], name: str,
@@ -223,9 +267,13 @@ def check_numbers(run_dir: Path, report: dict[str, Any]) -> None:
             _check_interval(field, est, where)
 
 
-def render(run_dir: Path) -> None:
-    """Re-create summary.md and report.html from report.json, once its numbers check out."""
+def render(run_dir: Path, failures_inline: int | None = None) -> None:
+    """Re-create summary.md, report.html and failures.js from report.json and the
+    predictions, once its numbers check out; ``failures_inline``: examples per split in
+    the page (default: as the run was written)."""
     run_dir = Path(run_dir)
     report = load_report(run_dir)
     check_numbers(run_dir, report)
-    _render_views(run_dir, report)
+    inline = failures_inline or (report.get("failures") or {}).get("inline") or INLINE
+    _, view = run_failures(report, read_predictions(run_dir, report), inline)
+    _render_views(run_dir, report, view)

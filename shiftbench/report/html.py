@@ -21,10 +21,12 @@ from shiftbench.report.markdown import (
     diagnostic_lines,
     drift_methods,
     drift_note,
+    failures_note,
     footnote,
     movement_note,
     note_sections,
     p_text,
+    report_task,
     shown_as,
     summary_rows,
     title,
@@ -356,8 +358,21 @@ def _shift_stats(report: dict[str, Any]) -> str:
             "direction, not counting cache hits; identical: outputs equal to their input.</p>")
 
 
-def report_html(report: dict[str, Any]) -> str:
-    """The whole report as one HTML document."""
+def _failures(report: dict[str, Any], view: str) -> str:
+    """The failure browser section (``view``: its HTML, '' when the run has none)."""
+    if report_task(report) == "generation":
+        return ("<h2>Failures</h2><p class=\"note\">The failure browser is classification-only: "
+                "a generation run's per-example scores are in its predictions file.</p>")
+    if not view:
+        return ""
+    inline = (report.get("failures") or {}).get("inline")
+    return ("<h2>Failures: the examples whose prediction changed</h2>"
+            f'<p class="note">{escape(failures_note(inline))}</p>{view}')
+
+
+def report_html(report: dict[str, Any], failures: str = "") -> str:
+    """The whole report as one HTML document; ``failures``: the failure browser's HTML
+    (:mod:`shiftbench.report.failure_view`), built from the run's predictions."""
     env = report["environment"]
     suite_spec = json.dumps(report["suite"].get("spec") or {}, indent=2, default=str)
     return "".join([
@@ -372,6 +387,7 @@ def report_html(report: dict[str, Any]) -> str:
         *(f'<p class="note">{escape(line)}</p>' for line in diagnostic_lines(report)),
         "<h2>Plots</h2>",
         _plots(report),
+        _failures(report, failures),
         _movement(report),
         _drift(report),
         _note_sections(report),

@@ -17,6 +17,7 @@ from typing import Any
 from shiftbench.errors import ShiftbenchError
 from shiftbench.metrics import metric_named
 from shiftbench.movement import BASIS_NEAREST
+from shiftbench.report.failures import DIRECTIONS
 from shiftbench.report.numbers import CHANGE, MISSING, estimate_text, number
 
 MOVEMENT_COLUMNS = ("similarity", "chrF")
@@ -338,6 +339,26 @@ def footnote(report: dict[str, Any]) -> str:
     return f"Intervals ({level_label(report)}) — {'; '.join(parts)}. {extra}."
 
 
+def failures_note(inline: int | None) -> str:
+    """How to read the failure browser."""
+    page = f"the first {inline} of each split are in the page, " if inline else ""
+    return ("Per perturbation, the examples whose predicted class changed from the clean "
+            "original (same id): right → wrong first, then wrong → right, then wrong → "
+            "another wrong class, each sorted by the drop of the true label's probability "
+            "(original minus shifted; the largest gain first for wrong → right). Per domain "
+            "split (no originals): the most confident errors. Edits are marked word by word, "
+            f"and character by character inside a changed word; {page}the rest one click "
+            "away (failures.js, kept beside report.html).")
+
+
+def failure_lines(report: dict[str, Any]) -> list[str]:
+    """One line per split with failures: how many examples went each way."""
+    groups = (report.get("failures") or {}).get("groups") or {}
+    return [f"{name}: " + ", ".join(f"{count} {DIRECTIONS[d]}" for d, count in found.items()
+                                    if d in DIRECTIONS) + f" of {found['n']}"
+            for name, found in groups.items()]
+
+
 def short_fingerprint(fingerprint: str) -> str:
     """'sklearn-5ba9a6c1' of 'sklearn-5ba9a6c1d2e3f4a5': enough to tell models apart."""
     adapter, _, hash_ = fingerprint.rpartition("-")
@@ -385,4 +406,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         if note:
             lines += [note, ""]
     lines += _note_sections_markdown(report)
+    failed = failure_lines(report)
+    if failed:
+        lines += ["## Changed examples", "", *(f"- {md_cell(line)}" for line in failed), "",
+                  "Read them in report.html's failure browser.", ""]
     return "\n".join(lines)
