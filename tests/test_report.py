@@ -68,6 +68,7 @@ def test_write_then_load_round_trip(tmp_path, run):
         "failures.js", "predictions.parquet", "report.html", "report.json", "summary.md"]
     loaded = load_report(tmp_path / "r1")
     assert loaded.pop("failures")["inline"] == 5
+    assert loaded.pop("slices")["metric"] == "accuracy"
     assert loaded == json.loads(json.dumps(report))
     back = pd.read_parquet(tmp_path / "r1" / "predictions.parquet")
     pd.testing.assert_frame_equal(back, frame)

@@ -94,34 +94,52 @@ def _render_views(run_dir: Path, report: dict[str, Any], view: FailureView | Non
     save_sidecar(view or FailureView("", None), run_dir / FAILURES_FILE)
 
 
+def _examples(report: dict[str, Any], frame: pd.DataFrame) -> list[ScoredSplit] | None:
+    """The splits as a classification run's predictions score them, with their texts;
+    None for a generation run or predictions without texts (no failures, no slices)."""
+    needed = {"split", "id", "label", "text"}
+    if report_task(report) == "generation" or not needed <= set(frame.columns):
+        return None
+    return scored_splits(frame, report, Path(report["predictions_file"]))
+
+
 def run_failures(report: dict[str, Any], frame: pd.DataFrame,
                  inline: int) -> tuple[dict[str, Any] | None, FailureView | None]:
     """The failure browser of a classification run (its counts for report.json, and the
-    view), from its predictions; (None, None) for a generation run or predictions without
-    texts (the views then say why there is none)."""
+    view), from its predictions; (None, None) without one (see :func:`_examples`)."""
     from shiftbench.report.failures import counts, run_groups
 
-    needed = {"split", "id", "label", "text"}
-    if report_task(report) == "generation" or not needed <= set(frame.columns):
-        return None, None
-    source = Path(report["predictions_file"])
-    groups = run_groups(scored_splits(frame, report, source), model_classes(report))
+    splits = _examples(report, frame)
+    groups = run_groups(splits, model_classes(report)) if splits else []
     if not groups:
         return None, None
     view = failure_view(groups, FAILURES_FILE, ("original", "shifted"), inline)
     return {"inline": inline, "file": FAILURES_FILE, "groups": counts(groups)}, view
 
 
+def run_slices(report: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any] | None:
+    """Accuracy per slice under each shift (:mod:`shiftbench.report.slices`), or None."""
+    from shiftbench.report.slices import slice_rows
+
+    splits = _examples(report, frame)
+    if not splits:
+        return None
+    return slice_rows(splits, frame, model_classes(report), int(report.get("seed") or 0))
+
+
 def write_run(run_dir: Path, report: dict[str, Any], predictions: pd.DataFrame,
               failures_inline: int = INLINE) -> None:
     """Write a finished run: predictions first, then report.json (it marks the run
-    complete), then the views; ``failures_inline``: examples per split in the page's
-    failure browser (the rest in failures.js)."""
+    complete; the slices and the failures' counts are added from the predictions), then
+    the views; ``failures_inline``: examples per split in the page's failure browser (the
+    rest in failures.js)."""
     run_dir = Path(run_dir)
     report = jsonable(report)
     check_report(report, run_dir / REPORT_FILE)
     failures, view = run_failures(report, predictions, failures_inline)
-    report = {**report, **({"failures": failures} if failures else {})}
+    slices = report.get("slices") or run_slices(report, predictions)
+    report = jsonable({**report, **({"failures": failures} if failures else {}),
+                       **({"slices": slices} if slices else {})})
     run_dir.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(run_dir / report["predictions_file"], index=False)
     write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -28,6 +28,8 @@ from shiftbench.report.markdown import (
     p_text,
     report_task,
     shown_as,
+    slice_findings,
+    slice_tables,
     summary_rows,
     title,
     warning_lines,
@@ -54,6 +56,8 @@ svg text{font-size:11px;fill:#333}svg .title{font-size:13px;font-weight:600}
 svg .grid{stroke:#e8e8e8}svg .ref{stroke:#444;stroke-dasharray:5 4}
 svg .reflabel{fill:#444;font-style:italic}
 svg.spark{width:120px;height:24px;display:inline-block;margin:0}
+td.slice{text-align:right;font-variant-numeric:tabular-nums;min-width:9em}
+.wide{overflow-x:auto;max-width:100%}
 details{margin:6px 0}summary{cursor:pointer}td.text{white-space:pre-wrap;max-width:420px}
 """
 
@@ -256,19 +260,35 @@ def _drift(report: dict[str, Any]) -> str:
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
-def _note_sections(report: dict[str, Any]) -> str:
-    """The optional table sections (label-free estimates, perplexity), each a heading, a
-    table whose first column names the row and the others are numbers, and a note."""
+def _note_sections(sections: list[tuple[str, list[str], list[list[str]], str]],
+                   level: str = "h2", cell: str = "num") -> str:
+    """Table sections (label-free estimates, perplexity, slices), each a heading, a table
+    whose first column names the row and the others are numbers (``cell``: their class),
+    and a note."""
     html = []
-    for heading, header, rows, note in note_sections(report):
+    for heading, header, rows, note in sections:
         head = "".join(f"<th>{escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" if i == 0 else
-                                        f'<td class="num">{escape(c)}</td>'
+                                        f'<td class="{cell}">{escape(c)}</td>'
                                         for i, c in enumerate(row)) + "</tr>" for row in rows)
-        html.append(f"<h2>{escape(heading)}</h2>"
-                    f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        html.append(f"<{level}>{escape(heading)}</{level}><div class=\"wide\">"
+                    f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
                     f'<p class="note">{escape(note)}</p>')
     return "".join(html)
+
+
+def _slices(report: dict[str, Any]) -> str:
+    """Accuracy per slice under each shift, the largest drops first ('' without slices)."""
+    tables = slice_tables(report)
+    if not tables:
+        return ""
+    worst = slice_findings(report)
+    findings = ("<p>Largest slice drops (whole 95% interval below zero, unadjusted):</p><ul>"
+                + "".join(f"<li>{escape(line)}</li>" for line in worst) + "</ul>"
+                if worst else '<p class="note">No slice loses significantly against the '
+                "reference (95% intervals, unadjusted).</p>")
+    return ("<h2>Slices: where the model breaks</h2>" + findings
+            + _note_sections(tables, "h3", "slice"))
 
 
 def _movement_table(movement: dict[str, Any]) -> str:
@@ -390,7 +410,8 @@ def report_html(report: dict[str, Any], failures: str = "") -> str:
         _failures(report, failures),
         _movement(report),
         _drift(report),
-        _note_sections(report),
+        _slices(report),
+        _note_sections(note_sections(report)),
         _shift_stats(report),
         key_values_table("Timings", report.get("timings") or {}, " s"),
         key_values_table("Runner", report.get("runner") or {}),

@@ -268,6 +268,52 @@ def perplexity_note(report: dict[str, Any]) -> str:
             "resampled on its own. Empty texts have no bits per byte and are left out.")
 
 
+def _slice_cell(row: dict[str, Any] | None) -> str:
+    """One slice of one split: its accuracy and drop with intervals, or why not."""
+    if row is None:
+        return MISSING
+    if row["too_few"]:
+        return f"too few (n={row['n']})"
+    text = f"{estimate_text(row['accuracy'], '%')} (n={row['n']})"
+    return f"{text}; Δ {estimate_text(row['delta'], 'pp')}" if row["delta"] else text
+
+
+def slice_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """One table per slicing dimension (class, length, each metadata column): a row per
+    split, a column per slice."""
+    section = report.get("slices")
+    if not section:
+        return []
+    found = {(r["split"], r["dimension"], r["slice"]): r for r in section["rows"]}
+    splits = [r["name"] for r in report["splits"]]
+    tables = []
+    for dimension in section["dimensions"]:
+        name, slices = dimension["name"], dimension["slices"]
+        rows = [[split, *(_slice_cell(found.get((split, name, value))) for value in slices)]
+                for split in splits]
+        tables.append((f"Accuracy by {name}", ["split", *slices], rows,
+                       f"Slices by {dimension['about']}. {slice_note(section)}"))
+    return tables
+
+
+def slice_note(section: dict[str, Any]) -> str:
+    return (f"Accuracy with its 95% Wilson interval; Δ: against the same slice of the "
+            f"reference (perturbations: paired by id, Tango's score interval; domain splits: "
+            f"each side resampled on its own). Slices with fewer than {section['min_n']} "
+            "examples (either side of a Δ) are marked too few. Intervals are per slice, not "
+            "adjusted for the number of slices.")
+
+
+def slice_findings(report: dict[str, Any], top: int = 5) -> list[str]:
+    """The slices that lose the most against the reference, among those with enough
+    examples whose whole interval is below zero (unadjusted: a pointer, not a test)."""
+    rows = [r for r in (report.get("slices") or {}).get("rows") or []
+            if r["delta"] and not r["too_few"] and (r["delta"]["high"] or 0) < 0]
+    rows.sort(key=lambda r: r["delta"]["value"])
+    return [f"{r['split']}, {r['dimension']} {r['slice']}: Δ "
+            f"{estimate_text(r['delta'], 'pp')} (n={r['n']})" for r in rows[:top]]
+
+
 def note_sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
     """The report's optional table sections (shared with the HTML report), each as
     (heading, header, rows, note under it), those without rows left out."""
@@ -284,7 +330,7 @@ def note_sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[lis
 
 def _note_sections_markdown(report: dict[str, Any]) -> list[str]:
     lines = []
-    for heading, header, rows, note in note_sections(report):
+    for heading, header, rows, note in [*note_sections(report), *slice_tables(report)]:
         lines += [f"## {heading}", ""]
         for row in (header, ["---"] + ["---:"] * (len(header) - 1), *rows):
             lines.append("| " + " | ".join(md_cell(c) for c in row) + " |")
@@ -406,6 +452,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
         if note:
             lines += [note, ""]
     lines += _note_sections_markdown(report)
+    worst = slice_findings(report)
+    if worst:
+        lines += ["Largest slice drops (whole 95% interval below zero, unadjusted):", "",
+                  *(f"- {md_cell(line)}" for line in worst), ""]
     failed = failure_lines(report)
     if failed:
         lines += ["## Changed examples", "", *(f"- {md_cell(line)}" for line in failed), "",
