@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from shiftbench.evaluate import ScoredSplit
 
 DIRECTIONS = {"broke": "right → wrong", "fixed": "wrong → right",
-              "flipped": "wrong → other wrong", "error": "confident error"}
+              "flipped": "wrong → other wrong", "error": "wrong (no original)"}
 
 
 @dataclass(frozen=True)
