@@ -122,3 +122,4 @@ def test_rows_carry_what_the_filters_read(pair) -> None:
     for control in ("fb-group", "fb-direction", "fb-class", "fb-shown", "fb-table"):
         assert f'id="{control}"' in view.html
     assert '<option value="flipped">' in view.html and '<option value="error">' not in view.html
+

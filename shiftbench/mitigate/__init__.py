@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from shiftbench.mitigate.gating import candidate_drift, gate
 from shiftbench.mitigate.options import MitigateOptions, parse_params
-from shiftbench.mitigate.report import before_after, write_report
+from shiftbench.mitigate.report import before_after, failure_groups, write_report
 from shiftbench.mitigate.selection import HOW, Score, dev_score, source_score
 from shiftbench.mitigate.setup import (
     Candidate,
@@ -93,7 +93,10 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     if options.policy is not None:
         report["gate"] = gate(options.policy, suite, base, scored, [m for m, _ in mitigated],
                               candidate_drift(suite, evaluated, scored["method"], runner))
-    write_report(options.out, report)
+    models = {"erm": erm[0][0], "method": mitigated[0][0], **({"base": base} if evaluable else {})}
+    classes = {name: [str(c) for c in model.classes_] for name, model in models.items()}
+    write_report(options.out, report,
+                 failure_groups(scored, classes, report["method"]["method"]))
     return options.out
 
 

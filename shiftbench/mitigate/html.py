@@ -1,5 +1,6 @@
 """mitigate.html: the before/after report as one self-contained page (inline CSS and SVG,
-no scripts, nothing fetched), with the training curves of every trained model.
+nothing fetched), with the examples each model fixed or broke (the failure browser, its
+one inline script) and the training curves of every trained model.
 
 It is drawn from the report dict alone (:func:`shiftbench.mitigate.report.before_after`),
 with the run report's styles and charts. Every text is escaped.
@@ -34,8 +35,24 @@ EPOCH_CURVES = {"loss": "training loss (epoch mean)", "val_loss": "validation lo
                 "val_accuracy": "validation accuracy"}
 
 
-def mitigate_html(report: dict[str, Any]) -> str:
-    """The whole report as one HTML document."""
+FAILURES_NOTE = ("Per split, the examples whose predicted class the method changed, against "
+                 "the base (when evaluated) and against ERM, paired by id: fixed (wrong → "
+                 "right), broke (right → wrong) and wrong → another wrong class, each sorted "
+                 "by the change of the true label's probability. The first seed's models "
+                 "(the base has one), so each row is a real model's prediction; the pooled "
+                 "numbers above average over seeds.")
+
+
+def _failures(view: str) -> str:
+    if not view:
+        return ""
+    return (f"<h2>Examples the method fixed or broke</h2><p class=\"note\">"
+            f"{escape(FAILURES_NOTE)}</p>{view}")
+
+
+def mitigate_html(report: dict[str, Any], failures: str = "") -> str:
+    """The whole report as one HTML document; ``failures``: the failure browser's HTML
+    (:mod:`shiftbench.report.failure_view`) over the examples each model changed."""
     return "".join([
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title(report))}</title><style>{CSS}</style></head><body>",
@@ -54,6 +71,7 @@ def mitigate_html(report: dict[str, Any]) -> str:
         "<h2>What each perturbation costs</h2>",
         f'<p class="note">{escape(DROP_NOTE)}</p>',
         _table(*drop_rows(report)),
+        _failures(failures),
         _gate(report),
         "<h2>Every metric</h2>",
         _table(*metric_rows(report)),

@@ -20,11 +20,13 @@ if TYPE_CHECKING:
     from shiftbench.evaluate import ScoredSplit
     from shiftbench.metrics import Estimate, Metric
     from shiftbench.mitigate.options import MitigateOptions
+    from shiftbench.report.failures import Group
     from shiftbench.split import Split
     from shiftbench.train.mitigations import Mitigation
     from shiftbench.train.trainer import TrainResult
 
 POOLED_METHOD = "tango_score_seed_averaged"
+FAILURES_FILE = "mitigate.failures.js"  # the failure browser's rows beyond the page's
 NO_BASE = ("the base is an encoder without a classifier for these labels; ERM is the "
            "baseline")
 # each paired comparison: its name, the model before and the model after
@@ -233,16 +235,40 @@ def split_record(split: ScoredSplit, correct: dict[str, list[list[dict]]], k: in
             "metrics": metrics}
 
 
-def write_report(out: Path, report: dict[str, Any]) -> None:
-    """mitigate.json, mitigate.md and mitigate.html, each written atomically."""
+def failure_groups(scored: dict[str, list[list[ScoredSplit]]],
+                   classes: dict[str, list[str]], method: str) -> list[Group]:
+    """Per split, the examples whose prediction the method changed against the base (when
+    evaluated) and against ERM, paired by id: the first seed of each (the base has one),
+    so every row is a real model's prediction; ``classes``: each model's classes."""
+    from shiftbench.report.failures import changed
+
+    labels = {"base": "base", "erm": "ERM", "method": method}
+    versus = comparisons(scored, ["method_vs_base", "method_vs_erm"])
+    return [changed(f"{split.name}: {method} vs {labels[before]}", scored[before][0][k], split,
+                    classes["method"], (labels[before], method), classes[before])
+            for k, split in enumerate(scored["method"][0]) for _, before, _ in versus]
+
+
+def write_report(out: Path, report: dict[str, Any], groups: list[Group] | None = None) -> None:
+    """mitigate.json, mitigate.md and mitigate.html, each written atomically, and the
+    failure browser's sidecar (:data:`FAILURES_FILE`) when ``groups`` have more rows than
+    the page holds."""
     from shiftbench.cache import atomic
     from shiftbench.mitigate.html import mitigate_html
+    from shiftbench.report.failure_view import failure_view, save_sidecar
+    from shiftbench.report.failures import counts
 
     out.mkdir(parents=True, exist_ok=True)
+    view = failure_view(groups, FAILURES_FILE, ("baseline", report["method"]["method"])) \
+        if groups else None
+    report = {**report, **({"failures": counts(groups)} if groups else {})}
     for name, text in [("mitigate.json", json.dumps(report, indent=2)),
-                       ("mitigate.md", markdown(report)), ("mitigate.html", mitigate_html(report))]:
+                       ("mitigate.md", markdown(report)),
+                       ("mitigate.html", mitigate_html(report, view.html if view else ""))]:
         with atomic(out / name) as tmp:
             tmp.write_text(text, encoding="utf-8")
+    if view is not None:
+        save_sidecar(view, out / FAILURES_FILE)
 
 
 # --- the report's words and table rows, shared by the Markdown and the HTML

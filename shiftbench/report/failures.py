@@ -97,17 +97,19 @@ def _order(example: Example) -> tuple[int, float]:
 
 
 def changed(key: str, before: ScoredSplit, after: ScoredSplit, classes: list[str],
-            names: tuple[str, str]) -> Group:
+            names: tuple[str, str], before_classes: list[str] | None = None) -> Group:
     """The examples of ``after`` whose predicted class differs from ``before``'s for the
     same id (ids missing from ``before`` are not compared); ``names``: what before and
-    after are."""
+    after are; ``before_classes``: the before model's classes where its order differs
+    (two models), else ``classes``."""
+    was = before_classes or classes
     position = {ex_id: i for i, ex_id in enumerate(before.ids)}
     pairs = [(position[ex_id], j) for j, ex_id in enumerate(after.ids) if ex_id in position]
     examples = [
         Example(after.ids[j], classes[int(after.y[j])],
                 _direction(bool(before.correct[i]), bool(after.correct[j])),
-                _side(after, j, classes), _side(before, i, classes))
-        for i, j in pairs if before.pred[i] != after.pred[j]]
+                _side(after, j, classes), _side(before, i, was))
+        for i, j in pairs if was[int(before.pred[i])] != classes[int(after.pred[j])]]
     return Group(key, *names, len(pairs), sorted(examples, key=_order))
 
 

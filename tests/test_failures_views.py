@@ -1,0 +1,59 @@
+"""The failure browser in mitigate's report and behind the gate's failed rules: one view,
+paired by example id."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from test_mitigate_report import SCORED, make_report
+
+from shiftbench.evaluate import ScoredSplit
+from shiftbench.mitigate.report import FAILURES_FILE, failure_groups, write_report
+from shiftbench.report.failure_view import failure_view
+
+
+def _scored(ids: list[str], labels: list[int], proba: list[list[float]]) -> ScoredSplit:
+    return ScoredSplit("typo", "perturbation", ids, np.array(labels), np.array(proba),
+                       [f"text {i}" for i in ids])
+
+
+def test_mitigate_pairs_models_by_id_and_by_class_name() -> None:
+    """The base orders its classes the other way and lists the examples in another order:
+    x the method broke against the base, y it fixed, z all predict the same class."""
+    # labels: x neg, y pos, z neg; the base's class indices are pos 0, neg 1
+    base = _scored(["z", "y", "x"], [1, 0, 1], [[0.2, 0.8], [0.3, 0.7], [0.1, 0.9]])
+    erm = _scored(["x", "y", "z"], [0, 1, 0], [[0.6, 0.4], [0.8, 0.2], [0.9, 0.1]])
+    method = _scored(["x", "y", "z"], [0, 1, 0], [[0.3, 0.7], [0.1, 0.9], [0.7, 0.3]])
+    scored = {"base": [[base]], "erm": [[erm]], "method": [[method]]}
+    classes = {"base": ["pos", "neg"], "erm": ["neg", "pos"], "method": ["neg", "pos"]}
+    versus_base, versus_erm = failure_groups(scored, classes, "dann")
+    assert (versus_base.key, versus_erm.key) == ("typo: dann vs base", "typo: dann vs ERM")
+    assert [(e.id, e.direction) for e in versus_base.examples] == [("x", "broke"),
+                                                                    ("y", "fixed")]
+    x = versus_base.examples[0]
+    assert (x.label, x.before.pred, x.before.prob, x.after.pred, x.after.prob) == \
+        ("neg", "neg", 0.9, "pos", 0.7)
+    assert [(e.id, e.direction) for e in versus_erm.examples] == [("x", "broke"),
+                                                                   ("y", "fixed")]
+    html = failure_view([versus_base], FAILURES_FILE, ("baseline", "dann")).html
+    assert "same text" in html  # two models, one input: the text once
+
+
+def test_mitigate_html_embeds_the_browser_and_a_sidecar_for_the_rest(tmp_path: Path) -> None:
+    report = make_report(tmp_path)
+    classes = dict.fromkeys(SCORED, ["neg", "pos"])
+    groups = failure_groups(SCORED, classes, "dann")
+    assert [g.key for g in groups] == ["reference: dann vs base", "reference: dann vs ERM",
+                                       "typo@1: dann vs base", "typo@1: dann vs ERM"]
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / FAILURES_FILE).write_text("stale")
+    write_report(out, report, groups)
+    html = (out / "mitigate.html").read_text()
+    assert "Examples the method fixed or broke" in html and 'id="fb-table"' in html
+    assert "://" not in html and html.count("<script") == 1
+    total = sum(len(g.examples) for g in groups)
+    assert html.count('<tr class="fb-row') == total  # 40 examples: all fit in the page
+    assert not (out / FAILURES_FILE).exists()  # the stale sidecar is gone
+    saved = json.loads((out / "mitigate.json").read_text())["failures"]
+    assert saved["typo@1: dann vs ERM"]["n"] == 40
