@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from shiftbench.gate.policy import Policy
     from shiftbench.gate.rules import GateResult
     from shiftbench.gate.runs import Run
+    from shiftbench.report.failures import Group
 
 
 def policy_suite(policy: Policy, policy_path: Path) -> Path | None:
@@ -38,8 +39,9 @@ def check_policy_suite(policy: Policy, policy_path: Path, run: Run) -> None:
 
 
 def gate_runs(policy_path: str | Path, baseline_dir: str | Path,
-              candidate_dir: str | Path) -> GateResult:
-    """Gate two finished run directories under a policy file."""
+              candidate_dir: str | Path) -> tuple[GateResult, list[Group]]:
+    """Gate two finished run directories under a policy file; also the examples behind
+    each failing or warning check (:func:`example_groups`)."""
     from shiftbench.gate.policy import load_policy
     from shiftbench.gate.rules import evaluate_gate
     from shiftbench.gate.runs import load_run
@@ -48,7 +50,34 @@ def gate_runs(policy_path: str | Path, baseline_dir: str | Path,
     policy = load_policy(policy_path)
     baseline, candidate = load_run(Path(baseline_dir)), load_run(Path(candidate_dir))
     check_policy_suite(policy, policy_path, candidate)
-    return evaluate_gate(policy, baseline, candidate, policy_path)
+    result = evaluate_gate(policy, baseline, candidate, policy_path)
+    return result, example_groups(policy, result, baseline, candidate)
+
+
+def check_key(rule: str, split: str) -> str:
+    """How the examples page names a check (its group key and link anchor)."""
+    return f"{rule} [{split}]"
+
+
+def example_groups(policy: Policy, result: GateResult, baseline: Run,
+                   candidate: Run) -> list[Group]:
+    """The examples behind each check that failed or warned, as its rule compares them
+    (:meth:`~shiftbench.gate.policy.RuleBase.examples`): the examples whose prediction
+    changed, paired by id, or the most confident errors. Rules with no examples behind
+    them (drift) and generation runs (no classes) have none."""
+    from shiftbench.report.failures import changed, errors
+
+    classes = [str(c) for c in candidate.model.get("classes") or []]
+    groups = []
+    for verdict in result.verdicts:
+        found = None if verdict.status == "pass" else \
+            policy.rules[verdict.index].examples(baseline, candidate, verdict.split)
+        if found is None or found.after.generated:
+            continue
+        key = check_key(verdict.rule, verdict.split)
+        groups.append(errors(key, found.after, classes, found.names[1]) if found.before is None
+                      else changed(key, found.before, found.after, classes, found.names))
+    return groups
 
 
 def check_rules(policy: Policy, policy_path: Path, suite_path: Path) -> None:

@@ -23,8 +23,9 @@ def add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
                     "as the baseline under POLICY. Give each side as a run directory "
                     "(--baseline / --candidate) or as a model spec run on a suite "
                     "(--baseline-model / --candidate-model with --suite or the policy's "
-                    "suite). Writes gate.json, junit.xml and gate.md. Exit 0: pass (warnings "
-                    "allowed), 1: fail, 2: error.")
+                    "suite). Writes gate.json, junit.xml, gate.md and examples.html (the "
+                    "examples behind each failed check). Exit 0: pass (warnings allowed), "
+                    "1: fail, 2: error.")
     gate.add_argument("policy", type=Path, help="policy YAML, e.g. suites/amazon-domains.gate.yaml")
     for side in ("baseline", "candidate"):
         group = gate.add_mutually_exclusive_group()
@@ -35,7 +36,7 @@ def add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
     gate.add_argument("--suite", type=Path,
                       help="suite to run model specs on (default: the policy's suite)")
     gate.add_argument("--out", type=Path,
-                      help="folder for gate.json, junit.xml and gate.md "
+                      help="folder for gate.json, junit.xml, gate.md and examples.html "
                            "(default: <candidate run>/gate)")
     runs = gate.add_argument_group("run options (model specs only; as in `run`)")
     add_run_arguments(runs)
@@ -55,8 +56,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     baseline, candidate = args.baseline, args.candidate
     if args.baseline_model or args.candidate_model:
         baseline, candidate = _run_models(args)
-    result = gate_runs(args.policy, baseline, candidate)
-    paths = write_outputs(result, args.out or candidate / "gate")
+    result, examples = gate_runs(args.policy, baseline, candidate)
+    paths = write_outputs(result, args.out or candidate / "gate", examples)
     print(table(result))
     print("\n" + "\n".join(f"{kind}: {path}" for kind, path in paths.items()))
     return result.exit_code

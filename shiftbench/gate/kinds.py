@@ -20,7 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from shiftbench.config import MetricName
 from shiftbench.errors import ShiftbenchError
 from shiftbench.gate import stats
-from shiftbench.gate.policy import RuleBase, Setup, Trial
+from shiftbench.gate.policy import Compared, RuleBase, Setup, Trial
 from shiftbench.gate.resample import one_sample_draws, point_value
 from shiftbench.metrics import (
     ExpectedCalibrationError,
@@ -137,6 +137,15 @@ def _unpaired_test(metric: Metric, before: ScoredSplit, after: ScoredSplit,
                                 trial.power, "unpaired bootstrap", n_a)
 
 
+def _shifted(candidate: Run, split: str) -> Compared:
+    """The candidate's reference against its shifted split: paired by id for a
+    perturbation, the split's own errors for another domain."""
+    after = candidate.splits[split]
+    if after.kind != "perturbation":
+        return Compared(None, after, ("", split))
+    return Compared(candidate.splits["reference"], after, ("reference", split))
+
+
 class Absolute(MetricRule):
     """The candidate's metric on a split is at least ``min`` (or at most ``max``)."""
 
@@ -162,6 +171,9 @@ class Absolute(MetricRule):
 
     def evidence(self, trial: Trial) -> stats.Evidence:
         return _level_test(self.table_row, trial.candidate.splits[trial.split], trial)
+
+    def examples(self, baseline: Run, candidate: Run, split: str) -> Compared:
+        return Compared(None, candidate.splits[split], ("", "candidate"))
 
     def violation(self, split: str, setup: Setup) -> str:
         side = "below the floor" if setup.op == ">=" else "above the ceiling"
@@ -218,6 +230,9 @@ class Robustness(MetricChange):
             return _unpaired_test(self.table_row, before, after, trial)
         return _paired_test(self.table_row, self.method, before, after, trial)
 
+    def examples(self, baseline: Run, candidate: Run, split: str) -> Compared:
+        return _shifted(candidate, split)
+
     def violation(self, split: str, setup: Setup) -> str:
         return (f"{self.metric} worsens by more than {distance(self.max_drop, setup.unit)} "
                 f"from reference to {split}")
@@ -235,6 +250,10 @@ class NonInferiority(MetricChange):
     def evidence(self, trial: Trial) -> stats.Evidence:
         return _paired_test(self.table_row, self.method, trial.baseline.splits[trial.split],
                             trial.candidate.splits[trial.split], trial)
+
+    def examples(self, baseline: Run, candidate: Run, split: str) -> Compared:
+        return Compared(baseline.splits[split], candidate.splits[split],
+                        ("baseline", "candidate"))
 
     def violation(self, split: str, setup: Setup) -> str:
         by = f" by more than {distance(self.margin, setup.unit)}" if self.margin else ""
@@ -265,6 +284,9 @@ class FlipRate(RuleBase):
         flips = ref.pred[ref.rows(split.ids)] != split.pred
         return stats.binomial_test(int(flips.sum()), len(flips), trial.setup.threshold, "<=",
                                    trial.alpha, trial.a, trial.power)
+
+    def examples(self, baseline: Run, candidate: Run, split: str) -> Compared:
+        return _shifted(candidate, split)
 
     def violation(self, split: str, setup: Setup) -> str:
         return f"more than {number(self.max, '%')} of predictions flip under {split}"

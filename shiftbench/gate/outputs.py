@@ -1,4 +1,5 @@
-"""A gate's result for people and CI: terminal table, gate.json, JUnit XML, Markdown.
+"""A gate's result for people and CI: terminal table, gate.json, JUnit XML, Markdown,
+and examples.html: the examples behind each failing check, linked from gate.md.
 
 Every view prints each check on one line with the same cells (:func:`cells`): status,
 rule, split, estimate with interval, threshold, p-value, Holm-adjusted p and the reason.
@@ -10,14 +11,20 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from html import escape
 from pathlib import Path
+from urllib.parse import quote
 
 from shiftbench.gate.rules import GateResult, Verdict, fmt_p
 from shiftbench.report import jsonable, write_text
+from shiftbench.report.failure_view import FailureView, failure_view, save_sidecar
+from shiftbench.report.failures import DIRECTIONS, Group
+from shiftbench.report.html import CSS
 from shiftbench.report.markdown import model_label
 from shiftbench.report.numbers import distance, number, with_interval
 
 GATE_JSON, JUNIT_XML, GATE_MD = "gate.json", "junit.xml", "gate.md"
+EXAMPLES_HTML, EXAMPLES_JS = "examples.html", "examples.js"
 SCHEMA_VERSION = 1
 HEADER = ("status", "rule", "split", "estimate [CI]", "threshold", "p", "Holm p", "reason")
 MARKS = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
@@ -125,9 +132,21 @@ def _md_table(verdicts: list[Verdict]) -> list[str]:
     return lines
 
 
-def markdown(result: GateResult) -> str:
-    """A pull-request comment: the verdict, failing and warning checks in a table, the
-    passing ones folded away."""
+def example_links(groups: list[Group]) -> list[str]:
+    """gate.md's links to the examples behind each failing or warning check."""
+    if not groups:
+        return []
+    lines = [f"Examples behind the checks above ({EXAMPLES_HTML}):", ""]
+    for group in groups:
+        found = ", ".join(f"{group.count(d)} {DIRECTIONS[d]}" for d in group.directions)
+        lines.append(f"- [{_md(group.key)}]({EXAMPLES_HTML}#{quote(group.key)}): {found} "
+                     f"of {group.n}")
+    return [*lines, ""]
+
+
+def markdown(result: GateResult, groups: list[Group] | None = None) -> str:
+    """A pull-request comment: the verdict, failing and warning checks in a table (with
+    links to the examples behind them, ``groups``), the passing ones folded away."""
     flagged = [v for v in result.verdicts if v.status == "fail"]
     flagged += [v for v in result.verdicts if v.status == "warn"]
     passed = [v for v in result.verdicts if v.status == "pass"]
@@ -136,7 +155,7 @@ def markdown(result: GateResult) -> str:
     if warnings:
         lines += [f"{MARKS['warn']} **Warnings:**", "", *(f"- {_md(w)}" for w in warnings), ""]
     if flagged:
-        lines += [*_md_table(flagged), ""]
+        lines += [*_md_table(flagged), "", *example_links(groups or [])]
     if passed:
         lines += [f"<details><summary>{len(passed)} checks pass</summary>", "",
                   *_md_table(passed), "", "</details>", ""]
@@ -145,12 +164,37 @@ def markdown(result: GateResult) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(result: GateResult, out_dir: Path) -> dict[str, Path]:
-    """gate.json, junit.xml and gate.md in ``out_dir`` (each written atomically)."""
+def examples_html(result: GateResult, view: FailureView) -> str:
+    """The examples page: the failure browser over the failing and warning checks."""
+    title = f"shiftbench {headline(result)}"
+    note = ("Per failing or warning check, the examples behind it, as its rule compares "
+            "them: a robustness or flip-rate check, the candidate's predictions that changed "
+            "from the clean reference to the perturbed copy (same id; a domain split: its "
+            "most confident errors); a non-inferiority check, the examples whose prediction "
+            "changed from the baseline to the candidate; an absolute check, the candidate's "
+            "most confident errors. Drift checks have no examples behind them.")
+    return "".join([
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1><p class=\"note\">{escape(note)}</p>", view.html,
+        "</body></html>\n"])
+
+
+def write_outputs(result: GateResult, out_dir: Path,
+                  groups: list[Group] | None = None) -> dict[str, Path]:
+    """gate.json, junit.xml and gate.md in ``out_dir`` (each written atomically), and
+    examples.html (+ its sidecar) when checks with examples behind them fail or warn."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / GATE_JSON, "junit": out_dir / JUNIT_XML,
              "markdown": out_dir / GATE_MD}
     write_text(paths["json"], gate_json(result))
     write_text(paths["junit"], junit_xml(result))
-    write_text(paths["markdown"], markdown(result))
+    write_text(paths["markdown"], markdown(result, groups))
+    view = failure_view(groups, EXAMPLES_JS, ("before", "after")) if groups else None
+    save_sidecar(view or FailureView("", None), out_dir / EXAMPLES_JS)
+    if view is None:
+        (out_dir / EXAMPLES_HTML).unlink(missing_ok=True)
+        return paths
+    paths["examples"] = out_dir / EXAMPLES_HTML
+    write_text(paths["examples"], examples_html(result, view))
     return paths

@@ -125,6 +125,23 @@ class RuleBase(Strict):
     def violation(self, split: str, setup: Setup) -> str:
         """What a failure of the check of ``split`` means, in words."""
 
+    def examples(self, baseline: Run, candidate: Run, split: str) -> Compared | None:
+        """The scorings of ``split`` whose differences are the examples behind a failed
+        check (shown in the gate's examples page), or None for a rule with no examples
+        behind it (e.g. a drift test of embeddings)."""
+        return None
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What a check compares, example by example: ``before`` and ``after`` paired by id
+    (the examples whose prediction changed), or ``before`` None (the after side's most
+    confident errors); ``names`` say what each side is."""
+
+    before: ScoredSplit | None
+    after: ScoredSplit
+    names: tuple[str, str]
+
 
 def _rule(entry: Any) -> RuleBase:
     """A policy's rule entry as the rule kind its ``kind`` names (a registry lookup, so
