@@ -37,6 +37,8 @@ def test_the_diff_of_a_deleted_word_and_of_equal_texts() -> None:
     before, after = diff_html("not a good day", "a good day")
     assert _marked(before, "del") == ["not"] and _marked(after, "ins") == []
     assert diff_html("same words", "same words") == ("same words", "same words")
+    # a word replaced by an unlike one is marked whole, without character marks
+    assert diff_html("a cat sat", "a dog sat") == ("a <del>cat</del> sat", "a <ins>dog</ins> sat")
 
 
 def test_texts_are_escaped_in_the_diff_and_the_view() -> None:

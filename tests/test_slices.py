@@ -82,7 +82,8 @@ def test_small_slices_are_marked_too_few(section) -> None:
     assert row[("cut", "topic", "air")]["too_few"] is False  # 50 examples
     assert row[("cut", "topic", "(missing)")]["n"] == 5
     assert row[("cars", "topic", "car")]["too_few"]  # no reference slice to compare with
-    report = {"splits": [{"name": n} for n in ("reference", "cut", "cars")], "slices": section}
+    kinds = {"reference": "reference", "cut": "perturbation", "cars": "domain"}
+    report = {"splits": [{"name": n, "kind": k} for n, k in kinds.items()], "slices": section}
     (topic,) = [t for t in slice_tables(report) if t[0] == "Accuracy by topic"]
     cells = dict(zip(topic[1], next(r for r in topic[2] if r[0] == "cut"), strict=True))
     assert cells["rail"] == "too few (n=25)"

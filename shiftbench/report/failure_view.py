@@ -33,6 +33,7 @@ from shiftbench.report.numbers import MISSING
 INLINE = 50  # rows per group in the page; the rest in the sidecar
 SIDECAR_CALLBACK = "shiftbenchFailures"
 _TOKENS = re.compile(r"\s+|\S+")
+SAME_WORD = 0.5  # two words this alike (difflib's ratio) are one word edited
 
 CSS = """
 .fb-filters{display:flex;flex-wrap:wrap;gap:8px 16px;align-items:center;margin:8px 0}
@@ -86,9 +87,13 @@ def _mark(tag: str, token: str) -> str:
 
 
 def _char_diff(old: str, new: str) -> tuple[str, str]:
-    """Two changed words, with the characters that differ in ``<b>``."""
+    """Two changed words, with the characters that differ in ``<b>`` (none for words too
+    unlike to be one word edited: the whole word changed)."""
+    matcher = SequenceMatcher(None, old, new, autojunk=False)
+    if matcher.ratio() < SAME_WORD:
+        return escape(old), escape(new)
     a, b = [], []
-    for op, i1, i2, j1, j2 in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
             a.append(escape(old[i1:i2]))
             b.append(escape(new[j1:j2]))

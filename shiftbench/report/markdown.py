@@ -306,12 +306,17 @@ def slice_note(section: dict[str, Any]) -> str:
 
 def slice_findings(report: dict[str, Any], top: int = 5) -> list[str]:
     """The slices that lose the most against the reference, among those with enough
-    examples whose whole interval is below zero (unadjusted: a pointer, not a test)."""
+    examples whose whole interval is below zero (unadjusted: a pointer, not a test): the
+    ``top`` of the perturbations, then of the domain splits (whose slices all differ from
+    the reference's more)."""
+    kinds = {r["name"]: r["kind"] for r in report["splits"]}
     rows = [r for r in (report.get("slices") or {}).get("rows") or []
             if r["delta"] and not r["too_few"] and (r["delta"]["high"] or 0) < 0]
     rows.sort(key=lambda r: r["delta"]["value"])
+    chosen = [r for kind in ("perturbation", "domain")
+              for r in [r for r in rows if kinds.get(r["split"]) == kind][:top]]
     return [f"{r['split']}, {r['dimension']} {r['slice']}: Δ "
-            f"{estimate_text(r['delta'], 'pp')} (n={r['n']})" for r in rows[:top]]
+            f"{estimate_text(r['delta'], 'pp')} (n={r['n']})" for r in chosen]
 
 
 def note_sections(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
