@@ -147,3 +147,38 @@ def test_a_run_reports_slices_and_failures_in_every_view(meta_suite: Path, capsy
     assert not (run_dir / "failures.js").exists()
     assert main(["report", str(run_dir), "--failures-inline", "0"]) == 2
     assert "--failures-inline must be a positive number" in capsys.readouterr().err
+
+
+def _written(tmp_path: Path) -> Path:
+    from shiftbench.report import SCHEMA_VERSION, write_run
+
+    records, frame, _ = _tiny()
+    report = {"schema_version": SCHEMA_VERSION, "shiftbench_version": "0", "run_id": "r",
+              "created": "2026-01-01T00:00:00+00:00", "suite": {"name": "t"},
+              "model": {"classes": CLASSES}, "environment": {}, "seed": 0, "timings": {},
+              "runner": {}, "splits": records, "predictions_file": "predictions.parquet"}
+    write_run(tmp_path, report, frame)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda s: s["rows"][0].update(n=s["rows"][0]["n"] + 1),
+     "slices: the class slices of split 'reference' hold 81 examples, the split 80"),
+    (lambda s: s["rows"][3]["accuracy"].update(high=-0.5),
+     "does not contain its estimate"),
+    (lambda s: s["rows"][2].pop("too_few"), "slices.rows[2] lacks too_few"),
+    (lambda s: s.update(rows={}), "'slices' must be an object with lists"),
+])
+def test_an_edited_slices_section_is_refused_in_one_line(tmp_path: Path, edit,
+                                                         expected: str) -> None:
+    from shiftbench.errors import ShiftbenchError
+    from shiftbench.report import render
+
+    run_dir = _written(tmp_path)
+    path = run_dir / "report.json"
+    report = json.loads(path.read_text())
+    edit(report["slices"])
+    path.write_text(json.dumps(report))
+    with pytest.raises(ShiftbenchError, match=expected.replace("[", r"\[")) as caught:
+        render(run_dir)
+    assert "\n" not in str(caught.value)

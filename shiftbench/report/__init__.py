@@ -64,6 +64,28 @@ def check_report(report: Any, source: Path) -> None:
     name = report["predictions_file"]
     if not isinstance(name, str) or Path(name).name != name or not name:
         raise ShiftbenchError(f"{source}: predictions_file must be a file name, got {name!r}")
+    _check_slices(report.get("slices"), source)
+
+
+SLICE_KEYS = ("split", "dimension", "slice", "n", "accuracy", "delta", "too_few")
+
+
+def _check_slices(slices: Any, source: Path) -> None:
+    """The optional ``slices`` section: its dimensions and one record per slice."""
+    if slices is None:
+        return
+    if not isinstance(slices, dict) or not isinstance(slices.get("rows"), list) or \
+            not isinstance(slices.get("dimensions"), list):
+        raise ShiftbenchError(f"{source}: 'slices' must be an object with lists 'dimensions' "
+                              "and 'rows'")
+    for i, dimension in enumerate(slices["dimensions"]):
+        if not isinstance(dimension, dict) or not {"name", "about", "slices"} <= set(dimension):
+            raise ShiftbenchError(f"{source}: slices.dimensions[{i}] needs name, about and "
+                                  "slices")
+    for i, row in enumerate(slices["rows"]):
+        lacking = [k for k in SLICE_KEYS if not isinstance(row, dict) or k not in row]
+        if lacking:
+            raise ShiftbenchError(f"{source}: slices.rows[{i}] lacks {', '.join(lacking)}")
 
 
 def jsonable(obj: Any) -> Any:
@@ -283,6 +305,28 @@ def check_numbers(run_dir: Path, report: dict[str, Any]) -> None:
                                       f"{accuracy['value']}, the predictions give {actual}")
         for field, est in _estimates(record):
             _check_interval(field, est, where)
+    _check_slice_numbers(report, source)
+
+
+def _check_slice_numbers(report: dict[str, Any], source: Path) -> None:
+    """Each split's slices of one dimension hold all of its examples, and each slice's
+    intervals contain their estimates."""
+    slices = report.get("slices")
+    if not slices:
+        return
+    sizes = {record["name"]: record["n"] for record in report["splits"]}
+    totals: dict[tuple[str, str], int] = {}
+    for row in slices["rows"]:
+        where = f"{source}: slices, split {row['split']!r}, {row['dimension']} {row['slice']!r}"
+        key = (row["split"], row["dimension"])
+        totals[key] = totals.get(key, 0) + row["n"]
+        for field in ("accuracy", "delta"):
+            _check_interval(field, row[field], where)
+    for (split, dimension), total in totals.items():
+        if total != sizes.get(split):
+            raise ShiftbenchError(f"{source}: slices: the {dimension} slices of split "
+                                  f"{split!r} hold {total} examples, the split "
+                                  f"{sizes.get(split)}")
 
 
 def render(run_dir: Path, failures_inline: int | None = None) -> None:
