@@ -162,12 +162,14 @@ def _written(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
-    (lambda s: s["rows"][0].update(n=s["rows"][0]["n"] + 1),
+    (lambda s, r: s["rows"][0].update(n=s["rows"][0]["n"] + 1),
      "slices: the class slices of split 'reference' hold 81 examples, the split 80"),
-    (lambda s: s["rows"][3]["accuracy"].update(high=-0.5),
+    (lambda s, r: s["rows"][3]["accuracy"].update(high=-0.5),
      "does not contain its estimate"),
-    (lambda s: s["rows"][2].pop("too_few"), "slices.rows[2] lacks too_few"),
-    (lambda s: s.update(rows={}), "'slices' must be an object with lists"),
+    (lambda s, r: s["rows"][2].pop("too_few"), "slices.rows[2] lacks too_few"),
+    (lambda s, r: s.update(rows={}), "'slices' must be an object with lists"),
+    (lambda s, r: r["failures"].update(inline="all"), "'failures' must be an object with a"),
+    (lambda s, r: r["failures"]["groups"]["cut"].pop("n"), "failures.groups.cut: counts"),
 ])
 def test_an_edited_slices_section_is_refused_in_one_line(tmp_path: Path, edit,
                                                          expected: str) -> None:
@@ -177,7 +179,7 @@ def test_an_edited_slices_section_is_refused_in_one_line(tmp_path: Path, edit,
     run_dir = _written(tmp_path)
     path = run_dir / "report.json"
     report = json.loads(path.read_text())
-    edit(report["slices"])
+    edit(report["slices"], report)
     path.write_text(json.dumps(report))
     with pytest.raises(ShiftbenchError, match=expected.replace("[", r"\[")) as caught:
         render(run_dir)

@@ -65,6 +65,24 @@ def check_report(report: Any, source: Path) -> None:
     if not isinstance(name, str) or Path(name).name != name or not name:
         raise ShiftbenchError(f"{source}: predictions_file must be a file name, got {name!r}")
     _check_slices(report.get("slices"), source)
+    _check_failures(report.get("failures"), source)
+
+
+def _check_failures(failures: Any, source: Path) -> None:
+    """The optional ``failures`` section: examples per split in the page, and each
+    split's counts (n compared, then how many went each way)."""
+    if failures is None:
+        return
+    inline = failures.get("inline") if isinstance(failures, dict) else None
+    groups = failures.get("groups") if isinstance(failures, dict) else None
+    if not (isinstance(inline, int) and inline > 0 and isinstance(groups, dict)):
+        raise ShiftbenchError(f"{source}: 'failures' must be an object with a positive "
+                              "'inline' and 'groups'")
+    for name, found in groups.items():
+        if not (isinstance(found, dict) and all(isinstance(v, int) for v in found.values())
+                and "n" in found):
+            raise ShiftbenchError(f"{source}: failures.groups.{name}: counts (n and one per "
+                                  "direction) must be whole numbers")
 
 
 SLICE_KEYS = ("split", "dimension", "slice", "n", "accuracy", "delta", "too_few")
