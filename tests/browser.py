@@ -2,8 +2,9 @@
 (Debian's ``chromium``, driven by Playwright; no browser is ever downloaded) and measured.
 
 ``check_page`` opens one page and returns a :class:`PageReport`: console and page errors,
-every request the page made, each plot's rendered size and the marks drawn outside it,
-tables wider than the viewport; it saves a full-page screenshot under ``SCREENSHOTS``.
+every request the page made, each plot's rendered size, the marks drawn outside it and the
+labels drawn over one another, tables wider than the viewport; it saves a full-page
+screenshot under ``SCREENSHOTS``.
 ``opened`` and ``click_and_count`` serve tests that interact with a page (filters).
 """
 
@@ -28,10 +29,13 @@ VIEWPORT = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
 LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:")  # none of these leaves the machine
 TOLERANCE_PX = 0.5  # rounding of layout coordinates
+# A text's box spans the font's ascent to descent, a few px more than the ink of most words:
+# two labels collide when their boxes share more than this in both directions.
+OVERLAP_PX = 2.0
 
 # Runs in the page: every plot's box and the boxes of the marks it draws (an element's
 # box is its geometry, before any clipping by the <svg>), every table's visible right edge.
-MEASURE = """() => {
+MEASURE = r"""() => {
   const box = r => ({left: r.left, top: r.top, right: r.right, bottom: r.bottom,
                      width: r.width, height: r.height});
   const describe = el => {
@@ -40,16 +44,20 @@ MEASURE = """() => {
       .map(a => `${a}=${el.getAttribute(a).slice(0, 40)}`).join(' ');
     return `<${el.tagName.toLowerCase()}${text ? ` "${text}"` : ''}${at ? ' ' + at : ''}>`;
   };
+  // a text turned by other than a multiple of 90 degrees: its box is not its shape
+  const oblique = el => [...(el.getAttribute('transform') || '').matchAll(/rotate\(\s*(-?[\d.]+)/g)]
+    .some(m => Number(m[1]) % 90 !== 0);
   const plots = [...document.querySelectorAll('svg, canvas')]
     .filter(el => !el.parentElement.closest('svg'))
     .map((el, index) => ({
       index,
       label: el.getAttribute('aria-label') || el.querySelector('.title')?.textContent || '',
       box: box(el.getBoundingClientRect()),
-      texts: [...el.querySelectorAll('text')].map(t => t.textContent.trim()),
       marks: el.tagName.toLowerCase() === 'canvas' ? [] :
         [...el.querySelectorAll('circle,ellipse,line,path,polyline,polygon,rect,text,image,use')]
-          .map(m => ({what: describe(m), box: box(m.getBoundingClientRect())})),
+          .map(m => ({what: describe(m), box: box(m.getBoundingClientRect()),
+                      text: m.tagName.toLowerCase() === 'text' ? m.textContent.trim() : null,
+                      oblique: oblique(m)})),
     }));
   const clipper = el => {
     for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
@@ -70,13 +78,15 @@ MEASURE = """() => {
 
 @dataclass
 class Plot:
-    """One <svg> or <canvas> as rendered: its box, its words and the marks lying outside it."""
+    """One <svg> or <canvas> as rendered: its box, its words, the marks lying outside it and
+    the pairs of labels drawn over one another."""
 
     label: str
     width: float
     height: float
     texts: list[str]
     outside: list[str]
+    overlaps: list[str]
 
 
 @dataclass
@@ -106,6 +116,10 @@ class PageReport:
     @property
     def marks_outside(self) -> list[str]:
         return [f"{p.label!r}: {mark}" for p in self.plots for mark in p.outside]
+
+    @property
+    def overlapping_labels(self) -> list[str]:
+        return [f"{p.label!r}: {pair}" for p in self.plots for pair in p.overlaps]
 
 
 @contextlib.contextmanager
@@ -165,14 +179,26 @@ def check_page(browser: Browser, path: Path, name: str | None = None) -> PageRep
 
 
 def _plot(measured: dict) -> Plot:
-    frame = measured["box"]
-    outside = [
-        f"{mark['what']} at x {mark['box']['left']:.1f}..{mark['box']['right']:.1f}, "
-        f"y {mark['box']['top']:.1f}..{mark['box']['bottom']:.1f}; plot x "
-        f"{frame['left']:.1f}..{frame['right']:.1f}, y {frame['top']:.1f}..{frame['bottom']:.1f}"
-        for mark in measured["marks"] if not _inside(mark["box"], frame)]
-    label = measured["label"] or f"plot {measured['index']}"
-    return Plot(label, frame["width"], frame["height"], measured["texts"], outside)
+    frame, marks = measured["box"], measured["marks"]
+    outside = [f"{mark['what']} at {_where(mark['box'])}; plot {_where(frame)}"
+               for mark in marks if not _inside(mark["box"], frame)]
+    labels = [mark for mark in marks if mark["text"] and not mark["oblique"]]
+    overlaps = [f"{a['what']} at {_where(a['box'])} and {b['what']} at {_where(b['box'])}"
+                for i, a in enumerate(labels) for b in labels[i + 1:]
+                if _overlap(a["box"], b["box"])]
+    return Plot(measured["label"] or f"plot {measured['index']}", frame["width"],
+                frame["height"], [m["text"] for m in marks if m["text"]], outside, overlaps)
+
+
+def _where(box: dict) -> str:
+    return (f"x {box['left']:.1f}..{box['right']:.1f}, "
+            f"y {box['top']:.1f}..{box['bottom']:.1f}")
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    shared_x = min(a["right"], b["right"]) - max(a["left"], b["left"])
+    shared_y = min(a["bottom"], b["bottom"]) - max(a["top"], b["top"])
+    return shared_x > OVERLAP_PX and shared_y > OVERLAP_PX
 
 
 def _inside(box: dict, frame: dict) -> bool:

@@ -26,6 +26,10 @@ LOST_LABEL = pytest.mark.xfail(strict=True, reason=(
     "reviews from a second site' is unnamed in both Δ accuracy scatters, as the right-most "
     "point of 'vs mmd drift statistic' (x=694 of 720) and among close points in 'vs mean "
     "similarity'"))
+CROWDED_AXIS = pytest.mark.xfail(strict=True, reason=(
+    "svg axes: a wide tick label runs into the rotated y-axis title: in the drift history "
+    "chart '1000%' spans x 11.5..50 of the svg, the title 'evidence, % of the alarm level' "
+    "x 4..17"))
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -130,6 +134,12 @@ def test_every_plot_has_a_size_and_its_marks_inside(pages: dict[str, PageReport]
     assert report.marks_outside == [], report.screenshot
 
 
+@pytest.mark.parametrize("name", ["report", "monitor", pytest.param("history", marks=CROWDED_AXIS),
+                                  "mitigate"])
+def test_plot_labels_do_not_overlap(pages: dict[str, PageReport], name: str) -> None:
+    assert pages[name].overlapping_labels == [], pages[name].screenshot
+
+
 @pytest.mark.parametrize("name", [pytest.param("report", marks=WIDE_SUMMARY), *PAGES[1:]])
 def test_tables_fit_the_page_width(pages: dict[str, PageReport], name: str) -> None:
     report = pages[name]
@@ -159,7 +169,9 @@ def test_a_full_page_screenshot_is_kept(pages: dict[str, PageReport], name: str)
 BROKEN = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
 <svg viewBox="0 0 100 50" width="100" height="50" aria-label="broken plot">
   <circle cx="50" cy="25" r="3"/><circle cx="120" cy="25" r="3"/>
-  <text x="95" y="20">cut off</text></svg>
+  <text x="95" y="20">cut off</text>
+  <text x="5" y="40">one</text><text x="9" y="42">two</text>
+  <text transform="translate(60,45) rotate(-35)">tilted</text><text x="60" y="45">ok</text></svg>
 <svg width="0" height="0" aria-label="empty plot"></svg>
 <table><tr><th>wide</th><td style="min-width:1500px">x</td></tr></table>
 <div style="overflow:auto"><table><tr><th>scrolls</th><td style="min-width:1500px">x</td>
@@ -195,6 +207,8 @@ def test_the_checks_catch_a_broken_page(chromium, broken: Path) -> None:
     outside = report.marks_outside
     assert len(outside) == 2 and all(m.startswith("'broken plot': ") for m in outside)
     assert '<circle cx=120 cy=25>' in outside[0] and '<text "cut off"' in outside[1]
+    (overlap,) = report.overlapping_labels  # a tilted label's box is not its shape: skipped
+    assert '<text "one"' in overlap and '<text "two"' in overlap
     (wide,) = report.wide_tables  # the one in a scrolling wrapper is fine
     assert wide.startswith("table 0 ('wide')")
     assert report.scroll_width > report.viewport_width
