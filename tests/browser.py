@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Playwright gives each launch a fresh temporary profile (--user-data-dir) and adds --headless.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Playwright adds --headless and a fresh temporary profile (--user-data-dir) to each launch.
+# Shared memory goes to /tmp: a container's /dev/shm (64 MB under Docker) can crash the renderer.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
 LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:")  # none of these leaves the machine
