@@ -1,6 +1,6 @@
 """The HTML pages shiftbench writes, opened in headless Chromium (tests/browser.py): no
-errors, no request leaving the page, plots with a size and their marks inside, tables
-within a 1280px-wide window. Screenshots: reports/screenshots/<page>.png."""
+errors, no request leaving the page, plots with a size, their marks inside and their labels
+apart, tables within a 1280px-wide window. Screenshots: reports/screenshots/<page>.png."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import PageReport, check_page, click_and_count, opened, visible_count
-from conftest import make_labelled
 from test_mitigate import write_suite
+from test_monitor import labelled_rows, write_jsonl
 
 from shiftbench.cli import main
 
@@ -30,17 +30,6 @@ CROWDED_AXIS = pytest.mark.xfail(strict=False, reason=(
     "svg axes: a wide tick label runs into the rotated y-axis title: in the drift history "
     "chart '1000%' spans x 11.5..50 of the svg, the title 'evidence, % of the alarm level' "
     "x 4..17 (in DejaVu Sans, Chromium's font here)"))
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
-def labelled_rows(n: int, seed: int, shout: bool = False) -> list[dict]:
-    texts, labels = make_labelled(n, seed)
-    return [{"id": f"s{seed}-{i}", "text": text.upper() + " !!! #deal" if shout else text,
-             "label": label} for i, (text, label) in enumerate(zip(texts, labels, strict=True))]
 
 
 def report_page(folder: Path, encoder: Path) -> Path:
