@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, ConsoleMessage, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright adds --headless and a fresh temporary profile (--user-data-dir) to each launch.
@@ -152,8 +152,14 @@ def opened(browser: Browser, path: Path,
     context.on("request", lambda request: report.requests.append(request.url))
     context.route(lambda url: not url.startswith(LOCAL_SCHEMES), lambda route: route.abort())
     page = context.new_page()
-    page.on("console", lambda msg: msg.type == "error" and report.console_errors.append(
-        f"{msg.text} ({msg.location.get('url', '')}:{msg.location.get('lineNumber', '')})"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            where = message.location
+            report.console_errors.append(f"{message.text} ({where.get('url', '')}:"
+                                         f"{where.get('lineNumber', '')})")
+
+    page.on("console", on_console)
     page.on("pageerror", lambda error: report.page_errors.append(str(error)))
     page.on("websocket", lambda socket: report.requests.append(socket.url))
     try:
