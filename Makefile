@@ -5,9 +5,10 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: apertium (back-translation en<->es) and WordNet (synonym shifts); the
-# tests also run the drift history store against a real PostgreSQL server.
+# tests also run the drift history store against a real PostgreSQL server and open the
+# HTML pages in headless Chromium (driven by pip playwright, which downloads no browser).
 RUN_PACKAGES := apertium apertium-eng-spa wordnet-base wordnet-sense-index
-TEST_PACKAGES := $(RUN_PACKAGES) postgresql
+TEST_PACKAGES := $(RUN_PACKAGES) postgresql chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 apt = dpkg -s $(1) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1); }

@@ -243,3 +243,12 @@ def tiny_causal_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_seq2seq_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_generator("seq2seq", tmp_path_factory.mktemp("tiny-seq2seq"))
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole session (tests/browser.py); skips without it."""
+    from browser import launched
+
+    with launched() as browser:
+        yield browser

@@ -1,0 +1,211 @@
+"""The HTML pages shiftbench writes, opened in headless Chromium (tests/browser.py): no
+errors, no request leaving the page, plots with a size, their marks inside and their labels
+apart, tables within a 1280px-wide window. Screenshots: reports/screenshots/<page>.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from browser import PageReport, check_page, click_and_count, opened, visible_count
+from test_mitigate import write_suite
+from test_monitor import labelled_rows, write_jsonl
+
+from shiftbench.cli import main
+
+PAGES = ["report", "monitor", "history", "mitigate"]
+# Bugs in shiftbench/report/ that other branches of issue 14 own; strict: an XPASS means the
+# fix landed and the mark goes (not for the overlap, whose width depends on the font).
+WIDE_SUMMARY = pytest.mark.xfail(strict=True, reason=(
+    "report.html's Summary table (13 columns) is about 1650px wide: at a 1280px window it "
+    "reaches x=1737 and the page scrolls sideways (shiftbench/report/html.py)"))
+LOST_LABEL = pytest.mark.xfail(strict=True, reason=(
+    "svg.scatter_chart drops a point's label when no spot fits it: the domain split 'food "
+    "reviews from a second site' is unnamed in both Δ accuracy scatters, as the right-most "
+    "point of 'vs mmd drift statistic' (x=694 of 720) and among close points in 'vs mean "
+    "similarity'"))
+CROWDED_AXIS = pytest.mark.xfail(strict=False, reason=(
+    "svg axes: a wide tick label runs into the rotated y-axis title: in the drift history "
+    "chart '1000%' spans x 11.5..50 of the svg, the title 'evidence, % of the alarm level' "
+    "x 4..17 (in DejaVu Sans, Chromium's font here)"))
+
+
+def report_page(folder: Path, encoder: Path) -> Path:
+    """report.html of a real run: three severities, a domain split with a long name (as
+    users name them), movement and drift (embedded with the tiny encoder, not MiniLM)."""
+    from shiftbench.run import RunOptions, run_suite
+    from shiftbench.runtime import Runtime
+
+    suite = write_suite(folder)
+    spec = yaml.safe_load(suite.read_text())
+    spec["shifts"][1]["name"] = "food reviews from a second site"
+    spec["shifts"][0]["severity"] = [1, 2, 4]
+    spec["shifts"].insert(1, {"shift": "word_delete", "severity": [2]})
+    spec["detectors"] = [{"name": "mmd", "params": {"n_permutations": 200}}, {"name": "bbsd"}]
+    suite.write_text(yaml.safe_dump(spec))
+    options = RunOptions(reports_dir=folder / "reports", run_id="browser", encoder=str(encoder),
+                         runtime=Runtime(progress=False))
+    return run_suite(suite, "sklearn:tfidf", options) / "report.html"
+
+
+def monitor_page(folder: Path) -> Path:
+    """monitor.html of a check with a model: detectors, calibration, positive controls and
+    the label-free accuracy estimates."""
+    reference = write_jsonl(folder / "reference.jsonl", labelled_rows(160, seed=11))
+    current = write_jsonl(folder / "current.jsonl", labelled_rows(60, seed=12, shout=True))
+    code = main(["monitor", "check", str(reference), str(current), "--label-column", "label",
+                 "--model", "sklearn:tfidf", "--detector", "mmd", "--detector", "ks",
+                 "--detector", "bbsd", "--control", "keyboard:2", "--calibrate-repeats", "10",
+                 "--out", str(folder / "check"), "--cache-dir", str(folder / "cache"),
+                 "--no-progress"])
+    assert code in (0, 1)
+    return folder / "check" / "monitor.html"
+
+
+def history_page(folder: Path, encoder: Path) -> Path:
+    """`monitor history --plot` of a stream whose last windows drift."""
+    reference = write_jsonl(folder / "ref.jsonl", labelled_rows(300, seed=13))
+    log = write_jsonl(folder / "log.jsonl",
+                      labelled_rows(90, seed=14) + labelled_rows(60, seed=15, shout=True))
+    store = folder / "history.sqlite"
+    assert main(["monitor", "stream", str(reference), str(log), "--window", "30", "--ert", "20",
+                 "--store", str(store), "--encoder", str(encoder), "--cache-dir",
+                 str(folder / "cache"), "--no-progress"]) in (0, 1)
+    assert main(["monitor", "history", "--store", str(store), "--plot",
+                 str(folder / "history.html")]) == 0
+    return folder / "history.html"
+
+
+def mitigate_page(folder: Path, encoder: Path) -> Path:
+    """mitigate.html of DANN against ERM over two seeds: training curves and before/after."""
+    suite = write_suite(folder)
+    assert main(["mitigate", str(suite), "--model", f"probe:{encoder}", "--method", "dann",
+                 "--out", str(folder / "out"), "--cache-dir", str(folder / "cache"),
+                 "--device", "cpu", "--seeds", "2", "--param", "max_epochs=3",
+                 "--param", "hidden=8"]) == 0
+    return folder / "out" / "mitigate.html"
+
+
+@pytest.fixture(scope="module")
+def pages(chromium, tiny_encoder_dir: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> dict[str, PageReport]:
+    """Each page built once and checked once; the tests below read the reports."""
+    made = {
+        "report": report_page(tmp_path_factory.mktemp("report"), tiny_encoder_dir),
+        "monitor": monitor_page(tmp_path_factory.mktemp("monitor")),
+        "history": history_page(tmp_path_factory.mktemp("history"), tiny_encoder_dir),
+        "mitigate": mitigate_page(tmp_path_factory.mktemp("mitigate"), tiny_encoder_dir),
+    }
+    return {name: check_page(chromium, path, name) for name, path in made.items()}
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_console_or_page_errors(pages: dict[str, PageReport], name: str) -> None:
+    report = pages[name]
+    assert report.console_errors == [] and report.page_errors == [], report.screenshot
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_request_leaves_the_page(pages: dict[str, PageReport], name: str) -> None:
+    report = pages[name]
+    assert report.requests[0] == report.path.resolve().as_uri()
+    assert report.outside_requests == []
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_plot_has_a_size_and_its_marks_inside(pages: dict[str, PageReport],
+                                                    name: str) -> None:
+    report = pages[name]
+    assert report.plots, f"{name}: no plot found"
+    assert report.empty_plots == [], report.screenshot
+    assert report.marks_outside == [], report.screenshot
+
+
+@pytest.mark.parametrize("name", ["report", "monitor", pytest.param("history", marks=CROWDED_AXIS),
+                                  "mitigate"])
+def test_plot_labels_do_not_overlap(pages: dict[str, PageReport], name: str) -> None:
+    assert pages[name].overlapping_labels == [], pages[name].screenshot
+
+
+@pytest.mark.parametrize("name", [pytest.param("report", marks=WIDE_SUMMARY), *PAGES[1:]])
+def test_tables_fit_the_page_width(pages: dict[str, PageReport], name: str) -> None:
+    report = pages[name]
+    assert report.wide_tables == [], report.screenshot
+    assert report.scroll_width <= report.viewport_width, report.screenshot
+
+
+@LOST_LABEL
+def test_every_scatter_names_every_shifted_split(pages: dict[str, PageReport]) -> None:
+    report = pages["report"]
+    run = json.loads((report.path.parent / "report.json").read_text())
+    shifted = {s["name"] for s in run["splits"] if s["kind"] != "reference"}
+    scatters = [p for p in report.plots if p.label.startswith("Δ accuracy vs")]
+    assert len(scatters) == 2
+    unnamed = {p.label: sorted(shifted - set(p.texts)) for p in scatters}
+    assert unnamed == {p.label: [] for p in scatters}
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_a_full_page_screenshot_is_kept(pages: dict[str, PageReport], name: str) -> None:
+    shot = pages[name].screenshot
+    assert shot.name == f"{name}.png" and shot.read_bytes().startswith(b"\x89PNG")
+
+
+# -- the harness sees what it is meant to see --------------------------------------------------
+
+BROKEN = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
+<svg viewBox="0 0 100 50" width="100" height="50" aria-label="broken plot">
+  <circle cx="50" cy="25" r="3"/><circle cx="120" cy="25" r="3"/>
+  <text x="95" y="20">cut off</text>
+  <text x="5" y="40">one</text><text x="9" y="42">two</text>
+  <text transform="translate(60,45) rotate(-35)">tilted</text><text x="60" y="45">ok</text></svg>
+<svg width="0" height="0" aria-label="empty plot"></svg>
+<table><tr><th>wide</th><td style="min-width:1500px">x</td></tr></table>
+<div style="overflow:auto"><table><tr><th>scrolls</th><td style="min-width:1500px">x</td>
+</tr></table></div>
+<img src="http://shiftbench.invalid/pixel.png" alt="">
+<select id="kind"><option value="all">all</option><option value="a">a</option></select>
+<input id="hide" type="checkbox">
+<ul><li class="a">1</li><li class="a">2</li><li class="b">3</li></ul>
+<script>
+document.getElementById('kind').onchange = e => document.querySelectorAll('li').forEach(
+  li => li.style.display = e.target.value === 'all' || li.classList.contains(e.target.value)
+        ? '' : 'none');
+document.getElementById('hide').onchange = e => document.querySelectorAll('li').forEach(
+  li => li.style.visibility = e.target.checked ? 'hidden' : '');
+console.error('boom'); undefinedFunction();
+</script></body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("broken") / "broken.html"
+    path.write_text(BROKEN)
+    return path
+
+
+def test_the_checks_catch_a_broken_page(chromium, broken: Path) -> None:
+    report = check_page(chromium, broken)
+    assert any("boom" in e for e in report.console_errors)
+    assert any("undefinedFunction" in e for e in report.page_errors)
+    assert report.outside_requests == ["http://shiftbench.invalid/pixel.png"]
+    assert report.empty_plots == ["'empty plot': 0x0px"]
+    outside = report.marks_outside
+    assert len(outside) == 2 and all(m.startswith("'broken plot': ") for m in outside)
+    assert '<circle cx=120 cy=25>' in outside[0] and '<text "cut off"' in outside[1]
+    (overlap,) = report.overlapping_labels  # a tilted label's box is not its shape: skipped
+    assert '<text "one"' in overlap and '<text "two"' in overlap
+    (wide,) = report.wide_tables  # the one in a scrolling wrapper is fine
+    assert wide.startswith("table 0 ('wide')")
+    assert report.scroll_width > report.viewport_width
+
+
+def test_click_and_count_operates_selects_and_checkboxes(chromium, broken: Path) -> None:
+    with opened(chromium, broken) as (page, _):
+        assert visible_count(page, "li") == 3
+        assert click_and_count(page, "#kind", "li", "a") == 2
+        assert click_and_count(page, "#kind", "li", "all") == 3
+        assert click_and_count(page, "#hide", "li") == 0
