@@ -33,6 +33,10 @@ class HashedWords(ModelAdapter):
         return digest(self.adapter, {"dims": self.dims})
 
     def embed(self, texts: Sequence[str], runner: Any) -> np.ndarray:
+        """Through the runner and its cache, as the real adapters embed."""
+        return runner.map(f"{self.fingerprint()}/embed", texts, self._counts, desc="embed")
+
+    def _counts(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dims), np.float32)
         for row, text in enumerate(texts):
             for word in text.split():

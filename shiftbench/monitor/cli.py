@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shiftbench.file_formats import FILE_FORMATS
 from shiftbench.runtime import FLAGS, add_runtime_flags, runtime_options
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXIT_OK = 0
 DEFAULT_STORE = Path("reports") / "monitor" / "history.sqlite"
@@ -245,12 +249,17 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
                               "folder or a .skops file), not one to train")
     runner = replace(runtime_options(args), cache_dir=None).runner()  # traffic: no cache
     embedder = text_embedder(args.encoder, model)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        try:
+            return embedder(texts, runner, "records")
+        finally:  # drop the in-memory cache: memory stays flat, and the next call (on the
+            runner.close()  # worker thread) opens its own (SQLite objects stay in one thread)
     store_dir = Path(args.store).parent if "://" not in args.store else Path("reports/monitor")
     monitor = Monitor.from_reference(
         read_texts(args.reference, args.text_column),
-        lambda texts: embedder(texts, runner, "records"),
-        store=args.store, window=args.window, window_seconds=args.window_seconds, ert=args.ert,
-        detector_dir=inside(store_dir, "serve", "detector"), device=args.device,
+        embed, store=args.store, window=args.window, window_seconds=args.window_seconds,
+        ert=args.ert, detector_dir=inside(store_dir, "serve", "detector"), device=args.device,
         seed=args.seed, settings={"embedder": embedder.describe()}, max_queue=args.max_queue,
         streams=args.streams)
     app = create_app(monitor, token=token, auth_reads=args.auth_reads,
