@@ -8,15 +8,19 @@ with the text's hash, "s 17" the same kind of vector shifted in its first two co
 
 from __future__ import annotations
 
+import threading
 import zlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
+from postgres import postgres_server
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.monitor import Monitor
+from shiftbench.monitor.service.accuracy import WindowAccuracy, accuracy_values
 from shiftbench.monitor.service.monitor import InvalidInput, UnknownStream, Windowing
 from shiftbench.monitor.service.records import Pending, QueueFull, RecordStore, StreamConflict
 from shiftbench.monitor.store import history
@@ -203,3 +207,72 @@ def test_settings_are_checked(tmp_path: Path) -> None:
         make_monitor(tmp_path / "h.sqlite", max_queue=10)
     with pytest.raises(ShiftbenchError, match="--window-seconds must be > 0"):
         Windowing(window=20, seconds=0)
+
+
+def hashed_accuracy() -> WindowAccuracy:
+    """Accuracy estimates of the harness's hashed-words model (positive iff "great") on a
+    reference it gets half right."""
+    from serve_harness import HashedWords
+
+    from shiftbench.runtime import Runtime
+    from shiftbench.split import Split
+
+    texts = [f"n ref {i} {'great' if i % 2 else 'bad'}" for i in range(400)]
+    labels = ["positive" if i % 3 else "negative" for i in range(400)]  # 2/3 positive
+    reference = Split("reference", [str(i) for i in range(400)], texts, labels)
+    return WindowAccuracy(HashedWords(), reference, Runtime().runner())
+
+
+def test_windows_carry_label_free_accuracy_and_the_measured_one(tmp_path: Path) -> None:
+    """With a model and a labelled reference each window gets ATC/DoC estimates; the
+    measured accuracy only when every record of the window came with a label."""
+    accuracy = hashed_accuracy()
+    monitor = make_monitor(tmp_path / "h.sqlite", accuracy=accuracy)
+    # "great" (positive) on odd rows; positive labels on rows not divisible by 3: the
+    # model is right on 1/2 of the reference (odd & not 3k, or even & 3k: 1/3 + 1/6)
+    assert accuracy_values(accuracy(["x"], None))["reference"] == pytest.approx(0.5, abs=0.01)
+    labelled = [{"id": f"l{i}", "text": f"n {i} great", "label": "positive"}
+                for i in range(WINDOW)]
+    monitor.send("prod", labelled)
+    monitor.send("prod", [{**r, "label": None, "id": f"u{k}"} for k, r in enumerate(labelled)])
+    assert monitor.process_ready() == 2
+    first, second = (accuracy_values(w.extra["accuracy"]) for w in monitor.windows("prod"))
+    assert first["actual"] == 1.0 and "actual" not in second
+    assert set(second) == {"reference", "atc", "doc"}
+    assert 0 <= second["atc"] <= 1 and 0 <= second["doc"] <= 1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "h.sqlite")
+        return
+    with postgres_server() as url:
+        yield url
+
+
+def test_concurrent_batches_never_pass_the_queue_limit(store_url: str) -> None:
+    """8 threads race to fill a queue of 100: exactly 100 records get in (each batch whole
+    or not at all), and the accepted counts add up to what is stored."""
+    monitor = make_monitor(store_url, max_queue=100)
+    monitor.send("prod", records(1))
+    accepted: list[int] = []
+    refused: list[int] = []
+
+    def sender(k: int) -> None:
+        for b in range(6):
+            batch = [{"id": f"t{k}-{b}-{i}", "text": f"n {k} {b} {i}"} for i in range(3)]
+            try:
+                accepted.append(monitor.send("prod", batch).accepted)
+            except QueueFull:
+                refused.append(len(batch))
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = len(monitor.store.record_windows("prod"))
+    assert stored == 1 + sum(accepted) == 100  # 33 batches of 3 fit after the first record
+    assert len(refused) == 8 * 6 - 33
+    monitor.close()

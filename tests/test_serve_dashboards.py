@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from test_serve import WINDOW, make_monitor, records
+from test_serve import WINDOW, hashed_accuracy, make_monitor, records
 
 from shiftbench.monitor.service.app import create_app
 
@@ -23,7 +23,8 @@ METRIC = re.compile(r"\bshiftbench_[a-z_]+")
 
 def exported_metrics(tmp_path: Path) -> set[str]:
     """Sample names on /metrics once a stream has windows, a queue and counted requests."""
-    monitor = make_monitor(tmp_path / "h.sqlite", poll_interval=0.05)
+    monitor = make_monitor(tmp_path / "h.sqlite", poll_interval=0.05,
+                           accuracy=hashed_accuracy())
     with TestClient(create_app(monitor, token="t")) as client:
         auth = {"Authorization": "Bearer t"}
         assert client.post("/v1/streams/prod/records", json={"records": records(WINDOW + 5)},

@@ -45,9 +45,10 @@ class Assets:
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
     folder = tmp_path_factory.mktemp("serve")
-    texts, _ = make_labelled(300, seed=5)
+    texts, labels = make_labelled(300, seed=5)
     with open(folder / "reference.jsonl", "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps({"text": text}) + "\n" for text in texts)
+        fh.writelines(json.dumps({"text": text, "label": label}) + "\n"
+                      for text, label in zip(texts, labels, strict=True))
     (folder / "token").write_text(TOKEN + "\n")
     return Assets(folder / "reference.jsonl", folder / "token")
 
@@ -59,7 +60,8 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, str(ROOT / "tests" / "serve_harness.py"), "monitor", "serve",
-                     "--reference", str(assets.reference), "--model", "hashed",
+                     "--reference", str(assets.reference), "--label-column", "label",
+                     "--model", "hashed",
                      "--store", store, "--port", str(self.port), "--window", str(WINDOW),
                      "--ert", "20", "--device", "cpu", "--token-file", str(assets.token),
                      *extra]
@@ -184,6 +186,12 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
     assert seen[("shiftbench_queue_records", (("stream", "prod"),))] == len(placed) % WINDOW
     assert seen[("shiftbench_processing_lag_seconds", (("stream", "prod"),))] == 0
     assert seen[("shiftbench_worker_up", ())] == 1
+    # label-free accuracy of the latest window: every text says "great", so the model
+    # predicts positive throughout; no labels were sent, so nothing measured
+    estimates = {dict(labels)["estimate"] for name, labels in seen
+                 if name == "shiftbench_accuracy"}
+    assert estimates == {"reference", "atc", "doc"}
+    assert set(reply["windows"][-1]["extra"]["accuracy"]) >= {"atc", "doc", "reference"}
     # the restarted process counts what it accepted itself
     accepted = seen[("shiftbench_ingest_records_total", (("outcome", "accepted"),
                                                          ("stream", "prod")))]

@@ -6,14 +6,17 @@ Parsing stays light; each command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shiftbench.file_formats import FILE_FORMATS
 from shiftbench.runtime import FLAGS, add_runtime_flags, runtime_options
 
 if TYPE_CHECKING:
-    import numpy as np
+    from shiftbench.runner import Runner
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 DEFAULT_STORE = Path("reports") / "monitor" / "history.sqlite"
@@ -129,9 +132,13 @@ def add_serve_parser(group: argparse._SubParsersAction) -> None:
     serve.add_argument("--reference", type=Path, required=True,
                        help=f"reference data ({FILE_TYPES})")
     serve.add_argument("--text-column", default="text", help="of the reference")
+    serve.add_argument("--label-column",
+                       help="labels of the reference: with --model, each window gets label-free "
+                            "accuracy estimates (ATC, DoC) and, when its records carry labels, "
+                            "the measured accuracy")
     serve.add_argument("--model", help="a trained model (as in `run`: a folder, "
-                                       "sklearn:FILE.skops, ...) whose embeddings --encoder "
-                                       "model uses")
+                                       "sklearn:FILE.skops, ...): accuracy estimates, and the "
+                                       "embeddings of --encoder model")
     serve.add_argument("--encoder", help="minilm, model or an encoder directory (default: "
                                          "model when --model is given, else minilm)")
     _add_store(serve)
@@ -237,7 +244,8 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
     from shiftbench.errors import ShiftbenchError
     from shiftbench.models import load_model
     from shiftbench.models.embed import text_embedder
-    from shiftbench.monitor.rows import read_texts
+    from shiftbench.monitor.inputs import read_sample
+    from shiftbench.monitor.service.accuracy import WindowAccuracy
     from shiftbench.monitor.service.app import create_app
     from shiftbench.monitor.service.monitor import Monitor
     from shiftbench.paths import inside
@@ -247,27 +255,41 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
     if model is not None and model.needs_training:
         raise ShiftbenchError(f"--model {args.model}: the service takes a trained model (a "
                               "folder or a .skops file), not one to train")
+    reference = read_sample(args.reference, "reference", args.text_column, args.label_column,
+                            None, need_labels=args.label_column is not None).split
     runner = replace(runtime_options(args), cache_dir=None).runner()  # traffic: no cache
     embedder = text_embedder(args.encoder, model)
-
-    def embed(texts: list[str]) -> np.ndarray:
-        try:
-            return embedder(texts, runner, "records")
-        finally:  # drop the in-memory cache: memory stays flat, and the next call (on the
-            runner.close()  # worker thread) opens its own (SQLite objects stay in one thread)
+    accuracy = None
+    if model is not None and args.label_column:
+        accuracy = _fresh_cache(runner, WindowAccuracy(model, reference, runner, args.seed))
     store_dir = Path(args.store).parent if "://" not in args.store else Path("reports/monitor")
     monitor = Monitor.from_reference(
-        read_texts(args.reference, args.text_column),
-        embed, store=args.store, window=args.window, window_seconds=args.window_seconds,
+        list(reference.texts), _fresh_cache(runner, lambda t: embedder(t, runner, "records")),
+        store=args.store, window=args.window, window_seconds=args.window_seconds,
         ert=args.ert, detector_dir=inside(store_dir, "serve", "detector"), device=args.device,
         seed=args.seed, settings={"embedder": embedder.describe()}, max_queue=args.max_queue,
-        streams=args.streams)
+        streams=args.streams, accuracy=accuracy)
+    runner.close()  # the reference's cache, opened on this thread
     app = create_app(monitor, token=token, auth_reads=args.auth_reads,
                      max_batch=args.max_batch)
     print(f"shiftbench monitor: http://{args.host}:{args.port} (history: {monitor.store.name})",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return EXIT_OK
+
+
+def _fresh_cache(runner: Runner, function: Callable[..., T]) -> Callable[..., T]:
+    """``function`` followed by dropping the runner's in-memory cache: the service's memory
+    stays flat, and the next call (on the worker thread) opens its own cache (an SQLite
+    connection serves only the thread that opened it)."""
+
+    def call(*args: Any) -> T:
+        try:
+            return function(*args)
+        finally:
+            runner.close()
+
+    return call
 
 
 def _read_token(path: Path) -> str:

@@ -316,12 +316,14 @@ class HistoryStore:
             counts = {(s, d): n for s, d, n in conn.execute(alarms)}
         return latest, counts
 
-    def records(self, stream: str | None = None) -> list[WindowRecord]:
-        """All stored rows (of one stream), by stream, window and detector."""
+    def records(self, stream: str | None = None, from_window: int = 0) -> list[WindowRecord]:
+        """All stored rows (of one stream; of windows ``from_window`` on), by stream,
+        window and detector."""
         from sqlalchemy import select
 
         c = self.windows.c
-        query = select(self.windows).order_by(c.stream, c.window_index, c.detector)
+        query = (select(self.windows).where(c.window_index >= from_window)
+                 .order_by(c.stream, c.window_index, c.detector))
         if stream is not None:
             query = query.where(c.stream == stream)
         with self._reading() as conn:

@@ -6,7 +6,8 @@ Gauges per (stream, detector), from its latest window: the families of
 :data:`shiftbench.monitor.prometheus.METRICS` and the alarm counter ``ALARMS``. Per
 stream: ``shiftbench_queue_records`` (unprocessed records), ``shiftbench_queue_oldest_
 age_seconds`` and ``shiftbench_processing_lag_seconds`` (how long a complete window has
-waited for the worker: 0 when it keeps up, growing when it falls behind). Per process:
+waited for the worker: 0 when it keeps up, growing when it falls behind) and, with a
+model, ``shiftbench_accuracy{stream,estimate}`` (reference, atc, doc, actual). Per process:
 ``shiftbench_ingest_records_total{stream,outcome}`` (accepted, duplicate),
 ``shiftbench_ingest_requests_total{code}``, ``shiftbench_worker_up`` and
 ``shiftbench_worker_errors_total``.
@@ -23,10 +24,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from shiftbench.monitor.prometheus import ALARMS, METRICS
+from shiftbench.monitor.service.accuracy import accuracy_values
 
 if TYPE_CHECKING:
     from shiftbench.monitor.service.monitor import Monitor
+    from shiftbench.monitor.store import WindowRecord
 
+ACCURACY = "shiftbench_accuracy"
 QUEUE = "shiftbench_queue_records"
 OLDEST = "shiftbench_queue_oldest_age_seconds"
 LAG = "shiftbench_processing_lag_seconds"
@@ -58,11 +62,24 @@ class StoreCollector(Collector):
             counter.add_metric([record.stream, record.detector],
                                alarms.get((record.stream, record.detector), 0))
         yield counter
+        yield self._accuracy(latest)
         yield from self._queue({r.stream for r in latest})
         yield GaugeMetricFamily(WORKER_UP, "1 if this instance's window worker is running.",
                                 value=float(self.monitor.running))
         yield CounterMetricFamily(WORKER_ERRORS, "Windows that failed and were left to retry.",
                                   value=self.monitor.errors)
+
+    @staticmethod
+    def _accuracy(latest: list[WindowRecord]) -> Metric:
+        family = GaugeMetricFamily(ACCURACY, "The model's accuracy on the latest window: "
+                                             "estimated without labels (atc, doc), measured "
+                                             "(actual, when every record had a label), and on "
+                                             "the reference.", labels=["stream", "estimate"])
+        windows = {r.stream: r.extra.get("accuracy") for r in latest}
+        for stream, accuracy in sorted(windows.items()):
+            for estimate, value in accuracy_values(accuracy or {}).items():
+                family.add_metric([stream, estimate], value)
+        return family
 
     def _queue(self, streams: set[str]) -> Iterator[Metric]:
         now = datetime.now(timezone.utc)

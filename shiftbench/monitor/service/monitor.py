@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from shiftbench.monitor.store import WindowRecord
 
 log = logging.getLogger("shiftbench.monitor.service")
+Accuracy = Callable[[Sequence[str], Sequence[str] | None], dict[str, Any]]
 
 
 class UnknownStream(ShiftbenchError):
@@ -121,13 +122,16 @@ class Monitor:
 
     ``max_queue``: unprocessed records a stream may hold; more are refused
     (:class:`~shiftbench.monitor.service.records.QueueFull`) until the worker catches up.
-    ``streams``: the only stream names accepted (None: any valid name).
+    ``streams``: the only stream names accepted (None: any valid name). ``accuracy``:
+    called with each window's texts and labels (None unless all records have one), its
+    result stored as the window's ``extra["accuracy"]`` (see
+    :class:`~shiftbench.monitor.service.accuracy.WindowAccuracy`).
     """
 
     def __init__(self, store: RecordStore, detectors: Mapping[str, OnlineDetector],
                  embed: Embed, windowing: Windowing, *, settings: Mapping[str, Any] | None = None,
                  max_queue: int = 10_000, streams: Collection[str] | None = None,
-                 poll_interval: float = 0.5) -> None:
+                 poll_interval: float = 0.5, accuracy: Accuracy | None = None) -> None:
         if max_queue < windowing.window:
             raise ShiftbenchError(f"--max-queue {max_queue} is below the window "
                                   f"({windowing.window}): no window could ever fill")
@@ -143,6 +147,7 @@ class Monitor:
         self.max_queue = max_queue
         self.streams = None if streams is None else {check_stream_name(s) for s in streams}
         self.poll_interval = poll_interval
+        self.accuracy = accuracy
         self.errors = 0  # windows that failed (retried later)
         self.last_error: str | None = None
         self._registered: set[str] = set()
@@ -242,11 +247,20 @@ class Monitor:
             window = Window(index, self.windowing.texts(taken, stream, index), start,
                             Position(RECORDS_TABLE, taken[-1].seq, start + len(taken)),
                             f"records {taken[0].record_id}..{taken[-1].record_id}",
-                            {"records": len(taken)})
+                            self._extra(taken))
             records, _ = window_results(stream, window, self.detectors, self.embed)
             self.store.insert_window(conn, stream, self.config, records)
             self.store.mark_processed(conn, stream, [p.seq for p in taken], index)
         return True
+
+    def _extra(self, taken: Sequence[Pending]) -> dict[str, Any]:
+        """What a window keeps beside its test: its record count, accuracy estimates."""
+        extra: dict[str, Any] = {"records": len(taken)}
+        if self.accuracy is not None:
+            labels = [p.label for p in taken]
+            extra["accuracy"] = self.accuracy([p.text for p in taken],
+                                              None if None in labels else labels)
+        return extra
 
     def windows(self, stream: str, limit: int = 50) -> list[WindowRecord]:
         """The stream's latest ``limit`` windows' rows, oldest first; UnknownStream if it
@@ -254,9 +268,8 @@ class Monitor:
         check_stream_name(stream)
         if self.store.stream_config(stream) is None:
             raise UnknownStream(f"no stream {stream!r} (nothing was sent to it)")
-        rows = self.store.records(stream)
-        first = sorted({r.window for r in rows})[-limit:][:1]
-        return [r for r in rows if first and r.window >= first[0]]
+        last = self.store.last_window(stream)
+        return self.store.records(stream, last.window - limit + 1) if last else []
 
     def backlog(self) -> dict[str, Backlog]:
         return self.store.backlog()

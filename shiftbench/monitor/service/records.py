@@ -22,6 +22,7 @@ results and the marking of its records as processed commit in ONE transaction:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -215,7 +216,8 @@ class RecordStore(HistoryStore):
 
     def add(self, stream: str, records: Sequence[Record], max_pending: int) -> Added:
         """Store the records not stored yet (by id), all or none; committed on return.
-        QueueFull if the stream would hold more than ``max_pending`` unprocessed ones."""
+        QueueFull if the stream would hold more than ``max_pending`` unprocessed ones.
+        The stream must be registered (its settings row is the SQLite lock)."""
         from sqlalchemy import func, select
 
         table = self.records_table
@@ -228,6 +230,7 @@ class RecordStore(HistoryStore):
         ids = [row["record_id"] for row in rows]
         with self._database(f"store records of stream {stream!r}"), \
                 self.engine.begin() as conn:
+            self._lock_ingestion(conn, stream)
             known = set(conn.execute(select(table.c.record_id).where(
                 table.c.stream == stream, table.c.record_id.in_(ids))).scalars())
             new = [row for row in rows if row["record_id"] not in known]
@@ -239,6 +242,23 @@ class RecordStore(HistoryStore):
             if new:
                 conn.execute(self._insert_ignore(table), new)
         return Added(len(new), len(rows) - len(new), pending + len(new))
+
+    def _lock_ingestion(self, conn: Connection, stream: str) -> None:
+        """Serialise the stream's ingestion transactions, so the queue count each one reads
+        stays true until it commits (the limit is exact, not passed by concurrent batches).
+        PostgreSQL: a transaction-level advisory lock (not the row the worker holds while it
+        tests a window, so ingestion never waits for embedding); SQLite: its write lock,
+        taken by rewriting the stream's row (the worker takes it only to commit)."""
+        from sqlalchemy import func, select, update
+
+        if self.postgres:
+            key = int.from_bytes(hashlib.sha256(f"shiftbench-ingest:{stream}".encode())
+                                 .digest()[:8], "big", signed=True)
+            conn.execute(select(func.pg_advisory_xact_lock(key)))
+        else:
+            table = self.streams_table
+            conn.execute(update(table).where(table.c.stream == stream)
+                         .values(stream=table.c.stream))
 
     def _insert_ignore(self, table: Table) -> Any:
         """INSERT that skips rows whose key is stored (a concurrent resend of the same id)."""
