@@ -272,6 +272,18 @@ def test_bad_requests_get_a_one_line_4xx_and_write_nothing(
     assert seen[("shiftbench_ingest_requests_total", (("code", "429"),))] == 1
     assert seen[("shiftbench_queue_records", (("stream", "busy"),))] == 40
     assert seen[("shiftbench_processing_lag_seconds", (("stream", "busy"),))] == 0
+    # the Client: retries a 429 (after Retry-After) and then gives up in one line ...
+    client = Client(service.url, TOKEN, retries=1, backoff=0.01)
+    with pytest.raises(ShiftbenchError, match="gave up after 2 tries \\(HTTP 429: stream "
+                                              "'busy' holds 40"):
+        client.send("busy", ["one more"])
+    assert client.retried == 1
+    # ... buffers records and sends them in batches, the rest on close
+    with Client(service.url, TOKEN, batch_size=3) as client:
+        for i in range(4):
+            client.add("prod", f"the movie was great {i}", id=f"added-{i}", label="positive")
+        assert client.windows("prod")["pending"] == 3
+    assert httpx.get(f"{service.url}/v1/streams/prod", headers=auth).json()["pending"] == 4
     with pytest.raises(ShiftbenchError, match=r"records\[0\]\.text"):  # checked before sending
         Client(service.url, TOKEN).send("prod", [{"text": 3}])
     with pytest.raises(ShiftbenchError, match="HTTP 404: stream 'other' is not served"):

@@ -70,7 +70,7 @@ def stream_config(source: Mapping[str, Any], detectors: Mapping[str, OnlineDetec
 
 
 def window_results(stream: str, window: Window, detectors: Mapping[str, OnlineDetector],
-                embed: Embed) -> tuple[list[WindowRecord], dict[str, DriftResult]]:
+                   embed: Embed) -> tuple[list[WindowRecord], dict[str, DriftResult]]:
     """Embed ``window`` and test it with every detector: its history rows (to store in one
     transaction) and the detectors' results. The one window test of every monitor."""
     from shiftbench.monitor.store import WindowRecord
