@@ -9,6 +9,7 @@ with the text's hash, "s 17" the same kind of vector shifted in its first two co
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -106,16 +107,38 @@ def test_a_window_that_fails_leaves_its_records_to_be_claimed_again(tmp_path: Pa
     assert [placed[f"r{i}"] for i in (0, 19, 20, 39, 40, 59)] == [0, 0, 1, 1, 2, 2]
 
 
+def wait_for(condition, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def test_the_worker_thread_tests_windows_and_flags_a_shift(tmp_path: Path) -> None:
     with make_monitor(tmp_path / "h.sqlite", poll_interval=0.05) as monitor:
         monitor.send("prod", records(2 * WINDOW))
         monitor.send("prod", records(WINDOW, start=100, kind="s"))
-        deadline = datetime.now() + timedelta(seconds=20)
-        while len(monitor.store.records("prod")) < 3 and datetime.now() < deadline:
-            monitor._wake.wait(0.05)
+        wait_for(lambda: len(monitor.store.records("prod")) == 3)
         assert monitor.running
     drifted = [r.drifted for r in history(tmp_path / "h.sqlite", "prod")]
     assert drifted[2] is True and drifted[:2] == [False, False]
+
+
+def test_a_failing_stream_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """The worker reports a window it cannot test (healthz shows it) and goes on with the
+    other streams; the failed window's records wait, unprocessed, for a later try."""
+    def embed(texts: list[str]) -> np.ndarray:
+        if any(text.startswith("bad") for text in texts):
+            raise ShiftbenchError("cannot embed")
+        return fake_embed(texts)
+
+    with make_monitor(tmp_path / "h.sqlite", embed=embed, poll_interval=0.05) as monitor:
+        monitor.send("a-first", [{"id": str(i), "text": f"bad {i}"} for i in range(WINDOW)])
+        monitor.send("b-second", records(WINDOW))
+        wait_for(lambda: monitor.store.records("b-second"))
+        assert monitor.running and monitor.errors >= 1
+        assert monitor.last_error == "stream 'a-first': cannot embed"
+        assert monitor.backlog()["a-first"].pending == WINDOW
 
 
 def test_backpressure_refuses_the_whole_batch(tmp_path: Path) -> None:

@@ -222,12 +222,19 @@ class Monitor:
 
     # -- windows ------------------------------------------------------------------------------
 
-    def process_ready(self) -> int:
-        """Test every complete window of every stream; the number of windows written."""
+    def process_ready(self, on_error: Callable[[str, Exception], None] | None = None) -> int:
+        """Test every complete window of every stream; the number of windows written. A
+        window that fails raises, or with ``on_error`` is reported to it (stream, error)
+        and the other streams go on (its records stay unprocessed, claimed again later)."""
         done = 0
         for stream in self.store.backlog():
-            while not self._stop.is_set() and self._process_next(stream):
-                done += 1
+            try:
+                while not self._stop.is_set() and self._process_next(stream):
+                    done += 1
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(stream, exc)
         return done
 
     def _process_next(self, stream: str) -> bool:
@@ -319,12 +326,19 @@ class Monitor:
     def _work(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            errors = self.errors
             try:
-                self.process_ready()
+                self.process_ready(on_error=self._failed)
+            except Exception as exc:  # noqa: BLE001 - e.g. the store unreachable: retried
+                self._failed(None, exc)
+            if self.errors == errors:
                 self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - the worker outlives a failed window
-                self.errors += 1  # (its records stay unprocessed and are claimed again)
-                self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                log.error("window not written, retried later: %s", self.last_error,
-                          exc_info=not isinstance(exc, ShiftbenchError))
             self._wake.wait(self.poll_interval)
+
+    def _failed(self, stream: str | None, exc: Exception) -> None:
+        """Count and log a failed window; the worker goes on."""
+        self.errors += 1
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.last_error = reason if stream is None else f"stream {stream!r}: {reason}"
+        log.error("window not written, retried later: %s", self.last_error,
+                  exc_info=not isinstance(exc, ShiftbenchError))
