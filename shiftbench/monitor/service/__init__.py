@@ -4,6 +4,7 @@
   store (SQLite or PostgreSQL, beside the history);
 - :mod:`~shiftbench.monitor.service.monitor`: :class:`Monitor`, records in and windows
   tested on a worker thread (usable in process, without HTTP);
+  :mod:`~shiftbench.monitor.service.accuracy`: label-free accuracy of each window;
 - :mod:`~shiftbench.monitor.service.app`: the FastAPI app; :mod:`~shiftbench.monitor.
   service.metrics`: its Prometheus metrics;
 - :mod:`~shiftbench.monitor.service.client`: :class:`Client`, for serving apps;
