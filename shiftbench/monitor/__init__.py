@@ -14,5 +14,22 @@
   (:mod:`shiftbench.detectors.online`) and keeps the history in
   :mod:`~shiftbench.monitor.store`; :mod:`~shiftbench.monitor.plot` and
   :mod:`~shiftbench.monitor.prometheus` plot and export it;
+- ``shiftbench monitor serve``: :mod:`~shiftbench.monitor.service` takes records over
+  HTTP (or in process: :class:`Monitor`), stores them, tests them in windows with the
+  same window test, and exports ``/metrics``; :class:`Client` sends them from an app;
 - :mod:`~shiftbench.monitor.cli`: the ``monitor`` subcommands.
 """
+
+from typing import Any
+
+_LAZY = {"Client": "shiftbench.monitor.service.client",
+         "Monitor": "shiftbench.monitor.service.monitor"}
+
+
+def __getattr__(name: str) -> Any:
+    """``Client`` and ``Monitor`` load on first use: the CLI's start must not pay for them."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

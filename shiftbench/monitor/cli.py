@@ -6,10 +6,17 @@ Parsing stays light; each command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shiftbench.file_formats import FILE_FORMATS
-from shiftbench.runtime import add_runtime_flags, runtime_options
+from shiftbench.runtime import FLAGS, add_runtime_flags, runtime_options
+
+if TYPE_CHECKING:
+    from shiftbench.runner import Runner
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 DEFAULT_STORE = Path("reports") / "monitor" / "history.sqlite"
@@ -17,11 +24,12 @@ FILE_TYPES = ", ".join(FILE_FORMATS)
 
 
 def add_monitor_parser(commands: argparse._SubParsersAction) -> None:
-    """``monitor`` is a group: ``check`` (one-shot), ``stream`` and ``history``."""
+    """``monitor`` is a group: ``check`` (one-shot), ``stream``, ``serve`` and ``history``."""
     monitor = commands.add_parser("monitor", help="has current traffic drifted from a reference?")
     group = monitor.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
     add_check_parser(group)
     add_stream_parser(group)
+    add_serve_parser(group)
     add_history_parser(group)
 
 
@@ -113,6 +121,50 @@ def add_stream_parser(group: argparse._SubParsersAction) -> None:
     add_runtime_flags(stream)
 
 
+def add_serve_parser(group: argparse._SubParsersAction) -> None:
+    serve = group.add_parser(
+        "serve", help="an HTTP service: records in, windows tested, Prometheus /metrics",
+        description="Take records of named streams over HTTP (POST /v1/streams/NAME/records), "
+                    "store them durably before acknowledging, and test them in windows with "
+                    "the online MMD of `monitor stream` on a worker thread. GET "
+                    "/v1/streams/NAME, /healthz and /metrics. Runs until stopped; a restart "
+                    "tests every stored record that no window has taken yet.")
+    serve.add_argument("--reference", type=Path, required=True,
+                       help=f"reference data ({FILE_TYPES})")
+    serve.add_argument("--text-column", default="text", help="of the reference")
+    serve.add_argument("--label-column",
+                       help="labels of the reference: with --model, each window gets label-free "
+                            "accuracy estimates (ATC, DoC) and, when its records carry labels, "
+                            "the measured accuracy")
+    serve.add_argument("--model", help="a trained model (as in `run`: a folder, "
+                                       "sklearn:FILE.skops, ...): accuracy estimates, and the "
+                                       "embeddings of --encoder model")
+    serve.add_argument("--encoder", help="minilm, model or an encoder directory (default: "
+                                         "model when --model is given, else minilm)")
+    _add_store(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve.add_argument("--token-file", type=Path,
+                       help="a file holding the bearer token that writes need (none: open)")
+    serve.add_argument("--auth-reads", action="store_true",
+                       help="reads (GET /v1/streams, /metrics) need the token too")
+    serve.add_argument("--window", type=int, default=200,
+                       help="records per tested window (default 200)")
+    serve.add_argument("--window-seconds", type=float,
+                       help="cut windows by time: the records of each period of this many "
+                            "seconds, of which --window drawn at random are tested")
+    serve.add_argument("--ert", type=float, default=500.0,
+                       help="expected windows between false alarms (default 500)")
+    serve.add_argument("--max-queue", type=int, default=10_000,
+                       help="unprocessed records a stream may hold before writes get 429 "
+                            "(default 10000)")
+    serve.add_argument("--max-batch", type=int, default=1000,
+                       help="records per request (default 1000; more get 413)")
+    serve.add_argument("--stream", action="append", dest="streams", metavar="NAME",
+                       help="serve only this stream (repeat for several; default: any name)")
+    add_runtime_flags(serve, [name for name in FLAGS if name != "cache_dir"])
+
+
 def add_history_parser(group: argparse._SubParsersAction) -> None:
     history = group.add_parser("history", help="print the drift history; plot and export it")
     _add_store(history)
@@ -184,6 +236,74 @@ def cmd_monitor_stream(args: argparse.Namespace) -> int:
     return 1 if summary.alarms else 0
 
 
+def cmd_monitor_serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import uvicorn
+
+    from shiftbench.errors import ShiftbenchError
+    from shiftbench.models import load_model
+    from shiftbench.models.embed import text_embedder
+    from shiftbench.monitor.inputs import read_sample
+    from shiftbench.monitor.service.accuracy import WindowAccuracy
+    from shiftbench.monitor.service.app import create_app
+    from shiftbench.monitor.service.monitor import Monitor
+    from shiftbench.paths import inside
+
+    token = _read_token(args.token_file) if args.token_file else None
+    model = load_model(args.model) if args.model else None
+    if model is not None and model.needs_training:
+        raise ShiftbenchError(f"--model {args.model}: the service takes a trained model (a "
+                              "folder or a .skops file), not one to train")
+    reference = read_sample(args.reference, "reference", args.text_column, args.label_column,
+                            None, need_labels=args.label_column is not None).split
+    runner = replace(runtime_options(args), cache_dir=None).runner()  # traffic: no cache
+    embedder = text_embedder(args.encoder, model)
+    accuracy = None
+    if model is not None and args.label_column:
+        accuracy = _fresh_cache(runner, WindowAccuracy(model, reference, runner, args.seed))
+    store_dir = Path(args.store).parent if "://" not in args.store else Path("reports/monitor")
+    monitor = Monitor.from_reference(
+        list(reference.texts), _fresh_cache(runner, lambda t: embedder(t, runner, "records")),
+        store=args.store, window=args.window, window_seconds=args.window_seconds,
+        ert=args.ert, detector_dir=inside(store_dir, "serve", "detector"), device=args.device,
+        seed=args.seed, settings={"embedder": embedder.describe()}, max_queue=args.max_queue,
+        streams=args.streams, accuracy=accuracy)
+    runner.close()  # the reference's cache, opened on this thread
+    app = create_app(monitor, token=token, auth_reads=args.auth_reads,
+                     max_batch=args.max_batch)
+    print(f"shiftbench monitor: http://{args.host}:{args.port} (history: {monitor.store.name})",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
+def _fresh_cache(runner: Runner, function: Callable[..., T]) -> Callable[..., T]:
+    """``function`` followed by dropping the runner's in-memory cache: the service's memory
+    stays flat, and the next call (on the worker thread) opens its own cache (an SQLite
+    connection serves only the thread that opened it)."""
+
+    def call(*args: Any) -> T:
+        try:
+            return function(*args)
+        finally:
+            runner.close()
+
+    return call
+
+
+def _read_token(path: Path) -> str:
+    """The bearer token: the file's text without surrounding whitespace."""
+    from shiftbench.errors import ShiftbenchError
+
+    if not path.is_file():
+        raise ShiftbenchError(f"--token-file {path}: file not found")
+    token = path.read_text(encoding="utf-8").strip()
+    if not token or any(c.isspace() for c in token):
+        raise ShiftbenchError(f"--token-file {path}: must hold one token (no spaces)")
+    return token
+
+
 def cmd_monitor_history(args: argparse.Namespace) -> int:
     from shiftbench.monitor.plot import write_history_plot
     from shiftbench.monitor.prometheus import write_prometheus
@@ -206,7 +326,7 @@ def cmd_monitor_history(args: argparse.Namespace) -> int:
 
 
 MONITOR_COMMANDS = {"check": cmd_monitor_check, "stream": cmd_monitor_stream,
-                    "history": cmd_monitor_history}
+                    "serve": cmd_monitor_serve, "history": cmd_monitor_history}
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:

@@ -237,25 +237,27 @@ class HistoryStore:
     def write_window(self, stream: str, config: Mapping[str, Any],
                      records: Sequence[WindowRecord]) -> None:
         """All ``records`` of one window (and a new stream's settings) in one transaction."""
-        from sqlalchemy import insert, select
-        from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-
         if not records:
             raise ValueError("write_window needs at least one record")
-        index = records[0].window
-        config = _json_safe(config)
-        table = self.streams_table
+        with self.writing(stream, records[0].window) as conn:
+            self.insert_window(conn, stream, config, records)
+
+    @contextlib.contextmanager
+    def writing(self, stream: str, index: int | None,
+                conn: Connection | None = None) -> Iterator[Connection]:
+        """A transaction that writes window ``index`` of ``stream`` (None: its next one) on
+        ``conn``, else on a new connection: committed at the end, rolled back on any error;
+        a database error becomes a one-line ShiftbenchError naming the window."""
+        from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+        index = "(the next)" if index is None else index
         try:
-            with self.engine.begin() as conn:
-                # The window's rows first: SQLite takes its write lock at the first write.
-                conn.execute(insert(self.windows), [_to_row(r) for r in records])
-                stored = conn.execute(select(table.c.config).where(table.c.stream == stream)
-                                      ).scalar_one_or_none()
-                if stored is None:
-                    conn.execute(insert(table).values(stream=stream, config=config,
-                                                      created_at=records[0].time))
-                else:
-                    _same_settings(stream, stored, config)
+            if conn is None:
+                with self.engine.begin() as new:
+                    yield new
+            else:
+                with conn.begin():
+                    yield conn
         except IntegrityError:
             raise ShiftbenchError(f"history store {self.name}: stream {stream!r} window {index} "
                                   "is already stored (is another monitor writing this stream?)"
@@ -264,22 +266,64 @@ class HistoryStore:
             raise ShiftbenchError(f"history store {self.name}: cannot write window {index} of "
                                   f"stream {stream!r} ({_reason(exc)})") from None
 
-    def last_window(self, stream: str) -> WindowRecord | None:
-        """The stream's latest stored window (any of its detectors' rows): where to resume."""
+    def insert_window(self, conn: Connection, stream: str, config: Mapping[str, Any],
+                      records: Sequence[WindowRecord]) -> None:
+        """Insert one window's rows (and a new stream's settings) inside the caller's
+        transaction; settings other than the stream's stored ones are refused."""
+        from sqlalchemy import insert, select
+
+        config = _json_safe(config)
+        table = self.streams_table
+        # The window's rows first: SQLite takes its write lock at the first write.
+        conn.execute(insert(self.windows), [_to_row(r) for r in records])
+        stored = conn.execute(select(table.c.config).where(table.c.stream == stream)
+                              ).scalar_one_or_none()
+        if stored is None:
+            conn.execute(insert(table).values(stream=stream, config=config,
+                                              created_at=records[0].time))
+        else:
+            _same_settings(stream, stored, config)
+
+    def last_window(self, stream: str, conn: Connection | None = None) -> WindowRecord | None:
+        """The stream's latest stored window (any of its detectors' rows): where to resume.
+        Read on ``conn`` (inside its transaction) when given."""
         from sqlalchemy import select
 
         query = (select(self.windows).where(self.windows.c.stream == stream)
                  .order_by(self.windows.c.window_index.desc()).limit(1))
-        with self._reading() as conn:
+        if conn is not None:
             row = conn.execute(query).mappings().first()
+        else:
+            with self._reading() as reader:
+                row = reader.execute(query).mappings().first()
         return _from_row(row) if row is not None else None
 
-    def records(self, stream: str | None = None) -> list[WindowRecord]:
-        """All stored rows (of one stream), by stream, window and detector."""
+    def latest(self) -> tuple[list[WindowRecord], dict[tuple[str, str], int]]:
+        """Each (stream, detector)'s latest window row and its count of drift alarms: what
+        the Prometheus gauges show, read without loading the whole history."""
+        from sqlalchemy import func, select
+
+        c = self.windows.c
+        newest = (select(c.stream, c.detector, func.max(c.window_index).label("last"))
+                  .group_by(c.stream, c.detector).subquery())
+        rows = select(self.windows).join(newest, (c.stream == newest.c.stream)
+                                         & (c.detector == newest.c.detector)
+                                         & (c.window_index == newest.c.last))
+        alarms = (select(c.stream, c.detector, func.count()).where(c.drifted)
+                  .group_by(c.stream, c.detector))
+        with self._reading() as conn:
+            latest = [_from_row(row) for row in conn.execute(rows).mappings()]
+            counts = {(s, d): n for s, d, n in conn.execute(alarms)}
+        return latest, counts
+
+    def records(self, stream: str | None = None, from_window: int = 0) -> list[WindowRecord]:
+        """All stored rows (of one stream; of windows ``from_window`` on), by stream,
+        window and detector."""
         from sqlalchemy import select
 
         c = self.windows.c
-        query = select(self.windows).order_by(c.stream, c.window_index, c.detector)
+        query = (select(self.windows).where(c.window_index >= from_window)
+                 .order_by(c.stream, c.window_index, c.detector))
         if stream is not None:
             query = query.where(c.stream == stream)
         with self._reading() as conn:

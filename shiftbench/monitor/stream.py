@@ -29,7 +29,7 @@ from shiftbench.monitor.windows import Position, Window, WindowReader
 
 if TYPE_CHECKING:
     from shiftbench.detectors.online import OnlineDetector
-    from shiftbench.monitor.store import HistoryStore
+    from shiftbench.monitor.store import HistoryStore, WindowRecord
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -59,13 +59,32 @@ def _embed(embed: Embed, window: Window) -> np.ndarray:
     return x
 
 
-def stream_config(reader: WindowReader, detectors: Mapping[str, OnlineDetector],
+def stream_config(source: Mapping[str, Any], detectors: Mapping[str, OnlineDetector],
                   settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything a resumed stream must keep: source, window, detectors and ``settings``
-    (e.g. the embedder's description: windows embedded otherwise are not comparable)."""
-    return {**reader.describe(),
+    """Everything a resumed stream must keep: ``source`` (where its rows come from and
+    how they are cut into windows), detectors and ``settings`` (e.g. the embedder's
+    description: windows embedded otherwise are not comparable)."""
+    return {**source,
             "detectors": {name: d.describe() for name, d in detectors.items()},
             "settings": dict(settings or {})}
+
+
+def window_results(stream: str, window: Window, detectors: Mapping[str, OnlineDetector],
+                   embed: Embed) -> tuple[list[WindowRecord], dict[str, DriftResult]]:
+    """Embed ``window`` and test it with every detector: its history rows (to store in one
+    transaction) and the detectors' results. The one window test of every monitor."""
+    from shiftbench.monitor.store import WindowRecord
+
+    x = _embed(embed, window)
+    results = {name: detector.test(x) for name, detector in detectors.items()}
+    stamp = datetime.now(timezone.utc)
+    records = [WindowRecord(stream, window.index, name, r.method, window.source,
+                            window.start_row, window.end.row, window.end.file,
+                            window.end.offset, stamp, r.n_sample, r.statistic,
+                            r.details.get("threshold"), r.p_value, r.alpha, r.drifted,
+                            {**window.extra, **r.details})
+               for name, r in results.items()]
+    return records, results
 
 
 def monitor_stream(reader: WindowReader, detectors: Mapping[str, OnlineDetector], embed: Embed,
@@ -75,8 +94,6 @@ def monitor_stream(reader: WindowReader, detectors: Mapping[str, OnlineDetector]
     """Test each window of ``reader`` with every detector and store the results, from
     where ``stream`` last stopped; ``on_window`` is called after each stored window.
     ``settings``: more settings the stream must keep (see :func:`stream_config`)."""
-    from shiftbench.monitor.store import WindowRecord
-
     if not detectors:
         raise ShiftbenchError("monitor: no detectors")
     if not stream.strip() or len(stream) > 200:
@@ -85,22 +102,14 @@ def monitor_stream(reader: WindowReader, detectors: Mapping[str, OnlineDetector]
         if reader.window != detector.window:
             raise ShiftbenchError(f"windows of {reader.window} rows, but the {name} detector "
                                   f"is calibrated for windows of {detector.window}")
-    config = stream_config(reader, detectors, settings)
+    config = stream_config(reader.describe(), detectors, settings)
     store.check_stream(stream, config)
     last = store.last_window(stream)
     start = Position(last.end_file, last.end_offset, last.end_row) if last else None
     first = last.window + 1 if last else 0
     alarms, count, next_row = [], 0, start.row if start else 0
     for window in islice(reader.windows(start, first), max_windows):
-        x = _embed(embed, window)
-        results = {name: detector.test(x) for name, detector in detectors.items()}
-        stamp = datetime.now(timezone.utc)
-        records = [WindowRecord(stream, window.index, name, r.method, window.source,
-                                window.start_row, window.end.row, window.end.file,
-                                window.end.offset, stamp, r.n_sample, r.statistic,
-                                r.details.get("threshold"), r.p_value, r.alpha, r.drifted,
-                                {**window.extra, **r.details})
-                   for name, r in results.items()]
+        records, results = window_results(stream, window, detectors, embed)
         store.write_window(stream, config, records)
         count, next_row = count + 1, window.end.row
         if any(r.drifted for r in results.values()):
@@ -157,8 +166,8 @@ def run_stream(reference_texts: Sequence[str], source: str | Path, embed: Embed,
                           idle_timeout, seed)
     detector.validate(len(reference_texts))
     with HistoryStore(store) as history_store:
-        history_store.check_stream(stream, stream_config(reader, {detector.name: detector},
-                                                         settings))
+        history_store.check_stream(stream, stream_config(reader.describe(),
+                                                         {detector.name: detector}, settings))
         reference = check_matrix(embed(list(reference_texts)), "reference embeddings")
         folder = Path(detector_dir) if detector_dir is not None else None
         fitted = fitted_online(reference, detector, folder)
