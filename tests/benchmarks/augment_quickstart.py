@@ -116,8 +116,37 @@ def predict(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return (h @ arrays["weight"].T + arrays["bias"]).argmax(1)
 
 
-def main() -> None:
+def compare(result: dict, erm: dict | None, evaluated: dict) -> dict:
+    """Print and return a configuration's validation numbers and, against ERM, the clean
+    reference's change and each typo split's drop change (the project's paired interval)."""
     from shiftbench.mitigate.report import drop_change, pooled_delta
+
+    ref = result["correct"]["reference"]
+    row = {"val_clean": result["val_clean"], "val_drop": result["val_drop"], "splits": {}}
+    print(f"  reference accuracy {np.mean([np.mean(list(c.values())) for c in ref]):.3f}; "
+          f"validation clean {result['val_clean']:.3f}, mean typo drop "
+          f"{100 * result['val_drop']:+.1f} pp")
+    if erm is None or erm is result:
+        return row
+    cost = pooled_delta(erm["correct"]["reference"], ref)
+    print(f"  reference vs ERM {100 * cost.value:+.1f} pp [{100 * cost.low:+.1f}, "
+          f"{100 * cost.high:+.1f}]")
+    row["reference_vs_erm"] = cost.to_dict()
+    for split in (name for name in evaluated if "@" in name):
+        change = drop_change({"erm": erm["correct"]["reference"], "method": ref},
+                             {"erm": erm["correct"][split], "method": result["correct"][split]})
+        est = change["method_vs_erm"]
+        mde = 2.8 * (est["high"] - est["low"]) / (2 * 1.96)
+        print(f"  {split:12} n {change['n']}: drop erm {100 * change['drop']['erm']:+.1f}, "
+              f"method {100 * change['drop']['method']:+.1f}; change {100 * est['value']:+.1f} "
+              f"pp [{100 * est['low']:+.1f}, {100 * est['high']:+.1f}] (MDE ~{100 * mde:.1f})")
+        row["splits"][split] = change
+    return row
+
+
+def main() -> None:
+    import torch
+
     from shiftbench.models.embed import text_embedder
     from shiftbench.models.trained import read_head
     from shiftbench.progress import Phases
@@ -128,6 +157,7 @@ def main() -> None:
     from shiftbench.train.trainer import TrainConfig, fit_features, validation_rows
 
     args = arguments()
+    torch.set_num_threads(1)  # tiny heads: threads only contend on a shared machine
     started = time.time()
     runner = Runner(cache_dir=args.cache_dir, progress=False)
     embed = text_embedder(None)
@@ -162,7 +192,8 @@ def main() -> None:
         return draw
 
     chosen = [int(k) for k in args.only.split(",")] if args.only else range(len(CONFIGS))
-    results = {}
+    results: dict[str, dict] = {}
+    summary = {}
     for index in chosen:
         config = CONFIGS[index]
         correct: dict[str, list[dict[str, bool]]] = {name: [] for name in evaluated}
@@ -193,39 +224,10 @@ def main() -> None:
         v_clean = float(np.mean(val["clean"]))
         v_drop = float(np.mean([np.mean(val[k]) for k in val if k != "clean"])) - v_clean
         results[config.name] = {"correct": correct, "val_clean": v_clean, "val_drop": v_drop}
-        print(f"[{index}] {config.name}: val clean {v_clean:.3f}, val mean typo drop "
-              f"{100 * v_drop:+.1f} pp ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
-
-    erm = results.get("erm")
-    summary = {}
-    for name, result in results.items():
-        row = {"val_clean": result["val_clean"], "val_drop": result["val_drop"], "splits": {}}
-        ref = result["correct"]["reference"]
-        print(f"\n{name}: reference accuracy "
-              f"{np.mean([np.mean(list(c.values())) for c in ref]):.3f}; validation clean "
-              f"{result['val_clean']:.3f}, mean typo drop {100 * result['val_drop']:+.1f} pp")
-        if erm is not None and result is not erm:
-            cost = pooled_delta(erm["correct"]["reference"], ref)
-            print(f"  reference vs ERM {100 * cost.value:+.1f} pp "
-                  f"[{100 * cost.low:+.1f}, {100 * cost.high:+.1f}]")
-            row["reference_vs_erm"] = cost.to_dict()
-        for split in evaluated:
-            if "@" not in split:
-                continue
-            if erm is None or result is erm:
-                continue
-            change = drop_change({"erm": erm["correct"]["reference"], "method": ref},
-                                 {"erm": erm["correct"][split], "method": result["correct"][split]})
-            est = change["method_vs_erm"]
-            mde = 2.8 * (est["high"] - est["low"]) / (2 * 1.96)
-            print(f"  {split:12} n {change['n']}: drop erm {100 * change['drop']['erm']:+.1f}, "
-                  f"method {100 * change['drop']['method']:+.1f}; change "
-                  f"{100 * est['value']:+.1f} pp [{100 * est['low']:+.1f}, "
-                  f"{100 * est['high']:+.1f}] (MDE ~{100 * mde:.1f} pp)")
-            row["splits"][split] = change
-        summary[name] = row
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=1))
+        print(f"[{index}] {config.name} ({time.time() - t0:.0f} s)")
+        summary[config.name] = compare(results[config.name], results.get("erm"), evaluated)
+        if args.json:
+            args.json.write_text(json.dumps(summary, indent=1))
     runner.close()
 
 

@@ -448,10 +448,13 @@ def header(args: argparse.Namespace, pairs: list[tuple[str, str]], n_source: int
              f"stopping); target: ~{target_sizes[0]} unlabelled rows for training, a disjoint "
              f"~{target_sizes[1]} evaluated (stable id-hash halves)"]
     if args.setting == "finetune":
+        from shiftbench.device import resolve_device, resolve_precision
+
         config = fine_tuning(args, 0)
+        precision = resolve_precision(config.precision, resolve_device(config.device))
         lines.append(f"fine-tuning: max_length {args.max_length}, lr {config.lr:g}, batch "
                      f"{config.batch_size}, at most {config.max_epochs} epochs (patience "
-                     f"{config.patience}), {config.precision} on {'CPU' if args.subset else 'GPU'}")
+                     f"{config.patience}), {precision} on {'CPU' if args.subset else 'GPU'}")
     if len(pairs) < len(PAIRS):
         lines.append(f"pairs: {', '.join(pair_name(s, t) for s, t in pairs)}: {len(pairs)} of "
                      f"{len(PAIRS)}")
