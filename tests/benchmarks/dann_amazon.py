@@ -46,6 +46,18 @@ Settings:
   the library's learning rate; without one, the stated subset :data:`CPU_SUBSET` (printed
   with the table). Each run keeps its model and checkpoint under ``--work-dir``.
 
+On a bare GPU machine (no network, no ../shared): ``python tests/benchmarks/gpu_bundle.py``
+here, then there, carrying ``.gpu`` and ``.whl``, after installing the wheels
+(``PYTHONPATH`` naming them and the repository root)::
+
+    python3 tests/benchmarks/dann_amazon.py --setting finetune --seeds 3 --device cuda \
+        --data .gpu/amazon --encoder .gpu/minilm-fp16 --max-length 128 --batch-size 32 \
+        --lr 5e-5 --max-epochs 3 --time-budget 480 --discard-models --json $OUT/dann.json
+
+(sized from an estimate, ~5-8 s per training on an H100 and 48 trainings; the time budget
+makes sure a table comes back within a 10-minute call; lr 5e-5 for batch 32's 150 steps,
+as the CPU subset found a higher rate needed for few steps).
+
 Printed: per pair each method's mean target accuracy over seeds with the seeds' spread
 (sd), the paired difference and DANN's discriminator accuracy at the kept epoch; then the
 means over pairs x seeds with 95% t intervals beside the published means, the paired
