@@ -1,8 +1,8 @@
 """Why does ``augment`` not cut the quickstart's typo drops, and what does? A study on the
 probe path (a head on frozen MiniLM embeddings: seconds per training on CPU).
 
-    python tests/benchmarks/augment_quickstart.py [--limit 3000] [--seeds 3] [--copies 3]
-        [--cache-dir reports/.cache] [--json PATH]
+    python tests/benchmarks/augment_quickstart.py [--limit 1500] [--seeds 3] [--copies 1]
+        [--only 0,4,1] [--cache-dir reports/.cache] [--json PATH]
 
 Data: the quickstart suite's train split (2,000 airline tweets), its reference (up to
 ``--limit`` held-out airline tweets; the suite's 500 by default in ``mitigate``) and its
@@ -28,6 +28,12 @@ split's drop and the drop change against ERM with the project's paired interval
 (:func:`shiftbench.mitigate.report.drop_change`: seeds averaged per example, Tango's
 score interval), and the clean reference's accuracy change against ERM. Also the minimum
 detectable drop change (80% power, two-sided 5%) implied by each interval's width.
+
+Measured with the defaults (29 minutes of embedding on 2 CPU cores under heavy load, then
+~30 s per configuration with one torch thread): see the README's mitigate section. In
+short, ERM's validation typo drop -3.1 pp; severity 3 at rate 1 with UDA -1.3 pp (and
+with the contrastive term, which the rule keeps, -1.2 pp); no consistency -2.1; wider
+head and longer training no change; linear head -2.2 pp clean accuracy.
 """
 
 from __future__ import annotations
