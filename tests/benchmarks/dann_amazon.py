@@ -2,6 +2,8 @@
 
     python tests/benchmarks/dann_amazon.py [--setting bow|minilm|finetune] [--seeds 3]
         [--pairs BD,KE,...] [--train-rows N] [--max-length N] [--lr LR] [--encoder DIR]
+        [--batch-size N] [--max-epochs N] [--device auto|cpu|cuda] [--precision P]
+        [--time-budget S] [--discard-models] [--json PATH]
         [--data DIR] [--work-dir DIR] [--cache-dir DIR]
 
 Data: the four Amazon review domains (books, dvd, electronics, kitchen; 2,000 labelled
@@ -15,7 +17,17 @@ reversal coefficient ramped 0 -> 1 with alpha 10).
 
 Methods: source-only (``erm``) and ``dann``, the same trainer
 (:func:`shiftbench.train.trainer.fit_features`, or
-:func:`shiftbench.train.finetune.fine_tune`), features, network and seeds.
+:func:`shiftbench.train.finetune.fine_tune`), features, network and seeds. A fine-tuned
+source-only model sees no target, so one per (source, seed) serves the source's three
+pairs: its folder resumes, with nothing to train, to score the source's next target (all
+12 pairs take 4 erm and 12 dann trainings per seed, not 24).
+
+Order: seed by seed (every pair and method of seed 0, then seed 1, ...), so a run cut
+short by ``--time-budget`` (no training starts after it; the table then covers the seeds
+that finished every pair and method, and says so) still reports whole seeds.
+``--json PATH`` writes every outcome and the summary; ``--discard-models`` deletes each
+fine-tuned model after its last use (48 trainings over 3 seeds would otherwise keep
+~20 GB of models and checkpoints).
 
 Settings:
 
@@ -33,6 +45,18 @@ Settings:
   MiniLM). On a GPU the default is all 12 pairs, all 2,000 source reviews, 128 tokens and
   the library's learning rate; without one, the stated subset :data:`CPU_SUBSET` (printed
   with the table). Each run keeps its model and checkpoint under ``--work-dir``.
+
+On a bare GPU machine (no network, no ../shared): ``python tests/benchmarks/gpu_bundle.py``
+here, then there, carrying ``.gpu`` and ``.whl``, after installing the wheels
+(``PYTHONPATH`` naming them and the repository root)::
+
+    python3 tests/benchmarks/dann_amazon.py --setting finetune --seeds 3 --device cuda \
+        --data .gpu/amazon --encoder .gpu/minilm-fp16 --max-length 128 --batch-size 32 \
+        --lr 5e-5 --max-epochs 3 --time-budget 480 --discard-models --json $OUT/dann.json
+
+(sized from an estimate, ~5-8 s per training on an H100 and 48 trainings; the time budget
+makes sure a table comes back within a 10-minute call; lr 5e-5 for batch 32's 150 steps,
+as the CPU subset found a higher rate needed for few steps).
 
 Printed: per pair each method's mean target accuracy over seeds with the seeds' spread
 (sd), the paired difference and DANN's discriminator accuracy at the kept epoch; then the
@@ -59,9 +83,11 @@ needs the GPU run.
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -192,13 +218,17 @@ def train_and_score(features: PairFeatures, source: list[dict], eval_labels: np.
     return outcome(result, float((predict(folder, features.target_eval) == eval_labels).mean()))
 
 
-def fine_tuning(seed: int, lr: float) -> TrainConfig:
-    """The library's fine-tuning defaults, on a GPU when there is one."""
+def fine_tuning(args: argparse.Namespace, seed: int) -> TrainConfig:
+    """The library's fine-tuning defaults with the command's sizing, on a GPU when there is
+    one (``--device auto``)."""
     from dataclasses import replace
 
     from shiftbench.train.finetune import FINE_TUNING
 
-    return replace(FINE_TUNING, seed=seed, lr=lr, device="auto")
+    sizing = {name: getattr(args, name) for name in ("batch_size", "max_epochs")
+              if getattr(args, name) is not None}
+    return replace(FINE_TUNING, seed=seed, lr=args.lr, device=args.device,
+                   precision=args.precision, **sizing)
 
 
 def split_of(name: str, rows: list[dict], labelled: bool = True) -> Split:
@@ -208,19 +238,18 @@ def split_of(name: str, rows: list[dict], labelled: bool = True) -> Split:
                  [str(r["label"]) for r in rows] if labelled else None)
 
 
-def fine_tune_and_score(encoder: str, max_length: int, lr: float, runner: Runner,
+def fine_tune_and_score(args: argparse.Namespace, encoder: str, runner: Runner,
                         source: list[dict], target_train: list[dict], target_eval: list[dict],
                         method: str, seed: int, folder: Path) -> Outcome:
     """The whole encoder fine-tuned (``finetune``), then scored on the evaluated rows."""
     from shiftbench.models.hf import HFClassifier
     from shiftbench.train.finetune import fine_tune
-    from shiftbench.train.trainer import print_epoch
 
     chosen = mitigation(method)
     target = split_of("target", target_train, labelled=False) if chosen.uses_target else None
     result = fine_tune(split_of("source", source), folder, encoder, chosen,
-                       fine_tuning(seed, lr), target, max_length, print_epoch)
-    model = HFClassifier(str(folder / "model"), max_length)
+                       fine_tuning(args, seed), target, args.max_length)
+    model = HFClassifier(str(folder / "model"), args.max_length)
     scores = model.predict_proba([r["text"] for r in target_eval], runner)
     predicted = np.asarray(model.classes_)[scores.argmax(1)]
     labels = np.asarray([str(r["label"]) for r in target_eval])
@@ -265,18 +294,31 @@ def arguments() -> argparse.Namespace:
                         f"library's fine-tuning default; without a GPU {CPU_SUBSET['lr']:g})")
     parser.add_argument("--encoder", help="finetune: the encoder to fine-tune (default: the "
                         "packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--batch-size", type=int, help="finetune: rows per step (default: the "
+                        "library's fine-tuning default)")
+    parser.add_argument("--max-epochs", type=int, help="finetune: at most this many epochs "
+                        "(default: the library's fine-tuning default)")
+    parser.add_argument("--device", default="auto", help="finetune: where to train and "
+                        "predict (auto: a GPU when there is one)")
+    parser.add_argument("--precision", default="auto", help="finetune: auto (bf16 autocast on "
+                        "a GPU that has it), fp32, bf16 or fp16")
+    parser.add_argument("--time-budget", type=float, help="seconds after which no training "
+                        "starts; the table covers the seeds that finished")
+    parser.add_argument("--discard-models", action="store_true", help="finetune: delete each "
+                        "model folder once it is scored")
+    parser.add_argument("--json", type=Path, help="also write the outcomes and summary here")
     parser.add_argument("--data", type=Path, default=AMAZON)
     parser.add_argument("--work-dir", type=Path, default=Path("reports/.cache/dann-amazon"))
     parser.add_argument("--cache-dir", type=Path, default=Path("reports/.cache"),
                         help="the runner's cache (minilm embeddings, finetune predictions)")
     args = parser.parse_args()
-    for name in ("seeds", "train_rows", "max_length"):
+    for name in ("seeds", "train_rows", "max_length", "batch_size", "max_epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             sys.exit(f"dann_amazon: --{name.replace('_', '-')} must be at least 1")
     if args.lr is not None and not args.lr > 0:
         sys.exit("dann_amazon: --lr must be positive")
-    args.subset = args.setting == "finetune" and not on_gpu()
+    args.subset = args.setting == "finetune" and not on_gpu(args.device)
     if args.setting == "finetune":
         from shiftbench.train.finetune import FINE_TUNING
 
@@ -287,16 +329,19 @@ def arguments() -> argparse.Namespace:
     return args
 
 
-def on_gpu() -> bool:
+def on_gpu(device: str) -> bool:
     from shiftbench.device import resolve_device
 
-    return resolve_device("auto").startswith("cuda")
+    return resolve_device(device).startswith("cuda")
 
 
 def main() -> None:
+    import time
+
     from shiftbench.models.probe import default_encoder
     from shiftbench.runner import Runner
 
+    started = time.monotonic()
     args = arguments()
     pairs = parse_pairs(args.pairs)
     domains = load(args.data)
@@ -304,36 +349,77 @@ def main() -> None:
     sources = {d: capped(rows, args.train_rows) for d, rows in domains.items()}
     embeddings = (minilm_embeddings(domains, args.cache_dir) if args.setting == "minilm"
                   else None)
-    runner = Runner(cache_dir=args.cache_dir, progress=False)  # finetune's predictions
-    seeds = range(args.seeds)
+    runner = Runner(cache_dir=args.cache_dir, device=args.device, precision=args.precision,
+                    progress=False)  # finetune's predictions
     models = args.work_dir / args.setting / run_tag(args)
+    scores = {pair: pair_scorer(args, pair, domains, halves, sources, embeddings, runner,
+                                default_encoder if args.setting == "finetune" else None)
+              for pair in pairs}
     outcomes: dict[tuple[str, str, int], Outcome] = {}
-    for source, target in pairs:
-        train_rows, eval_rows = halves[target]
-        if args.setting == "finetune":
-            score: Score = partial(fine_tune_and_score, args.encoder or default_encoder(),
-                                   args.max_length, args.lr, runner, sources[source],
-                                   train_rows, eval_rows)
-        else:
-            if embeddings is None:
-                features = bow_features(sources[source], train_rows, eval_rows)
-            else:
-                features = embedded(embeddings, domains, source, sources[source], target,
-                                    train_rows, eval_rows)
-            score = partial(train_and_score, features, sources[source],
-                            np.asarray([str(r["label"]) for r in eval_rows]),
-                            HIDDEN[args.setting])
+    jobs = [(seed, pair, method, models / model_name(args.setting, *pair, method, seed))
+            for seed in range(args.seeds) for pair in pairs for method in METHODS]
+    last_use = {folder: k for k, (*_, folder) in enumerate(jobs)}
+    for k, (seed, (source, target), method, folder) in enumerate(jobs):
+        if args.time_budget is not None and time.monotonic() - started > args.time_budget:
+            print(f"dann_amazon: --time-budget {args.time_budget:g} s reached; no more "
+                  f"trainings (seed {seed} unfinished)", file=sys.stderr, flush=True)
+            break
         name = pair_name(source, target)
-        for method in METHODS:
-            for seed in seeds:
-                folder = models / name / f"{method}-{seed}"
-                outcomes[name, method, seed] = result = score(method, seed, folder)
-                print(f"  {name} {method} seed {seed}: {result.accuracy:.3f} "
-                      f"({result.epochs} epochs)", file=sys.stderr, flush=True)
+        # a shared source-only model trains once; its folder resumes, scoring each target
+        outcomes[name, method, seed] = result = scores[source, target](method, seed, folder)
+        if args.discard_models and last_use[folder] == k:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(f"  {name} {method} seed {seed}: {result.accuracy:.3f} ({result.epochs} "
+              f"epochs; {time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
     runner.close()
-    report(args.setting, header(args, pairs, len(sources[pairs[0][0]]),
-                                [len(h) for h in halves[pairs[0][1]]]),
-           pairs, list(seeds), outcomes)
+    finished = [seed for seed in range(args.seeds)
+                if all((pair_name(*pair), method, seed) in outcomes
+                       for pair in pairs for method in METHODS)]
+    if not finished:
+        sys.exit("dann_amazon: no seed finished every pair and method; raise --time-budget")
+    summary = report(args.setting, header(args, pairs, len(sources[pairs[0][0]]),
+                                          [len(h) for h in halves[pairs[0][1]]]),
+                     pairs, finished, outcomes)
+    if len(finished) < args.seeds:
+        print(f"  only {len(finished)} of {args.seeds} seeds finished within --time-budget")
+    print(f"  wall time {time.monotonic() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "setting": args.setting, "args": {k: str(v) for k, v in vars(args).items()},
+            "seeds_finished": finished, "summary": summary,
+            "outcomes": [{"pair": n, "method": m, "seed": s, **asdict(o)}
+                         for (n, m, s), o in outcomes.items()]}, indent=1))
+
+
+def shared_source_only(setting: str, method: str) -> bool:
+    """Whether one model serves every pair of its source: a fine-tuned source-only model
+    never sees the target (a head's features, the pair's BoW vocabulary, depend on it)."""
+    return setting == "finetune" and not mitigation(method).uses_target
+
+
+def model_name(setting: str, source: str, target: str, method: str, seed: int) -> str:
+    """A model's folder under the run's: per source for a shared source-only model."""
+    return (f"{source}/{method}-{seed}" if shared_source_only(setting, method)
+            else f"{pair_name(source, target)}/{method}-{seed}")
+
+
+def pair_scorer(args: argparse.Namespace, pair: tuple[str, str], domains: dict[str, list[dict]],
+                halves: dict[str, tuple[list[dict], list[dict]]],
+                sources: dict[str, list[dict]], embeddings: dict[str, np.ndarray] | None,
+                runner: Runner, encoder: Callable[[], str] | None) -> Score:
+    """How one pair's models are trained and scored in this setting."""
+    source, target = pair
+    train_rows, eval_rows = halves[target]
+    if encoder is not None:
+        return partial(fine_tune_and_score, args, args.encoder or encoder(), runner,
+                       sources[source], train_rows, eval_rows)
+    if embeddings is None:
+        features = bow_features(sources[source], train_rows, eval_rows)
+    else:
+        features = embedded(embeddings, domains, source, sources[source], target,
+                            train_rows, eval_rows)
+    return partial(train_and_score, features, sources[source],
+                   np.asarray([str(r["label"]) for r in eval_rows]), HIDDEN[args.setting])
 
 
 def run_tag(args: argparse.Namespace) -> str:
@@ -374,10 +460,13 @@ def header(args: argparse.Namespace, pairs: list[tuple[str, str]], n_source: int
              f"stopping); target: ~{target_sizes[0]} unlabelled rows for training, a disjoint "
              f"~{target_sizes[1]} evaluated (stable id-hash halves)"]
     if args.setting == "finetune":
-        config = fine_tuning(0, args.lr)
+        from shiftbench.device import resolve_device, resolve_precision
+
+        config = fine_tuning(args, 0)
+        precision = resolve_precision(config.precision, resolve_device(config.device))
         lines.append(f"fine-tuning: max_length {args.max_length}, lr {config.lr:g}, batch "
                      f"{config.batch_size}, at most {config.max_epochs} epochs (patience "
-                     f"{config.patience}), on {'CPU' if args.subset else 'GPU'}")
+                     f"{config.patience}), {precision} on {'CPU' if args.subset else 'GPU'}")
     if len(pairs) < len(PAIRS):
         lines.append(f"pairs: {', '.join(pair_name(s, t) for s, t in pairs)}: {len(pairs)} of "
                      f"{len(PAIRS)}")
@@ -395,7 +484,8 @@ def spread(values: np.ndarray) -> float:
 
 
 def report(setting: str, header: str, pairs: list[tuple[str, str]], seeds: list[int],
-           outcomes: dict[tuple[str, str, int], Outcome]) -> None:
+           outcomes: dict[tuple[str, str, int], Outcome]) -> dict[str, list[float]]:
+    """Print the table; return the means with their intervals, (mean, low, high) each."""
     names = [pair_name(s, t) for s, t in pairs]
 
     def acc(method: str) -> np.ndarray:  # pairs x seeds
@@ -403,7 +493,8 @@ def report(setting: str, header: str, pairs: list[tuple[str, str]], seeds: list[
 
     erm, dann = acc("erm"), acc("dann")
     disc = np.array([[outcomes[n, "dann", s].domain_accuracy for s in seeds] for n in names])
-    coefficient = np.mean([o.coefficient for (_, m, _), o in outcomes.items() if m == "dann"])
+    coefficient = np.mean([o.coefficient for (_, m, s), o in outcomes.items()
+                           if m == "dann" and s in seeds])
     print(f"\nDANN vs source-only on Amazon reviews, setting {setting!r} "
           f"({SETTINGS[setting].features}), seeds {seeds}")
     print(header + "\n")
@@ -413,6 +504,8 @@ def report(setting: str, header: str, pairs: list[tuple[str, str]], seeds: list[
         print(f"{name:5} {erm[i].mean():7.3f} {spread(erm[i]):6.3f} {dann[i].mean():7.3f} "
               f"{spread(dann[i]):6.3f} {(dann[i] - erm[i]).mean():+9.3f} {disc[i].mean():9.3f}")
     published = SETTINGS[setting].published
+    summary = {"erm": list(interval(erm.ravel())), "dann": list(interval(dann.ravel())),
+               "dann_minus_erm": list(interval((dann - erm).ravel()))}
     print(f"\nmean target accuracy over {len(names)} pairs x {len(seeds)} seeds "
           "(95% t interval over pairs x seeds):")
     for method, values in (("erm", erm), ("dann", dann)):
@@ -432,6 +525,7 @@ def report(setting: str, header: str, pairs: list[tuple[str, str]], seeds: list[
     print(f"  DANN beats source-only on {helped} of {len(names)} pairs (seed means); "
           f"at the kept epoch (source early stopping) DANN's discriminator accuracy is "
           f"{np.nanmean(disc):.3f} (chance 0.5), its reversal coefficient {coefficient:.2f}")
+    return summary
 
 
 if __name__ == "__main__":
