@@ -87,7 +87,7 @@ def _level_test(metric: Metric, split: ScoredSplit, trial: Trial) -> stats.Evide
                                 "percentile bootstrap", n)
 
 
-def _paired_test(metric: Metric, method: str, before: ScoredSplit, after: ScoredSplit,
+def paired_test(metric: Metric, method: str, before: ScoredSplit, after: ScoredSplit,
                  trial: Trial) -> stats.Evidence:
     """after - before on the same examples: every row of ``after``, ``before`` by id."""
     s = trial.setup
@@ -216,7 +216,7 @@ class Robustness(MetricChange):
         before, after = trial.candidate.splits["reference"], trial.candidate.splits[trial.split]
         if after.kind != "perturbation":
             return _unpaired_test(self.table_row, before, after, trial)
-        return _paired_test(self.table_row, self.method, before, after, trial)
+        return paired_test(self.table_row, self.method, before, after, trial)
 
     def violation(self, split: str, setup: Setup) -> str:
         return (f"{self.metric} worsens by more than {distance(self.max_drop, setup.unit)} "
@@ -233,7 +233,7 @@ class NonInferiority(MetricChange):
     compared = "candidate − baseline"
 
     def evidence(self, trial: Trial) -> stats.Evidence:
-        return _paired_test(self.table_row, self.method, trial.baseline.splits[trial.split],
+        return paired_test(self.table_row, self.method, trial.baseline.splits[trial.split],
                             trial.candidate.splits[trial.split], trial)
 
     def violation(self, split: str, setup: Setup) -> str:
