@@ -180,3 +180,39 @@ def test_the_page_is_self_contained_with_a_forest_plot_per_split_and_trends(
     # the trend runs oldest first: B (older) then A, whatever the order given
     trend = html[html.index("<h2>Trends</h2>"):]
     assert re.findall(r'text-anchor="middle">([AB])</text>', trend)[:2] == ["B", "A"]
+
+
+def write_generation_run(path: Path, outputs: list[str], metrics: list[str]) -> Path:
+    """A finished generation run over four examples (reference and typo@1) whose targets
+    are 'a b c d'."""
+    from shiftbench.evaluate import evaluate_generation
+
+    ids, texts, targets = ["e0", "e1", "e2", "e3"], ["x"] * 4, ["a", "b", "c", "d"]
+    ref = Split("reference", ids, texts, info={"kind": "reference"}, targets=targets)
+    typo = ref.derive("typo@1", texts, kind="perturbation", shift="typo", severity=1, params={})
+    records, frame = evaluate_generation(ref, outputs, [(typo, ["a", "x", "x", "x"])], metrics,
+                                         seed=0, n_boot=200)
+    report = {"schema_version": SCHEMA_VERSION, "shiftbench_version": "0", "run_id": path.name,
+              "created": "2024-01-01T00:00:00+00:00", "task": "generation",
+              "suite": {"name": "titles", "hash": "g"},
+              "model": {"adapter": "hf-seq2seq", "spec": path.name, "classes": []},
+              "environment": {}, "seed": 0, "timings": {}, "runner": {}, "splits": records,
+              "predictions_file": "predictions.parquet"}
+    write_run(path, report, frame)
+    return path
+
+
+def test_generation_runs_compare_on_their_first_metric(tmp_path, capsys) -> None:
+    """Exact match is a mean of per-example scores: A's typo@1 Δ is 1/4 - 4/4, B's 1/4 -
+    2/4. Corpus BLEU is not: no summary, and the page says why."""
+    runs = [write_generation_run(tmp_path / name, outputs, ["exact_match", "bleu"])
+            for name, outputs in (("a", ["a", "b", "c", "d"]), ("b", ["a", "b", "x", "x"]))]
+    assert compare(capsys, *runs, "--out", tmp_path / "out")[0] == 0
+    result = json.loads((tmp_path / "out" / "compare.json").read_text())
+    summary = result["summary"]["runs"]
+    assert summary["A"]["perturbation_mean"]["value"] == pytest.approx(1 / 4 - 1)
+    assert summary["B"]["perturbation_mean"]["value"] == pytest.approx(1 / 4 - 2 / 4)
+    bleu = [write_generation_run(tmp_path / f"bleu-{name}", outputs, ["bleu", "exact_match"])
+            for name, outputs in (("a", ["a", "b", "c", "d"]), ("b", ["a", "b", "x", "x"]))]
+    code, out, _ = compare(capsys, *bleu, "--out", tmp_path / "bleu")
+    assert code == 0 and "No robustness summary: bleu is not a mean of per-example scores" in out

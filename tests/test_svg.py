@@ -175,7 +175,7 @@ def test_forest_charts_keep_everything_inside() -> None:
     rows = [svg.Point(f"{chr(65 + i)}: {LONG}", -0.3 + 0.1 * i, -0.5 + 0.1 * i, 0.1 * i)
             for i in range(6)]
     chart = svg.forest_chart(rows, 0.0, "typo@1: Δ accuracy", "Δ accuracy (pp)", "no change",
-                             svg.DIFFERENCE, unit="")
+                             svg.DIFFERENCE)
     assert_inside(chart)
     root, _, height = parse(chart)
     assert len(elements(root, "point")) == 6

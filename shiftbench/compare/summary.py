@@ -191,7 +191,7 @@ def robustness(entries: list[Entry], metric_name: str, n_boot: int, seed: int = 
     scores = {e.letter: Scores.of(e, layout, metric) for e in entries}
     if any(s is None for s in scores.values()):
         summary.quantities, summary.reason = [], (
-            f"{metric_name} is not a mean of per-example scores: no bootstrap summary")
+            f"{metric_name} is not a mean of per-example scores")
         return summary
     if not summary.quantities:
         summary.reason = "the suite has no perturbation or domain split"

@@ -23,6 +23,10 @@ def title(c: Comparison) -> str:
     return f"shiftbench compare: {c['suite']['name']} — {len(c['runs'])} runs"
 
 
+def _heading(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _units(c: Comparison) -> tuple[str, str, str]:
     """(label, unit, unit of a change) of the compared metric."""
     label, unit = shown_as(c["metric"])
@@ -144,7 +148,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def comparison_markdown(c: Comparison) -> str:
     label = _units(c)[0]
     lines = [f"# {md_cell(title(c))}", "", "## Runs", "", *_md_table(*run_rows(c)),
-             f"## {label.capitalize()} per split (95% intervals)", "",
+             f"## {_heading(label)} per split (95% intervals)", "",
              *_md_table(*split_rows(c))]
     if not c["summary"]["reason"]:
         lines += ["## Robustness summary (95% intervals)", "", *_md_table(*summary_rows(c))]
@@ -202,16 +206,14 @@ def forest_plot(c: Comparison, split: dict[str, Any]) -> str:
                                   _color(c, run["letter"]), f"{_row_name(run)}: {shown}"))
     if not rows:
         return ""
-    percent = unit == "%"
     if field == "metric":
         return svg.forest_chart(rows, rows[0].value, f"{split['name']}: {label} (95% intervals)",
-                                label + (" (%)" if percent else ""),
-                                f"run {c['runs'][0]['letter']}", _value_scale(unit, c["metric"]),
-                                unit="")
+                                label, f"run {c['runs'][0]['letter']}",
+                                _value_scale(unit, c["metric"]))
+    percent = unit == "%"
     scale = svg.DIFFERENCE if percent else svg.Scale((-math.inf, math.inf), percent=False)
     return svg.forest_chart(rows, 0.0, f"{split['name']}: Δ {label} vs reference (95% intervals)",
-                            f"Δ {label}" + (" (pp)" if percent else ""), "no change", scale,
-                            unit="")
+                            f"Δ {label}" + (" (pp)" if percent else ""), "no change", scale)
 
 
 def _groups_over_time(c: Comparison) -> dict[str, list[dict[str, Any]]]:
@@ -258,8 +260,8 @@ def trend_plots(c: Comparison) -> str:
                             for i, run in enumerate(runs, 1)
                             for e in [summary["runs"][run["letter"]][key]]]
         drops = svg.line_chart(series, 0.0, f"{spec}: robustness over time (95% intervals)",
-                               x_label, f"Δ {label}", svg.DIFFERENCE, x_names=names) \
-            if series else ""
+                               x_label, f"Δ {label} (pp)", svg.DIFFERENCE, x_names=names,
+                               reference_label="no change") if series else ""
         parts.append(f"<h3>{escape(spec)}</h3>{chart}{drops}")
     if not parts:
         return ""
@@ -282,7 +284,7 @@ def comparison_html(c: Comparison) -> str:
         f"<title>{escape(title(c))}</title><style>{CSS}</style></head><body>",
         f"<h1>{escape(title(c))}</h1>",
         "<h2>Runs</h2>", _html_table(*run_rows(c), text_columns=6),
-        f"<h2>{escape(label.capitalize())} per split (95% intervals)</h2>",
+        f"<h2>{escape(_heading(label))} per split (95% intervals)</h2>",
         _html_table(*split_rows(c), text_columns=2),
         summary,
         "<h2>Differences that matter</h2>",

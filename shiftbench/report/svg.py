@@ -28,7 +28,7 @@ LEFT, RIGHT, TOP = 56, 16, 34
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f")
 CHAR = 7.0  # width of a common character of 11 px text
-TITLE_CHAR = 8.5  # of 13 px bold text (titles)
+TITLE_CHAR = 8.0  # of 13 px bold text (titles)
 INSET = 10  # between the plot area's edges and the outermost points
 MAX_NAME = 40  # longer category and label texts are shortened
 ROW = 24  # a forest chart's row height
@@ -51,17 +51,19 @@ class Point:
 @dataclass(frozen=True)
 class Scale:
     """A value axis: the values it may span (``bounds``), those it always shows (``shown``:
-    0 under a loss, all of [0, 1] for an accuracy), and whether ticks are percentages."""
+    0 under a loss, all of [0, 1] for an accuracy), whether ticks are percentages, and
+    the unit after a percentage tick ('' for percentage points: the axis label says so)."""
 
     bounds: tuple[float, float] = (0.0, 1.0)
     shown: tuple[float, ...] = ()
     percent: bool = True
+    unit: str = "%"
 
 
 PROPORTION = Scale()  # around the data, inside [0, 1]
 WHOLE_PROPORTION = Scale(shown=(0.0, 1.0))
 FROM_ZERO = Scale((0.0, math.inf), (0.0,), percent=False)  # a number, from 0 (or the data)
-DIFFERENCE = Scale((-1.0, 1.0))  # a difference of proportions, in percentage points
+DIFFERENCE = Scale((-1.0, 1.0), unit="")  # a difference of proportions, in points
 MANY_X = 12  # a numeric x axis with more values than this gets round ticks instead
 
 
@@ -299,7 +301,7 @@ def category_chart(points: list[Point], reference: float | None, title: str,
                        for i, r in enumerate(reach)))
     bottom = 24 + 0.58 * max(text_width(shorten(name)) for name in names)
     legend_x, legend_y, top = _top_legend(title, legend)
-    canvas = Canvas(_extent(points, reference), bottom, scale.bounds, scale.percent,
+    canvas = Canvas(_extent(points, reference), bottom, scale.bounds, scale.percent, scale.unit,
                     left=left, top=top, height=HEIGHT - 100 + bottom + top - TOP)
     canvas.axes(title, y_label)
     if legend:
@@ -319,7 +321,8 @@ def category_chart(points: list[Point], reference: float | None, title: str,
 
 def line_chart(series: dict[str, list[Point]], reference: float | None, title: str,
                x_label: str, y_label: str = "accuracy", scale: Scale = PROPORTION,
-               dots: bool = True, x_names: dict[float, str] | None = None) -> str:
+               dots: bool = True, x_names: dict[float, str] | None = None,
+               reference_label: str = "reference") -> str:
     """One line per series over a numeric x, with a legend: a dot and its interval at each
     point, or the line alone (``dots=False``, for long series); a point with a label is
     ringed and labelled (e.g. the epoch a training kept). ``x_names`` writes some x ticks
@@ -329,10 +332,11 @@ def line_chart(series: dict[str, list[Point]], reference: float | None, title: s
         return ""
     rows = legend_rows(series, LEFT)
     canvas = Canvas(_extent(points, reference) + list(scale.shown), 62 + LEGEND_ROW * rows,
-                    scale.bounds, scale.percent, height=HEIGHT + LEGEND_ROW * (rows - 1))
+                    scale.bounds, scale.percent, scale.unit,
+                    height=HEIGHT + LEGEND_ROW * (rows - 1))
     canvas.axes(title, y_label)
     if reference is not None:
-        canvas.reference(reference, "reference")
+        canvas.reference(reference, reference_label)
     spread = dots and any(p.low < p.high for p in points)
     dodge_step = 6 if spread else 0  # intervals at one x drawn side by side
     widest = (len(series) - 1) / 2 * dodge_step
@@ -398,8 +402,7 @@ def scatter_chart(points: list[Point], title: str, x_label: str, y_label: str,
 
 
 def forest_chart(rows: list[Point], reference: float | None, title: str, x_label: str,
-                 reference_label: str = "reference", scale: Scale = PROPORTION,
-                 unit: str = "%") -> str:
+                 reference_label: str = "reference", scale: Scale = PROPORTION) -> str:
     """A forest plot: one row per estimate (``x`` names it), its dot and interval drawn
     across a value axis, the reference as a dashed vertical line."""
     if not rows:
@@ -415,7 +418,7 @@ def forest_chart(rows: list[Point], reference: float | None, title: str, x_label
              f"{_name(title, int((WIDTH - LEFT) / TITLE_CHAR))}</text>"]
     for tick in sx.ticks:
         x = sx(tick)
-        text = f"{tick * 100:g}{unit}" if scale.percent else f"{tick:g}"
+        text = f"{tick * 100:g}{scale.unit}" if scale.percent else f"{tick:g}"
         parts.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}"/>'
                      f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" '
                      f'text-anchor="middle">{text}</text>')
