@@ -53,9 +53,10 @@ svg .grid{stroke:#e8e8e8}svg .ref{stroke:#444;stroke-dasharray:5 4}
 svg .reflabel{fill:#444;font-style:italic}
 svg.spark{width:120px;height:24px;display:inline-block;margin:0}
 details{margin:6px 0}summary{cursor:pointer}td.text{white-space:pre-wrap;max-width:420px}
+table{display:block;max-width:100%;overflow-x:auto}
 @media print{body{max-width:none;padding:0;font-size:11px}
 svg{max-width:100%;break-inside:avoid}h2,h3{break-after:avoid}
-table{max-width:100%}thead{display:table-header-group}tr{break-inside:avoid}
+table{display:table;max-width:100%}thead{display:table-header-group}tr{break-inside:avoid}
 th,td{padding:2px 6px;overflow-wrap:anywhere}td.num{white-space:normal}}
 """
 

@@ -183,7 +183,8 @@ class Canvas:
                  height: float = HEIGHT) -> None:
         self.height, self.top = height, top
         self.bottom = height - bottom
-        self.axis = Axis(values, bounds, self.bottom, top)
+        # points at the axis' ends stay a dot's radius inside the plot area
+        self.axis = Axis(values, bounds, self.bottom - 5, top + 5)
         self.ticks = self.axis.ticks
         self.tick_texts = [f"{t * 100:g}{unit}" if percent else f"{t:g}" for t in self.ticks]
         self.left = max(left, 26 + max(text_width(t) for t in self.tick_texts))
