@@ -194,21 +194,22 @@ def _value_scale(unit: str, metric: str) -> svg.Scale:
 
 
 def forest_plot(c: Comparison, split: dict[str, Any]) -> str:
-    """The runs on one split: the metric on the reference (the dashed line: run A's), Δ
-    on a shifted split (the dashed line: no change)."""
+    """The runs on one split: the metric on the reference (the dashed line: the first
+    run's), Δ on a shifted split (the dashed line: no change)."""
     label, unit, change = _units(c)
-    field, rows = ("metric" if split["kind"] == "reference" else "delta"), []
+    field, rows, letters = ("metric" if split["kind"] == "reference" else "delta"), [], []
     for run in c["runs"]:
         est = c["estimates"][run["letter"]][split["name"]][field]
         if est and est.get("low") is not None:
             shown = estimate_text(est, unit if field == "metric" else change)
             rows.append(svg.Point(_row_name(run), est["value"], est["low"], est["high"],
                                   _color(c, run["letter"]), f"{_row_name(run)}: {shown}"))
+            letters.append(run["letter"])
     if not rows:
         return ""
     if field == "metric":
         return svg.forest_chart(rows, rows[0].value, f"{split['name']}: {label} (95% intervals)",
-                                label, f"run {c['runs'][0]['letter']}",
+                                label, f"run {letters[0]}",
                                 _value_scale(unit, c["metric"]))
     percent = unit == "%"
     scale = svg.DIFFERENCE if percent else svg.Scale((-math.inf, math.inf), percent=False)
