@@ -124,7 +124,10 @@ def notes(c: Comparison) -> list[str]:
             f"Summary intervals: {summary['n_boot']} bootstrap resamples of the examples "
             "(a perturbed example is resampled with its original, so a perturbation's Δ is "
             "paired by id; a domain split's examples are resampled on their own), the same "
-            "resamples for every run, which share their examples; percentile intervals.")
+            "resamples for every run, which share their examples; percentile intervals. "
+            "Where few examples change under the shifts such an interval is narrow (a point "
+            "when none does); each split's own Δ interval, in the forest plots, is its "
+            "report's, which keeps its width.")
     lines.append(
         f"Differences: every pair of runs on every split and summary quantity ({s['family_size']}"
         f" comparisons), paired by example id. Splits use the gate's paired test (exact "
