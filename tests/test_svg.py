@@ -53,6 +53,9 @@ def assert_inside(chart: str, area: tuple[float, float, float, float] | None = N
         text_w = svg.text_width(own_text(label))
         left = x - {"start": 0, "middle": text_w / 2, "end": text_w}[label.get("text-anchor")]
         assert left >= 0 and left + text_w <= width and 10 <= y <= height, own_text(label)
+    for name in elements(root, "legend"):
+        x, y = float(name.get("x")), float(name.get("y"))
+        assert x >= 0 and x + svg.text_width(own_text(name)) <= width and 0 <= y <= height
     for tick in elements(root, "tick"):
         if tick.get("x") is not None:
             assert 0 <= float(tick.get("x")) <= width and 0 <= float(tick.get("y")) <= height
@@ -89,7 +92,9 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_category_charts_keep_everything_inside(case: str) -> None:
-    chart = svg.category_chart(CASES[case], 0.5, "Accuracy per split", {"perturbation": "#000"})
+    legend = {f"detector {k}: power on keyboard@{k}": "#000" for k in range(6)}
+    chart = svg.category_chart(CASES[case], 0.5, "False alarms and power (95% intervals)",
+                               legend)
     assert_inside(chart)
     root, width, _ = parse(chart)
     for name in elements(root, "tick"):
