@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="runs of one suite side by side: metric per split, robustness "
                         "summary, significant differences (compare.html, .md, .json)")
-    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
-    compare.add_argument("--out", type=Path,
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                         help="a finished run's folder (reports/<suite>/<run id>); two or more")
+    compare.add_argument("--out", type=Path, metavar="DIR",
                          help="output folder (default: 'compare' beside the first run)")
 
     ls = commands.add_parser("ls", help="list every kind of component (shifts, model adapters, "
