@@ -88,11 +88,13 @@ def per_example(metric: M.Metric, split: ScoredSplit) -> np.ndarray | None:
 class Layout:
     """The examples of the first run in one order, which every run is aligned to: the
     reference's ids, each perturbation's ids shared with the reference (and their
-    positions there), each domain's ids."""
+    positions there; ``shared``: reference examples x perturbations, 1 where shared),
+    each domain's ids."""
 
     reference: str
     reference_ids: list[str]
     perturbations: dict[str, tuple[list[str], np.ndarray]]
+    shared: np.ndarray
     domains: dict[str, list[str]]
 
     @classmethod
@@ -105,8 +107,11 @@ class Layout:
             if s.kind == "perturbation":
                 ids = [ex_id for ex_id in s.ids if ex_id in position]
                 perturbations[s.name] = (ids, np.array([position[i] for i in ids], dtype=int))
+        shared = np.zeros((len(ref.ids), len(perturbations)))
+        for j, (_, pos) in enumerate(perturbations.values()):
+            shared[pos, j] = 1.0
         domains = {s.name: list(s.ids) for s in splits if s.kind == "domain"}
-        return cls(ref.name, list(ref.ids), perturbations, domains)
+        return cls(ref.name, list(ref.ids), perturbations, shared, domains)
 
     def quantities(self) -> list[str]:
         """The summary's quantities that this suite's splits define."""
@@ -116,10 +121,12 @@ class Layout:
 
 @dataclass(frozen=True)
 class Scores:
-    """One run's per-example scores in the layout's order."""
+    """One run's per-example scores in the layout's order: the reference's, each
+    perturbed example's change from its original (reference examples x perturbations,
+    0 where a perturbation lacks the example) and each domain's."""
 
     reference: np.ndarray
-    perturbations: dict[str, np.ndarray]  # each minus its original's score
+    changes: np.ndarray
     domains: dict[str, np.ndarray]
 
     @classmethod
@@ -132,21 +139,21 @@ class Scores:
         reference = aligned(layout.reference, layout.reference_ids)
         if reference is None:
             return None
-        return cls(reference,
-                   {name: aligned(name, ids) - reference[pos]
-                    for name, (ids, pos) in layout.perturbations.items()},
+        changes = np.zeros_like(layout.shared)
+        for j, (name, (ids, pos)) in enumerate(layout.perturbations.items()):
+            changes[pos, j] = aligned(name, ids) - reference[pos]
+        return cls(reference, changes,
                    {name: aligned(name, ids) for name, ids in layout.domains.items()})
 
     def deltas(self, layout: Layout, weights: np.ndarray,
                domain_weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Each shifted split's Δ under each row of example weights (counts)."""
+        """Each shifted split's Δ under each row of example weights (counts): a
+        perturbation's is the weighted mean change over the examples it shares."""
         reference = weights @ self.reference / weights.shape[1]
-        found = {}
-        for name, (_, pos) in layout.perturbations.items():
-            w = weights[:, pos]
-            total = w.sum(axis=1)
-            found[name] = np.where(total > 0, w @ self.perturbations[name]
-                                   / np.maximum(total, 1), np.nan)
+        totals = weights @ layout.shared
+        perturbed = np.where(totals > 0, (weights @ self.changes) / np.maximum(totals, 1),
+                             np.nan)
+        found = dict(zip(layout.perturbations, perturbed.T, strict=True))
         for name, scores in self.domains.items():
             w = domain_weights[name]
             found[name] = w @ scores / w.shape[1] - reference
