@@ -10,7 +10,8 @@ fits (else only its hover title carries it), and long names are shortened (in fu
 their hover title). An axis for a quantity that cannot be negative (a scale bounded
 below by 0) starts at 0 or at the data, never below.
 
-Stable classes, for tests that check the drawing: ``svg.plot`` (every chart), ``.point``
+Stable classes, for tests that check the drawing: ``svg.plot`` (every chart; a table
+cell's histogram sparkline is ``svg.spark``, its bars ``.bar``), ``.point``
 (an estimate's dot, a history's window), ``.interval`` (an estimate's bar and caps),
 ``.label`` (a point's label), ``.tick`` (axis and category text), ``.legend`` (legend
 names).
@@ -473,6 +474,6 @@ def spark_histogram(counts: list[int], edges: list[float], label: str,
         f"<title>{edges[i]:g}–{edges[i + 1]:g}: {c}</title></rect>"
         for i, c in enumerate(counts)
     )
-    return (f'<svg class="plot spark" viewBox="0 0 {width} {height}" role="img" '
+    return (f'<svg class="spark" viewBox="0 0 {width} {height}" role="img" '
             f'aria-label="{escape(label)}"><line class="grid" x1="0" x2="{width}" '
             f'y1="{height - 0.5}" y2="{height - 0.5}"/>{bars}</svg>')
