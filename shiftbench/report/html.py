@@ -57,7 +57,7 @@ table{display:block;max-width:100%;overflow-x:auto}
 @media print{body{max-width:none;padding:0;font-size:11px}
 svg{max-width:100%;break-inside:avoid}h2,h3{break-after:avoid}
 table{display:table;max-width:100%}thead{display:table-header-group}tr{break-inside:avoid}
-th,td{padding:2px 6px;overflow-wrap:anywhere}td.num{white-space:normal}}
+th,td{padding:2px 5px;overflow-wrap:break-word}td.num{white-space:normal}table{font-size:10px}}
 """
 
 
