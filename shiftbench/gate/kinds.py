@@ -88,7 +88,7 @@ def _level_test(metric: Metric, split: ScoredSplit, trial: Trial) -> stats.Evide
 
 
 def paired_test(metric: Metric, method: str, before: ScoredSplit, after: ScoredSplit,
-                 trial: Trial) -> stats.Evidence:
+                trial: Trial) -> stats.Evidence:
     """after - before on the same examples: every row of ``after``, ``before`` by id."""
     s = trial.setup
     rows, n = before.rows(after.ids), len(after.ids)
@@ -234,7 +234,7 @@ class NonInferiority(MetricChange):
 
     def evidence(self, trial: Trial) -> stats.Evidence:
         return paired_test(self.table_row, self.method, trial.baseline.splits[trial.split],
-                            trial.candidate.splits[trial.split], trial)
+                           trial.candidate.splits[trial.split], trial)
 
     def violation(self, split: str, setup: Setup) -> str:
         by = f" by more than {distance(self.margin, setup.unit)}" if self.margin else ""
