@@ -44,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path)
     add_failures_inline(report)
 
+    compare = commands.add_parser(
+        "compare", help="runs of one suite side by side: metric per split, robustness "
+                        "summary, significant differences (compare.html, .md, .json)")
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                         help="a finished run's folder (reports/<suite>/<run id>); two or more")
+    compare.add_argument("--out", type=Path, metavar="DIR",
+                         help="output folder (default: 'compare' beside the first run)")
+
     ls = commands.add_parser("ls", help="list every kind of component (shifts, model adapters, "
                                         "detectors, ...) and the suites")
     ls.add_argument("--suites-dir", type=Path, default=Path("suites"))
@@ -104,6 +112,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from shiftbench.compare import HTML_FILE, MARKDOWN_FILE, compare_runs
+
+    folder = compare_runs(args.run_dirs, args.out)
+    print((folder / MARKDOWN_FILE).read_text(encoding="utf-8"))
+    print(f"report: {folder / HTML_FILE}")
+    return EXIT_OK
+
+
 def first_paragraph(text: str | None) -> str:
     """A docstring's or description's first paragraph, whole, on one line."""
     return " ".join((text or "").strip().split("\n\n")[0].split())
@@ -145,8 +162,8 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "ls": cmd_ls, "monitor": cmd_monitor,
-            "gate": cmd_gate, "mitigate": cmd_mitigate}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "ls": cmd_ls,
+            "monitor": cmd_monitor, "gate": cmd_gate, "mitigate": cmd_mitigate}
 
 
 def main(argv: list[str] | None = None) -> int:

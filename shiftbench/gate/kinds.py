@@ -87,8 +87,8 @@ def _level_test(metric: Metric, split: ScoredSplit, trial: Trial) -> stats.Evide
                                 "percentile bootstrap", n)
 
 
-def _paired_test(metric: Metric, method: str, before: ScoredSplit, after: ScoredSplit,
-                 trial: Trial) -> stats.Evidence:
+def paired_test(metric: Metric, method: str, before: ScoredSplit, after: ScoredSplit,
+                trial: Trial) -> stats.Evidence:
     """after - before on the same examples: every row of ``after``, ``before`` by id."""
     s = trial.setup
     rows, n = before.rows(after.ids), len(after.ids)
@@ -228,7 +228,7 @@ class Robustness(MetricChange):
         before, after = trial.candidate.splits["reference"], trial.candidate.splits[trial.split]
         if after.kind != "perturbation":
             return _unpaired_test(self.table_row, before, after, trial)
-        return _paired_test(self.table_row, self.method, before, after, trial)
+        return paired_test(self.table_row, self.method, before, after, trial)
 
     def examples(self, baseline: Run, candidate: Run, split: str) -> Compared:
         return _shifted(candidate, split)
@@ -248,8 +248,8 @@ class NonInferiority(MetricChange):
     compared = "candidate − baseline"
 
     def evidence(self, trial: Trial) -> stats.Evidence:
-        return _paired_test(self.table_row, self.method, trial.baseline.splits[trial.split],
-                            trial.candidate.splits[trial.split], trial)
+        return paired_test(self.table_row, self.method, trial.baseline.splits[trial.split],
+                           trial.candidate.splits[trial.split], trial)
 
     def examples(self, baseline: Run, candidate: Run, split: str) -> Compared:
         return Compared(baseline.splits[split], candidate.splits[split],

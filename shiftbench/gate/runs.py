@@ -58,38 +58,41 @@ def load_run(run_dir: Path) -> Run:
                report["model"], splits, report["run_id"], report.get("drift"))
 
 
-def check_comparable(baseline: Run, candidate: Run) -> None:
-    """Raise unless the runs pair: same suite spec, classes, and examples per split."""
+def check_comparable(baseline: Run, candidate: Run,
+                     roles: tuple[str, str] = ("baseline", "candidate")) -> None:
+    """Raise unless the runs pair: same suite spec, classes, and examples per split;
+    ``roles`` name the two runs in the message (``shiftbench compare``: "run", "run")."""
+    first, second = f"{roles[0]} {baseline.label}", f"{roles[1]} {candidate.label}"
     if baseline.suite_hash != candidate.suite_hash:
         raise ShiftbenchError(
-            f"baseline {baseline.label} and candidate {candidate.label} come from different "
-            f"suite specs ({baseline.suite_name} {baseline.suite_hash[:12]} vs "
-            f"{candidate.suite_name} {candidate.suite_hash[:12]}); run both with the same suite")
+            f"{first} and {second} come from different suite specs ({baseline.suite_name} "
+            f"{baseline.suite_hash[:12]} vs {candidate.suite_name} "
+            f"{candidate.suite_hash[:12]}); run both with the same suite")
     if baseline.model.get("classes") != candidate.model.get("classes"):
-        raise ShiftbenchError(f"baseline and candidate predict different classes "
+        raise ShiftbenchError(f"{first} and {second} predict different classes "
                               f"({baseline.model.get('classes')} vs "
                               f"{candidate.model.get('classes')})")
     if list(baseline.splits) != list(candidate.splits):
-        raise ShiftbenchError(f"baseline and candidate have different splits "
+        raise ShiftbenchError(f"{first} and {second} have different splits "
                               f"({', '.join(baseline.splits)} vs {', '.join(candidate.splits)})")
     for name, cand in candidate.splits.items():
-        _check_same_examples(baseline.splits[name], cand)
+        _check_same_examples(baseline.splits[name], cand, first, second)
 
 
-def _check_same_examples(base: ScoredSplit, cand: ScoredSplit) -> None:
+def _check_same_examples(base: ScoredSplit, cand: ScoredSplit, first: str, second: str) -> None:
     if set(base.ids) != set(cand.ids):
         raise ShiftbenchError(
-            f"split {cand.name!r}: baseline and candidate evaluated different examples "
+            f"split {cand.name!r}: {first} and {second} evaluated different examples "
             f"({len(base.ids)} vs {len(cand.ids)} ids, {len(set(base.ids) & set(cand.ids))} "
             "shared); run both with the same --limit and data")
     rows = base.rows(cand.ids)
     if not np.array_equal(base.y[rows], cand.y):
-        raise ShiftbenchError(f"split {cand.name!r}: baseline and candidate disagree on "
+        raise ShiftbenchError(f"split {cand.name!r}: {first} and {second} disagree on "
                               f"{'targets' if cand.generated else 'labels'} of the same ids "
                               "(different data?)")
     if base.texts is not None and cand.texts is not None:
         differ = sum(base.texts[r] != t for r, t in zip(rows, cand.texts, strict=True))
         if differ:
             raise ShiftbenchError(f"split {cand.name!r}: {differ} of {len(cand.ids)} examples "
-                                  "have different texts in the two runs (different data or "
-                                  "shift versions?)")
+                                  f"have different texts in {first} and {second} (different "
+                                  "data or shift versions?)")

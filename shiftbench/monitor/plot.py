@@ -53,21 +53,15 @@ def history_svg(records: Sequence[WindowRecord], stream: str) -> str:
     if not series:
         return ""
     shares = [v for line in series.values() for _, v in line]
-    canvas = svg._Canvas(shares + [0.0, 1.0], bottom=76, bounds=(-math.inf, math.inf))
+    rows = svg.legend_rows([*series, "alarm"], svg.LEFT)
+    # evidence is a share of the alarm level: from 0 (an unbiased MMD^2 can dip below it)
+    canvas = svg.Canvas(shares + [0.0, 1.0], 76 + svg.LEGEND_ROW * (rows - 1),
+                        (0.0, math.inf), height=svg.HEIGHT + svg.LEGEND_ROW * (rows - 1))
     canvas.axes(f"{stream}: drift evidence per window", Y_LABEL)
     canvas.reference(1.0, "alarm threshold")
     windows = [r.window for line in series.values() for r, _ in line]
-    ticks = svg.nice_ticks(min(windows), max(windows) if max(windows) > min(windows) else 1)
-    width = svg.WIDTH - svg.LEFT - svg.RIGHT - 20
-
-    def sx(v: float) -> float:
-        return svg.LEFT + 10 + (v - ticks[0]) / (ticks[-1] - ticks[0]) * width
-
-    for tick in ticks:
-        canvas.parts.append(f'<text class="tick" x="{sx(tick):.1f}" y="{canvas.bottom + 16}" '
-                            f'text-anchor="middle">{tick:g}</text>')
-    canvas.parts.append(f'<text class="axis" x="{svg.LEFT + width / 2:.1f}" '
-                        f'y="{canvas.bottom + 34}" text-anchor="middle">window</text>')
+    sx = svg.numeric_x(windows, canvas.left, canvas.right)
+    canvas.x_axis(svg.x_ticks(windows), sx, "window")
     palette = [c for c in svg.PALETTE if c != ALARM_COLOR]
     colors = {name: palette[i % len(palette)] for i, name in enumerate(series)}
     for name, line in series.items():
@@ -77,9 +71,9 @@ def history_svg(records: Sequence[WindowRecord], stream: str) -> str:
         for r, v in line:
             color = ALARM_COLOR if r.drifted else colors[name]
             radius = 4 if r.drifted else 2
-            canvas.parts.append(f'<circle cx="{sx(r.window):.1f}" cy="{canvas.y(v):.1f}" '
-                                f'r="{radius}" fill="{color}"><title>{escape(_tip(r))}</title>'
-                                "</circle>")
+            canvas.parts.append(f'<circle class="point" cx="{sx(r.window):.1f}" '
+                                f'cy="{canvas.y(v):.1f}" r="{radius}" fill="{color}"><title>'
+                                f"{escape(_tip(r))}</title></circle>")
     canvas.legend({**colors, "alarm": ALARM_COLOR}, svg.LEFT, canvas.bottom + 56)
     return canvas.svg(f"drift evidence per window, stream {stream}")
 

@@ -59,6 +59,11 @@ svg.spark{width:120px;height:24px;display:inline-block;margin:0}
 td.slice{text-align:right;font-variant-numeric:tabular-nums;min-width:9em}
 .wide{overflow-x:auto;max-width:100%}
 details{margin:6px 0}summary{cursor:pointer}td.text{white-space:pre-wrap;max-width:420px}
+table{display:block;max-width:100%;overflow-x:auto}
+@media print{body{max-width:none;padding:0;font-size:11px}
+svg{max-width:100%;break-inside:avoid}h2,h3{break-after:avoid}
+table{display:table;max-width:100%}thead{display:table-header-group}tr{break-inside:avoid}
+th,td{padding:2px 5px;overflow-wrap:break-word}td.num{white-space:normal}table{font-size:10px}}
 """
 
 
@@ -202,8 +207,9 @@ def _plots(report: dict[str, Any]) -> str:
 
 
 def _delta_scatter(report: dict[str, Any], x_of: dict[str, float], x_name: str, title: str,
-                   x_label: str) -> str:
-    """Δ accuracy (with its interval) of each split against a number in [-1, 1] per split."""
+                   x_label: str, x_bounds: tuple[float, float] = (-1.0, 1.0)) -> str:
+    """Δ accuracy (with its interval) of each split against a number per split, within
+    ``x_bounds``."""
     points, kinds = [], set()
     for r in report["splits"]:
         delta = (r.get("delta") or {}).get("accuracy")
@@ -215,7 +221,7 @@ def _delta_scatter(report: dict[str, Any], x_of: dict[str, float], x_name: str, 
                                 KIND_COLORS.get(r["kind"], svg.PALETTE[2]), tip, str(r["name"])))
         kinds.add(r["kind"])
     return svg.scatter_chart(points, title, x_label, "Δ accuracy (pp)",
-                             {k: c for k, c in KIND_COLORS.items() if k in kinds})
+                             {k: c for k, c in KIND_COLORS.items() if k in kinds}, x_bounds)
 
 
 def _movement_plot(report: dict[str, Any]) -> str:
@@ -255,7 +261,7 @@ def _drift(report: dict[str, Any]) -> str:
     top = max(first.values(), default=0.0) or 1.0
     plot = _delta_scatter(report, {n: s / top for n, s in first.items()}, "relative statistic",
                           f"Δ accuracy vs {drift_methods(report)[0]} drift statistic",
-                          "drift statistic / the largest across splits")
+                          "drift statistic / the largest across splits", (0.0, 1.0))
     return (f"<h2>Drift</h2><p class=\"note\">{escape(drift_note(report))}</p>{plot}"
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
