@@ -104,7 +104,7 @@ class Backbone:
         self.max_length = max_length
         self.gguf_file = gguf_file
         self._model: Any = None
-        self._placement: tuple[str, str] | None = None
+        self._placement: tuple[str, str, bool] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Parameters only: a Ray worker finds the files and loads the model itself (a
@@ -155,7 +155,7 @@ class Backbone:
         A runner with another device or precision gets a fresh load rather than a
         cast of the one in hand: casting fp32 -> bf16 -> fp32 would keep the rounding.
         """
-        placement = (runner.device_, runner.precision_)
+        placement = (runner.device_, runner.precision_, runner.compile)
         if self._model is None or self._placement != placement:
             import transformers
             from transformers.utils import logging as hf_logging
@@ -234,7 +234,9 @@ class TokenBatches:
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids per text, truncated, unpadded: the runner sorts by their length."""
         encoded = self.backbone.tokenizer(list(texts), truncation=True,
-                                          max_length=self.backbone.max_length_)
+                                          max_length=self.backbone.max_length_,
+                                          return_attention_mask=False,
+                                          return_token_type_ids=False)  # ~25% faster
         return encoded["input_ids"]
 
     def __call__(self, batch: list[list[int]]) -> np.ndarray:

@@ -193,18 +193,24 @@ class Runner:
     batch (None: no count limit). ``batch_tokens``: padded tokens per batch of a
     forward-pass function (one with ``by_tokens``); None: :data:`BATCH_TOKENS` of the
     device; 0: fixed batches of ``batch_size`` texts for every function, as the runner
-    did before token budgets (kept for comparison).
+    did before token budgets (kept for comparison). ``overlap``: compute the next batch
+    in a background thread while this one is committed (None: on CUDA).
+    ``compile``: ``torch.compile`` the models' forward passes (dynamic shapes; off by
+    default: it pays only where measured, see tests/benchmarks/runner_limit.py).
     """
 
     def __init__(self, cache_dir: Path | None = None, device: str = "auto",
                  precision: str = "auto", batch_size: int | None = None,
                  progress: bool | None = None, executor: str = "local",
-                 workers: int | None = None, batch_tokens: int | None = None) -> None:
+                 workers: int | None = None, batch_tokens: int | None = None,
+                 overlap: bool | None = None, compile: bool = False) -> None:
         self.cache_dir = cache_dir
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
+        self.overlap = overlap
+        self.compile = compile
         self.progress = progress
         self.executor = executor
         self.workers = workers
@@ -215,6 +221,7 @@ class Runner:
         executor (the driver alone reads and writes the cache)."""
         return {"cache_dir": None, "device": self.device_, "precision": self.precision_,
                 "batch_size": self.batch_size, "batch_tokens": self.batch_tokens_,
+                "overlap": self.overlap_, "compile": self.compile,
                 "progress": False, "executor": "local",
                 "workers": None, "stats": new_stats(),
                 "device_": self.device_, "precision_": self.precision_}
@@ -251,6 +258,11 @@ class Runner:
         return BATCH_TOKENS["cuda" if self.device_.startswith("cuda") else "cpu"]
 
     @property
+    def overlap_(self) -> bool:
+        """Whether the next batch computes while this one is committed."""
+        return self.device_.startswith("cuda") if self.overlap is None else self.overlap
+
+    @property
     def torch_dtype(self) -> torch.dtype:
         return torch_dtype(self.precision_)
 
@@ -281,8 +293,15 @@ class Runner:
     # -- torch helpers shared by the HF adapters --------------------------------------------
 
     def to_device(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move a model to this runner's device and dtype, in eval mode."""
-        return model.to(device=self.device_, dtype=self.torch_dtype).eval()
+        """Move a model to this runner's device and dtype, in eval mode; with ``compile``,
+        its forward and its base model's (what pooling heads call) compiled."""
+        model = model.to(device=self.device_, dtype=self.torch_dtype).eval()
+        if self.compile:
+            import torch
+
+            for module in {model, getattr(model, "base_model", model)}:
+                module.forward = torch.compile(module.forward, dynamic=True)
+        return model
 
     @contextlib.contextmanager
     def inference(self) -> Iterator[None]:
@@ -365,7 +384,8 @@ class _Job:
         items = encode(texts) if encode is not None else texts
         plan = plan_batches([len(item) for item in items], self.batch_size, self.batch_tokens)
         most = self.batch_size or (max(map(len, plan)) if self.batch_tokens else BATCH_SIZE)
-        work = Work(self.namespace, self.fn, self.codec, self.desc, most)
+        work = Work(self.namespace, self.fn, self.codec, self.desc, most,
+                    self.runner.overlap_ if self.batch_tokens else False)
         finished: dict[int, Done] = {}
         committed = 0
         with tqdm(total=len(items), desc=self.desc, unit="text",

@@ -133,3 +133,26 @@ def test_batch_tokens_flag() -> None:
     assert Runner(device="cpu").batch_tokens_ == 8192
     with pytest.raises(ShiftbenchError, match="--batch-tokens must be 0 or a positive"):
         runtime_options(parser.parse_args(["--batch-tokens", "-1"]))
+
+
+def test_overlapped_batches_give_the_same_results_in_order(tmp_path: Path,
+                                                           sentences: list[str]) -> None:
+    """The background thread computes one batch ahead: commits stay in plan order, out of
+    memory still halves the batch, and an error still stops the run."""
+    from test_runner import Recorder, expected
+
+    class Words(Recorder):
+        by_tokens = True
+
+        def encode(self, texts: list[str]) -> list[str]:
+            return texts
+
+    fn = Words(max_batch=4)
+    runner = Runner(cache_dir=tmp_path, device="cpu", batch_tokens=10**6, batch_size=16,
+                    overlap=True, progress=False)
+    np.testing.assert_array_equal(runner.map("ns", sentences, fn), expected(sentences))
+    assert runner.stats["oom_retries"] == 2 and max(map(len, fn.batches)) == 4
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Runner(device="cpu", batch_tokens=10**6, batch_size=4, overlap=True,
+               progress=False).map("other", sentences, Words(fail_after=2))
+    assert Runner(device="cpu").overlap_ is False

@@ -15,8 +15,12 @@ each, shuffled (seed 0): long and short texts mixed.
 
 Settings timed per model, each with a fresh, empty cache (every text computed; loading and a
 warm-up pass left out; the best of --repeats timed passes):
-  runner              the runner as it is (batches of --batch-tokens padded tokens)
-  runner-old          batches of 64 texts (batch_tokens=0): the batching before issue 15
+  runner              the runner as it is (batches of --batch-tokens padded tokens; on
+                      CUDA the next batch computes while one is committed)
+  ..., no overlap     (CUDA) the same without the background thread
+  ..., compiled       (--compile) the same with torch.compile(dynamic=True)
+  runner-old          batches of 64 texts, no overlap (batch_tokens=0, overlap=False): the
+                      runner before issue 15 (its padding is now vectorised: same numbers)
   pipeline / pipe-64  transformers' text-classification pipeline, default batch and 64
                       (classifiers only; on --pipeline-n texts, default 2,000)
 FLOPs count real tokens only (padding excluded): per text of n tokens and per layer,
@@ -45,6 +49,7 @@ sys.path.insert(0, str(REPO))  # run from anywhere, import this checkout's shift
 AMAZON = REPO.parent.parent / "shared" / "data" / "amazon-multidomain"
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 WARM_UP = 128
+OLD = {"batch_tokens": 0, "batch_size": 64, "overlap": False}  # the runner before issue 15
 PEAKS = {  # dense TFLOP/s by card-name pattern and precision (NVIDIA data sheets, SXM)
     r"H100.*PCIe": {"bf16": 756, "fp16": 756, "fp32": 51},
     r"H100|H200": {"bf16": 989, "fp16": 989, "fp32": 67},
@@ -169,17 +174,19 @@ def runner_pass(adapter, runner, texts: list[str]):
     return out, time.perf_counter() - start, dict(runner.stats)
 
 
-def time_runner(adapter, texts, warm, args, batch_tokens: int, batch_size: int | None):
-    """Best of ``args.repeats`` timed passes, each on a fresh cache, after a warm-up."""
+def time_runner(adapter, texts, warm, args, settings: dict):
+    """Best of ``args.repeats`` timed passes, each on a fresh cache, after a warm-up pass
+    (over all the texts on CUDA or when compiling: every batch shape is met once)."""
     from shiftbench.runner import Runner
 
     best = None
+    full_warm_up = args.device == "cuda" or settings.get("compile")
     with tempfile.TemporaryDirectory() as tmp:
         for attempt in range(args.repeats + 1):
             runner = Runner(cache_dir=Path(tmp) / str(attempt), device=args.device,
-                            precision=args.precision, batch_size=batch_size,
-                            batch_tokens=batch_tokens, progress=False)
-            result = runner_pass(adapter, runner, warm if attempt == 0 else texts)
+                            precision=args.precision, progress=False, **settings)
+            result = runner_pass(adapter, runner,
+                                 texts if attempt or full_warm_up else warm)
             runner.close()
             if attempt and (best is None or result[1] < best[1]):
                 best = result
@@ -244,19 +251,27 @@ def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> l
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True,
                                              max_length=args.max_length)["input_ids"]]
     real_tokens = sum(lengths)
-    settings = [(f"runner, {t} tokens/batch", t, None) for t in args.batch_tokens]
-    settings.append(("runner-old, 64 texts/batch", 0, 64))
+    settings = [(f"runner, {t} tokens/batch", {"batch_tokens": t}) for t in args.batch_tokens]
+    first = args.batch_tokens[0]
+    if args.device == "cuda":
+        settings.append((f"runner, {first}, no overlap", {"batch_tokens": first,
+                                                          "overlap": False}))
+    if args.compile:
+        settings.append((f"runner, {first}, compiled", {"batch_tokens": first,
+                                                        "compile": True}))
+    settings.append(("runner-old, 64 texts/batch", OLD))
     count = flops_per_text(backbone.model(Runner(device=args.device, precision=args.precision)),
                            causal=name == "llm")
     flops = sum(count(n) for n in lengths)
     rows, reference = [], None
-    for setting, batch_tokens, batch_size in settings:
-        out, seconds, stats = time_runner(adapter, texts, warm, args, batch_tokens, batch_size)
+    for setting, options in settings:
+        out, seconds, stats = time_runner(adapter, texts, warm, args, options)
         reference = out if reference is None else reference
         rows.append(Row(name, setting, len(texts), seconds, len(texts) / seconds,
                         real_tokens / seconds, flops / seconds / 1e12,
                         flops / seconds / peak,
-                        padding_share(lengths, args, batch_tokens, batch_size),
+                        padding_share(lengths, args, options["batch_tokens"],
+                                      options.get("batch_size")),
                         1 - stats["compute_seconds"] / stats["seconds"],
                         float(np.abs(out - reference).max())))
     if name != "llm" and args.pipeline_n:
@@ -305,6 +320,8 @@ def main() -> None:
                         help="texts for the pipeline rows (0: no pipeline)")
     parser.add_argument("--repeats", type=int, default=1, help="timed passes; the best is kept")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the runner with torch.compile (dynamic shapes)")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path("runner_limit.json"),
                         help="JSON file of every row and the setup")
