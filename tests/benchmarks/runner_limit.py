@@ -248,8 +248,12 @@ def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> l
         backbone = classifier._backbone
         adapter = classifier.predict_proba
     tokenizer = backbone.tokenizer
+    start = time.perf_counter()
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True,
                                              max_length=args.max_length)["input_ids"]]
+    seconds = time.perf_counter() - start
+    print(f"{name}: tokenising the {len(texts)} texts alone takes {seconds:.2f} s; "
+          f"{sum(lengths)} real tokens, {sum(lengths) / len(texts):.1f} per text")
     real_tokens = sum(lengths)
     settings = [(f"runner, {t} tokens/batch", {"batch_tokens": t}) for t in args.batch_tokens]
     first = args.batch_tokens[0]
