@@ -333,8 +333,12 @@ def main() -> None:
 
     import torch
     import transformers
+    from transformers.utils import logging as hf_logging
 
     from shiftbench.device import resolve_precision
+
+    hf_logging.set_verbosity_error()  # the output must fit a 12k-character tail
+    hf_logging.disable_progress_bar()
     from shiftbench.runner import BATCH_TOKENS
 
     if args.threads:
@@ -356,7 +360,7 @@ def main() -> None:
     setup = {"device": args.device, "card": card, "precision": args.precision,
              "torch": torch.__version__, "transformers": transformers.__version__,
              "texts": len(texts), "max_length": args.max_length, "repeats": args.repeats,
-             "peak_tflops": peak / 1e12, "peak_source": peak_source,
+             "peak_tflops": round(peak / 1e12, 4), "peak_source": peak_source,
              "flops": "per text of n real tokens, per layer: 2*linear_weights*n + "
                       "4*n^2*d (encoder) or 2*n^2*d (causal)"}
     print(" | ".join(f"{k} {v}" for k, v in setup.items() if k != "flops"))
@@ -367,8 +371,8 @@ def main() -> None:
         for name in args.models:
             rows += bench_model(name, dirs[name], texts, warm, args, peak)
             print_rows([r for r in rows if r.model == name])
-    args.out.write_text(json.dumps({"setup": setup, "rows": [asdict(r) for r in rows]},
-                                   indent=1))
+            args.out.write_text(json.dumps({"setup": setup, "rows": [asdict(r) for r in rows]},
+                                           indent=1))  # after each model: a cut run keeps them
     print(f"written {args.out}; host% = time outside model batches (tokenising, cache, "
           "padding); pad% = padded/real tokens - 1; max|dp| against the first runner row")
 
