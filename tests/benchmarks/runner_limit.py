@@ -5,8 +5,9 @@ share of the device's peak, beside transformers' pipeline and the runner's old b
         --precision bf16] [--models minilm bert-base llm] [--out runner_limit.json]
 
 Models (each a classifier or forward pass over the same texts, max_length 256):
-  minilm     all-MiniLM-L6-v2 (--minilm) with a random 3-label head (HFClassifier)
-  bert-base  BertConfig() defaults (110M), random weights, 3 labels (HFClassifier)
+  minilm     all-MiniLM-L6-v2 (--minilm) with a random 3-label head
+  bert-base  BertConfig() defaults (110M), random weights, 3 labels
+             (both through the runner as HFClassifier.predict_proba runs them)
   llm        a SmolLM2-135M-size LlamaConfig, random weights: the forward pass the llm
              adapter's embeddings run (base model, no LM head)
 All use MiniLM's WordPiece tokenizer (BERT-base's uncased vocabulary; for the LLM only the
@@ -48,7 +49,7 @@ sys.path.insert(0, str(REPO))  # run from anywhere, import this checkout's shift
 
 AMAZON = REPO.parent.parent / "shared" / "data" / "amazon-multidomain"
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
-WARM_UP = 128
+WARM_UP = 32
 OLD = {"batch_tokens": 0, "batch_size": 64, "overlap": False}  # the runner before issue 15
 PEAKS = {  # dense TFLOP/s by card-name pattern and precision (NVIDIA data sheets, SXM)
     r"H100.*PCIe": {"bf16": 756, "fp16": 756, "fp32": 51},
@@ -218,6 +219,11 @@ def time_pipeline(model_dir: Path, texts, warm, args, batch_size: int | None):
     return proba, best
 
 
+def probabilities(model, inputs):
+    """The head of shiftbench.models.hf.HFClassifier."""
+    return model(**inputs).logits.float().softmax(-1)
+
+
 def padding_share(lengths, args, batch_tokens: int, batch_size: int | None) -> float:
     """Padded tokens over real tokens - 1, for the runner's plan of these lengths."""
     from shiftbench.runner import plan_batches
@@ -235,18 +241,19 @@ def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> l
     import numpy as np
 
     from shiftbench.backbone import Backbone, mean_hidden
-    from shiftbench.models.hf import HFClassifier
     from shiftbench.runner import Runner
 
-    if name == "llm":
+    if name == "llm":  # what the llm adapter's embed runs
         backbone = Backbone(str(model_dir), "AutoModelForCausalLM", args.max_length)
+        head, output = mean_hidden, "embed"
+    else:  # what HFClassifier.predict_proba runs (without importing the adapters' pydantic)
+        backbone = Backbone(str(model_dir), "AutoModelForSequenceClassification",
+                            args.max_length)
+        head, output = probabilities, "proba"
 
-        def adapter(batch, runner):
-            return backbone.embed(batch, runner, "bench-llm", mean_hidden)
-    else:
-        classifier = HFClassifier(str(model_dir), max_length=args.max_length)
-        backbone = classifier._backbone
-        adapter = classifier.predict_proba
+    def adapter(batch, runner):
+        return runner.map(f"bench-{name}/{runner.precision_}/{output}", batch,
+                          backbone.batch_fn(runner, head))
     tokenizer = backbone.tokenizer
     start = time.perf_counter()
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True,
