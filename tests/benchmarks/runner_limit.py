@@ -68,6 +68,7 @@ class Row:
     tokens_per_s: float
     tflops: float
     share_of_peak: float
+    cpu_seconds: float | None = None  # this process's CPU time (robust to a busy machine)
     padding: float | None = None  # padded tokens / real tokens - 1
     outside_batches: float | None = None  # share of the time spent outside model batches
     max_abs_diff: float | None = None  # max |p - p_runner| (same texts), else None
@@ -166,13 +167,14 @@ def matmul_rate(device: str, precision: str) -> float:
 
 
 def runner_pass(adapter, runner, texts: list[str]):
-    """(values, seconds, stats) of one pass through the runner."""
+    """(values, seconds, stats with the process's CPU seconds) of one pass."""
     from shiftbench.runner import new_stats
 
     runner.stats = new_stats()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = adapter(texts, runner)
-    return out, time.perf_counter() - start, dict(runner.stats)
+    return out, time.perf_counter() - start, {**runner.stats,
+                                              "cpu_seconds": time.process_time() - cpu}
 
 
 def time_runner(adapter, texts, warm, args, settings: dict):
@@ -280,7 +282,7 @@ def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> l
         reference = out if reference is None else reference
         rows.append(Row(name, setting, len(texts), seconds, len(texts) / seconds,
                         real_tokens / seconds, flops / seconds / 1e12,
-                        flops / seconds / peak,
+                        flops / seconds / peak, stats["cpu_seconds"],
                         padding_share(lengths, args, options["batch_tokens"],
                                       options.get("batch_size")),
                         1 - stats["compute_seconds"] / stats["seconds"],
@@ -300,14 +302,16 @@ def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> l
 
 def print_rows(rows: list[Row]) -> None:
     print(f"{'model':9} {'setting':28} {'texts':>5} {'texts/s':>8} {'tok/s':>9} "
-          f"{'TFLOP/s':>8} {'%peak':>6} {'pad%':>5} {'host%':>5} {'x old':>6} {'max|dp|':>8}")
+          f"{'TFLOP/s':>8} {'%peak':>6} {'pad%':>5} {'host%':>5} {'x old':>6} {'max|dp|':>8} "
+          f"{'cpu-s':>6}")
     old = {r.model: r.texts_per_s for r in rows if r.setting.startswith("runner-old")}
     for r in rows:
         pad = "" if r.padding is None else f"{100 * r.padding:.1f}"
         host = "" if r.outside_batches is None else f"{100 * r.outside_batches:.0f}"
         print(f"{r.model:9} {r.setting:28} {r.texts:5d} {r.texts_per_s:8.1f} "
               f"{r.tokens_per_s:9.0f} {r.tflops:8.3f} {100 * r.share_of_peak:6.2f} {pad:>5} "
-              f"{host:>5} {r.texts_per_s / old[r.model]:6.2f} {r.max_abs_diff:8.1e}")
+              f"{host:>5} {r.texts_per_s / old[r.model]:6.2f} {r.max_abs_diff:8.1e} "
+              f"{'' if r.cpu_seconds is None else f'{r.cpu_seconds:.1f}':>6}")
 
 
 def main() -> None:
@@ -381,7 +385,8 @@ def main() -> None:
             args.out.write_text(json.dumps({"setup": setup, "rows": [asdict(r) for r in rows]},
                                            indent=1))  # after each model: a cut run keeps them
     print(f"written {args.out}; host% = time outside model batches (tokenising, cache, "
-          "padding); pad% = padded/real tokens - 1; max|dp| against the first runner row")
+          "padding); pad% = padded/real tokens - 1; max|dp| against the first runner row; "
+          "cpu-s = this process's CPU seconds for the pass")
 
 
 if __name__ == "__main__":
