@@ -392,8 +392,8 @@ def test_runtime_flags_mean_the_same_in_every_command(command: str, tmp_path: Pa
     flags = [part for name in names
              for part in (FLAGS[name][0], given[name]) if part is not None]
     expected = Runtime(cache_dir=tmp_path, device="cpu", precision="fp32", batch_size=8,
-                       batch_tokens=0, seed=5 if "seed" in names else 0, progress=False, executor="ray:auto",
-                       workers=3)
+                       batch_tokens=0, seed=5 if "seed" in names else 0, progress=False,
+                       executor="ray:auto", workers=3)
     assert runtime_options(parser.parse_args([*argv, *flags])) == expected
 
 

