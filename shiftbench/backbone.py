@@ -104,7 +104,7 @@ class Backbone:
         self.max_length = max_length
         self.gguf_file = gguf_file
         self._model: Any = None
-        self._placement: tuple[str, str] | None = None
+        self._placement: tuple[str, str, bool] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Parameters only: a Ray worker finds the files and loads the model itself (a
@@ -155,7 +155,7 @@ class Backbone:
         A runner with another device or precision gets a fresh load rather than a
         cast of the one in hand: casting fp32 -> bf16 -> fp32 would keep the rounding.
         """
-        placement = (runner.device_, runner.precision_)
+        placement = (runner.device_, runner.precision_, runner.compile)
         if self._model is None or self._placement != placement:
             import transformers
             from transformers.utils import logging as hf_logging
@@ -209,9 +209,12 @@ class Backbone:
 class TokenBatches:
     """The runner's batch function for a HF model: token ids in, ``head`` rows out.
 
-    Tokenizer and model load only when the runner needs them, so a fully cached run
-    never loads weights.
+    One forward pass per batch (``by_tokens``: the runner plans its batches by padded
+    tokens). Tokenizer and model load only when the runner needs them, so a fully cached
+    run never loads weights.
     """
+
+    by_tokens = True
 
     def __init__(self, backbone: Backbone, head: Head, runner: Runner,
                  left: bool | None = None) -> None:
@@ -231,27 +234,42 @@ class TokenBatches:
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids per text, truncated, unpadded: the runner sorts by their length."""
         encoded = self.backbone.tokenizer(list(texts), truncation=True,
-                                          max_length=self.backbone.max_length_)
+                                          max_length=self.backbone.max_length_,
+                                          return_attention_mask=False,
+                                          return_token_type_ids=False)  # ~25% faster
         return encoded["input_ids"]
 
     def __call__(self, batch: list[list[int]]) -> np.ndarray:
-        import torch
-
-        tokenizer = self.backbone.tokenizer
-        width = max(len(ids) for ids in batch)
-        if self.runner.device_.startswith("cuda"):  # tensor-core friendly, fewer shapes
-            width = min(-(-width // 8) * 8, max(width, self.backbone.max_length_))
-        input_ids = np.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        left = (getattr(tokenizer, "padding_side", "right") == "left" if self.left is None
-                else self.left)
-        for row, ids in enumerate(batch):
-            span = slice(width - len(ids), width) if left else slice(0, len(ids))
-            input_ids[row, span] = ids
-            mask[row, span] = 1
-        device = self.runner.device_
-        inputs = {"input_ids": torch.from_numpy(input_ids).to(device),
-                  "attention_mask": torch.from_numpy(mask).to(device)}
+        input_ids, mask = self.padded(batch)
+        inputs = {"input_ids": self._to_device(input_ids),
+                  "attention_mask": self._to_device(mask)}
         with self.runner.inference():
             out = self.head(self.model, inputs)
         return out.float().cpu().numpy()
+
+    def padded(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask of the batch, each row padded to the longest (on
+        CUDA to a multiple of 8: tensor-core friendly, fewer shapes), on the tokenizer's
+        side unless ``left`` says."""
+        tokenizer = self.backbone.tokenizer
+        lengths = np.array([len(ids) for ids in batch])
+        width = int(lengths.max())
+        if self.runner.device_.startswith("cuda"):
+            width = min(-(-width // 8) * 8, max(width, self.backbone.max_length_))
+        left = (getattr(tokenizer, "padding_side", "right") == "left" if self.left is None
+                else self.left)
+        columns = np.arange(width)
+        mask = (columns >= width - lengths[:, None]) if left else (columns < lengths[:, None])
+        input_ids = np.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=np.int64)
+        input_ids[mask] = np.fromiter((i for ids in batch for i in ids), dtype=np.int64,
+                                      count=int(lengths.sum()))  # row-major: each row in order
+        return input_ids, mask.astype(np.int64)
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """On CUDA through pinned memory, so the copy does not wait on the host."""
+        import torch
+
+        tensor = torch.from_numpy(array)
+        if not self.runner.device_.startswith("cuda"):
+            return tensor
+        return tensor.pin_memory().to(self.runner.device_, non_blocking=True)

@@ -47,6 +47,7 @@ class Work:
     codec: Checks
     desc: str
     batch_size: int
+    overlap: bool = False  # compute the next batch while the caller commits this one
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,29 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """Today's behaviour: the batches run in this process, in plan order."""
+    """The batches run in this process, in plan order. With ``work.overlap`` they run in
+    a background thread one batch ahead, so a GPU computes the next batch while the caller
+    commits this one (torch and SQLite release the GIL while they work)."""
 
     name = "local"
 
     def run(self, work: Work, batches: list[list[Any]]) -> Iterator[Done]:
         worker = BatchWorker(work)
-        for index, items in enumerate(batches):
-            yield worker(index, items)
+        if not work.overlap:
+            for index, items in enumerate(batches):
+                yield worker(index, items)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="shiftbench-batches") as pool:
+            pending = None
+            for index, items in enumerate(batches):
+                ahead = pool.submit(worker, index, items)
+                if pending is not None:
+                    yield pending.result()
+                pending = ahead
+            if pending is not None:
+                yield pending.result()
 
     def call_each(self, fn: Callable[..., T], calls: list[tuple[Any, ...]], desc: str
                   ) -> list[T]:

@@ -61,8 +61,8 @@ class RunOptions:
     runtime: Runtime = field(default_factory=Runtime)
 
 
-RUN_FLAGS = ("cache_dir", "device", "precision", "batch_size", "progress", "executor",
-             "workers")
+RUN_FLAGS = ("cache_dir", "device", "precision", "batch_size", "batch_tokens", "progress",
+             "executor", "workers")
 """The runtime flags of ``run`` (and of ``gate``, which runs model specs the same way);
 the seed is the suite's."""
 

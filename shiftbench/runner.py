@@ -47,7 +47,9 @@ class BatchFn(Protocol):
     Items are the texts themselves, unless the function also has
     ``encode(texts) -> list[item]`` (e.g. token ids): then the runner encodes each
     missing text once, sorts by ``len(item)`` (token length rather than characters)
-    and passes the encoded items.
+    and passes the encoded items. A function whose cost is one forward pass over its
+    padded items says so with a true ``by_tokens`` attribute: its batches are then planned
+    by a budget of padded tokens (see :func:`plan_batches`) rather than a count of texts.
     """
 
     def __call__(self, batch: list[Any]) -> Any: ...
@@ -146,17 +148,72 @@ def new_stats() -> dict[str, float]:
     return {**stats, "seconds": 0.0, "compute_seconds": 0.0}
 
 
+BATCH_SIZE = 64  # texts per batch where batches are counted in texts
+# padded tokens per forward-pass batch, by device: on CPU fixed 64-text batches measured
+# faster (runner_limit.py: ~50% more CPU seconds with budgets of 8k-32k tokens, whose
+# finer length split makes 3x the batches), so CPU keeps them
+BATCH_TOKENS = {"cpu": 0, "cuda": 65536}
+
+
+def plan_batches(lengths: Sequence[int], max_texts: int | None, max_tokens: int
+                 ) -> list[list[int]]:
+    """Positions of ``lengths``, longest first, cut into batches.
+
+    ``max_tokens`` > 0: a batch takes texts while (texts x its longest) stays within
+    ``max_tokens`` padded tokens, and at most ``max_texts`` texts (None: no count limit),
+    so a batch of short texts holds many and one of long texts few, each about the same
+    work; a text longer than the budget goes alone. A text also starts a new batch when
+    it is shorter than the batch's longest by more than :func:`padding_allowed`, so few
+    tokens are padding (~6% on the benchmark's mixed texts, against up to 30% without).
+    ``max_tokens`` 0: batches of ``max_texts`` texts (the runner before token budgets).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    if max_tokens <= 0:
+        size = max_texts or BATCH_SIZE
+        return [order[start:start + size] for start in range(0, len(order), size)]
+    plan: list[list[int]] = []
+    for i in order:
+        longest = lengths[plan[-1][0]] if plan else 0
+        if (not plan or len(plan[-1]) == max_texts
+                or (len(plan[-1]) + 1) * max(longest, 1) > max_tokens
+                or longest - lengths[i] > padding_allowed(longest)):
+            plan.append([i])
+        else:
+            plan[-1].append(i)
+    return plan
+
+
+def padding_allowed(longest: int) -> int:
+    """Pad tokens a row may get in a token-budget batch: an eighth of the longest row, at
+    least 8 (on CUDA rows are padded to a multiple of 8 anyway)."""
+    return max(8, longest // 8)
+
+
 class Runner:
-    """Dedup, cache, length-sorted batching and device/precision for model adapters."""
+    """Dedup, cache, length-sorted batching and device/precision for model adapters.
+
+    ``batch_size``: texts per batch (None: 64), and at most that many in a token-budget
+    batch (None: no count limit). ``batch_tokens``: padded tokens per batch of a
+    forward-pass function (one with ``by_tokens``); None: :data:`BATCH_TOKENS` of the
+    device; 0: fixed batches of ``batch_size`` texts for every function, as the runner
+    did before token budgets (kept for comparison). ``overlap``: compute the next batch
+    in a background thread while this one is committed (None: on CUDA).
+    ``compile``: ``torch.compile`` the models' forward passes (dynamic shapes; off by
+    default: it pays only where measured, see tests/benchmarks/runner_limit.py).
+    """
 
     def __init__(self, cache_dir: Path | None = None, device: str = "auto",
-                 precision: str = "auto", batch_size: int = 64,
+                 precision: str = "auto", batch_size: int | None = None,
                  progress: bool | None = None, executor: str = "local",
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, batch_tokens: int | None = None,
+                 overlap: bool | None = None, compile: bool = False) -> None:
         self.cache_dir = cache_dir
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
+        self.overlap = overlap
+        self.compile = compile
         self.progress = progress
         self.executor = executor
         self.workers = workers
@@ -166,7 +223,9 @@ class Runner:
         """What a Ray worker gets: the resolved device and precision, no cache, no
         executor (the driver alone reads and writes the cache)."""
         return {"cache_dir": None, "device": self.device_, "precision": self.precision_,
-                "batch_size": self.batch_size, "progress": False, "executor": "local",
+                "batch_size": self.batch_size, "batch_tokens": self.batch_tokens_,
+                "overlap": self.overlap_, "compile": self.compile,
+                "progress": False, "executor": "local",
                 "workers": None, "stats": new_stats(),
                 "device_": self.device_, "precision_": self.precision_}
 
@@ -193,6 +252,18 @@ class Runner:
     def precision_(self) -> str:
         """The precision used (see :func:`~shiftbench.device.resolve_precision`)."""
         return self._placement[1]
+
+    @property
+    def batch_tokens_(self) -> int:
+        """Padded tokens per forward-pass batch (0: batches counted in texts)."""
+        if self.batch_tokens is not None:
+            return self.batch_tokens
+        return BATCH_TOKENS["cuda" if self.device_.startswith("cuda") else "cpu"]
+
+    @property
+    def overlap_(self) -> bool:
+        """Whether the next batch computes while this one is committed."""
+        return self.device_.startswith("cuda") if self.overlap is None else self.overlap
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -225,8 +296,15 @@ class Runner:
     # -- torch helpers shared by the HF adapters --------------------------------------------
 
     def to_device(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move a model to this runner's device and dtype, in eval mode."""
-        return model.to(device=self.device_, dtype=self.torch_dtype).eval()
+        """Move a model to this runner's device and dtype, in eval mode; with ``compile``,
+        its forward and its base model's (what pooling heads call) compiled."""
+        model = model.to(device=self.device_, dtype=self.torch_dtype).eval()
+        if self.compile:
+            import torch
+
+            for module in {model, getattr(model, "base_model", model)}:
+                module.forward = torch.compile(module.forward, dynamic=True)
+        return model
 
     @contextlib.contextmanager
     def inference(self) -> Iterator[None]:
@@ -262,8 +340,11 @@ class Runner:
         unique = list(dict.fromkeys(texts))
         keys = [text_key(text) for text in unique]
         rejected = self.cache_.rejected
+        size = batch_size or self.batch_size
         job = _Job(self, namespace, fn, desc or namespace, codec,
-                   max(1, batch_size or self.batch_size), self.stats if stats is None else stats,
+                   None if size is None else max(1, size),
+                   self.batch_tokens_ if getattr(fn, "by_tokens", False) else 0,
+                   self.stats if stats is None else stats,
                    codec.get(self.cache_, namespace, keys))
         job.stats["requested"] += len(texts)
         job.stats["unique"] += len(unique)
@@ -287,7 +368,8 @@ class _Job:
     fn: BatchFn
     desc: str
     codec: Codec[Any, Any]
-    batch_size: int
+    batch_size: int | None  # texts per batch (None: the default, or no limit by tokens)
+    batch_tokens: int  # padded tokens per batch; 0: batches of batch_size texts
     stats: dict[str, float]
     found: dict[bytes, Any]  # key -> value, cached or computed
 
@@ -303,13 +385,13 @@ class _Job:
 
         encode = getattr(self.fn, "encode", None)
         items = encode(texts) if encode is not None else texts
-        order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
-        plan = [order[start:start + self.batch_size]
-                for start in range(0, len(order), self.batch_size)]
-        work = Work(self.namespace, self.fn, self.codec, self.desc, self.batch_size)
+        plan = plan_batches([len(item) for item in items], self.batch_size, self.batch_tokens)
+        most = self.batch_size or (max(map(len, plan)) if self.batch_tokens else BATCH_SIZE)
+        work = Work(self.namespace, self.fn, self.codec, self.desc, most,
+                    self.runner.overlap_ if self.batch_tokens else False)
         finished: dict[int, Done] = {}
         committed = 0
-        with tqdm(total=len(order), desc=self.desc, unit="text",
+        with tqdm(total=len(items), desc=self.desc, unit="text",
                   disable=not self.runner.show_progress, delay=2) as bar:
             for done in self.runner.executor_.run(work, [[items[i] for i in batch]
                                                          for batch in plan]):

@@ -31,7 +31,8 @@ class Runtime:
     cache_dir: Path | None = None
     device: str = "auto"
     precision: str = "auto"
-    batch_size: int = 64
+    batch_size: int | None = None
+    batch_tokens: int | None = None
     seed: int = 0
     progress: bool | None = None
     executor: str = "local"
@@ -42,7 +43,8 @@ class Runtime:
         from shiftbench.runner import Runner
 
         return Runner(cache_dir=self.cache_dir, device=self.device, precision=self.precision,
-                      batch_size=self.batch_size, progress=self.progress,
+                      batch_size=self.batch_size, batch_tokens=self.batch_tokens,
+                      progress=self.progress,
                       executor=self.executor, workers=self.workers)
 
 
@@ -56,7 +58,14 @@ FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "device": ("--device", {"default": DEFAULTS.device, "help": "auto | cpu | cuda | cuda:N"}),
     "precision": ("--precision", {"default": DEFAULTS.precision, "choices": PRECISIONS,
                                   "help": "auto: bf16 (or fp16) on CUDA, fp32 on CPU"}),
-    "batch_size": ("--batch-size", {"type": int, "default": DEFAULTS.batch_size}),
+    "batch_size": ("--batch-size", {
+        "type": int, "metavar": "N",
+        "help": "texts per batch (default 64; a model's forward passes fill --batch-tokens "
+                "instead, with at most N texts when given)"}),
+    "batch_tokens": ("--batch-tokens", {
+        "type": int, "metavar": "N",
+        "help": "padded tokens per forward-pass batch (default 65536 on CUDA; 0, the CPU "
+                "default: batches of --batch-size texts)"}),
     "seed": ("--seed", {"type": int, "default": DEFAULTS.seed}),
     "progress": ("--no-progress", {"action": "store_true", "help": "no progress bars"}),
     "executor": ("--executor", {
@@ -82,14 +91,18 @@ def runtime_options(args: argparse.Namespace, reports_dir: Path = Path("reports"
     """The Runtime of parsed flags, checked; a flag the command does not take keeps its
     default, and the cache folder defaults to ``<reports_dir>/.cache``."""
     batch_size = getattr(args, "batch_size", DEFAULTS.batch_size)
-    if batch_size <= 0:
+    if batch_size is not None and batch_size <= 0:
         raise ShiftbenchError("--batch-size must be a positive number")
+    batch_tokens = getattr(args, "batch_tokens", DEFAULTS.batch_tokens)
+    if batch_tokens is not None and batch_tokens < 0:
+        raise ShiftbenchError("--batch-tokens must be 0 or a positive number")
     workers = getattr(args, "workers", DEFAULTS.workers)
     if workers is not None and workers <= 0:
         raise ShiftbenchError("--workers must be a positive number")
     return Runtime(cache_dir=resolve_cache_dir(getattr(args, "cache_dir", None), reports_dir),
                    device=getattr(args, "device", DEFAULTS.device),
                    precision=getattr(args, "precision", DEFAULTS.precision),
-                   batch_size=batch_size, seed=getattr(args, "seed", DEFAULTS.seed),
+                   batch_size=batch_size, batch_tokens=batch_tokens,
+                   seed=getattr(args, "seed", DEFAULTS.seed),
                    progress=False if getattr(args, "no_progress", False) else None,
                    executor=getattr(args, "executor", DEFAULTS.executor), workers=workers)

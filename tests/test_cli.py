@@ -387,13 +387,13 @@ def test_runtime_flags_mean_the_same_in_every_command(command: str, tmp_path: Pa
     parser = build_parser()
     assert runtime_options(parser.parse_args(argv)) == Runtime(cache_dir=Path("reports/.cache"))
     given = {"cache_dir": str(tmp_path), "device": "cpu", "precision": "fp32",
-             "batch_size": "8", "seed": "5", "progress": None, "executor": "ray:auto",
-             "workers": "3"}
+             "batch_size": "8", "batch_tokens": "0", "seed": "5", "progress": None,
+             "executor": "ray:auto", "workers": "3"}
     flags = [part for name in names
              for part in (FLAGS[name][0], given[name]) if part is not None]
     expected = Runtime(cache_dir=tmp_path, device="cpu", precision="fp32", batch_size=8,
-                       seed=5 if "seed" in names else 0, progress=False, executor="ray:auto",
-                       workers=3)
+                       batch_tokens=0, seed=5 if "seed" in names else 0, progress=False,
+                       executor="ray:auto", workers=3)
     assert runtime_options(parser.parse_args([*argv, *flags])) == expected
 
 
