@@ -1,11 +1,12 @@
-"""Make what the GPU measurements of ``mitigate`` need on a bare GPU machine (no network,
-no ../shared, no shiftbench installed; python3 there has torch, transformers, pandas,
-scikit-learn, scipy, pyyaml): ``shiftbench mitigate`` on the quickstart suite and
-``tests/benchmarks/dann_amazon.py --setting finetune``.
+"""Make what the benchmarks need on a bare GPU machine (no network, no ../shared, no
+shiftbench installed; python3 there has torch, transformers, pandas, scikit-learn, scipy,
+pyyaml): ``shiftbench mitigate`` on the quickstart suite, ``dann_amazon.py --setting
+finetune``, ``runner_limit.py`` and ``serve_load.py``.
 
     python tests/benchmarks/gpu_bundle.py [--amazon DIR]
 
-writes (all ignored by git; ~58 MiB together, under the 64 MiB a run carries):
+writes (all ignored by git; ~64 MiB together: carry only what a command needs, 64 MiB
+at most a run):
 
 - ``.gpu/minilm-fp16/``: all-MiniLM-L6-v2 (the packaged probe encoder) as fp16
   safetensors plus its tokenizer (~45 MiB); the trainer loads it and trains in fp32
@@ -20,11 +21,15 @@ writes (all ignored by git; ~58 MiB together, under the 64 MiB a run carries):
   keyboard/OCR/spelling/word-drop splits and two domain splits are the quickstart's, row
   for row and text for text (same seed, filters and per-example seeds).
 - ``.gpu/amazon/``: the four Amazon review domains (``../shared/data/amazon-multidomain``).
-- ``.whl/``: wheels of the pure-Python packages missing there (nlpaug and the packages
-  its import pulls in; pydantic with its compiled core for CPython 3.12).
+- ``.whl/``: wheels of the packages missing there, for CPython 3.12: nlpaug and the
+  packages its import pulls in; pydantic with its compiled core; the service stack of
+  ``monitor serve`` (fastapi, starlette, uvicorn, SQLAlchemy with greenlet).
 
-Then on the GPU machine, from the repository root, carrying ``.gpu`` and ``.whl``: see
-the README's mitigate section for the commands.
+Then on the GPU machine, from the repository root, install the wheels with
+``python3 -m pip install --no-index --no-deps --target /tmp/site .whl/*.whl`` and put
+``$PWD:/tmp/site`` on PYTHONPATH: the README's mitigate and inference-speed sections give
+the commands (``runner_limit.py --data .gpu/amazon --minilm .gpu/minilm-fp16``,
+``serve_load.py --encoder .gpu/minilm-fp16``).
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ WHEELS = ROOT / ".whl"
 NEEDS_SYSTEM = ("synonym", "backtranslate")  # WordNet files, Marian/apertium
 PACKAGES = ["nlpaug==1.1.11", "gdown==6.5.1", "beautifulsoup4==4.15.0", "soupsieve==4.1.3",
             "pydantic==2.14.4", "pydantic-core==2.50.5", "annotated-types==0.8.0",
-            "typing-inspection==0.4.5"]
+            "typing-inspection==0.4.5", "fastapi==0.165.0", "starlette==1.10.0",
+            "uvicorn==0.54.0", "SQLAlchemy==2.1.9", "greenlet==3.5.6"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 
 
