@@ -75,8 +75,15 @@ class OneShot:
         """The detectors ``names`` as ``check`` builds them; None when there is none."""
         if not names:
             return None
+        from shiftbench.perplexity import BITS_PER_BYTE
+        from shiftbench.registry import DETECTORS
+
         if not 0 < alpha < 1:
             raise ShiftbenchError(f"--alpha must be in (0, 1), got {alpha}")
+        for name in names:
+            if DETECTORS.load(name).input == BITS_PER_BYTE:
+                raise ShiftbenchError(f"--oneshot {name}: it tests bits per byte under a "
+                                      "language model, which only `monitor check --lm` loads")
         detectors = build_detectors(tuple(names), alpha, seed, device, model_task)
         return cls(detectors, alpha, inputs or {}, inputs_of)
 
