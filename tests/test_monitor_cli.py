@@ -36,6 +36,7 @@ def test_stream_alarms_after_the_shift_and_history_exports(tmp_path: Path, tiny_
     lines = [line for line in out.splitlines() if line.startswith("window ")]
     assert len(lines) == 6
     assert all("DRIFT" in line for line in lines[4:])  # windows 4-5 hold the loud rows
+    assert all("one-shot flags: mmd, ks" in line for line in lines[4:])
     assert "6 windows" in out
 
     # a restart resumes after the last stored window: nothing new to read
@@ -47,9 +48,17 @@ def test_stream_alarms_after_the_shift_and_history_exports(tmp_path: Path, tiny_
     assert main(["monitor", "history", "--store", str(store), "--plot", str(plot),
                  "--prometheus", str(prom)]) == 0
     out = capsys.readouterr().out
-    assert out.count("log ") == 6 and "DRIFT" in out
+    # each window: the online MMD and the one-shot tests of `monitor check` (mmd, ks)
+    assert out.count("log ") == 18 and "DRIFT" in out
+    mmd = [line.split() for line in out.splitlines() if line.split()[4:5] == ["mmd"]]
+    assert [row[1] for row in mmd] == ["0", "1", "2", "3", "4", "5"]
+    assert all(row[-1] == "DRIFT" and float(row[-2]) < 0.05 for row in mmd[4:])
+    assert all(row[-1] == "-" and float(row[-2]) >= 0.05 for row in mmd[:4])
     assert "<svg" in plot.read_text()
-    assert 'shiftbench_drift_window{' in prom.read_text()
+    exported = prom.read_text()
+    assert 'shiftbench_drift_window{' in exported
+    assert 'shiftbench_drift_holm_p_value{stream="log",detector="mmd"}' in exported
+    assert 'shiftbench_drift_holm_p_value{stream="log",detector="online_mmd"}' not in exported
 
 
 def test_history_of_a_missing_store_is_an_error(tmp_path: Path, capsys) -> None:

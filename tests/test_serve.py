@@ -21,6 +21,7 @@ from postgres import postgres_server
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.monitor import Monitor
+from shiftbench.monitor.oneshot import OneShot
 from shiftbench.monitor.service.accuracy import WindowAccuracy, accuracy_values
 from shiftbench.monitor.service.monitor import InvalidInput, UnknownStream, Windowing
 from shiftbench.monitor.service.records import Pending, QueueFull, RecordStore, StreamConflict
@@ -50,12 +51,23 @@ def records(n: int, start: int = 0, kind: str = "n") -> list[dict]:
     return [{"id": f"r{i}", "text": f"{kind} {i}"} for i in range(start, start + n)]
 
 
+def make_oneshot(names: tuple[str, ...] = ("mmd", "ks")) -> OneShot:
+    oneshot = OneShot.build(names, alpha=0.05, device="cpu", inputs={"embedder": "fake"})
+    assert oneshot is not None
+    return oneshot
+
+
 def check_exactly_once(store: RecordStore, stream: str, sent: set[str]) -> dict[str, int | None]:
     """Every sent id stored once; processed ones in exactly one window; windows numbered
-    0..k-1 without gaps, each holding WINDOW records, rows contiguous."""
+    0..k-1 without gaps, each holding WINDOW records, rows contiguous, and one row of
+    each detector (the online one's, and the one-shot tests' when there are)."""
     placed = store.record_windows(stream)
     assert set(placed) == sent
-    windows = [r for r in store.records(stream)]
+    rows = store.records(stream)
+    detectors = sorted({r.detector for r in rows})
+    assert sorted((r.window, r.detector) for r in rows) == \
+        sorted({(r.window, d) for r in rows for d in detectors})
+    windows = [r for r in rows if r.detector == "online_mmd"]
     indices = [r.window for r in windows]
     assert indices == list(range(len(indices)))
     counts = np.bincount([w for w in placed.values() if w is not None],
@@ -122,6 +134,46 @@ def test_the_worker_thread_tests_windows_and_flags_a_shift(tmp_path: Path) -> No
         assert monitor.running
     drifted = [r.drifted for r in history(tmp_path / "h.sqlite", "prod")]
     assert drifted[2] is True and drifted[:2] == [False, False]
+
+
+def test_one_shot_tests_flag_a_shifted_window_not_a_reference_one(tmp_path: Path) -> None:
+    """Windows drawn like the reference pass the MMD permutation and KS tests at alpha
+    0.05 (seeded); a shifted one flags, Holm-adjusted, and each window's one-shot rows are
+    written with it (fitted detectors are saved, and reused by the next start)."""
+    folder = tmp_path / "detector"
+    monitor = make_monitor(tmp_path / "h.sqlite", oneshot=make_oneshot(), detector_dir=folder)
+    monitor.send("prod", records(2 * WINDOW) + records(WINDOW, start=100, kind="s"))
+    assert monitor.process_ready() == 3
+    check_exactly_once(monitor.store, "prod", {f"r{i}" for i in range(2 * WINDOW)}
+                       | {f"r{i}" for i in range(100, 100 + WINDOW)})
+    rows = {(r.window, r.detector): r for r in monitor.store.records("prod")}
+    for window in (0, 1):
+        assert not rows[window, "mmd"].drifted and not rows[window, "ks"].drifted
+        assert rows[window, "mmd"].p_value >= 0.05
+    shifted = rows[2, "mmd"]
+    assert shifted.drifted and shifted.extra["holm_p"] < 0.05
+    assert shifted.extra["holm_p"] >= shifted.p_value  # Holm never lowers a p-value
+    assert shifted.threshold is None and shifted.alpha == 0.05
+    saved = {p.name: (p / "detector.json").stat().st_mtime_ns
+             for p in (folder / "oneshot").iterdir()}
+    assert set(saved) == {"mmd", "ks"}
+    make_monitor(tmp_path / "h.sqlite", oneshot=make_oneshot(), detector_dir=folder)
+    assert {p.name: (p / "detector.json").stat().st_mtime_ns
+            for p in (folder / "oneshot").iterdir()} == saved  # reused, not fitted again
+    make_monitor(tmp_path / "h2.sqlite", oneshot=make_oneshot(), detector_dir=folder,
+                 embed=lambda texts: fake_embed(texts) * 2)
+    assert (folder / "oneshot" / "mmd" / "detector.json").stat().st_mtime_ns \
+        != saved["mmd"]  # another reference: fitted again
+
+
+def test_one_shot_settings_are_kept_and_checked(tmp_path: Path) -> None:
+    monitor = make_monitor(tmp_path / "h.sqlite", oneshot=make_oneshot())
+    monitor.send("prod", records(3))
+    other = make_monitor(tmp_path / "h.sqlite", oneshot=make_oneshot(("mmd",)))
+    with pytest.raises(StreamConflict):
+        other.send("prod", records(1, start=10))
+    with pytest.raises(ShiftbenchError, match="detector 'bbsd' tests a classifier's"):
+        make_oneshot(("bbsd",))
 
 
 def test_a_failing_stream_does_not_hold_up_the_others(tmp_path: Path) -> None:

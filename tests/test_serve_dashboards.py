@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from test_serve import WINDOW, hashed_accuracy, make_monitor, records
+from test_serve import WINDOW, hashed_accuracy, make_monitor, make_oneshot, records
 
 from shiftbench.monitor.service.app import create_app
 
@@ -24,7 +24,7 @@ METRIC = re.compile(r"\bshiftbench_[a-z_]+")
 def exported_metrics(tmp_path: Path) -> set[str]:
     """Sample names on /metrics once a stream has windows, a queue and counted requests."""
     monitor = make_monitor(tmp_path / "h.sqlite", poll_interval=0.05,
-                           accuracy=hashed_accuracy())
+                           accuracy=hashed_accuracy(), oneshot=make_oneshot())
     with TestClient(create_app(monitor, token="t")) as client:
         auth = {"Authorization": "Bearer t"}
         assert client.post("/v1/streams/prod/records", json={"records": records(WINDOW + 5)},
@@ -44,7 +44,7 @@ def test_dashboard_and_alerts_query_only_exported_metrics(tmp_path: Path) -> Non
     queries += [var["definition"] for var in dashboard["templating"]["list"]
                 if var["type"] == "query"]
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
-    assert {"ShiftbenchDriftDetected", "ShiftbenchStreamStalled",
+    assert {"ShiftbenchDriftDetected", "ShiftbenchOneShotDrift", "ShiftbenchStreamStalled",
             "ShiftbenchLagGrowing"} <= {rule["alert"] for rule in alerts}
     assert all(rule["expr"] and rule["annotations"]["summary"] for rule in alerts)
     queried = {name for query in queries + [rule["expr"] for rule in alerts]

@@ -176,13 +176,27 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
     wait_processed(service.url, "prod")
     with RecordStore(store) as records:
         placed = check_exactly_once(records, "prod", acked)
+        rows = records.records("prod")
     windows = len(placed) // WINDOW
+    # every window has its one-shot tests (the defaults with a classifier), once each
+    # (check_exactly_once), and the traffic ("the movie was great ...") is far from the
+    # reference: each of them flags every window, after Holm's adjustment
+    assert {r.detector for r in rows} == {"online_mmd", "mmd", "ks", "bbsd"}
+    assert all(r.drifted and r.extra["holm_p"] < 0.05 for r in rows
+               if r.detector in ("mmd", "bbsd"))
     reply = httpx.get(f"{service.url}/v1/streams/prod", params={"limit": 3}).json()
-    assert [w["window"] for w in reply["windows"]] == [windows - 3, windows - 2, windows - 1]
+    assert [(w["window"], w["detector"]) for w in reply["windows"]] == \
+        [(k, d) for k in range(windows - 3, windows) for d in ("bbsd", "ks", "mmd", "online_mmd")]
     seen = metrics(service.url)
     key = (("detector", "online_mmd"), ("stream", "prod"))
     assert seen[("shiftbench_drift_window", key)] == windows - 1
     assert seen[("shiftbench_drift_window_rows", key)] == WINDOW
+    for detector in ("mmd", "bbsd"):
+        labels = (("detector", detector), ("stream", "prod"))
+        assert seen[("shiftbench_drift_detected", labels)] == 1
+        assert seen[("shiftbench_drift_p_value", labels)] <= \
+            seen[("shiftbench_drift_holm_p_value", labels)] < 0.05
+        assert seen[("shiftbench_drift_alarms_total", labels)] == windows
     assert seen[("shiftbench_queue_records", (("stream", "prod"),))] == len(placed) % WINDOW
     assert seen[("shiftbench_processing_lag_seconds", (("stream", "prod"),))] == 0
     assert seen[("shiftbench_worker_up", ())] == 1

@@ -17,6 +17,7 @@ again, and refuses them when any of that (or a detector parameter) differs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,6 +93,22 @@ class Inputs:
                 BITS_PER_BYTE: self.bits_per_byte}.get(kind, self.embeddings)
         assert rows is not None  # build_detectors wants a model or LM that gives them
         return rows
+
+
+def model_inputs(vectors: np.ndarray, texts: Sequence[str], model: ModelAdapter | None,
+                 runner: Runner, bits_per_byte: np.ndarray | None = None) -> Inputs:
+    """The inputs of ``texts`` (embedded as ``vectors``) with the model's outputs when a
+    model is given: a classifier's probabilities, a generator's outputs' word counts."""
+    from shiftbench.text_metrics import output_words
+
+    if model is None:
+        return Inputs(vectors, bits_per_byte=bits_per_byte)
+    if model.task == "generation":
+        generated = model.generate(list(texts), runner)
+        return Inputs(vectors, output_words=output_words(generated)[:, None],
+                      bits_per_byte=bits_per_byte)
+    return Inputs(vectors, model.predict_proba(list(texts), runner),
+                  bits_per_byte=bits_per_byte)
 
 
 def check_options(options: CheckOptions) -> None:
@@ -327,20 +344,13 @@ class _Check:
         LM and, when ``outputs`` and there is a model, its probabilities (a generator: its
         outputs' word counts)."""
         from shiftbench.perplexity import per_text_bpb
-        from shiftbench.text_metrics import output_words
 
         if vectors is None:
             assert self.embedder is not None  # set whenever vectors are not precomputed
             vectors = self.embedder(split.texts, self.runner, name)
         bpb = per_text_bpb(self.lm.score(split.texts, self.runner)) if self.lm is not None else None
-        if self.model is None or not outputs:
-            return Inputs(vectors, bits_per_byte=bpb)
-        if self.model.task == "generation":
-            generated = self.model.generate(split.texts, self.runner)
-            return Inputs(vectors, output_words=output_words(generated)[:, None],
-                          bits_per_byte=bpb)
-        return Inputs(vectors, self.model.predict_proba(split.texts, self.runner),
-                      bits_per_byte=bpb)
+        return model_inputs(vectors, split.texts, self.model if outputs else None, self.runner,
+                            bpb)
 
     def controls(self, controls: list[tuple[str, int]], reference: Split,
                  outputs: bool) -> dict[str, Inputs]:

@@ -45,6 +45,17 @@ def _add_store(parser: argparse.ArgumentParser) -> None:
                         help=f"a SQLite path or any SQLAlchemy URL (default {DEFAULT_STORE})")
 
 
+def _add_oneshot(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--oneshot", action="append", metavar="NAME",
+                        help="one-shot drift test of `monitor check` run on every window "
+                             "beside the online MMD (mmd, ks, bbsd, output_length, classifier, "
+                             "...); repeat for several, or 'none' (default: mmd and ks, and "
+                             "bbsd with a classifier --model); flags are Holm-adjusted over "
+                             "a window's one-shot tests")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="level of the one-shot tests (default 0.05)")
+
+
 def add_check_parser(group: argparse._SubParsersAction) -> None:
     check = group.add_parser(
         "check", help="one-shot: a reference file vs a current file",
@@ -118,6 +129,7 @@ def add_stream_parser(group: argparse._SubParsersAction) -> None:
     _add_store(stream)
     stream.add_argument("--name", help="stream name in the store (default: SOURCE's name)")
     stream.add_argument("--encoder", help="minilm (default) or an encoder directory / hub id")
+    _add_oneshot(stream)
     add_runtime_flags(stream)
 
 
@@ -162,6 +174,7 @@ def add_serve_parser(group: argparse._SubParsersAction) -> None:
                        help="records per request (default 1000; more get 413)")
     serve.add_argument("--stream", action="append", dest="streams", metavar="NAME",
                        help="serve only this stream (repeat for several; default: any name)")
+    _add_oneshot(serve)
     add_runtime_flags(serve, [name for name in FLAGS if name != "cache_dir"])
 
 
@@ -204,6 +217,7 @@ def cmd_monitor_check(args: argparse.Namespace) -> int:
 
 def cmd_monitor_stream(args: argparse.Namespace) -> int:
     from shiftbench.models.embed import text_embedder
+    from shiftbench.monitor.oneshot import OneShot, oneshot_names
     from shiftbench.monitor.rows import read_texts
     from shiftbench.monitor.stream import run_stream
     from shiftbench.paths import inside, safe_component
@@ -215,11 +229,17 @@ def cmd_monitor_stream(args: argparse.Namespace) -> int:
     detector_dir = inside(store_dir, name, "detector")
     runner = runtime.runner()
     embedder = text_embedder(encoder=args.encoder)
+    oneshot = OneShot.build(oneshot_names(args.oneshot, None), alpha=args.alpha,
+                            seed=runtime.seed, device=runtime.device,
+                            inputs={"embedder": embedder.describe()})
 
     def report_window(window, results) -> None:
-        alarms = [n for n, r in results.items() if r.drifted]
+        flagged = [n for n, r in results.items() if r.drifted]
+        alarms = [n for n in flagged if oneshot is None or n not in oneshot.detectors]
         print(f"window {window.index}: rows {window.start_row}-{window.end.row - 1}  "
-              + ("DRIFT (" + ", ".join(alarms) + ")" if alarms else "no drift"))
+              + ("DRIFT (" + ", ".join(alarms) + ")" if alarms else "no drift")
+              + (f"; one-shot flags: {', '.join(n for n in flagged if n not in alarms)}"
+                 if len(flagged) > len(alarms) else ""))
 
     summary = run_stream(
         read_texts(args.reference, args.text_column), args.source,
@@ -229,7 +249,7 @@ def cmd_monitor_stream(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval, idle_timeout=args.idle_timeout,
         max_windows=args.max_windows, detector_dir=detector_dir,
         device=runtime.device, seed=runtime.seed, settings={"embedder": embedder.describe()},
-        on_window=report_window)
+        on_window=report_window, oneshot=oneshot)
     resumed = f" (resumed at window {summary.first_window})" if summary.resumed else ""
     print(f"{summary.windows} windows{resumed}, alarms at windows "
           f"{summary.alarms or 'none'}; history: {summary.store} (stream {summary.stream!r})")
@@ -244,7 +264,9 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
     from shiftbench.errors import ShiftbenchError
     from shiftbench.models import load_model
     from shiftbench.models.embed import text_embedder
+    from shiftbench.monitor.check import model_inputs
     from shiftbench.monitor.inputs import read_sample
+    from shiftbench.monitor.oneshot import OneShot, oneshot_names
     from shiftbench.monitor.service.accuracy import WindowAccuracy
     from shiftbench.monitor.service.app import create_app
     from shiftbench.monitor.service.monitor import Monitor
@@ -255,10 +277,17 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
     if model is not None and model.needs_training:
         raise ShiftbenchError(f"--model {args.model}: the service takes a trained model (a "
                               "folder or a .skops file), not one to train")
+    oneshot_asked = oneshot_names(args.oneshot, model.task if model else None)
     reference = read_sample(args.reference, "reference", args.text_column, args.label_column,
                             None, need_labels=args.label_column is not None).split
     runner = replace(runtime_options(args), cache_dir=None).runner()  # traffic: no cache
     embedder = text_embedder(args.encoder, model)
+    oneshot = OneShot.build(
+        oneshot_asked, alpha=args.alpha, seed=args.seed, device=args.device,
+        model_task=model.task if model else None,
+        inputs={"embedder": embedder.describe(),
+                "model": model.fingerprint() if model else None},
+        inputs_of=_fresh_cache(runner, lambda texts, x: model_inputs(x, texts, model, runner)))
     accuracy = None
     if model is not None and args.label_column:
         accuracy = _fresh_cache(runner, WindowAccuracy(model, reference, runner, args.seed))
@@ -268,7 +297,7 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
         store=args.store, window=args.window, window_seconds=args.window_seconds,
         ert=args.ert, detector_dir=inside(store_dir, "serve", "detector"), device=args.device,
         seed=args.seed, settings={"embedder": embedder.describe()}, max_queue=args.max_queue,
-        streams=args.streams, accuracy=accuracy)
+        streams=args.streams, accuracy=accuracy, oneshot=oneshot)
     runner.close()  # the reference's cache, opened on this thread
     app = create_app(monitor, token=token, auth_reads=args.auth_reads,
                      max_batch=args.max_batch)
@@ -311,11 +340,12 @@ def cmd_monitor_history(args: argparse.Namespace) -> int:
 
     records = history(args.store, args.stream)
     print(f"{'stream':<16} {'window':>6} {'time':<19} {'detector':<10} {'statistic':>10} "
-          f"{'threshold':>10}  drift")
+          f"{'threshold':>10} {'p-value':>8} {'holm p':>8}  drift")
     for r in records:
-        threshold = "" if r.threshold is None else f"{r.threshold:.4g}"
+        threshold, p, holm = (_number(v) for v in (r.threshold, r.p_value, r.extra.get("holm_p")))
         print(f"{r.stream:<16} {r.window:>6} {r.time:%Y-%m-%d %H:%M:%S} {r.detector:<10} "
-              f"{r.statistic:>10.4g} {threshold:>10}  {'DRIFT' if r.drifted else '-'}")
+              f"{r.statistic:>10.4g} {threshold:>10} {p:>8} {holm:>8}  "
+              f"{'DRIFT' if r.drifted else '-'}")
     if args.plot:
         write_history_plot(records, args.plot)
         print(f"plot: {args.plot}")
@@ -323,6 +353,10 @@ def cmd_monitor_history(args: argparse.Namespace) -> int:
         write_prometheus(records, args.prometheus)
         print(f"prometheus: {args.prometheus}")
     return EXIT_OK
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
 
 
 MONITOR_COMMANDS = {"check": cmd_monitor_check, "stream": cmd_monitor_stream,

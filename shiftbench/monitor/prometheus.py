@@ -23,7 +23,10 @@ METRICS: tuple[tuple[str, str, str, Callable[[WindowRecord], float | None]], ...
     ("shiftbench_drift_threshold", "gauge",
      "Alarm threshold of the statistic (online detectors).", lambda r: r.threshold),
     ("shiftbench_drift_p_value", "gauge",
-     "P-value of the latest window.", lambda r: r.p_value),
+     "P-value of the latest window (one-shot tests).", lambda r: r.p_value),
+    ("shiftbench_drift_holm_p_value", "gauge",
+     "P-value of the latest window, Holm-adjusted over its one-shot tests; drift detected "
+     "when below alpha.", lambda r: r.extra.get("holm_p")),
     ("shiftbench_drift_detected", "gauge",
      "1 if the latest window raised a drift alarm, else 0.", lambda r: float(r.drifted)),
     ("shiftbench_drift_window", "gauge",

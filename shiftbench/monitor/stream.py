@@ -8,7 +8,9 @@ stops it before a write. Each stored window keeps where the next row starts, wri
 the same transaction as its results, so a restarted monitor goes on after the stream's
 last stored window (rows after it that did not fill a window are read again).
 ``run_stream`` adds the online MMD detector fitted on the reference (or loaded from a
-folder that holds one fitted on the same reference).
+folder that holds one fitted on the same reference) and, when asked, the one-shot tests
+of ``monitor check`` (:mod:`~shiftbench.monitor.oneshot`), stored as more rows of the
+same window (one detector each), in the same transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from shiftbench.monitor.windows import Position, Window, WindowReader
 
 if TYPE_CHECKING:
     from shiftbench.detectors.online import OnlineDetector
+    from shiftbench.monitor.oneshot import OneShot
     from shiftbench.monitor.store import HistoryStore, WindowRecord
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -60,23 +63,30 @@ def _embed(embed: Embed, window: Window) -> np.ndarray:
 
 
 def stream_config(source: Mapping[str, Any], detectors: Mapping[str, OnlineDetector],
-                  settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  settings: Mapping[str, Any] | None = None,
+                  oneshot: OneShot | None = None) -> dict[str, Any]:
     """Everything a resumed stream must keep: ``source`` (where its rows come from and
-    how they are cut into windows), detectors and ``settings`` (e.g. the embedder's
-    description: windows embedded otherwise are not comparable)."""
+    how they are cut into windows), detectors (the one-shot ones too, when there are)
+    and ``settings`` (e.g. the embedder's description: windows embedded otherwise are not
+    comparable)."""
+    extra = {"oneshot": oneshot.describe()} if oneshot is not None else {}
     return {**source,
-            "detectors": {name: d.describe() for name, d in detectors.items()},
+            "detectors": {name: d.describe() for name, d in detectors.items()}, **extra,
             "settings": dict(settings or {})}
 
 
 def window_results(stream: str, window: Window, detectors: Mapping[str, OnlineDetector],
-                   embed: Embed) -> tuple[list[WindowRecord], dict[str, DriftResult]]:
-    """Embed ``window`` and test it with every detector: its history rows (to store in one
-    transaction) and the detectors' results. The one window test of every monitor."""
+                   embed: Embed, oneshot: OneShot | None = None
+                   ) -> tuple[list[WindowRecord], dict[str, DriftResult]]:
+    """Embed ``window`` and test it with every detector (online, then one-shot): its
+    history rows (to store in one transaction) and the detectors' results. The one window
+    test of every monitor."""
     from shiftbench.monitor.store import WindowRecord
 
     x = _embed(embed, window)
     results = {name: detector.test(x) for name, detector in detectors.items()}
+    if oneshot is not None:
+        results.update(oneshot.test(window.texts, x))
     stamp = datetime.now(timezone.utc)
     records = [WindowRecord(stream, window.index, name, r.method, window.source,
                             window.start_row, window.end.row, window.end.file,
@@ -90,10 +100,12 @@ def window_results(stream: str, window: Window, detectors: Mapping[str, OnlineDe
 def monitor_stream(reader: WindowReader, detectors: Mapping[str, OnlineDetector], embed: Embed,
                    store: HistoryStore, stream: str, max_windows: int | None = None,
                    on_window: Callable[[Window, Mapping[str, DriftResult]], None] | None = None,
-                   settings: Mapping[str, Any] | None = None) -> StreamSummary:
-    """Test each window of ``reader`` with every detector and store the results, from
-    where ``stream`` last stopped; ``on_window`` is called after each stored window.
-    ``settings``: more settings the stream must keep (see :func:`stream_config`)."""
+                   settings: Mapping[str, Any] | None = None,
+                   oneshot: OneShot | None = None) -> StreamSummary:
+    """Test each window of ``reader`` with every detector (and the fitted ``oneshot``
+    tests) and store the results, from where ``stream`` last stopped; ``on_window`` is
+    called after each stored window. Alarms are the online detectors'. ``settings``: more
+    settings the stream must keep (see :func:`stream_config`)."""
     if not detectors:
         raise ShiftbenchError("monitor: no detectors")
     if not stream.strip() or len(stream) > 200:
@@ -102,17 +114,19 @@ def monitor_stream(reader: WindowReader, detectors: Mapping[str, OnlineDetector]
         if reader.window != detector.window:
             raise ShiftbenchError(f"windows of {reader.window} rows, but the {name} detector "
                                   f"is calibrated for windows of {detector.window}")
-    config = stream_config(reader.describe(), detectors, settings)
+    if oneshot is not None:
+        oneshot.check_window(reader.window)
+    config = stream_config(reader.describe(), detectors, settings, oneshot)
     store.check_stream(stream, config)
     last = store.last_window(stream)
     start = Position(last.end_file, last.end_offset, last.end_row) if last else None
     first = last.window + 1 if last else 0
     alarms, count, next_row = [], 0, start.row if start else 0
     for window in islice(reader.windows(start, first), max_windows):
-        records, results = window_results(stream, window, detectors, embed)
+        records, results = window_results(stream, window, detectors, embed, oneshot)
         store.write_window(stream, config, records)
         count, next_row = count + 1, window.end.row
-        if any(r.drifted for r in results.values()):
+        if any(results[name].drifted for name in detectors):
             alarms.append(window.index)
         if on_window is not None:
             on_window(window, results)
@@ -149,10 +163,12 @@ def run_stream(reference_texts: Sequence[str], source: str | Path, embed: Embed,
                max_windows: int | None = None, detector_dir: str | Path | None = None,
                n_simulations: int | None = None, backend: str = "auto", device: str = "auto",
                seed: int = 0, settings: Mapping[str, Any] | None = None,
-               on_window: Callable[[Window, Mapping[str, DriftResult]], None] | None = None
-               ) -> StreamSummary:
+               on_window: Callable[[Window, Mapping[str, DriftResult]], None] | None = None,
+               oneshot: OneShot | None = None) -> StreamSummary:
     """Monitor ``source`` with the online MMD detector (threshold for ``ert`` windows
-    between false alarms) fitted on the embedded ``reference_texts``; see the module doc.
+    between false alarms) fitted on the embedded ``reference_texts``, and the unfitted
+    ``oneshot`` tests fitted there too (saved under ``detector_dir/oneshot``); see the
+    module doc.
 
     Settings, source and store are checked before the reference is embedded, so a typo
     costs nothing.
@@ -165,11 +181,23 @@ def run_stream(reference_texts: Sequence[str], source: str | Path, embed: Embed,
     reader = WindowReader(source, text_column, window, per_file, follow, poll_interval,
                           idle_timeout, seed)
     detector.validate(len(reference_texts))
+    if oneshot is not None:
+        oneshot.check_window(window)
     with HistoryStore(store) as history_store:
         history_store.check_stream(stream, stream_config(reader.describe(),
-                                                         {detector.name: detector}, settings))
+                                                         {detector.name: detector}, settings,
+                                                         oneshot))
         reference = check_matrix(embed(list(reference_texts)), "reference embeddings")
         folder = Path(detector_dir) if detector_dir is not None else None
         fitted = fitted_online(reference, detector, folder)
+        fit_oneshot(oneshot, reference_texts, reference, folder)
         return monitor_stream(reader, {detector.name: fitted}, embed, history_store, stream,
-                              max_windows, on_window, settings)
+                              max_windows, on_window, settings, oneshot)
+
+
+def fit_oneshot(oneshot: OneShot | None, texts: Sequence[str], reference: np.ndarray,
+                detector_dir: Path | None) -> None:
+    """Fit the one-shot tests on the reference, saved (and reused) beside the online
+    detector, in ``detector_dir/oneshot``."""
+    if oneshot is not None:
+        oneshot.fit(texts, reference, detector_dir / "oneshot" if detector_dir else None)

@@ -2,6 +2,7 @@
 
     python tests/benchmarks/serve_load.py [--device cpu|cuda] [--clients 8] [--records 6000]
         [--batch 50] [--window 200] [--max-queue 2000] [--store URL] [--encoder minilm]
+        [--oneshot none|mmd|ks ...]
 
 Starts the service as a subprocess (MiniLM embedder by default, SQLite store in a temp
 dir unless --store names one), then ``--clients`` threads each POST their share of
@@ -70,7 +71,8 @@ def start_service(args: argparse.Namespace, folder: Path, reference: Path) -> tu
                "--port", str(port), "--window", str(args.window), "--ert", str(args.ert),
                "--max-queue", str(args.max_queue), "--device", args.device,
                "--batch-size", str(args.embed_batch), "--token-file", str(folder / "token"),
-               "--encoder", args.encoder]
+               "--encoder", args.encoder,
+               *[arg for name in args.oneshot or [] for arg in ("--oneshot", name)]]
     log = open(folder / "service.log", "w")  # noqa: SIM115 - open while the service runs
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
@@ -116,7 +118,8 @@ def scrape(url: str) -> dict[str, float]:
                 out["queue"] += sample.value
             elif sample.name == "shiftbench_processing_lag_seconds":
                 out["lag"] = max(out["lag"], sample.value)
-            elif sample.name == "shiftbench_drift_window":
+            elif sample.name == "shiftbench_drift_window" \
+                    and sample.labels["detector"] == "online_mmd":  # one per stream
                 out["windows"] += sample.value + 1
     return out
 
@@ -135,6 +138,8 @@ def main() -> None:
     parser.add_argument("--encoder", default="minilm")
     parser.add_argument("--streams", type=int, default=1, help="clients spread over streams")
     parser.add_argument("--store", help="a database URL (default: SQLite in a temp dir)")
+    parser.add_argument("--oneshot", action="append",
+                        help="the service's --oneshot (repeat; none: only the online MMD)")
     args = parser.parse_args()
 
     pool = texts(args.reference + args.records)
@@ -181,6 +186,7 @@ def main() -> None:
         "device": args.device, "encoder": args.encoder, "clients": args.clients,
         "batch": args.batch, "window": args.window, "max_queue": args.max_queue,
         "store": "sqlite" if not args.store else args.store.split(":")[0],
+        "oneshot": ",".join(args.oneshot or ["default"]),
         "startup_s": round(startup, 1), "accepted_records": accepted,
         "ingest_s": round(ingest_s, 2),
         "accepted_records_per_s": round(accepted / ingest_s, 1),

@@ -10,6 +10,8 @@ or by time (``seconds``), all records that arrived within ``seconds`` of the old
 unprocessed one, once that period is over; the detector then tests ``window`` of them
 drawn at random (seeded by stream and window), since its threshold holds for one window
 size only. A period with fewer than ``window`` records stays open until it has them.
+The one-shot tests (:mod:`~shiftbench.monitor.oneshot`), when given, test the same texts
+and are stored with the window, in its transaction.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from shiftbench.monitor.windows import Position, Window
 
 if TYPE_CHECKING:
     from shiftbench.detectors.online import OnlineDetector
+    from shiftbench.monitor.oneshot import OneShot
     from shiftbench.monitor.store import WindowRecord
 
 log = logging.getLogger("shiftbench.monitor.service")
@@ -125,13 +128,15 @@ class Monitor:
     ``streams``: the only stream names accepted (None: any valid name). ``accuracy``:
     called with each window's texts and labels (None unless all records have one), its
     result stored as the window's ``extra["accuracy"]`` (see
-    :class:`~shiftbench.monitor.service.accuracy.WindowAccuracy`).
+    :class:`~shiftbench.monitor.service.accuracy.WindowAccuracy`). ``oneshot``: fitted
+    one-shot tests run on every window beside the online detectors.
     """
 
     def __init__(self, store: RecordStore, detectors: Mapping[str, OnlineDetector],
                  embed: Embed, windowing: Windowing, *, settings: Mapping[str, Any] | None = None,
                  max_queue: int = 10_000, streams: Collection[str] | None = None,
-                 poll_interval: float = 0.5, accuracy: Accuracy | None = None) -> None:
+                 poll_interval: float = 0.5, accuracy: Accuracy | None = None,
+                 oneshot: OneShot | None = None) -> None:
         if max_queue < windowing.window:
             raise ShiftbenchError(f"--max-queue {max_queue} is below the window "
                                   f"({windowing.window}): no window could ever fill")
@@ -142,8 +147,11 @@ class Monitor:
         self.store = store
         self.detectors = dict(detectors)
         self.embed = embed
+        if oneshot is not None:
+            oneshot.check_window(windowing.window)
         self.windowing = windowing
-        self.config = stream_config(windowing.describe(), detectors, settings)
+        self.oneshot = oneshot
+        self.config = stream_config(windowing.describe(), detectors, settings, oneshot)
         self.max_queue = max_queue
         self.streams = None if streams is None else {check_stream_name(s) for s in streams}
         self.poll_interval = poll_interval
@@ -163,25 +171,29 @@ class Monitor:
                        n_simulations: int | None = None, backend: str = "auto",
                        device: str = "auto", seed: int = 0,
                        settings: Mapping[str, Any] | None = None,
-                       **options: Any) -> Monitor:
+                       oneshot: OneShot | None = None, **options: Any) -> Monitor:
         """A monitor with the online MMD of ``monitor stream`` (threshold for ``ert``
         windows between false alarms) fitted on the embedded reference, or loaded from
-        ``detector_dir`` when it was fitted there on the same reference; ``options`` go
-        to the constructor."""
+        ``detector_dir`` when it was fitted there on the same reference, and the unfitted
+        ``oneshot`` tests fitted (or reused) the same way; ``options`` go to the
+        constructor."""
         from shiftbench.arrays import check_matrix
         from shiftbench.detectors.online import OnlineMMD
-        from shiftbench.monitor.stream import fitted_online
+        from shiftbench.monitor.stream import fit_oneshot, fitted_online
 
         windowing = Windowing(window, window_seconds, seed)
         detector = OnlineMMD(ert=ert, window=window, n_simulations=n_simulations,
                              backend=backend, device=device, seed=seed)
         detector.validate(len(reference_texts))
+        if oneshot is not None:
+            oneshot.check_window(window)
         record_store = RecordStore(store)
         reference = check_matrix(embed(list(reference_texts)), "reference embeddings")
         folder = Path(detector_dir) if detector_dir is not None else None
         fitted = fitted_online(reference, detector, folder)
+        fit_oneshot(oneshot, reference_texts, reference, folder)
         return cls(record_store, {detector.name: fitted}, embed, windowing, settings=settings,
-                   **options)
+                   oneshot=oneshot, **options)
 
     # -- records in ---------------------------------------------------------------------------
 
@@ -255,7 +267,8 @@ class Monitor:
                             Position(RECORDS_TABLE, taken[-1].seq, start + len(taken)),
                             f"records {taken[0].record_id}..{taken[-1].record_id}",
                             self._extra(taken))
-            records, _ = window_results(stream, window, self.detectors, self.embed)
+            records, _ = window_results(stream, window, self.detectors, self.embed,
+                                        self.oneshot)
             self.store.insert_window(conn, stream, self.config, records)
             self.store.mark_processed(conn, stream, [p.seq for p in taken], index)
         return True
