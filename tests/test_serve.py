@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from postgres import postgres_server
+from test_stream import fake_embed as stream_embed
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.monitor import Monitor
@@ -27,18 +27,11 @@ from shiftbench.monitor.service.monitor import InvalidInput, UnknownStream, Wind
 from shiftbench.monitor.service.records import Pending, QueueFull, RecordStore, StreamConflict
 from shiftbench.monitor.store import history
 
-DIM = 6
 WINDOW = 20
 
 
 def fake_embed(texts: list[str]) -> np.ndarray:
-    rows = []
-    for text in texts:
-        row = np.random.default_rng(zlib.crc32(text.encode())).normal(size=DIM)
-        if text.startswith("s "):
-            row[:2] += 1.5
-        rows.append(row)
-    return np.array(rows)
+    return stream_embed(texts, shift=1.5)
 
 
 def make_monitor(store: Path | str, embed=fake_embed, **options) -> Monitor:

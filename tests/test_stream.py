@@ -31,12 +31,13 @@ DIM = 6
 SHIFT = 1.0
 
 
-def fake_embed(texts: list[str]) -> np.ndarray:
+def fake_embed(texts: list[str], shift: float = SHIFT) -> np.ndarray:
+    """A seeded row per text; texts starting "s " are moved by ``shift``, "nan " ones get a NaN."""
     rows = []
     for text in texts:
         row = np.random.default_rng(zlib.crc32(text.encode())).normal(size=DIM)
         if text.startswith("s "):
-            row[:2] += SHIFT
+            row[:2] += shift
         if text.startswith("nan "):
             row[0] = np.nan
         rows.append(row)
