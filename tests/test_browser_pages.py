@@ -15,29 +15,12 @@ from test_monitor import labelled_rows, write_jsonl
 
 from shiftbench.cli import main
 
-PAGES = ["report", "monitor", "history", "mitigate"]
-# Bugs in shiftbench/report/ that other branches of issue 14 own; strict: an XPASS means the
-# fix landed and the mark goes (not for the overlap, whose width depends on the font).
-WIDE_SUMMARY = pytest.mark.xfail(strict=True, reason=(
-    "report.html's Summary table (13 columns) is about 1650px wide: at a 1280px window it "
-    "reaches x=1737 and the page scrolls sideways (shiftbench/report/html.py)"))
-LOST_LABEL = pytest.mark.xfail(strict=True, reason=(
-    "svg.scatter_chart drops a point's label when no spot fits it: the domain split 'food "
-    "reviews from a second site' is unnamed in both Δ accuracy scatters, as the right-most "
-    "point of 'vs mmd drift statistic' (x=694 of 720) and among close points in 'vs mean "
-    "similarity'"))
-CROWDED_AXIS = pytest.mark.xfail(strict=False, reason=(
-    "svg axes: a wide tick label runs into the rotated y-axis title: in the drift history "
-    "chart '1000%' spans x 11.5..50 of the svg, the title 'evidence, % of the alarm level' "
-    "x 4..17 (in DejaVu Sans, Chromium's font here)"))
+PAGES = ["report", "compare", "monitor", "history", "mitigate"]
 
 
 def report_page(folder: Path, encoder: Path) -> Path:
     """report.html of a real run: three severities, a domain split with a long name (as
     users name them), movement and drift (embedded with the tiny encoder, not MiniLM)."""
-    from shiftbench.run import RunOptions, run_suite
-    from shiftbench.runtime import Runtime
-
     suite = write_suite(folder)
     spec = yaml.safe_load(suite.read_text())
     spec["shifts"][1]["name"] = "food reviews from a second site"
@@ -45,9 +28,27 @@ def report_page(folder: Path, encoder: Path) -> Path:
     spec["shifts"].insert(1, {"shift": "word_delete", "severity": [2]})
     spec["detectors"] = [{"name": "mmd", "params": {"n_permutations": 200}}, {"name": "bbsd"}]
     suite.write_text(yaml.safe_dump(spec))
-    options = RunOptions(reports_dir=folder / "reports", run_id="browser", encoder=str(encoder),
-                         runtime=Runtime(progress=False))
-    return run_suite(suite, "sklearn:tfidf", options) / "report.html"
+    return run(suite, "sklearn:tfidf", "browser", encoder) / "report.html"
+
+
+def run(suite: Path, model: str, run_id: str, encoder: Path) -> Path:
+    """The run folder of ``model`` on ``suite``, under ``reports/`` beside the suite."""
+    from shiftbench.run import RunOptions, run_suite
+    from shiftbench.runtime import Runtime
+
+    options = RunOptions(reports_dir=suite.parent / "reports", run_id=run_id,
+                         encoder=str(encoder), runtime=Runtime(progress=False))
+    return run_suite(suite, model, options)
+
+
+def compare_page(report: Path, encoder: Path) -> Path:
+    """compare.html of the report's run beside a second model's run of the same suite."""
+    suite = next(folder / "tiny.yaml" for folder in report.parents
+                 if (folder / "tiny.yaml").exists())
+    other = run(suite, f"probe:{encoder}", "browser-probe", encoder)
+    out = suite.parent / "compare"
+    assert main(["compare", str(report.parent), str(other), "--out", str(out)]) == 0
+    return out / "compare.html"
 
 
 def monitor_page(folder: Path) -> Path:
@@ -92,8 +93,10 @@ def mitigate_page(folder: Path, encoder: Path) -> Path:
 def pages(chromium, tiny_encoder_dir: Path,
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, PageReport]:
     """Each page built once and checked once; the tests below read the reports."""
+    report = report_page(tmp_path_factory.mktemp("report"), tiny_encoder_dir)
     made = {
-        "report": report_page(tmp_path_factory.mktemp("report"), tiny_encoder_dir),
+        "report": report,
+        "compare": compare_page(report, tiny_encoder_dir),
         "monitor": monitor_page(tmp_path_factory.mktemp("monitor")),
         "history": history_page(tmp_path_factory.mktemp("history"), tiny_encoder_dir),
         "mitigate": mitigate_page(tmp_path_factory.mktemp("mitigate"), tiny_encoder_dir),
@@ -123,20 +126,18 @@ def test_every_plot_has_a_size_and_its_marks_inside(pages: dict[str, PageReport]
     assert report.marks_outside == [], report.screenshot
 
 
-@pytest.mark.parametrize("name", ["report", "monitor", pytest.param("history", marks=CROWDED_AXIS),
-                                  "mitigate"])
+@pytest.mark.parametrize("name", PAGES)
 def test_plot_labels_do_not_overlap(pages: dict[str, PageReport], name: str) -> None:
     assert pages[name].overlapping_labels == [], pages[name].screenshot
 
 
-@pytest.mark.parametrize("name", [pytest.param("report", marks=WIDE_SUMMARY), *PAGES[1:]])
+@pytest.mark.parametrize("name", PAGES)
 def test_tables_fit_the_page_width(pages: dict[str, PageReport], name: str) -> None:
     report = pages[name]
     assert report.wide_tables == [], report.screenshot
     assert report.scroll_width <= report.viewport_width, report.screenshot
 
 
-@LOST_LABEL
 def test_every_scatter_names_every_shifted_split(pages: dict[str, PageReport]) -> None:
     report = pages["report"]
     run = json.loads((report.path.parent / "report.json").read_text())

@@ -192,6 +192,26 @@ def test_a_drift_history_keeps_its_windows_inside_and_starts_at_0(windows: list[
     assert len(x_ticks) == len(set(x_ticks)) >= 1  # a single window: one tick, not two
 
 
+# Advance widths of 11 px DejaVu Sans (Chromium's sans-serif here; units per em / 2048 * 11):
+# every digit 7.0 px (tabular: "1" too), "%" 10.45, "." 3.5, "-" 3.97, "e" 6.77, "+" 9.22.
+DEJAVU = {**dict.fromkeys("0123456789", 7.0), "%": 10.45, ".": 3.5, "-": 3.97, "e": 6.77,
+          "+": 9.22}
+
+
+@pytest.mark.parametrize("peak", [0.02, 0.1, 1.0, 100.0])
+def test_tick_labels_of_any_width_stay_clear_of_the_y_axis_title(peak: float) -> None:
+    """The drift history's '1000%' ran into 'evidence, % of the alarm level': the plot's left
+    edge follows the widest tick label, measured as the browser's font draws it."""
+    chart = history_svg([_record(0, 0.001), _record(1, peak, True)], "s")
+    root, _, _ = parse(chart)
+    ticks = [t for t in elements(root, "tick") if t.get("text-anchor") == "end"]
+    assert any(len(own_text(t)) >= 5 for t in ticks) or peak < 0.1
+    for tick in ticks:
+        text = own_text(tick)
+        assert svg.text_width(text) >= sum(DEJAVU[c] for c in text), text
+        assert float(tick.get("x")) - svg.text_width(text) >= svg.Y_TITLE_RIGHT + 2, text
+
+
 def test_forest_charts_keep_everything_inside() -> None:
     rows = [svg.Point(f"{chr(65 + i)}: {LONG}", -0.3 + 0.1 * i, -0.5 + 0.1 * i, 0.1 * i)
             for i in range(6)]
