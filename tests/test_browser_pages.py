@@ -56,7 +56,8 @@ def compare_page(report: Path, encoder: Path) -> Path:
 
 def examples_page(compare: Path) -> Path:
     """The gate's examples.html: the probe run as candidate against the TF-IDF run, failing
-    a no-worse rule and a robustness rule under typos (point decisions: the runs are tiny)."""
+    a no-worse rule and a robustness rule under typos (point decisions: the runs are tiny);
+    2 examples per check in the page, the rest in examples.js."""
     runs = sorted(p for p in compare.parents[1].glob("reports/*/*") if p.is_dir())
     baseline, candidate = (next(r for r in runs if r.name == name)
                            for name in ("browser", "browser-probe"))
@@ -68,7 +69,7 @@ def examples_page(compare: Path) -> Path:
          "decide": "point"}]}))
     out = compare.parent / "gate"
     assert main(["gate", str(policy), "--baseline", str(baseline), "--candidate",
-                 str(candidate), "--out", str(out)]) == 1
+                 str(candidate), "--out", str(out), "--failures-inline", "2"]) == 1
     return out / "examples.html"
 
 
@@ -101,12 +102,13 @@ def history_page(folder: Path, encoder: Path) -> Path:
 
 
 def mitigate_page(folder: Path, encoder: Path) -> Path:
-    """mitigate.html of DANN against ERM over two seeds: training curves and before/after."""
+    """mitigate.html of DANN against ERM over two seeds: training curves and before/after,
+    2 examples per group in the page (the rest in mitigate.failures.js)."""
     suite = write_suite(folder)
     assert main(["mitigate", str(suite), "--model", f"probe:{encoder}", "--method", "dann",
                  "--out", str(folder / "out"), "--cache-dir", str(folder / "cache"),
                  "--device", "cpu", "--seeds", "2", "--param", "max_epochs=3",
-                 "--param", "hidden=8"]) == 0
+                 "--param", "hidden=8", "--failures-inline", "2"]) == 0
     return folder / "out" / "mitigate.html"
 
 
@@ -167,7 +169,7 @@ def test_the_failure_browser_filters_change_what_is_shown(chromium, pages, name:
     assert report.console_errors == report.page_errors == report.outside_requests == []
 
 
-@pytest.mark.parametrize("name", ["report"])
+@pytest.mark.parametrize("name", ["report", "examples", "mitigate"])
 def test_show_all_loads_the_rest_from_the_sidecar(chromium, pages, name: str) -> None:
     """#fb-more reads the sidecar beside the page (a file:// script): more rows, the button
     gone, the filters still counting right, nothing but local files requested."""
