@@ -129,6 +129,24 @@ def test_scatter_charts_keep_everything_inside(case: str) -> None:
     assert_inside(chart)
 
 
+def test_close_points_of_a_scatter_all_keep_their_labels() -> None:
+    """The browser test's report: five splits within 0.011 of similarity, two of them on the
+    same spot; the domain split's label had no free spot next to its point and vanished."""
+    splits = [("keyboard@1", 0.996, -0.031, -0.157, 0.079),
+              ("keyboard@2", 0.996, -0.094, -0.242, 0.023),
+              ("keyboard@4", 0.985, -0.188, -0.353, -0.060),
+              ("word_delete@2", 0.993, -0.094, -0.242, 0.023),
+              ("food reviews from a second site", 0.994, 0.0, 0.0, 0.0)]
+    chart = svg.scatter_chart([point(*row[1:], label=row[0]) for row in splits],
+                              "Δ accuracy vs mean similarity (95% intervals)",
+                              "mean similarity", "Δ accuracy (pp)",
+                              {"perturbation": "#000", "domain": "#111"})
+    root, _, _ = parse(chart)
+    assert sorted(own_text(label) for label in elements(root, "label")) == sorted(
+        row[0] for row in splits)
+    assert_inside(chart)
+
+
 def test_the_right_most_point_of_a_drift_scatter_keeps_its_label_and_the_axis_starts_at_0():
     """The report's "Δ accuracy vs drift statistic": x is each statistic over the largest,
     so the right-most point sits at 1; its label used to fall off the right edge, and the
