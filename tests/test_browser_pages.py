@@ -169,6 +169,16 @@ def test_the_failure_browser_filters_change_what_is_shown(chromium, pages, name:
     assert report.console_errors == report.page_errors == report.outside_requests == []
 
 
+def test_split_names_in_the_failure_table_are_not_broken_mid_word(chromium, pages) -> None:
+    """'word_delete@2' read 'word_dele / te@2' in a column too narrow for it."""
+    with opened(chromium, pages["report"].path, "report-names") as (page, _):
+        lines = page.evaluate(f"""() => [...document.querySelectorAll('{ROWS} td:first-child')]
+            .filter(td => !/\\s/.test(td.textContent.trim())).map(td => {{
+                const range = document.createRange(); range.selectNodeContents(td);
+                return [td.textContent.trim(), range.getClientRects().length]; }})""")
+    assert lines and [name for name, n in lines if n != 1] == []
+
+
 @pytest.mark.parametrize("name", ["report", "examples", "mitigate"])
 def test_show_all_loads_the_rest_from_the_sidecar(chromium, pages, name: str) -> None:
     """#fb-more reads the sidecar beside the page (a file:// script): more rows, the button
