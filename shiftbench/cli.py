@@ -93,6 +93,7 @@ def add_mitigate_parser(commands) -> None:
     mitigate.add_argument("--policy", type=Path,
                           help="a gate policy: its verdict on each mitigated model vs the base")
     add_suite_arguments(mitigate)
+    add_failures_inline(mitigate)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -156,7 +157,8 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
     folder = mitigate(args.suite, args.model, MitigateOptions(
         args.method, args.param, args.seeds, out,
         runtime_options(args, args.reports_dir), args.data_dir, args.limit, args.policy,
-        args.target, args.grid, args.select))
+        args.target, args.grid, args.select,
+        check_limit(args.failures_inline, "--failures-inline")))
     print((folder / "mitigate.md").read_text(encoding="utf-8"))
     print(f"report: {folder / 'mitigate.json'}")
     return EXIT_OK

@@ -90,10 +90,12 @@ def add_run_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
 
 
 def add_failures_inline(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--failures-inline N``: what ``run`` and ``report`` put in the page's failure browser."""
+    """``--failures-inline N``: how many examples per group the page's failure browser
+    holds (``run``, ``report``, ``mitigate``, ``gate``)."""
     parser.add_argument("--failures-inline", type=int, metavar="N",
-                        help="changed examples per split in report.html's failure browser "
-                             "(default 50); the rest go to failures.js beside it")
+                        help="examples per group in the page's failure browser (report.html, "
+                             "mitigate.html, the gate's examples.html; default 50); the rest "
+                             "go to the .js file beside it")
 
 
 def check_limit(limit: int | None, flag: str = "--limit") -> int | None:

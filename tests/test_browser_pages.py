@@ -15,29 +15,13 @@ from test_monitor import labelled_rows, write_jsonl
 
 from shiftbench.cli import main
 
-PAGES = ["report", "monitor", "history", "mitigate"]
-# Bugs in shiftbench/report/ that other branches of issue 14 own; strict: an XPASS means the
-# fix landed and the mark goes (not for the overlap, whose width depends on the font).
-WIDE_SUMMARY = pytest.mark.xfail(strict=True, reason=(
-    "report.html's Summary table (13 columns) is about 1650px wide: at a 1280px window it "
-    "reaches x=1737 and the page scrolls sideways (shiftbench/report/html.py)"))
-LOST_LABEL = pytest.mark.xfail(strict=True, reason=(
-    "svg.scatter_chart drops a point's label when no spot fits it: the domain split 'food "
-    "reviews from a second site' is unnamed in both Δ accuracy scatters, as the right-most "
-    "point of 'vs mmd drift statistic' (x=694 of 720) and among close points in 'vs mean "
-    "similarity'"))
-CROWDED_AXIS = pytest.mark.xfail(strict=False, reason=(
-    "svg axes: a wide tick label runs into the rotated y-axis title: in the drift history "
-    "chart '1000%' spans x 11.5..50 of the svg, the title 'evidence, % of the alarm level' "
-    "x 4..17 (in DejaVu Sans, Chromium's font here)"))
+PAGES = ["report", "compare", "examples", "monitor", "history", "mitigate"]
+PLOTTED = [name for name in PAGES if name != "examples"]  # the gate's examples: a table
 
 
 def report_page(folder: Path, encoder: Path) -> Path:
     """report.html of a real run: three severities, a domain split with a long name (as
     users name them), movement and drift (embedded with the tiny encoder, not MiniLM)."""
-    from shiftbench.run import RunOptions, run_suite
-    from shiftbench.runtime import Runtime
-
     suite = write_suite(folder)
     spec = yaml.safe_load(suite.read_text())
     spec["shifts"][1]["name"] = "food reviews from a second site"
@@ -45,9 +29,48 @@ def report_page(folder: Path, encoder: Path) -> Path:
     spec["shifts"].insert(1, {"shift": "word_delete", "severity": [2]})
     spec["detectors"] = [{"name": "mmd", "params": {"n_permutations": 200}}, {"name": "bbsd"}]
     suite.write_text(yaml.safe_dump(spec))
-    options = RunOptions(reports_dir=folder / "reports", run_id="browser", encoder=str(encoder),
-                         runtime=Runtime(progress=False))
-    return run_suite(suite, "sklearn:tfidf", options) / "report.html"
+    return run(suite, "sklearn:tfidf", "browser", encoder) / "report.html"
+
+
+def run(suite: Path, model: str, run_id: str, encoder: Path) -> Path:
+    """The run folder of ``model`` on ``suite``, under ``reports/`` beside the suite; its
+    failure browser holds 3 examples per split, the rest are in failures.js."""
+    from shiftbench.run import RunOptions, run_suite
+    from shiftbench.runtime import Runtime
+
+    options = RunOptions(reports_dir=suite.parent / "reports", run_id=run_id,
+                         encoder=str(encoder), runtime=Runtime(progress=False),
+                         failures_inline=3)
+    return run_suite(suite, model, options)
+
+
+def compare_page(report: Path, encoder: Path) -> Path:
+    """compare.html of the report's run beside a second model's run of the same suite."""
+    suite = next(folder / "tiny.yaml" for folder in report.parents
+                 if (folder / "tiny.yaml").exists())
+    other = run(suite, f"probe:{encoder}", "browser-probe", encoder)
+    out = suite.parent / "compare"
+    assert main(["compare", str(report.parent), str(other), "--out", str(out)]) == 0
+    return out / "compare.html"
+
+
+def examples_page(compare: Path) -> Path:
+    """The gate's examples.html: the probe run as candidate against the TF-IDF run, failing
+    a no-worse rule and a robustness rule under typos (point decisions: the runs are tiny);
+    2 examples per check in the page, the rest in examples.js."""
+    runs = sorted(p for p in compare.parents[1].glob("reports/*/*") if p.is_dir())
+    baseline, candidate = (next(r for r in runs if r.name == name)
+                           for name in ("browser", "browser-probe"))
+    policy = compare.parent / "gate.yaml"
+    policy.write_text(yaml.safe_dump({"rules": [
+        {"name": "no worse under typos", "kind": "non_inferiority", "split": "keyboard@4",
+         "margin": 0.0, "decide": "point"},
+        {"name": "typo drop", "kind": "robustness", "split": "keyboard@4", "max_drop": 0.05,
+         "decide": "point"}]}))
+    out = compare.parent / "gate"
+    assert main(["gate", str(policy), "--baseline", str(baseline), "--candidate",
+                 str(candidate), "--out", str(out), "--failures-inline", "2"]) == 1
+    return out / "examples.html"
 
 
 def monitor_page(folder: Path) -> Path:
@@ -79,12 +102,13 @@ def history_page(folder: Path, encoder: Path) -> Path:
 
 
 def mitigate_page(folder: Path, encoder: Path) -> Path:
-    """mitigate.html of DANN against ERM over two seeds: training curves and before/after."""
+    """mitigate.html of DANN against ERM over two seeds: training curves and before/after,
+    2 examples per group in the page (the rest in mitigate.failures.js)."""
     suite = write_suite(folder)
     assert main(["mitigate", str(suite), "--model", f"probe:{encoder}", "--method", "dann",
                  "--out", str(folder / "out"), "--cache-dir", str(folder / "cache"),
                  "--device", "cpu", "--seeds", "2", "--param", "max_epochs=3",
-                 "--param", "hidden=8"]) == 0
+                 "--param", "hidden=8", "--failures-inline", "2"]) == 0
     return folder / "out" / "mitigate.html"
 
 
@@ -92,13 +116,87 @@ def mitigate_page(folder: Path, encoder: Path) -> Path:
 def pages(chromium, tiny_encoder_dir: Path,
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, PageReport]:
     """Each page built once and checked once; the tests below read the reports."""
+    report = report_page(tmp_path_factory.mktemp("report"), tiny_encoder_dir)
+    compare = compare_page(report, tiny_encoder_dir)
     made = {
-        "report": report_page(tmp_path_factory.mktemp("report"), tiny_encoder_dir),
+        "report": report,
+        "compare": compare,
+        "examples": examples_page(compare),
         "monitor": monitor_page(tmp_path_factory.mktemp("monitor")),
         "history": history_page(tmp_path_factory.mktemp("history"), tiny_encoder_dir),
         "mitigate": mitigate_page(tmp_path_factory.mktemp("mitigate"), tiny_encoder_dir),
     }
     return {name: check_page(chromium, path, name) for name, path in made.items()}
+
+
+ROWS = "#fb-table tbody tr.fb-row"
+
+
+def shown_count(page) -> int:
+    """The failure browser's own count of shown rows (#fb-shown)."""
+    return int(page.locator("#fb-shown").inner_text())
+
+
+def hidden_rows_agree(page) -> bool:
+    """Rows are hidden by their ``hidden`` attribute, and only those are out of sight."""
+    return page.evaluate(f"""() => [...document.querySelectorAll('{ROWS}')].every(
+        r => r.hidden === !r.checkVisibility())""")
+
+
+@pytest.mark.parametrize("name", ["report", "examples", "mitigate"])
+def test_the_failure_browser_filters_change_what_is_shown(chromium, pages, name: str) -> None:
+    """Each filter's every option shows just its rows, counted right by #fb-shown; "all"
+    brings them back; a group and a direction together show their intersection, fewer
+    rows than all when the page has two groups or directions with rows."""
+    with opened(chromium, pages[name].path, f"{name}-filters") as (page, report):
+        every = visible_count(page, ROWS)
+        assert every > 0 and shown_count(page) == every
+        rows = page.evaluate(f"""() => [...document.querySelectorAll('{ROWS}')].map(
+            r => [r.dataset.group, r.dataset.direction, r.dataset.class])""")
+        for column, control in enumerate(("#fb-group", "#fb-direction", "#fb-class")):
+            values = page.eval_on_selector_all(f"{control} option", "os => os.map(o => o.value)")
+            assert values[0] == "" and len(values) >= 2, (control, values)
+            for value in values[1:]:  # a group may hold none (its option says "(0)")
+                expected = sum(row[column] == value for row in rows)
+                assert click_and_count(page, control, ROWS, value) == expected, value
+                assert shown_count(page) == expected and hidden_rows_agree(page)
+            assert click_and_count(page, control, ROWS, "") == every
+        group, direction = rows[-1][0], rows[-1][1]
+        page.locator("#fb-group").select_option(group)
+        both = click_and_count(page, "#fb-direction", ROWS, direction)
+        assert both == shown_count(page) == sum(r[:2] == [group, direction] for r in rows)
+        assert 0 < both < every or len({tuple(r[:2]) for r in rows}) == 1
+    assert report.console_errors == report.page_errors == report.outside_requests == []
+
+
+def test_split_names_in_the_failure_table_are_not_broken_mid_word(chromium, pages) -> None:
+    """'word_delete@2' read 'word_dele / te@2' in a column too narrow for it."""
+    with opened(chromium, pages["report"].path, "report-names") as (page, _):
+        lines = page.evaluate(f"""() => [...document.querySelectorAll('{ROWS} td:first-child')]
+            .filter(td => !/\\s/.test(td.textContent.trim())).map(td => {{
+                const range = document.createRange(); range.selectNodeContents(td);
+                return [td.textContent.trim(), range.getClientRects().length]; }})""")
+    assert lines and [name for name, n in lines if n != 1] == []
+
+
+@pytest.mark.parametrize("name", ["report", "examples", "mitigate"])
+def test_show_all_loads_the_rest_from_the_sidecar(chromium, pages, name: str) -> None:
+    """#fb-more reads the sidecar beside the page (a file:// script): more rows, the button
+    gone, the filters still counting right, nothing but local files requested."""
+    with opened(chromium, pages[name].path, f"{name}-more") as (page, report):
+        before = visible_count(page, ROWS)
+        sidecar = page.locator("#fb-more").get_attribute("data-src")
+        page.locator("#fb-more").click()
+        page.wait_for_selector("#fb-more", state="detached")
+        after = visible_count(page, ROWS)
+        assert after > before and shown_count(page) == after
+        direction = page.eval_on_selector_all("#fb-direction option",
+                                              "os => os.map(o => o.value)")[1]
+        assert click_and_count(page, "#fb-direction", ROWS, direction) == shown_count(page)
+    assert (pages[name].path.parent / sidecar).exists()
+    assert any(url.endswith("/" + sidecar) and url.startswith("file:")
+               for url in report.requests)
+    assert report.console_errors == report.page_errors == report.outside_requests == []
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -114,7 +212,7 @@ def test_no_request_leaves_the_page(pages: dict[str, PageReport], name: str) -> 
     assert report.outside_requests == []
 
 
-@pytest.mark.parametrize("name", PAGES)
+@pytest.mark.parametrize("name", PLOTTED)
 def test_every_plot_has_a_size_and_its_marks_inside(pages: dict[str, PageReport],
                                                     name: str) -> None:
     report = pages[name]
@@ -123,20 +221,18 @@ def test_every_plot_has_a_size_and_its_marks_inside(pages: dict[str, PageReport]
     assert report.marks_outside == [], report.screenshot
 
 
-@pytest.mark.parametrize("name", ["report", "monitor", pytest.param("history", marks=CROWDED_AXIS),
-                                  "mitigate"])
+@pytest.mark.parametrize("name", PAGES)
 def test_plot_labels_do_not_overlap(pages: dict[str, PageReport], name: str) -> None:
     assert pages[name].overlapping_labels == [], pages[name].screenshot
 
 
-@pytest.mark.parametrize("name", [pytest.param("report", marks=WIDE_SUMMARY), *PAGES[1:]])
+@pytest.mark.parametrize("name", PAGES)
 def test_tables_fit_the_page_width(pages: dict[str, PageReport], name: str) -> None:
     report = pages[name]
     assert report.wide_tables == [], report.screenshot
     assert report.scroll_width <= report.viewport_width, report.screenshot
 
 
-@LOST_LABEL
 def test_every_scatter_names_every_shifted_split(pages: dict[str, PageReport]) -> None:
     report = pages["report"]
     run = json.loads((report.path.parent / "report.json").read_text())

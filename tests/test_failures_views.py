@@ -113,5 +113,8 @@ def test_the_gate_links_each_failed_check_to_the_examples_behind_it(tmp_path: Pa
     assert "[news floor [news]](examples.html#news%20floor%20%5Bnews%5D): 20 wrong" in md
     page = paths["examples"].read_text()
     assert page.count('<tr class="fb-row') == 80 and "<script" in page
+    few = write_outputs(result, tmp_path / "few", groups, inline=4)["examples"].read_text()
+    assert few.count('<tr class="fb-row') == 12 and 'id="fb-more" data-src="examples.js"' in few
+    assert (tmp_path / "few" / "examples.js").read_text().count('class=\\"fb-row') == 80
     write_outputs(result, tmp_path, [])  # a later gate with nothing behind it
     assert not (tmp_path / EXAMPLES_HTML).exists()

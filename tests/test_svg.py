@@ -129,6 +129,24 @@ def test_scatter_charts_keep_everything_inside(case: str) -> None:
     assert_inside(chart)
 
 
+def test_close_points_of_a_scatter_all_keep_their_labels() -> None:
+    """The browser test's report: five splits within 0.011 of similarity, two of them on the
+    same spot; the domain split's label had no free spot next to its point and vanished."""
+    splits = [("keyboard@1", 0.996, -0.031, -0.157, 0.079),
+              ("keyboard@2", 0.996, -0.094, -0.242, 0.023),
+              ("keyboard@4", 0.985, -0.188, -0.353, -0.060),
+              ("word_delete@2", 0.993, -0.094, -0.242, 0.023),
+              ("food reviews from a second site", 0.994, 0.0, 0.0, 0.0)]
+    chart = svg.scatter_chart([point(*row[1:], label=row[0]) for row in splits],
+                              "Δ accuracy vs mean similarity (95% intervals)",
+                              "mean similarity", "Δ accuracy (pp)",
+                              {"perturbation": "#000", "domain": "#111"})
+    root, _, _ = parse(chart)
+    assert sorted(own_text(label) for label in elements(root, "label")) == sorted(
+        row[0] for row in splits)
+    assert_inside(chart)
+
+
 def test_the_right_most_point_of_a_drift_scatter_keeps_its_label_and_the_axis_starts_at_0():
     """The report's "Δ accuracy vs drift statistic": x is each statistic over the largest,
     so the right-most point sits at 1; its label used to fall off the right edge, and the
@@ -190,6 +208,26 @@ def test_a_drift_history_keeps_its_windows_inside_and_starts_at_0(windows: list[
     assert y_axis_starts_at_0(chart)
     x_ticks = re.findall(r'text-anchor="middle">(\d+)</text>', chart)
     assert len(x_ticks) == len(set(x_ticks)) >= 1  # a single window: one tick, not two
+
+
+# Advance widths of 11 px DejaVu Sans (Chromium's sans-serif here; units per em / 2048 * 11):
+# every digit 7.0 px (tabular: "1" too), "%" 10.45, "." 3.5, "-" 3.97, "e" 6.77, "+" 9.22.
+DEJAVU = {**dict.fromkeys("0123456789", 7.0), "%": 10.45, ".": 3.5, "-": 3.97, "e": 6.77,
+          "+": 9.22}
+
+
+@pytest.mark.parametrize("peak", [0.02, 0.1, 1.0, 100.0])
+def test_tick_labels_of_any_width_stay_clear_of_the_y_axis_title(peak: float) -> None:
+    """The drift history's '1000%' ran into 'evidence, % of the alarm level': the plot's left
+    edge follows the widest tick label, measured as the browser's font draws it."""
+    chart = history_svg([_record(0, 0.001), _record(1, peak, True)], "s")
+    root, _, _ = parse(chart)
+    ticks = [t for t in elements(root, "tick") if t.get("text-anchor") == "end"]
+    assert any(len(own_text(t)) >= 5 for t in ticks) or peak < 0.1
+    for tick in ticks:
+        text = own_text(tick)
+        assert svg.text_width(text) >= sum(DEJAVU[c] for c in text), text
+        assert float(tick.get("x")) - svg.text_width(text) >= svg.Y_TITLE_RIGHT + 2, text
 
 
 def test_forest_charts_keep_everything_inside() -> None:

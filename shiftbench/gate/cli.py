@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.run import add_run_arguments, run_options
+from shiftbench.run import add_run_arguments, check_limit, run_options
 
 
 def add_gate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +57,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.baseline_model or args.candidate_model:
         baseline, candidate = _run_models(args)
     result, examples = gate_runs(args.policy, baseline, candidate)
-    paths = write_outputs(result, args.out or candidate / "gate", examples)
+    paths = write_outputs(result, args.out or candidate / "gate", examples,
+                          check_limit(args.failures_inline, "--failures-inline"))
     print(table(result))
     print("\n" + "\n".join(f"{kind}: {path}" for kind, path in paths.items()))
     return result.exit_code

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from shiftbench.gate.rules import GateResult, Verdict, fmt_p
 from shiftbench.report import jsonable, write_text
-from shiftbench.report.failure_view import FailureView, failure_view, save_sidecar
+from shiftbench.report.failure_view import INLINE, FailureView, failure_view, save_sidecar
 from shiftbench.report.failures import DIRECTIONS, Group
 from shiftbench.report.html import CSS
 from shiftbench.report.markdown import model_label
@@ -180,17 +180,19 @@ def examples_html(result: GateResult, view: FailureView) -> str:
         "</body></html>\n"])
 
 
-def write_outputs(result: GateResult, out_dir: Path,
-                  groups: list[Group] | None = None) -> dict[str, Path]:
+def write_outputs(result: GateResult, out_dir: Path, groups: list[Group] | None = None,
+                  inline: int | None = None) -> dict[str, Path]:
     """gate.json, junit.xml and gate.md in ``out_dir`` (each written atomically), and
-    examples.html (+ its sidecar) when checks with examples behind them fail or warn."""
+    examples.html (+ its sidecar) when checks with examples behind them fail or warn
+    (``inline`` examples per check in the page; default :data:`INLINE`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / GATE_JSON, "junit": out_dir / JUNIT_XML,
              "markdown": out_dir / GATE_MD}
     write_text(paths["json"], gate_json(result))
     write_text(paths["junit"], junit_xml(result))
     write_text(paths["markdown"], markdown(result, groups))
-    view = failure_view(groups, EXAMPLES_JS, ("before", "after")) if groups else None
+    view = failure_view(groups, EXAMPLES_JS, ("before", "after"), inline or INLINE) \
+        if groups else None
     save_sidecar(view or FailureView("", None), out_dir / EXAMPLES_JS)
     if view is None:
         (out_dir / EXAMPLES_HTML).unlink(missing_ok=True)

@@ -96,7 +96,8 @@ def mitigate(suite_path: Path, base_spec: str, options: MitigateOptions) -> Path
     models = {"erm": erm[0][0], "method": mitigated[0][0], **({"base": base} if evaluable else {})}
     classes = {name: [str(c) for c in model.classes_] for name, model in models.items()}
     write_report(options.out, report,
-                 failure_groups(scored, classes, report["method"]["method"]))
+                 failure_groups(scored, classes, report["method"]["method"]),
+                 options.failures_inline)
     return options.out
 
 

@@ -35,6 +35,7 @@ class MitigateOptions:
     targets: list[str] = field(default_factory=list)  # splits giving the target; []: domains
     grid: list[str] = field(default_factory=list)  # "k=v1,v2,...", searched per seed
     select: str | None = None  # how a grid's combination is chosen: source (default) or dev
+    failures_inline: int | None = None  # examples per group in the page (default: INLINE)
 
 
 def parse_params(method_cls: type, pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:

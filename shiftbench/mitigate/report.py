@@ -249,18 +249,19 @@ def failure_groups(scored: dict[str, list[list[ScoredSplit]]],
             for k, split in enumerate(scored["method"][0]) for _, before, _ in versus]
 
 
-def write_report(out: Path, report: dict[str, Any], groups: list[Group] | None = None) -> None:
+def write_report(out: Path, report: dict[str, Any], groups: list[Group] | None = None,
+                 inline: int | None = None) -> None:
     """mitigate.json, mitigate.md and mitigate.html, each written atomically, and the
     failure browser's sidecar (:data:`FAILURES_FILE`) when ``groups`` have more rows than
-    the page holds."""
+    the page holds (``inline`` per group; default :data:`INLINE`)."""
     from shiftbench.cache import atomic
     from shiftbench.mitigate.html import mitigate_html
-    from shiftbench.report.failure_view import failure_view, save_sidecar
+    from shiftbench.report.failure_view import INLINE, failure_view, save_sidecar
     from shiftbench.report.failures import counts
 
     out.mkdir(parents=True, exist_ok=True)
-    view = failure_view(groups, FAILURES_FILE, ("baseline", report["method"]["method"])) \
-        if groups else None
+    view = failure_view(groups, FAILURES_FILE, ("baseline", report["method"]["method"]),
+                        inline or INLINE) if groups else None
     report = {**report, **({"failures": counts(groups)} if groups else {})}
     for name, text in [("mitigate.json", json.dumps(report, indent=2)),
                        ("mitigate.md", markdown(report)),

@@ -209,7 +209,7 @@ def failure_view(groups: list[Group], sidecar_name: str, sides: tuple[str, str],
         "group", "id / label", "change", escape(sides[0]), escape(sides[1]),
         f"prediction ({escape(sides[0])})", f"prediction ({escape(sides[1])})",
         "drop of P(label)"))
-    widths = "".join(f'<col style="width:{w}%">' for w in (9, 9, 8, 25, 25, 8, 8, 8))
+    widths = "".join(f'<col style="width:{w}%">' for w in (13, 9, 8, 23, 23, 8, 8, 8))
     html = (f"<style>{CSS}</style>{_summary(groups, inline)}"
             f'<div class="fb-filters">{filters}</div>'
             f'<table id="fb-table" class="fb-table"><colgroup>{widths}</colgroup>'

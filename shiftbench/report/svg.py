@@ -34,6 +34,9 @@ INSET = 10  # between the plot area's edges and the outermost points
 MAX_NAME = 40  # longer category and label texts are shortened
 ROW = 24  # a forest chart's row height
 LEGEND_ROW = 14
+# The y-axis title is turned on its baseline at x = Y_TITLE_X: its letters reach about
+# Y_TITLE_RIGHT (their descent); tick labels end TICK_GAP left of the plot area.
+Y_TITLE_X, Y_TITLE_RIGHT, TITLE_GAP, TICK_GAP = 14, 17, 3, 6
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,9 @@ def x_ticks(values: Iterable[float]) -> list[float]:
     return [t for t in nice_ticks(xs[0], xs[-1]) if xs[0] <= t <= xs[-1]]
 
 
-NARROW, WIDE = set("fijlrtI1.,:;'|!()[] "), set("mwMW@%")
+# Digits are all as wide as "0" in DejaVu Sans and most fonts (tabular): "1" is not narrow;
+# "+" and its kin are as wide as "%".
+NARROW, WIDE = set("fijlrtI.,:;'|!()[] "), set("mwMW@%+=<>~")
 
 
 def text_width(text: str) -> float:
@@ -175,6 +180,12 @@ def _top_legend(title: str, legend: dict[str, str] | None) -> tuple[float, float
     return LEFT, 36, TOP + 18 + LEGEND_ROW * rows
 
 
+def tick_margin(texts: Iterable[str]) -> float:
+    """The plot area's left edge that puts the widest tick label (right-aligned
+    ``TICK_GAP`` left of it) clear of the rotated y-axis title: any number of digits."""
+    return Y_TITLE_RIGHT + TITLE_GAP + max(map(text_width, texts)) + TICK_GAP
+
+
 class Canvas:
     """A chart's frame: the vertical value axis, the plot area's edges in pixels and the
     parts drawn so far. The left edge leaves room for the tick labels."""
@@ -188,7 +199,7 @@ class Canvas:
         self.axis = Axis(values, bounds, self.bottom - 5, top + 5)
         self.ticks = self.axis.ticks
         self.tick_texts = [f"{t * 100:g}{unit}" if percent else f"{t:g}" for t in self.ticks]
-        self.left = max(left, 26 + max(text_width(t) for t in self.tick_texts))
+        self.left = max(left, tick_margin(self.tick_texts))
         self.right = WIDTH - RIGHT
         self.parts: list[str] = []
 
@@ -203,12 +214,12 @@ class Canvas:
             y = self.y(tick)
             self.parts.append(
                 f'<line class="grid" x1="{self.left}" x2="{self.right}" y1="{y:.1f}" '
-                f'y2="{y:.1f}"/><text class="tick" x="{self.left - 6}" y="{y + 4:.1f}" '
+                f'y2="{y:.1f}"/><text class="tick" x="{self.left - TICK_GAP}" y="{y + 4:.1f}" '
                 f'text-anchor="end">{text}</text>'
             )
         mid = (self.top + self.bottom) / 2
         self.parts.append(
-            f'<text class="axis" transform="translate(14,{mid:.1f}) rotate(-90)" '
+            f'<text class="axis" transform="translate({Y_TITLE_X},{mid:.1f}) rotate(-90)" '
             f'text-anchor="middle">{_name(y_label, int((self.bottom - self.top) / CHAR))}'
             "</text>"
         )
@@ -396,9 +407,13 @@ def scatter_chart(points: list[Point], title: str, x_label: str, y_label: str,
     for p in sorted(points, key=lambda p: p.value):  # the largest drops get labels first
         x, y, top_y, bottom_y = sx(float(p.x)), canvas.y(p.value), canvas.y(p.high), \
             canvas.y(p.low)
-        spots = ((x + 7, y - 6, "start"), (x + 7, y + 14, "start"),
-                 (x - 7, y - 6, "end"), (x - 7, y + 14, "end"),
-                 (x, top_y - 5, "middle"), (x, bottom_y + 13, "middle"))
+        near = [(x + 7, y - 6, "start"), (x + 7, y + 14, "start"),
+                (x - 7, y - 6, "end"), (x - 7, y + 14, "end"),
+                (x, top_y - 5, "middle"), (x, bottom_y + 13, "middle")]
+        # among close points: a row or two further up or down beside the point
+        farther = [(x + dx, y + dy, anchor) for dy in (-20, 28, -34, 42)
+                   for dx, anchor in ((7, "start"), (-7, "end"))]
+        spots = near + farther
         canvas.parts.append(_free_label(p.label, spots, taken, canvas.area()))
     return canvas.svg(title)
 
