@@ -7,6 +7,8 @@ generated sentences, so the suite never depends on network or on data files.
 from __future__ import annotations
 
 import random
+import string
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -55,16 +57,24 @@ def train_split() -> Split:
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A WordPiece tokenizer (BERT-style normalisation and [CLS] ... [SEP]) on 2,000 sentences."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     corpus, _ = make_labelled(2000, seed=0)
-    tok.train_from_iterator(corpus, WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    words = Counter(word for text in corpus for word, _ in
+                    pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
+    # a fixed vocabulary: WordPiece training breaks ties differently from run to run, and
+    # every number a test reports would move with it
+    vocabulary = dict.fromkeys([*specials, *characters, *("##" + c for c in characters),
+                                *sorted(words, key=lambda word: (-words[word], word))])
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocabulary)},
+                                     unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.WordPiece()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
