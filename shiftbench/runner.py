@@ -149,10 +149,10 @@ def new_stats() -> dict[str, float]:
 
 
 BATCH_SIZE = 64  # texts per batch where batches are counted in texts
-# padded tokens per forward-pass batch, by device: on CPU fixed 64-text batches measured
-# faster (runner_limit.py: ~50% more CPU seconds with budgets of 8k-32k tokens, whose
-# finer length split makes 3x the batches), so CPU keeps them
-BATCH_TOKENS = {"cpu": 0, "cuda": 65536}
+# padded tokens per forward-pass batch, by device. On 2 quiet CPU cores (runner_limit.py,
+# 1,000 mixed texts, fp32) 4096 was the best budget tried: 1.18x (MiniLM) and 1.13x
+# (BERT-base) the 64-text batches, 8192 and 16384 within 5% of it
+BATCH_TOKENS = {"cpu": 4096, "cuda": 65536}
 
 
 def plan_batches(lengths: Sequence[int], max_texts: int | None, max_tokens: int

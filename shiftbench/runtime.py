@@ -64,8 +64,8 @@ FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
                 "instead, with at most N texts when given)"}),
     "batch_tokens": ("--batch-tokens", {
         "type": int, "metavar": "N",
-        "help": "padded tokens per forward-pass batch (default 65536 on CUDA; 0, the CPU "
-                "default: batches of --batch-size texts)"}),
+        "help": "padded tokens per forward-pass batch (default 65536 on CUDA, 4096 on CPU; "
+                "0: batches of --batch-size texts)"}),
     "seed": ("--seed", {"type": int, "default": DEFAULTS.seed}),
     "progress": ("--no-progress", {"action": "store_true", "help": "no progress bars"}),
     "executor": ("--executor", {

@@ -12,7 +12,7 @@ import pytest
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.models.hf import HFClassifier
-from shiftbench.runner import BATCH_SIZE, Runner, padding_allowed, plan_batches
+from shiftbench.runner import BATCH_SIZE, BATCH_TOKENS, Runner, padding_allowed, plan_batches
 from shiftbench.runtime import add_runtime_flags, runtime_options
 
 OLD = {"batch_size": 64, "batch_tokens": 0}  # the runner before token budgets
@@ -129,7 +129,7 @@ def test_batch_tokens_flag() -> None:
     assert (runner.batch_tokens_, runner.batch_size) == (0, 8)
     default = runtime_options(parser.parse_args([])).runner()
     assert default.batch_size is None and default.batch_tokens is None
-    assert Runner(device="cpu").batch_tokens_ == 0  # CPU: 64-text batches measured faster
+    assert Runner(device="cpu").batch_tokens_ == BATCH_TOKENS["cpu"] > 0  # budgets: faster on CPU
     with pytest.raises(ShiftbenchError, match="--batch-tokens must be 0 or a positive"):
         runtime_options(parser.parse_args(["--batch-tokens", "-1"]))
 

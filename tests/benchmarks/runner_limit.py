@@ -47,7 +47,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # run from anywhere, import this checkout's shiftbench
 
-AMAZON = REPO.parent.parent / "shared" / "data" / "amazon-multidomain"
+AMAZON = REPO.parent / "shared" / "data" / "amazon-multidomain"
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 WARM_UP = 32
 OLD = {"batch_tokens": 0, "batch_size": 64, "overlap": False}  # the runner before issue 15
