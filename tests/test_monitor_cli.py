@@ -64,3 +64,13 @@ def test_stream_alarms_after_the_shift_and_history_exports(tmp_path: Path, tiny_
 def test_history_of_a_missing_store_is_an_error(tmp_path: Path, capsys) -> None:
     assert main(["monitor", "history", "--store", str(tmp_path / "none.sqlite")]) == 2
     assert capsys.readouterr().err.startswith("shiftbench: error:")
+
+
+def test_stream_refuses_a_one_shot_test_of_model_outputs(tmp_path: Path, capsys) -> None:
+    reference = write_jsonl(tmp_path / "ref.jsonl", sample(CALM, 40, 0))
+    store = tmp_path / "history.sqlite"
+    assert main(["monitor", "stream", str(reference), str(reference), "--oneshot", "bbsd",
+                 "--store", str(store), "--encoder", "minilm", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--oneshot bbsd" in err[0] and "`monitor stream` has none" in err[0]
+    assert not store.exists()

@@ -165,7 +165,8 @@ def test_one_shot_settings_are_kept_and_checked(tmp_path: Path) -> None:
     other = make_monitor(tmp_path / "h.sqlite", oneshot=make_oneshot(("mmd",)))
     with pytest.raises(StreamConflict):
         other.send("prod", records(1, start=10))
-    with pytest.raises(ShiftbenchError, match="detector 'bbsd' tests a classifier's"):
+    with pytest.raises(ShiftbenchError, match="--oneshot bbsd: it tests a classifier's .* "
+                                              "give `monitor serve` a --model"):
         make_oneshot(("bbsd",))
 
 

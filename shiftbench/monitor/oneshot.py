@@ -81,9 +81,14 @@ class OneShot:
         if not 0 < alpha < 1:
             raise ShiftbenchError(f"--alpha must be in (0, 1), got {alpha}")
         for name in names:
-            if DETECTORS.load(name).input == BITS_PER_BYTE:
+            needs = DETECTORS.load(name).input
+            if needs == BITS_PER_BYTE:
                 raise ShiftbenchError(f"--oneshot {name}: it tests bits per byte under a "
                                       "language model, which only `monitor check --lm` loads")
+            if needs in OUTPUTS and inputs_of is None:
+                raise ShiftbenchError(f"--oneshot {name}: it tests {OUTPUTS[needs][1]}, and no "
+                                      "model runs on the windows: give `monitor serve` a "
+                                      "--model (`monitor stream` has none)")
         detectors = build_detectors(tuple(names), alpha, seed, device, model_task)
         return cls(detectors, alpha, inputs or {}, inputs_of)
 
