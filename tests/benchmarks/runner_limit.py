@@ -44,11 +44,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from amazon import AMAZON, load
+from runner_throughput import time_pipeline
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # run from anywhere, import this checkout's shiftbench
 
-AMAZON = REPO.parent / "shared" / "data" / "amazon-multidomain"
-DOMAINS = ("books", "dvd", "electronics", "kitchen")
 WARM_UP = 32
 OLD = {"batch_tokens": 0, "batch_size": 64, "overlap": False}  # the runner before issue 15
 PEAKS = {  # dense TFLOP/s by card-name pattern and precision (NVIDIA data sheets, SXM)
@@ -76,13 +77,7 @@ class Row:
 
 def load_texts(data: Path, n: int | None) -> list[str]:
     """Distinct review bodies and titles, half each (n None: all), shuffled (seed 0)."""
-    rows = []
-    for domain in DOMAINS:
-        path = data / f"{domain}.jsonl"
-        if not path.is_file():
-            sys.exit(f"{path}: not found; give --data DIR (the amazon-multidomain folder)")
-        with open(path, encoding="utf-8") as fh:
-            rows += [json.loads(line) for line in fh if line.strip()]
+    rows = [row for reviews in load(data).values() for row in reviews]
     bodies = list(dict.fromkeys(r["text"] for r in rows if r["text"].strip()))
     titles = list(dict.fromkeys(r["title"] for r in rows if r.get("title", "").strip()))
     titles = sorted(set(titles) - set(bodies), key=titles.index)
@@ -196,31 +191,6 @@ def time_runner(adapter, texts, warm, args, settings: dict):
     return best
 
 
-def time_pipeline(model_dir: Path, texts, warm, args, batch_size: int | None):
-    import numpy as np
-    import torch
-    from transformers import pipeline
-
-    from shiftbench.device import torch_dtype
-
-    dtype = torch_dtype(args.precision_) if args.device == "cuda" else torch.float32
-    pipe = pipeline("text-classification", model=str(model_dir), device=args.device,
-                    dtype=dtype)
-    kwargs = {"top_k": None, "truncation": True, "max_length": args.max_length}
-    if batch_size is not None:
-        kwargs["batch_size"] = batch_size
-    pipe(warm, **kwargs)
-    best, out = float("inf"), None
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        out = pipe(texts, **kwargs)
-        best = min(best, time.perf_counter() - start)
-    order = pipe.model.config.id2label
-    proba = np.array([[{d["label"]: d["score"] for d in row}[order[i]]
-                       for i in range(len(order))] for row in out])
-    return proba, best
-
-
 def probabilities(model, inputs):
     """The head of shiftbench.models.hf.HFClassifier."""
     return model(**inputs).logits.float().softmax(-1)
@@ -243,6 +213,7 @@ def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> l
     import numpy as np
 
     from shiftbench.backbone import Backbone, mean_hidden
+    from shiftbench.device import torch_dtype
     from shiftbench.runner import Runner
 
     if name == "llm":  # what the llm adapter's embed runs
@@ -292,7 +263,9 @@ def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> l
         few_lengths = lengths[:args.pipeline_n]
         few_flops = sum(count(n) for n in few_lengths)
         for setting, batch_size in (("pipeline, default batch", None), ("pipeline, batch 64", 64)):
-            proba, seconds = time_pipeline(model_dir, few, warm, args, batch_size)
+            dtype = torch_dtype(args.precision_) if args.device == "cuda" else None
+            proba, seconds = time_pipeline(model_dir, warm, few, args, batch_size,
+                                           args.repeats, dtype)
             rows.append(Row(name, setting, len(few), seconds, len(few) / seconds,
                             sum(few_lengths) / seconds, few_flops / seconds / 1e12,
                             few_flops / seconds / peak,
