@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true",
                         help="also time the runner with torch.compile (dynamic shapes)")
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path("runner_limit.json"),
+    parser.add_argument("--out", type=Path, default=Path("reports/runner_limit.json"),
                         help="JSON file of every row and the setup")
     args = parser.parse_args()
 
@@ -352,6 +352,7 @@ def main() -> None:
     print(f"FLOPs: {setup['flops']}; the runner's default here: batch_tokens="
           f"{BATCH_TOKENS[args.device]} (0: the runner-old row's batches)")
     rows: list[Row] = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         dirs = build_models(args.models, args.minilm, Path(tmp))
         for name in args.models:
