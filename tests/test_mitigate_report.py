@@ -302,3 +302,12 @@ def test_a_scale_from_zero_still_shows_negative_values_and_long_x_axes_get_round
     x_ticks = [float(t) for t in re.findall(r'text-anchor="middle">([^<]*)</text>', chart)
                if t.replace(".", "").isdigit()]
     assert 3 <= len(x_ticks) <= svg.MANY_X and all(t % 100 == 0 for t in x_ticks)
+
+
+def test_the_target_line_names_the_split_and_both_counts_or_says_there_is_none(
+        tmp_path: Path) -> None:
+    report = make_report(tmp_path)
+    assert "Target: 10 unlabelled rows from food; evaluated rows of each target split: food 9" \
+        in markdown(report)
+    report["target"] = {"splits": [], "n_target_train": 0, "n_evaluated": {}}
+    assert "Target: none (the method trains on no unlabelled target)." in markdown(report)

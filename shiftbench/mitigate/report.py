@@ -309,6 +309,8 @@ def method_columns(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 def target_text(report: dict[str, Any]) -> str:
     target = report["target"]
+    if not target["splits"]:
+        return "none (the method trains on no unlabelled target)"
     evaluated = ", ".join(f"{k} {v}" for k, v in target["n_evaluated"].items()) or "none"
     return (f"{target['n_target_train']} unlabelled rows from "
             f"{', '.join(target['splits']) or 'no split'}; evaluated rows of each target "
