@@ -75,6 +75,26 @@ def test_bad_shift_lists_are_one_line_errors(shift: str, message: str) -> None:
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_suite_shift_name_draws_with_that_entrys_params() -> None:
+    """shift=all-words names a suite entry (keyboard with word_rate 1.0): its copies are
+    that shift's, not plain keyboard's at the same severity, and a bad name lists the
+    suite's shifts."""
+    named = Augment(shift="all-words", severity=1, rate=1.0)
+    named.suite_shifts = {"all-words": ("keyboard", {"word_rate": 1.0})}
+    plain = Augment(shift="keyboard", severity=1, rate=1.0).draw(TEXTS, IDS, 0, 0)
+    heavy = named.draw(TEXTS, IDS, 0, 0)
+
+    def words_changed(copies: list[str]) -> int:
+        return sum(a != b for text, copy in zip(TEXTS, copies, strict=True)
+                   for a, b in zip(text.split(), copy.split(), strict=False))
+
+    assert words_changed(heavy) > 2 * words_changed(plain)
+    named.shift = "keyboard,all-word"
+    with pytest.raises(ShiftbenchError, match=r"unknown shift 'all-word'.*\(the suite's "
+                                              r"shifts: all-words\)$"):
+        named.shifts()
+
+
 def test_rate_sets_the_share_of_perturbed_copies() -> None:
     assert Augment(rate=0.0).draw(TEXTS, IDS, 0, 0) == TEXTS
     half = Augment(rate=0.5, severity=3)

@@ -154,6 +154,24 @@ def test_target_names_the_splits_giving_the_target(suite: Path, tiny_encoder_dir
     assert "rows from food2" in (suite.parent / "out" / "mitigate.md").read_text()
 
 
+def test_augment_draws_with_a_suite_shift_entrys_params_and_refuses_an_unknown_name_first(
+        suite: Path, tiny_encoder_dir: Path, capsys) -> None:
+    spec = yaml.safe_load(suite.read_text())
+    spec["shifts"].append({"name": "all-words", "shift": "keyboard", "severity": [1],
+                           "params": {"word_rate": 1.0}})
+    suite.write_text(yaml.safe_dump(spec))
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "augment",
+                    "--param", "shift=all-word") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "augment: shift='all-word': unknown shift " in err
+    assert "(the suite's shifts: keyboard, all-words)" in err
+    assert not (suite.parent / "out").exists()  # refused before any work
+    assert mitigate(suite, f"probe:{tiny_encoder_dir}", "--method", "augment", "--seeds", "1",
+                    "--param", "shift=all-words", "--param", "severity=1") == 0
+    report = json.loads((suite.parent / "out" / "mitigate.json").read_text())
+    assert report["method"]["shift"] == "all-words"
+
+
 def test_domain_splits_sharing_rows_give_one_target_and_a_method_without_one_splits_none(
         suite: Path, tiny_encoder_dir: Path) -> None:
     spec = yaml.safe_load(suite.read_text())

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shiftbench.config import Domain, split_names
+from shiftbench.config import Domain, Perturbation, split_names
 from shiftbench.data import check_train_overlap
 from shiftbench.errors import ShiftbenchError, did_you_mean
 from shiftbench.mitigate.options import SELECTIONS, MitigateOptions, parse_grid, parse_params
@@ -178,8 +178,9 @@ def checked_setup(suite_path: Path, base_spec: str, options: MitigateOptions) ->
         targets = []  # no target: every domain split is evaluated whole
     for candidate in candidates:
         check_task_columns(candidate.method, suite, suite_path)
-    return Setup(suite, method_cls(**method_params), config, candidates, erm, select, base,
-                 retrain, targets)
+        bind_suite_shifts(candidate.method, suite)
+    return Setup(suite, bind_suite_shifts(method_cls(**method_params), suite), config,
+                 candidates, erm, select, base, retrain, targets)
 
 
 def task_columns(method: Mitigation) -> list[str]:
@@ -201,6 +202,19 @@ def check_task_columns(method: Mitigation, suite: Suite, suite_path: Path) -> No
                                   f"train split (metadata columns: "
                                   f"{', '.join(source.metadata) or 'none'}; name them in "
                                   f"{suite_path}'s data.metadata)")
+
+
+def bind_suite_shifts(method: Mitigation, suite: Suite) -> Mitigation:
+    """``augment`` may name the suite's own shift entries (``--param
+    shift=backtranslate-es``: that entry's engine and pivot); its shifts are checked here,
+    before any work."""
+    from shiftbench.train.mitigations import Augment
+
+    if isinstance(method, Augment):
+        method.suite_shifts = {entry.name or entry.shift: (entry.shift, dict(entry.params))
+                               for entry in suite.shifts if isinstance(entry, Perturbation)}
+        method.shifts()
+    return method
 
 
 def checked_selection(options: MitigateOptions, candidates: list[Candidate],

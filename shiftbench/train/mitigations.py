@@ -234,7 +234,9 @@ class Augment(Mitigation):
     Parameters:
         shift, severity: the registered shift (any, e.g. ``keyboard``, ``ocr``,
             ``backtranslate``), or several comma-separated (``keyboard,ocr,spelling``),
-            and the severity 1-5 of each.
+            and the severity 1-5 of each. Under ``mitigate`` a name may also be one of
+            the suite's shift entries (``backtranslate-es``): that entry's shift with its
+            ``params`` (engine, pivot...), at ``severity`` (:attr:`suite_shifts`).
         rate: share of the rows whose copy is perturbed each epoch.
         consistency: weight of the consistency loss (UDA's 1.0; 0 turns it off).
         threshold: clean confidence below which a row is left out of the consistency loss
@@ -245,6 +247,9 @@ class Augment(Mitigation):
     """
 
     name = "augment"
+    #: shift entries of the suite, by name: (registered shift, its params); a name here
+    #: wins over a registered shift of the same name (set by ``mitigate``)
+    suite_shifts: Mapping[str, tuple[str, Mapping[str, Any]]] = {}
 
     def __init__(self, shift: str = "keyboard", severity: int = 2, rate: float = 0.5,
                  consistency: float = 1.0, threshold: float = 0.8, temperature: float = 0.4,
@@ -260,7 +265,7 @@ class Augment(Mitigation):
 
     def setup(self, model: Classifier, *, steps_per_epoch: int,
               tasks: Mapping[str, int] | None = None) -> Augment:
-        self._shifts()
+        self.shifts()
         check_ranges("augment: parameter", self, {
             "rate": 0 <= self.rate <= 1, "consistency": self.consistency >= 0,
             "threshold": 0 <= self.threshold <= 1, "temperature": self.temperature > 0,
@@ -269,9 +274,9 @@ class Augment(Mitigation):
         super().setup(model, steps_per_epoch=steps_per_epoch)
         return self
 
-    def _shifts(self) -> list[Any]:
-        """The shifts ``shift`` names, each at ``severity``; a name that is unknown, empty
-        or repeated is a one-line error."""
+    def shifts(self) -> list[Any]:
+        """The shifts ``shift`` names (the suite's own entries first), each at
+        ``severity``; a name that is unknown, empty or repeated is a one-line error."""
         from shiftbench.registry import SHIFTS
 
         names = [name.strip() for name in self.shift.split(",")]
@@ -279,14 +284,17 @@ class Augment(Mitigation):
             raise ShiftbenchError(f"augment: shift={self.shift!r} must name one or more "
                                   "registered shifts, comma-separated, each once")
         try:
-            return [SHIFTS.load(name)(self.severity) for name in names]
+            return [SHIFTS.load(shift)(self.severity, **params) for shift, params in
+                    (self.suite_shifts.get(name, (name, {})) for name in names)]
         except ShiftbenchError as exc:
-            raise ShiftbenchError(f"augment: shift={self.shift!r}: {exc}") from None
+            suite = (f" (the suite's shifts: {', '.join(self.suite_shifts)})"
+                     if self.suite_shifts else "")
+            raise ShiftbenchError(f"augment: shift={self.shift!r}: {exc}{suite}") from None
 
     def draw(self, texts: Sequence[str], ids: Sequence[str], seed: int, epoch: int,
              runner: Runner | None = None) -> list[str]:
         """Epoch ``epoch``'s copy of each text (see the class doc)."""
-        shifts = self._shifts()
+        shifts = self.shifts()
         key = f"augment:{'+'.join(shift.key for shift in shifts)}:epoch {epoch}"
         chosen = [k for k, i in enumerate(ids) if unit_hash(key, seed, i) < self.rate]
         which = {k: int(unit_hash(f"{key}:shift", seed, ids[k]) * len(shifts)) for k in chosen}
