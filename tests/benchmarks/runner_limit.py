@@ -2,7 +2,8 @@
 share of the device's peak, beside transformers' pipeline and the runner's old batching.
 
     python3 tests/benchmarks/runner_limit.py --data DIR --minilm DIR [--device cuda
-        --precision bf16] [--models minilm bert-base llm] [--out runner_limit.json]
+        --precision bf16] [--models minilm bert-base llm] [--profile]
+        [--out reports/runner_limit.json]
 
 Models (each a classifier or forward pass over the same texts, max_length 256):
   minilm     all-MiniLM-L6-v2 (--minilm) with a random 3-label head
@@ -209,7 +210,8 @@ def padding_share(lengths, args, batch_tokens: int, batch_size: int | None) -> f
     return padded / sum(lengths) - 1
 
 
-def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> list[Row]:
+def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float
+                ) -> tuple[list[Row], dict | None]:
     import numpy as np
 
     from shiftbench.backbone import Backbone, mean_hidden
@@ -270,7 +272,55 @@ def bench_model(name: str, model_dir: Path, texts, warm, args, peak: float) -> l
                             sum(few_lengths) / seconds, few_flops / seconds / 1e12,
                             few_flops / seconds / peak,
                             max_abs_diff=float(np.abs(proba - reference[:len(few)]).max())))
-    return rows
+    return rows, profile_pass(name, adapter, texts, args) if args.profile else None
+
+
+MATMUL_OPS = re.compile(r"mm|matmul|linear|gemm|attention|sdpa|flash|cutlass|sm90|ampere",
+                        re.IGNORECASE)
+
+
+def profile_pass(name: str, adapter, texts: list[str], args) -> dict:
+    """Where one runner pass's time goes (torch.profiler over a fresh-cache pass at the
+    first --batch-tokens budget, after a warm-up pass): the operators taking the most
+    self time on the device that computes (CUDA kernels on a GPU, CPU operators
+    otherwise), and the share in matrix products and attention, the work the FLOP count
+    measures. The rest (elementwise ops, layer norms, copies, launch gaps) is what a
+    share of peak below ~50% is made of."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from shiftbench.runner import Runner
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda"
+                                           else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = {"cache_dir": Path(tmp) / "warm", "device": args.device,
+                    "precision": args.precision, "progress": False,
+                    "batch_tokens": args.batch_tokens[0]}
+        runner = Runner(**settings)
+        runner_pass(adapter, runner, texts)  # warm-up: every shape met once
+        runner.close()
+        runner = Runner(**{**settings, "cache_dir": Path(tmp) / "profiled"})
+        start = time.perf_counter()
+        with profile(activities=activities) as prof:
+            runner_pass(adapter, runner, texts)
+        wall = time.perf_counter() - start
+        runner.close()
+    cuda = args.device == "cuda"
+    events = [e for e in prof.key_averages()
+              if (e.self_device_time_total if cuda else e.self_cpu_time_total) > 0]
+    self_us = {e.key: (e.self_device_time_total if cuda else e.self_cpu_time_total)
+               for e in events}
+    busy = sum(self_us.values()) / 1e6
+    matmul = sum(us for key, us in self_us.items() if MATMUL_OPS.search(key)) / 1e6
+    top = sorted(self_us.items(), key=lambda kv: -kv[1])[:12]
+    print(f"{name}: profile of one pass ({'CUDA kernels' if cuda else 'CPU operators'}, self "
+          f"time): wall {wall:.2f} s, {'device busy' if cuda else 'operators'} {busy:.2f} s, "
+          f"of which matrix products and attention {matmul:.2f} s "
+          f"({100 * matmul / busy:.0f}%)")
+    for key, us in top:
+        print(f"  {us / 1e6:8.3f} s  {100 * us / 1e6 / busy:5.1f}%  {key[:90]}")
+    return {"model": name, "wall_seconds": wall, "busy_seconds": busy,
+            "matmul_seconds": matmul, "top": [[key, us / 1e6] for key, us in top]}
 
 
 def print_rows(rows: list[Row]) -> None:
@@ -311,6 +361,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--compile", action="store_true",
                         help="also time the runner with torch.compile (dynamic shapes)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one runner pass per model (torch.profiler): the "
+                             "top operators and the share in matrix products")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path("reports/runner_limit.json"),
                         help="JSON file of every row and the setup")
@@ -352,13 +405,17 @@ def main() -> None:
     print(f"FLOPs: {setup['flops']}; the runner's default here: batch_tokens="
           f"{BATCH_TOKENS[args.device]} (0: the runner-old row's batches)")
     rows: list[Row] = []
+    profiles: list[dict] = []
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         dirs = build_models(args.models, args.minilm, Path(tmp))
         for name in args.models:
-            rows += bench_model(name, dirs[name], texts, warm, args, peak)
+            model_rows, profiled = bench_model(name, dirs[name], texts, warm, args, peak)
+            rows += model_rows
+            profiles += [profiled] if profiled else []
             print_rows([r for r in rows if r.model == name])
-            args.out.write_text(json.dumps({"setup": setup, "rows": [asdict(r) for r in rows]},
+            args.out.write_text(json.dumps({"setup": setup, "rows": [asdict(r) for r in rows],
+                                            "profiles": profiles},
                                            indent=1))  # after each model: a cut run keeps them
     print(f"written {args.out}; host% = time outside model batches (tokenising, cache, "
           "padding); pad% = padded/real tokens - 1; max|dp| against the first runner row; "
