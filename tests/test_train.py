@@ -307,6 +307,30 @@ def test_fine_tuning_resumes_to_the_same_weights_and_runs_as_an_hf_model(
     assert model.classes_ == ["negative", "positive"] and proba.shape == (5, 2)
 
 
+def test_fine_tuning_a_bare_encoder_logs_no_load_report_and_restores_logging(
+        tiny_encoder_dir: Path, train_split: Split, tmp_path: Path) -> None:
+    """The new head is expected (mitigate's report says the base has none): transformers'
+    load report listing it is not logged for every seed, and its verbosity is restored."""
+    import io
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from shiftbench.train.finetune import fine_tune
+
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)
+    hf_logging.get_logger().addHandler(handler)  # transformers' root logger
+    before = hf_logging.get_verbosity()
+    try:
+        fine_tune(train_split, tmp_path / "m", str(tiny_encoder_dir), ERM(),
+                  TrainConfig(lr=1e-3, batch_size=32, max_epochs=1, patience=1))
+    finally:
+        hf_logging.get_logger().removeHandler(handler)
+    assert "classifier.weight" not in logged.getvalue()
+    assert hf_logging.get_verbosity() == before
+
+
 def test_features_labels_and_ids_must_match(tmp_path: Path) -> None:
     x, y, _ = two_domains()
     with pytest.raises(ShiftbenchError, match="200 rows, 199 labels and 200 ids"):

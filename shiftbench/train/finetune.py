@@ -104,12 +104,19 @@ def fine_tune(train: Split, folder: Path, source: str, mitigation: Mitigation,
 
     def build(classes: list[str]) -> EncoderClassifier:
         from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging as hf_logging
 
-        model = backbone._loading("model", lambda: AutoModelForSequenceClassification
-                                  .from_pretrained(backbone.directory, num_labels=len(classes),
-                                                   id2label=dict(enumerate(classes)),
-                                                   label2id={c: i for i, c in enumerate(classes)},
-                                                   ignore_mismatched_sizes=True))
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # its load report lists the new head, once per seed
+        try:
+            model = backbone._loading(
+                "model", lambda: AutoModelForSequenceClassification.from_pretrained(
+                    backbone.directory, num_labels=len(classes),
+                    id2label=dict(enumerate(classes)),
+                    label2id={c: i for i, c in enumerate(classes)},
+                    ignore_mismatched_sizes=True))
+        finally:
+            hf_logging.set_verbosity(verbosity)
         return EncoderClassifier(model)
 
     def save(model: Classifier, meta: dict[str, Any]) -> None:
