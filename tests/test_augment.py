@@ -93,6 +93,9 @@ def test_a_suite_shift_name_draws_with_that_entrys_params() -> None:
     with pytest.raises(ShiftbenchError, match=r"unknown shift 'all-word'.*\(the suite's "
                                               r"shifts: all-words\)$"):
         named.shifts()
+    named.shift, named.severity = "all-words", 7  # the suite's shifts only for a bad name
+    with pytest.raises(ShiftbenchError, match=r"severity must be an integer 1-5, got 7$"):
+        named.shifts()
 
 
 def test_rate_sets_the_share_of_perturbed_copies() -> None:
