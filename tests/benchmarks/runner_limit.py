@@ -286,6 +286,7 @@ def profile_pass(name: str, adapter, texts: list[str], args) -> dict:
     otherwise), and the share in matrix products and attention, the work the FLOP count
     measures. The rest (elementwise ops, layer norms, copies, launch gaps) is what a
     share of peak below ~50% is made of."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     from shiftbench.runner import Runner
@@ -306,10 +307,12 @@ def profile_pass(name: str, adapter, texts: list[str], args) -> dict:
         wall = time.perf_counter() - start
         runner.close()
     cuda = args.device == "cuda"
-    events = [e for e in prof.key_averages()
-              if (e.self_device_time_total if cuda else e.self_cpu_time_total) > 0]
+    # on CUDA the kernels and copies themselves: an aten op's self device time repeats
+    # its kernels' (torch.autograd.profiler_util.FunctionEvent.self_device_time_total)
+    kind = DeviceType.CUDA if cuda else DeviceType.CPU
     self_us = {e.key: (e.self_device_time_total if cuda else e.self_cpu_time_total)
-               for e in events}
+               for e in prof.key_averages() if e.device_type == kind}
+    self_us = {key: us for key, us in self_us.items() if us > 0}
     busy = sum(self_us.values()) / 1e6
     matmul = sum(us for key, us in self_us.items() if MATMUL_OPS.search(key)) / 1e6
     top = sorted(self_us.items(), key=lambda kv: -kv[1])[:12]
