@@ -313,7 +313,7 @@ def target_text(report: dict[str, Any]) -> str:
         return "none (the method trains on no unlabelled target)"
     evaluated = ", ".join(f"{k} {v}" for k, v in target["n_evaluated"].items()) or "none"
     return (f"{target['n_target_train']} unlabelled rows from "
-            f"{', '.join(target['splits']) or 'no split'}; evaluated rows of each target "
+            f"{', '.join(target['splits'])}; evaluated rows of each target "
             f"split: {evaluated} (disjoint, by id hash)")
 
 

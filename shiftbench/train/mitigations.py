@@ -283,14 +283,14 @@ class Augment(Mitigation):
         if not all(names) or len(set(names)) < len(names):
             raise ShiftbenchError(f"augment: shift={self.shift!r} must name one or more "
                                   "registered shifts, comma-separated, each once")
-        unknown = [name for name in names
-                   if name not in self.suite_shifts and name not in SHIFTS.names()]
-        suite = (f" (the suite's shifts: {', '.join(self.suite_shifts)})"
-                 if unknown and self.suite_shifts else "")
         try:
             return [SHIFTS.load(shift)(self.severity, **params) for shift, params in
                     (self.suite_shifts.get(name, (name, {})) for name in names)]
         except ShiftbenchError as exc:
+            unknown = any(name not in self.suite_shifts and name not in SHIFTS.names()
+                          for name in names)
+            suite = (f" (the suite's shifts: {', '.join(self.suite_shifts)})"
+                     if unknown and self.suite_shifts else "")
             raise ShiftbenchError(f"augment: shift={self.shift!r}: {exc}{suite}") from None
 
     def draw(self, texts: Sequence[str], ids: Sequence[str], seed: int, epoch: int,
