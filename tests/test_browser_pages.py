@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 from browser import PageReport, check_page, click_and_count, opened, visible_count
+from test_generation import write_data
+from test_generation import write_suite as write_generation_suite
 from test_mitigate import write_suite
 from test_monitor import labelled_rows, write_jsonl
 
 from shiftbench.cli import main
 
-PAGES = ["report", "compare", "examples", "monitor", "history", "mitigate"]
+PAGES = ["report", "compare", "examples", "monitor", "history", "mitigate", "generation"]
+BROWSERS = ["report", "examples", "mitigate", "generation"]  # pages with a failure browser
 PLOTTED = [name for name in PAGES if name != "examples"]  # the gate's examples: a table
 
 
@@ -30,6 +33,14 @@ def report_page(folder: Path, encoder: Path) -> Path:
     spec["detectors"] = [{"name": "mmd", "params": {"n_permutations": 200}}, {"name": "bbsd"}]
     suite.write_text(yaml.safe_dump(spec))
     return run(suite, "sklearn:tfidf", "browser", encoder) / "report.html"
+
+
+def generation_page(folder: Path, generator: Path, encoder: Path) -> Path:
+    """report.html of a generation run (the tiny random T5 writing titles): its failure
+    browser compares chrF, without a class filter."""
+    write_data(folder)
+    suite = write_generation_suite(folder, limit=None, metrics=["chrf", "bleu"])
+    return run(suite, f"hf-seq2seq:{generator}", "generation", encoder) / "report.html"
 
 
 def run(suite: Path, model: str, run_id: str, encoder: Path) -> Path:
@@ -113,7 +124,7 @@ def mitigate_page(folder: Path, encoder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pages(chromium, tiny_encoder_dir: Path,
+def pages(chromium, tiny_encoder_dir: Path, tiny_seq2seq_dir: Path,
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, PageReport]:
     """Each page built once and checked once; the tests below read the reports."""
     report = report_page(tmp_path_factory.mktemp("report"), tiny_encoder_dir)
@@ -125,6 +136,8 @@ def pages(chromium, tiny_encoder_dir: Path,
         "monitor": monitor_page(tmp_path_factory.mktemp("monitor")),
         "history": history_page(tmp_path_factory.mktemp("history"), tiny_encoder_dir),
         "mitigate": mitigate_page(tmp_path_factory.mktemp("mitigate"), tiny_encoder_dir),
+        "generation": generation_page(tmp_path_factory.mktemp("generation"), tiny_seq2seq_dir,
+                                      tiny_encoder_dir),
     }
     return {name: check_page(chromium, path, name) for name, path in made.items()}
 
@@ -143,17 +156,21 @@ def hidden_rows_agree(page) -> bool:
         r => r.hidden === !r.checkVisibility())""")
 
 
-@pytest.mark.parametrize("name", ["report", "examples", "mitigate"])
+@pytest.mark.parametrize("name", BROWSERS)
 def test_the_failure_browser_filters_change_what_is_shown(chromium, pages, name: str) -> None:
     """Each filter's every option shows just its rows, counted right by #fb-shown; "all"
     brings them back; a group and a direction together show their intersection, fewer
-    rows than all when the page has two groups or directions with rows."""
+    rows than all when the page has two groups or directions with rows. A generation
+    page has no class filter."""
     with opened(chromium, pages[name].path, f"{name}-filters") as (page, report):
         every = visible_count(page, ROWS)
         assert every > 0 and shown_count(page) == every
         rows = page.evaluate(f"""() => [...document.querySelectorAll('{ROWS}')].map(
             r => [r.dataset.group, r.dataset.direction, r.dataset.class])""")
         for column, control in enumerate(("#fb-group", "#fb-direction", "#fb-class")):
+            if control == "#fb-class" and name == "generation":
+                assert page.locator(control).count() == 0
+                continue
             values = page.eval_on_selector_all(f"{control} option", "os => os.map(o => o.value)")
             assert values[0] == "" and len(values) >= 2, (control, values)
             for value in values[1:]:  # a group may hold none (its option says "(0)")
@@ -179,7 +196,7 @@ def test_split_names_in_the_failure_table_are_not_broken_mid_word(chromium, page
     assert lines and [name for name, n in lines if n != 1] == []
 
 
-@pytest.mark.parametrize("name", ["report", "examples", "mitigate"])
+@pytest.mark.parametrize("name", BROWSERS)
 def test_show_all_loads_the_rest_from_the_sidecar(chromium, pages, name: str) -> None:
     """#fb-more reads the sidecar beside the page (a file:// script): more rows, the button
     gone, the filters still counting right, nothing but local files requested."""

@@ -7,7 +7,7 @@ import pytest
 
 from shiftbench.evaluate import ScoredSplit
 from shiftbench.report.failure_view import SIDECAR_CALLBACK, diff_html, failure_view
-from shiftbench.report.failures import changed, run_groups
+from shiftbench.report.failures import changed, generation_groups, run_groups
 
 CLASSES = ["neg", "pos", "neu"]
 
@@ -84,7 +84,8 @@ def test_changes_are_classified_and_ordered_by_drop(pair) -> None:
     assert [round(e.drop, 6) for e in group.examples] == [0.7, 0.2, -0.4, 0.1]
     assert group.n == 6  # g is not in the shifted split
     a = group.examples[0]
-    assert (a.before.pred, a.before.prob, a.after.pred, a.after.prob) == ("neg", 0.9, "pos", 0.7)
+    assert (a.before.output, a.before.confidence, a.after.output, a.after.confidence) == \
+        ("neg", 0.9, "pos", 0.7)
     assert a.label == "neg" and a.before.text == "text a"
 
 
@@ -100,7 +101,7 @@ def test_a_domain_split_lists_its_most_confident_errors(pair) -> None:
     domain = _scored("apple", "domain", ["p", "q", "r"], [0, 0, 1],
                      [[0.3, 0.6, 0.1], [0.9, 0.05, 0.05], [0.05, 0.05, 0.9]])
     (group,) = run_groups([ref, domain], CLASSES)
-    assert [(e.id, e.direction, e.after.prob) for e in group.examples] == [
+    assert [(e.id, e.direction, e.after.confidence) for e in group.examples] == [
         ("r", "error", 0.9), ("p", "error", 0.6)]
     assert group.directions == ["error"] and group.examples[0].before is None
 
@@ -125,3 +126,46 @@ def test_rows_carry_what_the_filters_read(pair) -> None:
         assert f'id="{control}"' in view.html
     assert '<option value="flipped">' in view.html and '<option value="error">' not in view.html
 
+
+
+def _generated(name: str, kind: str, ids: list[str], outputs: list[str]) -> ScoredSplit:
+    return ScoredSplit(name, kind, ids, np.array([f"target {i}" for i in ids], dtype=object),
+                       np.array(outputs, dtype=object), [f"input {i}" for i in ids])
+
+
+def test_generation_groups_order_by_the_change_of_score() -> None:
+    """A perturbation lists the examples whose score changed (largest fall, then largest
+    rise; unchanged ones left out); a domain split those below the reference's mean score
+    (0.5 here), lowest first."""
+    ref = _generated("reference", "reference", list("abcd"), ["A", "B", "C", "D"])
+    typo = _generated("typo", "perturbation", list("dcba"), ["D", "c", "b!", "a?"])
+    other = _generated("other", "domain", list("xyz"), ["X", "Y", "Z"])
+    scores = {"reference": np.array([0.9, 0.5, 0.2, 0.4]),
+              "typo": np.array([0.4, 0.6, 0.1, 0.3]),  # d same, c +.4, b -.4, a -.6
+              "other": np.array([0.1, 0.7, 0.45])}
+    typo_group, other_group = generation_groups([ref, typo, other], scores, "chrf")
+    assert [(e.id, e.direction, round(e.drop, 6)) for e in typo_group.examples] == [
+        ("a", "worse", 0.6), ("b", "worse", 0.4), ("c", "better", -0.4)]
+    assert typo_group.n == 4 and typo_group.directions == ["worse", "better"]
+    a = typo_group.examples[0]
+    assert (a.label, a.before.output, a.after.output, a.before.score, a.after.score) == \
+        ("target a", "A", "a?", 0.9, 0.3)
+    assert a.after.confidence is None and a.after.text == "input a"
+    assert [(e.id, e.direction, e.after.score) for e in other_group.examples] == [
+        ("x", "low", 0.1), ("z", "low", 0.45)]
+    assert other_group.directions == ["low"] and other_group.metric == "chrf"
+
+
+def test_a_generation_view_diffs_the_outputs_and_has_no_class_filter() -> None:
+    ref = _generated("reference", "reference", ["a"], ["the <b>flight</b> was late"])
+    typo = _generated("typo", "perturbation", ["a"], ["the flight was very late"])
+    groups = generation_groups([ref, typo], {"reference": np.array([0.8]),
+                                             "typo": np.array([0.5])}, "rougeL")
+    html = failure_view(groups, "f.js", ("original", "shifted")).html
+    assert 'id="fb-class"' not in html and 'id="fb-direction"' in html
+    assert "<th>drop of ROUGE-L</th>" in html and "<th>id / target</th>" in html
+    # both outputs are diffed (and escaped): the markup removed, a word added
+    assert "<del><b>&lt;b&gt;</b>flight<b>&lt;/b&gt;</b></del>" in html
+    assert "<ins>very</ins>" in html
+    assert "+0.30" in html and "0.80 → 0.50" in html
+    assert "score fell" in html and "wrong → right" not in html  # only its own directions

@@ -31,7 +31,7 @@ def test_mitigate_pairs_models_by_id_and_by_class_name() -> None:
     assert [(e.id, e.direction) for e in versus_base.examples] == [("x", "broke"),
                                                                     ("y", "fixed")]
     x = versus_base.examples[0]
-    assert (x.label, x.before.pred, x.before.prob, x.after.pred, x.after.prob) == \
+    assert (x.label, x.before.output, x.before.confidence, x.after.output, x.after.confidence) == \
         ("neg", "neg", 0.9, "pos", 0.7)
     assert [(e.id, e.direction) for e in versus_erm.examples] == [("x", "broke"),
                                                                    ("y", "fixed")]

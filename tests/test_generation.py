@@ -295,6 +295,41 @@ def test_a_generation_run_reports_and_gates(tmp_path: Path, tiny_seq2seq_dir: Pa
     assert code == 2 and "flip rates need class predictions" in out
 
 
+def test_a_generation_run_shows_the_examples_whose_score_changed(tmp_path: Path,
+                                                                  tiny_seq2seq_dir: Path) -> None:
+    """The failure browser of a generation run compares the first metric that scores
+    examples one by one (chrF; corpus BLEU does not): its counts agree with the scores in
+    the predictions, and the page and summary show them."""
+    import pandas as pd
+
+    write_data(tmp_path)
+    suite = write_suite(tmp_path, metrics=["bleu", "chrf"], limit=20)
+    assert main(["run", str(suite), "--model", f"hf-seq2seq:{tiny_seq2seq_dir}", "--reports-dir",
+                 str(tmp_path / "reports"), "--no-progress", "--no-movement", "--run-id",
+                 "g"]) == 0
+    run_dir = tmp_path / "reports" / "titles" / "g"
+    failures = json.loads((run_dir / "report.json").read_text())["failures"]
+    frame = pd.read_parquet(run_dir / "predictions.parquet")
+    chrf = {split: dict(zip(part["id"], part["chrf"], strict=True))
+            for split, part in frame.groupby("split")}
+    ref, typo = chrf["reference"], chrf["keyboard@2"]
+    worse = sum(typo[i] < ref[i] - 1e-9 for i in typo)
+    better = sum(typo[i] > ref[i] + 1e-9 for i in typo)
+    mean = sum(ref.values()) / len(ref)
+    low = sum(score < mean for score in chrf["rest"].values())
+    assert failures["metric"] == "chrf" and worse + better > 0 and low > 0
+    assert failures["groups"] == {"keyboard@2": {"n": len(typo), "worse": worse,
+                                                 "better": better},
+                                  "rest": {"n": len(chrf["rest"]), "low": low}}
+    html = (run_dir / "report.html").read_text()
+    assert "Failures: the examples whose chrF changed" in html
+    assert html.count('class="fb-row fb-worse"') == worse
+    assert html.count('class="fb-row fb-low"') == low and 'id="fb-class"' not in html
+    assert f"keyboard@2: {worse} score fell, {better} score rose of {len(typo)}" in \
+        (run_dir / "summary.md").read_text()
+    assert main(["report", str(run_dir)]) == 0  # re-rendered from report.json
+
+
 # -- the shipped suite on the shared Amazon data ----------------------------------------------
 
 ROOT = Path(__file__).parents[1]

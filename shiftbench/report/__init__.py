@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from shiftbench.evaluate import ScoredSplit
+    from shiftbench.report.failures import Group
 
 SCHEMA_VERSION = 1
 REPORT_FILE = "report.json"
@@ -75,9 +76,10 @@ def _check_failures(failures: Any, source: Path) -> None:
         return
     inline = failures.get("inline") if isinstance(failures, dict) else None
     groups = failures.get("groups") if isinstance(failures, dict) else None
-    if not (isinstance(inline, int) and inline > 0 and isinstance(groups, dict)):
+    if not (isinstance(inline, int) and inline > 0 and isinstance(groups, dict)
+            and isinstance(failures.get("metric", ""), str)):
         raise ShiftbenchError(f"{source}: 'failures' must be an object with a positive "
-                              "'inline' and 'groups'")
+                              "'inline', 'groups' and an optional metric name")
     for name, found in groups.items():
         if not (isinstance(found, dict) and all(isinstance(v, int) for v in found.values())
                 and "n" in found):
@@ -135,34 +137,59 @@ def _render_views(run_dir: Path, report: dict[str, Any], view: FailureView | Non
 
 
 def _examples(report: dict[str, Any], frame: pd.DataFrame) -> list[ScoredSplit] | None:
-    """The splits as a classification run's predictions score them, with their texts;
-    None for a generation run or predictions without texts (no failures, no slices)."""
-    needed = {"split", "id", "label", "text"}
-    if report_task(report) == "generation" or not needed <= set(frame.columns):
+    """The splits as the run's predictions score them, with their texts; None for
+    predictions without texts (no failures, no slices)."""
+    scored = {"target", "output"} if report_task(report) == "generation" else {"label"}
+    if not {"split", "id", "text", *scored} <= set(frame.columns):
         return None
     return scored_splits(frame, report, Path(report["predictions_file"]))
 
 
-def run_failures(report: dict[str, Any], frame: pd.DataFrame,
-                 inline: int) -> tuple[dict[str, Any] | None, FailureView | None]:
-    """The failure browser of a classification run (its counts for report.json, and the
-    view), from its predictions; (None, None) without one (see :func:`_examples`)."""
-    from shiftbench.report.failures import counts, run_groups
-
-    splits = _examples(report, frame)
-    groups = run_groups(splits, model_classes(report)) if splits else []
-    if not groups:
-        return None, None
-    view = failure_view(groups, FAILURES_FILE, ("original", "shifted"), inline)
-    return {"inline": inline, "file": FAILURES_FILE, "groups": counts(groups)}, view
+def score_metric(report: dict[str, Any], frame: pd.DataFrame) -> str | None:
+    """The score a generation run's failures compare: the first of its metrics that the
+    predictions hold example by example (None when every one is a corpus score, as BLEU)."""
+    names = (report["splits"][0].get("metrics") or {}) if report["splits"] else {}
+    return next((name for name in names if name in frame.columns), None)
 
 
-def run_slices(report: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any] | None:
-    """Accuracy per slice under each shift (:mod:`shiftbench.report.slices`), or None."""
-    from shiftbench.report.slices import slice_rows
+def _groups(report: dict[str, Any], frame: pd.DataFrame) -> list[Group]:
+    """The failure browser's groups (:mod:`shiftbench.report.failures`) of a run."""
+    from shiftbench.report.failures import generation_groups, run_groups
 
     splits = _examples(report, frame)
     if not splits:
+        return []
+    if report_task(report) == "classification":
+        return run_groups(splits, model_classes(report))
+    metric = score_metric(report, frame)
+    if metric is None:
+        return []
+    scores = {s.name: frame.loc[frame["split"] == s.name, metric].to_numpy(float)
+              for s in splits}
+    return generation_groups(splits, scores, metric)
+
+
+def run_failures(report: dict[str, Any], frame: pd.DataFrame,
+                 inline: int) -> tuple[dict[str, Any] | None, FailureView | None]:
+    """The failure browser of a run (its counts for report.json, and the view), from its
+    predictions; (None, None) without one (see :func:`_examples`)."""
+    from shiftbench.report.failures import counts
+
+    groups = _groups(report, frame)
+    if not groups:
+        return None, None
+    view = failure_view(groups, FAILURES_FILE, ("original", "shifted"), inline)
+    metric = {"metric": groups[0].metric} if groups[0].metric else {}
+    return {"inline": inline, "file": FAILURES_FILE, **metric, "groups": counts(groups)}, view
+
+
+def run_slices(report: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any] | None:
+    """Accuracy per slice under each shift (:mod:`shiftbench.report.slices`), or None (a
+    generation run has no slices)."""
+    from shiftbench.report.slices import slice_rows
+
+    splits = _examples(report, frame)
+    if not splits or report_task(report) == "generation":
         return None
     return slice_rows(splits, frame, model_classes(report), int(report.get("seed") or 0))
 

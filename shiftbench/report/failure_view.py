@@ -4,7 +4,9 @@ it).
 
 Each row shows both texts with the edits marked (a word-level diff, and a character-level
 one inside each changed word), the label, both predictions with their probabilities and
-the drop of the true label's probability. Filters by group, direction and class are plain
+the drop of the true label's probability; a generation group shows the target, both
+generated texts (diffed the same way) and the drop of their score, and has no class
+filter. Filters by group, direction and class are plain
 inline JavaScript (no network, nothing fetched from elsewhere). The first ``inline`` rows
 of each group are in the page; when a group has more, every row goes to a sidecar script
 beside the page, which the "show all" button loads with a ``<script src>`` (that works
@@ -12,7 +14,8 @@ from ``file://``, where a ``fetch`` of a JSON file does not). Every text is esca
 
 Stable hooks for scripts and browser tests: filters ``#fb-group``, ``#fb-direction`` and
 ``#fb-class`` (option values: a group key, a direction key of
-:data:`~shiftbench.report.failures.DIRECTIONS`, a class), rows ``tr.fb-row`` with
+:data:`~shiftbench.report.failures.DIRECTIONS`, a class; a generation view has no
+``#fb-class``), rows ``tr.fb-row`` with
 ``data-group``, ``data-direction`` and ``data-class``, the table ``#fb-table``, the count
 of shown rows ``#fb-shown``, the button ``#fb-more`` (``data-src``: the sidecar). A page
 opened at ``#<group key>`` starts filtered to that group.
@@ -27,7 +30,8 @@ from difflib import SequenceMatcher
 from html import escape
 from pathlib import Path
 
-from shiftbench.report.failures import DIRECTIONS, Example, Group
+from shiftbench.report.failures import DIRECTIONS, Example, Group, Side
+from shiftbench.report.markdown import shown_as
 from shiftbench.report.numbers import MISSING
 
 INLINE = 50  # rows per group in the page; the rest in the sidecar
@@ -52,7 +56,7 @@ table.fb-table{table-layout:fixed;width:100%}
 SCRIPT = """(function(){
 var body=document.getElementById("fb-table").tBodies[0];
 var filters=["group","direction","class"].map(function(k){
-return [k,document.getElementById("fb-"+k)];});
+return [k,document.getElementById("fb-"+k)];}).filter(function(f){return f[1];});
 function apply(){var shown=0;
 Array.prototype.forEach.call(body.rows,function(row){
 var keep=filters.every(function(f){
@@ -143,15 +147,28 @@ def _texts(example: Example) -> tuple[str, str]:
     return diff_html(before, after)
 
 
-def _prediction(side) -> str:
-    return MISSING if side is None else f"{escape(side.pred)} ({side.prob:.2f})"
+def _prediction(side: Side | None) -> str:
+    return MISSING if side is None else f"{escape(side.output)} ({side.confidence:.2f})"
+
+
+def _outputs(example: Example) -> tuple[str, str]:
+    """Both predictions' cells: classes with their probabilities, or generated texts
+    (diffed when there are two)."""
+    before, after = example.before, example.after
+    if after.confidence is not None:
+        return _prediction(before), _prediction(after)
+    if before is None:
+        return MISSING, escape(after.output)
+    return diff_html(before.output, after.output)
 
 
 def _drop(example: Example) -> str:
+    after = example.after
     if example.before is None:
-        return f"confidence {example.after.prob:.2f}"
-    return (f"{example.drop:+.2f}<br><span class=\"note\">{example.before.true_prob:.2f} → "
-            f"{example.after.true_prob:.2f}</span>")
+        return (f"score {after.score:.2f}" if after.confidence is None
+                else f"confidence {after.confidence:.2f}")
+    return (f"{example.drop:+.2f}<br><span class=\"note\">{example.before.score:.2f} → "
+            f"{after.score:.2f}</span>")
 
 
 def row_html(group: Group, example: Example) -> str:
@@ -160,9 +177,9 @@ def row_html(group: Group, example: Example) -> str:
     attrs = (f'class="fb-row fb-{example.direction}" data-group="{escape(group.key)}" '
              f'data-direction="{example.direction}" data-class="{escape(example.label)}"')
     cells = [escape(group.key), f"{escape(example.id)}<br>{escape(example.label)}",
-             escape(DIRECTIONS[example.direction]), before, after,
-             _prediction(example.before), _prediction(example.after), _drop(example)]
-    classes = ["", "", "", "text", "text", "", "", "num"]
+             escape(DIRECTIONS[example.direction]), before, after, *_outputs(example),
+             _drop(example)]
+    classes = ["", "", "", "text", "text", "text", "text", "num"]
     return (f"<tr {attrs}>"
             + "".join(f'<td class="{c}">{cell}</td>' if c else f"<td>{cell}</td>"
                       for c, cell in zip(classes, cells, strict=True))
@@ -175,12 +192,19 @@ def _select(name: str, label: str, options: list[tuple[str, str]]) -> str:
     return f'<label>{label} <select id="fb-{name}">{body}</select></label>'
 
 
+def _directions(groups: list[Group]) -> list[str]:
+    """The directions any of ``groups`` can hold, in DIRECTIONS order."""
+    return [d for d in DIRECTIONS if any(d in g.directions for g in groups)]
+
+
 def _summary(groups: list[Group], inline: int) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("group", "compared", *DIRECTIONS.values(),
+    directions = _directions(groups)
+    head = "".join(f"<th>{h}</th>" for h in ("group", "compared",
+                                              *(DIRECTIONS[d] for d in directions),
                                               "in the page"))
     rows = []
     for g in groups:
-        counts = [str(g.count(d)) if d in g.directions else MISSING for d in DIRECTIONS]
+        counts = [str(g.count(d)) if d in g.directions else MISSING for d in directions]
         cells = [str(g.n), *counts, str(min(inline, len(g.examples)))]
         rows.append(f"<tr><td>{escape(g.key)}</td>"
                     + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>")
@@ -196,20 +220,24 @@ def failure_view(groups: list[Group], sidecar_name: str, sides: tuple[str, str],
     rows = [(g, e) for g in groups for e in g.examples]
     shown = "".join(row_html(g, e) for g in groups for e in g.examples[:inline])
     rest = len(rows) - sum(min(inline, len(g.examples)) for g in groups)
+    metric = next((g.metric for g in groups if g.metric), None)
     filters = "".join([
         _select("group", "group", [(g.key, f"{g.key} ({len(g.examples)})") for g in groups]),
         _select("direction", "change", [(d, text) for d, text in DIRECTIONS.items()
                                          if any(e.direction == d for _, e in rows)]),
-        _select("class", "label", [(c, c) for c in sorted({e.label for _, e in rows})]),
+        "" if metric else _select("class", "label",
+                                  [(c, c) for c in sorted({e.label for _, e in rows})]),
         '<span><span id="fb-shown"></span> shown</span>',
         (f'<button type="button" id="fb-more" data-src="{escape(sidecar_name)}">show all '
          f"{len(rows)} (the page holds the first {inline} per group)</button>" if rest else ""),
     ])
+    output = "output" if metric else "prediction"
     head = "".join(f"<th>{h}</th>" for h in (
-        "group", "id / label", "change", escape(sides[0]), escape(sides[1]),
-        f"prediction ({escape(sides[0])})", f"prediction ({escape(sides[1])})",
-        "drop of P(label)"))
-    widths = "".join(f'<col style="width:{w}%">' for w in (13, 9, 8, 23, 23, 8, 8, 8))
+        "group", "id / target" if metric else "id / label", "change", escape(sides[0]),
+        escape(sides[1]), f"{output} ({escape(sides[0])})", f"{output} ({escape(sides[1])})",
+        f"drop of {escape(shown_as(metric)[0])}" if metric else "drop of P(label)"))
+    shares = (11, 12, 7, 18, 18, 13, 13, 8) if metric else (13, 9, 8, 23, 23, 8, 8, 8)
+    widths = "".join(f'<col style="width:{w}%">' for w in shares)
     html = (f"<style>{CSS}</style>{_summary(groups, inline)}"
             f'<div class="fb-filters">{filters}</div>'
             f'<table id="fb-table" class="fb-table"><colgroup>{widths}</colgroup>'

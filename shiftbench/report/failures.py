@@ -8,8 +8,12 @@ rule compares. An example is listed when its predicted class changed: right -> w
 first, then wrong -> right, then wrong -> another wrong class, each sorted by its drop
 (the probability of the true label before minus after; the largest gain first for
 wrong -> right). A split without a before (a domain split: other examples, no originals)
-lists its most confident errors instead. The views are classification-only: a generation
-run has no classes to change.
+lists its most confident errors instead.
+
+A generation run's groups compare a per-example score (the suite's first metric that
+scores examples one by one, e.g. ROUGE-L) instead of a class: a perturbed example is
+listed when its score changed, the largest fall first, then the largest rise; a domain
+split lists its examples that score below the reference's mean, the lowest first.
 """
 
 from __future__ import annotations
@@ -18,21 +22,28 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from shiftbench.evaluate import ScoredSplit
 
 DIRECTIONS = {"broke": "right → wrong", "fixed": "wrong → right",
-              "flipped": "wrong → other wrong", "error": "wrong (no original)"}
+              "flipped": "wrong → other wrong", "error": "wrong (no original)",
+              "worse": "score fell", "better": "score rose",
+              "low": "below the reference's mean"}
+GAINS = ("fixed", "better")  # the directions listed by the largest gain first
+SAME_SCORE = 1e-9  # two scores closer than this are the same (float noise)
 
 
 @dataclass(frozen=True)
 class Side:
-    """One scoring of an example: its text, the predicted class with its probability, and
-    the probability the model gave the true label."""
+    """One scoring of an example: its text, the model's output (a predicted class, or a
+    generated text) with its probability (None for a generated text), and its ``score``:
+    the probability the model gave the true label, or the generated text's score."""
 
     text: str | None
-    pred: str
-    prob: float
-    true_prob: float
+    output: str
+    confidence: float | None
+    score: float
 
 
 @dataclass(frozen=True)
@@ -40,15 +51,15 @@ class Example:
     """An example as a group shows it; ``before`` is None for an unpaired error."""
 
     id: str
-    label: str
+    label: str  # the true class, or the target text
     direction: str  # a key of DIRECTIONS
     after: Side
     before: Side | None = None
 
     @property
     def drop(self) -> float | None:
-        """Probability of the true label before minus after (None without a before)."""
-        return None if self.before is None else self.before.true_prob - self.after.true_prob
+        """The score before minus after (None without a before)."""
+        return None if self.before is None else self.before.score - self.after.score
 
 
 @dataclass(frozen=True)
@@ -57,18 +68,23 @@ class Group:
 
     ``key`` names the group in filters and links (a split's name, or split and models);
     ``before`` and ``after`` say what the two sides are (e.g. "original" and
-    "keyboard@3", or "base" and "dann"); ``n`` is how many examples were compared."""
+    "keyboard@3", or "base" and "dann"); ``n`` is how many examples were compared;
+    ``metric`` names the score a generation group compares (None: classes)."""
 
     key: str
     before: str
     after: str
     n: int
     examples: list[Example]
+    metric: str | None = None
 
     @property
     def directions(self) -> list[str]:
-        """The directions this group can hold: an unpaired group only errors."""
-        return list(DIRECTIONS)[:3] if self.before else ["error"]
+        """The directions this group can hold: an unpaired group only errors (or low
+        scores)."""
+        if self.metric:
+            return ["worse", "better"] if self.before else ["low"]
+        return ["broke", "fixed", "flipped"] if self.before else ["error"]
 
     def count(self, direction: str) -> int:
         return sum(e.direction == direction for e in self.examples)
@@ -81,6 +97,11 @@ def _side(split: ScoredSplit, row: int, classes: list[str]) -> Side:
                 float(split.proba[row, int(split.y[row])]))
 
 
+def _generated_side(split: ScoredSplit, row: int, scores: np.ndarray) -> Side:
+    text = None if split.texts is None else str(split.texts[row])
+    return Side(text, str(split.proba[row]), None, float(scores[row]))
+
+
 def _direction(right_before: bool, right_after: bool) -> str:
     if right_before:
         return "broke"
@@ -89,11 +110,12 @@ def _direction(right_before: bool, right_after: bool) -> str:
 
 def _order(example: Example) -> tuple[int, float]:
     """Directions in DIRECTIONS order; within one, the largest drop first (the largest
-    gain for wrong -> right; the most confident for an unpaired error)."""
+    gain for a gain; the most confident unpaired error, the lowest unpaired score)."""
     rank = list(DIRECTIONS).index(example.direction)
     if example.drop is None:
-        return rank, -example.after.prob
-    return rank, example.drop if example.direction == "fixed" else -example.drop
+        after = example.after
+        return rank, after.score if after.confidence is None else -after.confidence
+    return rank, example.drop if example.direction in GAINS else -example.drop
 
 
 def changed(key: str, before: ScoredSplit, after: ScoredSplit, classes: list[str],
@@ -103,8 +125,7 @@ def changed(key: str, before: ScoredSplit, after: ScoredSplit, classes: list[str
     after are; ``before_classes``: the before model's classes where its order differs
     (two models), else ``classes``."""
     was = before_classes or classes
-    position = {ex_id: i for i, ex_id in enumerate(before.ids)}
-    pairs = [(position[ex_id], j) for j, ex_id in enumerate(after.ids) if ex_id in position]
+    pairs = _pairs(before, after)
     examples = [
         Example(after.ids[j], classes[int(after.y[j])],
                 _direction(bool(before.correct[i]), bool(after.correct[j])),
@@ -119,6 +140,51 @@ def errors(key: str, split: ScoredSplit, classes: list[str], name: str) -> Group
                         _side(split, j, classes))
                 for j in range(len(split.ids)) if not split.correct[j]]
     return Group(key, "", name, len(split.ids), sorted(examples, key=_order))
+
+
+def _pairs(before: ScoredSplit, after: ScoredSplit) -> list[tuple[int, int]]:
+    """(row in before, row in after) of each id of ``after`` that ``before`` holds."""
+    position = {ex_id: i for i, ex_id in enumerate(before.ids)}
+    return [(position[ex_id], j) for j, ex_id in enumerate(after.ids) if ex_id in position]
+
+
+def score_changed(key: str, before: ScoredSplit, after: ScoredSplit,
+                  scores: tuple[np.ndarray, np.ndarray], metric: str,
+                  names: tuple[str, str]) -> Group:
+    """The generated examples of ``after`` whose ``metric`` score (``scores``: before's and
+    after's, row by row) differs from ``before``'s for the same id."""
+    pairs = _pairs(before, after)
+    was, now = scores
+    examples = [
+        Example(after.ids[j], str(after.y[j]), "worse" if now[j] < was[i] else "better",
+                _generated_side(after, j, now), _generated_side(before, i, was))
+        for i, j in pairs if abs(float(now[j]) - float(was[i])) > SAME_SCORE]
+    return Group(key, *names, len(pairs), sorted(examples, key=_order), metric)
+
+
+def low_scores(key: str, split: ScoredSplit, scores: np.ndarray, below: float, metric: str,
+               name: str) -> Group:
+    """A generation split's examples scoring below ``below``, the lowest first (no
+    originals to pair with)."""
+    examples = [Example(split.ids[j], str(split.y[j]), "low",
+                        _generated_side(split, j, scores))
+                for j in range(len(split.ids)) if scores[j] < below]
+    return Group(key, "", name, len(split.ids), sorted(examples, key=_order), metric)
+
+
+def generation_groups(splits: list[ScoredSplit], scores: dict[str, np.ndarray],
+                      metric: str) -> list[Group]:
+    """A generation run's groups, by ``metric`` (``scores``: per split name, its examples'
+    scores): each perturbation against the reference by id, each domain split by its
+    examples below the reference's mean score."""
+    reference = next(s for s in splits if s.kind == "reference")
+    ref_scores = scores[reference.name]
+    mean = float(sum(ref_scores)) / len(ref_scores)
+    return [score_changed(s.name, reference, s, (ref_scores, scores[s.name]), metric,
+                          ("original", s.name))
+            if s.kind == "perturbation" else
+            low_scores(s.name, s, scores[s.name], mean, metric, s.name)
+            for s in splits if s.kind != "reference"]
 
 
 def run_groups(splits: list[ScoredSplit], classes: list[str]) -> list[Group]:

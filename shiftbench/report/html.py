@@ -26,7 +26,6 @@ from shiftbench.report.markdown import (
     movement_note,
     note_sections,
     p_text,
-    report_task,
     shown_as,
     slice_findings,
     slice_tables,
@@ -386,14 +385,13 @@ def _shift_stats(report: dict[str, Any]) -> str:
 
 def _failures(report: dict[str, Any], view: str) -> str:
     """The failure browser section (``view``: its HTML, '' when the run has none)."""
-    if report_task(report) == "generation":
-        return ("<h2>Failures</h2><p class=\"note\">The failure browser is classification-only: "
-                "a generation run's per-example scores are in its predictions file.</p>")
     if not view:
         return ""
-    inline = (report.get("failures") or {}).get("inline")
-    return ("<h2>Failures: the examples whose prediction changed</h2>"
-            f'<p class="note">{escape(failures_note(inline))}</p>{view}')
+    failures = report.get("failures") or {}
+    metric = failures.get("metric")
+    changed = f"{shown_as(metric)[0]} changed" if metric else "prediction changed"
+    return (f"<h2>Failures: the examples whose {escape(changed)}</h2>"
+            f'<p class="note">{escape(failures_note(failures.get("inline"), metric))}</p>{view}')
 
 
 def report_html(report: dict[str, Any], failures: str = "") -> str:

@@ -390,16 +390,22 @@ def footnote(report: dict[str, Any]) -> str:
     return f"Intervals ({level_label(report)}) — {'; '.join(parts)}. {extra}."
 
 
-def failures_note(inline: int | None) -> str:
-    """How to read the failure browser."""
+def failures_note(inline: int | None, metric: str | None = None) -> str:
+    """How to read the failure browser (``metric``: the score a generation run's compares)."""
     page = f"the first {inline} of each split are in the page, " if inline else ""
-    return ("Per perturbation, the examples whose predicted class changed from the clean "
-            "original (same id): right → wrong first, then wrong → right, then wrong → "
-            "another wrong class, each sorted by the drop of the true label's probability "
-            "(original minus shifted; the largest gain first for wrong → right). Per domain "
-            "split (no originals): the most confident errors. Edits are marked word by word, "
-            f"and character by character inside a changed word; {page}the rest one click "
-            "away (failures.js, kept beside report.html).")
+    if metric:
+        which = (f"Per perturbation, the examples whose {shown_as(metric)[0]} changed from the "
+                 "clean original (same id): the largest fall first, then the largest rise. Per "
+                 "domain split (no originals): the examples scoring below the reference's "
+                 "mean, the lowest first. Edits to the input and between the two outputs are")
+    else:
+        which = ("Per perturbation, the examples whose predicted class changed from the clean "
+                 "original (same id): right → wrong first, then wrong → right, then wrong → "
+                 "another wrong class, each sorted by the drop of the true label's probability "
+                 "(original minus shifted; the largest gain first for wrong → right). Per "
+                 "domain split (no originals): the most confident errors. Edits are")
+    return (f"{which} marked word by word, and character by character inside a changed word; "
+            f"{page}the rest one click away (failures.js, kept beside report.html).")
 
 
 def failure_lines(report: dict[str, Any]) -> list[str]:
