@@ -25,7 +25,7 @@ from shiftbench.metrics import wilson
 from shiftbench.monitor.rows import read_texts
 from shiftbench.monitor.store import HistoryStore, history
 from shiftbench.monitor.stream import fitted_online, monitor_stream, run_stream
-from shiftbench.monitor.windows import Position, WindowReader
+from shiftbench.monitor.windows import WindowReader
 
 DIM = 6
 SHIFT = 1.0
@@ -284,7 +284,8 @@ def test_a_directory_is_one_stream_in_name_order(tmp_path: Path) -> None:
     windows = list(WindowReader(tmp_path, window=25).windows())
     assert [t for w in windows for t in w.texts] == log_texts(75)
     assert windows[1].source == "2026-03-01.jsonl..2026-03-02.jsonl"
-    assert windows[2].end == Position("2026-03-03.jsonl", windows[2].end.offset, 75)
+    end = windows[2].end
+    assert (end.file, end.row) == ("2026-03-03.jsonl", 75) and len(end.digest) == 32
 
 
 def test_a_directory_of_daily_files_gives_one_window_per_file(tmp_path: Path) -> None:
@@ -339,6 +340,29 @@ def test_a_truncated_file_is_an_error(tmp_path: Path) -> None:
     write_jsonl(path, log_texts(5))  # rotated: shorter than where the stream stopped
     with pytest.raises(ShiftbenchError, match="truncated or rotated"):
         list(WindowReader(path, window=20).windows(end, 2))
+
+
+def test_a_file_replaced_since_the_stream_stopped_is_an_error(tmp_path: Path) -> None:
+    """A rotated log with the old name and more bytes than were read: resuming at the old
+    offset would test its middle rows as if they were new. The store keeps the fingerprint,
+    and an appended file still resumes."""
+    path = write_jsonl(tmp_path / "log.jsonl", log_texts(45))
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        monitor_stream(WindowReader(path, window=20), {"mmd": detector()}, fake_embed, store,
+                       "prod")
+        write_jsonl(path, log_texts(20, 45), mode="a")
+        again = monitor_stream(WindowReader(path, window=20), {"mmd": detector()}, fake_embed,
+                               store, "prod")
+        assert (again.first_window, again.windows) == (2, 1)
+        write_jsonl(path, log_texts(200, 1000, kind="s"))  # rotated: a new, longer file
+        with pytest.raises(ShiftbenchError) as err:
+            monitor_stream(WindowReader(path, window=20), {"mmd": detector()}, fake_embed,
+                           store, "prod")
+        rows = store.records("prod")
+    assert [r.window for r in rows] == [0, 1, 2]
+    assert str(err.value) == (f"{path}: its first {rows[-1].end_offset} bytes, which the stream "
+                              "has read, changed since; was it replaced or rotated? Use a new "
+                              "stream name")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -453,3 +477,11 @@ def test_simulated_production_log_with_a_shift_at_a_known_window(tmp_path: Path)
         run_stream(reference, tmp_path / "log.jsonl", fake_embed, store=store, stream="prod",
                    window=window, ert=50, backend="numpy", settings={"encoder": "other"})
     assert rows[0].extra["ert"] == 50 and rows[0].threshold == rows[0].extra["threshold"]
+    write_jsonl(tmp_path / "log.jsonl", log_texts(3000, 10**8))  # rotated: new and longer
+
+    def embedding_not_needed(texts: list[str]) -> np.ndarray:
+        raise AssertionError("the reference was embedded before the replaced file was seen")
+
+    with pytest.raises(ShiftbenchError, match="changed since; was it replaced or rotated"):
+        run_stream(reference, tmp_path / "log.jsonl", embedding_not_needed, store=store,
+                   stream="prod", window=window, ert=50, backend="numpy")

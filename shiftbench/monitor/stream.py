@@ -27,7 +27,7 @@ import numpy as np
 from shiftbench.arrays import check_matrix
 from shiftbench.detectors import DriftResult
 from shiftbench.errors import ShiftbenchError
-from shiftbench.monitor.windows import Position, Window, WindowReader
+from shiftbench.monitor.windows import DIGEST_KEY, Position, Window, WindowReader
 
 if TYPE_CHECKING:
     from shiftbench.detectors.online import OnlineDetector
@@ -119,7 +119,7 @@ def monitor_stream(reader: WindowReader, detectors: Mapping[str, OnlineDetector]
     config = stream_config(reader.describe(), detectors, settings, oneshot)
     store.check_stream(stream, config)
     last = store.last_window(stream)
-    start = Position(last.end_file, last.end_offset, last.end_row) if last else None
+    start = resume_position(last)
     first = last.window + 1 if last else 0
     alarms, count, next_row = [], 0, start.row if start else 0
     for window in islice(reader.windows(start, first), max_windows):
@@ -131,6 +131,14 @@ def monitor_stream(reader: WindowReader, detectors: Mapping[str, OnlineDetector]
         if on_window is not None:
             on_window(window, results)
     return StreamSummary(stream, store.name, first, count, alarms, next_row, reader.leftover)
+
+
+def resume_position(last: WindowRecord | None) -> Position | None:
+    """Where a stream whose last stored window is ``last`` goes on (None: from the start)."""
+    if last is None:
+        return None
+    return Position(last.end_file, last.end_offset, last.end_row,
+                    str(last.extra.get(DIGEST_KEY) or ""))
 
 
 def fitted_online(reference: np.ndarray, detector: OnlineDetector,
@@ -170,8 +178,8 @@ def run_stream(reference_texts: Sequence[str], source: str | Path, embed: Embed,
     ``oneshot`` tests fitted there too (saved under ``detector_dir/oneshot``); see the
     module doc.
 
-    Settings, source and store are checked before the reference is embedded, so a typo
-    costs nothing.
+    Settings, source, store and the file a resumed stream stopped in are checked before the
+    reference is embedded, so a typo costs nothing.
     """
     from shiftbench.detectors.online import OnlineMMD
     from shiftbench.monitor.store import HistoryStore
@@ -187,6 +195,9 @@ def run_stream(reference_texts: Sequence[str], source: str | Path, embed: Embed,
         history_store.check_stream(stream, stream_config(reader.describe(),
                                                          {detector.name: detector}, settings,
                                                          oneshot))
+        start = resume_position(history_store.last_window(stream))
+        if start is not None:
+            reader.check_unchanged(start)
         reference = check_matrix(embed(list(reference_texts)), "reference embeddings")
         folder = Path(detector_dir) if detector_dir is not None else None
         fitted = fitted_online(reference, detector, folder)

@@ -17,14 +17,19 @@ Sources:
 
 Resuming: a window's ``end`` is where the next row starts (file, byte offset in a text
 file or row in a Parquet file, rows so far); reading from it goes on after that window.
+In a text file the end also keeps a fingerprint of the bytes read (the file's first and
+last :data:`FINGERPRINT_BYTES` before the offset), so a file replaced or rewritten since
+(a log rotated to a new file of the same name) is refused instead of read from the old
+offset, which would test the wrong rows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,23 @@ class Position:
     file: str
     offset: int
     row: int
+    digest: str = ""  # the fingerprint of a text file's bytes before offset ("": unknown)
+
+
+FINGERPRINT_BYTES = 4096
+DIGEST_KEY = "end_digest"  # a window's fingerprint, kept in its ``extra``
+
+
+def fingerprint(path: Path, offset: int) -> str:
+    """A digest of what a stream read from the text file ``path``, its bytes before
+    ``offset``: the first and last FINGERPRINT_BYTES of them (a replaced or rewritten file
+    differs there; a large file is not read again)."""
+    with path.open("rb") as f:
+        head = f.read(min(offset, FINGERPRINT_BYTES))
+        tail_start = max(0, offset - FINGERPRINT_BYTES)
+        f.seek(tail_start)
+        tail = f.read(offset - tail_start)
+    return hashlib.sha256(head + b"\0" + tail).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -119,11 +141,31 @@ class WindowReader:
         time.sleep(self.poll_interval)
         return True
 
+    def check_unchanged(self, cursor: Position) -> None:
+        """Refuse a resumed file whose bytes before the stream's offset changed (a file
+        gone or shorter is refused where it is read, with its own message)."""
+        path = self._path(cursor.file)
+        if not cursor.digest or not path.is_file() or path.stat().st_size < cursor.offset:
+            return
+        if fingerprint(path, cursor.offset) != cursor.digest:
+            raise ShiftbenchError(f"{path}: its first {cursor.offset} bytes, which the stream "
+                                  "has read, changed since; was it replaced or rotated? Use a "
+                                  "new stream name")
+
+    def _end(self, cursor: Position) -> tuple[Position, dict[str, str]]:
+        """A window's end, with the fingerprint of a text file, and its ``extra``."""
+        if file_format(self._path(cursor.file)) == "parquet":
+            return cursor, {}
+        end = replace(cursor, digest=fingerprint(self._path(cursor.file), cursor.offset))
+        return end, {DIGEST_KEY: end.digest}
+
     def _row_windows(self, cursor: Position, index: int) -> Iterator[Window]:
         texts: list[str] = []
         files: list[str] = []
         last_row_at = time.monotonic()
         self.leftover = 0
+        if cursor.file:
+            self.check_unchanged(cursor)
         while True:
             names = self._names()
             if not cursor.file and names:
@@ -143,7 +185,8 @@ class WindowReader:
                     files.append(cursor.file)
                 self.leftover = len(texts) % self.window
                 if not self.leftover:
-                    yield Window(index, texts, cursor.row - self.window, cursor, _span(files))
+                    end, extra = self._end(cursor)
+                    yield Window(index, texts, cursor.row - self.window, end, _span(files), extra)
                     index, texts, files = index + 1, [], []
             if later:
                 cursor = Position(later[0], 0, cursor.row)
