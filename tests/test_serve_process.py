@@ -315,3 +315,27 @@ def test_serve_refuses_bad_settings_in_one_line(assets: Assets, tmp_path: Path,
     assert "must hold one token" in capsys.readouterr().err
     assert main([*base, "--model", "sklearn:tfidf"]) == 2
     assert "takes a trained model" in capsys.readouterr().err
+
+
+def test_the_port_is_taken_before_any_work(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A port out of range or in use fails in one line before the reference is read (here
+    it does not exist, and that error never comes); port 0 takes any free one."""
+    import socket
+
+    from shiftbench.monitor.cli import _listening
+
+    base = ["monitor", "serve", "--reference", str(tmp_path / "absent.jsonl"), "--store",
+            str(tmp_path / "h.sqlite"), "--device", "cpu"]
+    assert main([*base, "--port", "99999"]) == 2
+    assert capsys.readouterr().err.strip() == "shiftbench: error: --port 99999: use 0-65535"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main([*base, "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"shiftbench: error: --host 127.0.0.1 --port {port}: cannot listen "
+                          "there (") and "\n" not in err
+    with _listening("127.0.0.1", 0) as sock:
+        assert sock.getsockname()[1] > 0

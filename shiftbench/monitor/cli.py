@@ -6,6 +6,7 @@ Parsing stays light; each command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -155,7 +156,8 @@ def add_serve_parser(group: argparse._SubParsersAction) -> None:
                                          "model when --model is given, else minilm)")
     _add_store(serve)
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve.add_argument("--port", type=int, default=8000,
+                       help="default 8000; 0: any free port (the start line names it)")
     serve.add_argument("--token-file", type=Path,
                        help="a file holding the bearer token that writes need (none: open)")
     serve.add_argument("--auth-reads", action="store_true",
@@ -257,6 +259,36 @@ def cmd_monitor_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor_serve(args: argparse.Namespace) -> int:
+    token = _read_token(args.token_file) if args.token_file else None
+    with _listening(args.host, args.port) as sock:
+        return _serve(args, token, sock)
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """The service's socket, bound before the reference is embedded: a port in use or out
+    of range fails at once, and the start line names the port that is listened on."""
+    from shiftbench.errors import ShiftbenchError
+
+    if not 0 <= port <= 65535:
+        raise ShiftbenchError(f"--port {port}: use 0-65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ShiftbenchError(f"--host {host}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ShiftbenchError(f"--host {host} --port {port}: cannot listen there "
+                              f"({exc.strerror})") from None
+    return sock
+
+
+def _serve(args: argparse.Namespace, token: str | None, sock: socket.socket) -> int:
+    """Build the monitor and serve it on ``sock`` until stopped."""
     from dataclasses import replace
 
     import uvicorn
@@ -272,7 +304,6 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
     from shiftbench.monitor.service.monitor import Monitor
     from shiftbench.paths import inside
 
-    token = _read_token(args.token_file) if args.token_file else None
     model = load_model(args.model) if args.model else None
     if model is not None and model.needs_training:
         raise ShiftbenchError(f"--model {args.model}: the service takes a trained model (a "
@@ -301,9 +332,10 @@ def cmd_monitor_serve(args: argparse.Namespace) -> int:
     runner.close()  # the reference's cache, opened on this thread
     app = create_app(monitor, token=token, auth_reads=args.auth_reads,
                      max_batch=args.max_batch)
-    print(f"shiftbench monitor: http://{args.host}:{args.port} (history: {monitor.store.name})",
-          flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"shiftbench monitor: http://{host}:{sock.getsockname()[1]} "
+          f"(history: {monitor.store.name})", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return EXIT_OK
 
 
