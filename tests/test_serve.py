@@ -202,8 +202,13 @@ def test_backpressure_refuses_the_whole_batch(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("batch", "reason"), [
     ([{"id": "a", "text": "n 1"}, {"id": "b", "text": 7}], r"records\[1\]\.text: Input should "
                                                           "be a valid string"),
-    ([{"text": "n 1", "probabilities": [0.2, 1.5]}], r"records\[0\]\.probabilities: Value "
-                                                    r"error, .*in \[0, 1\]"),
+    ([{"text": "n 1", "probabilities": [0.2, 1.5]}], r"records\[0\]\.probabilities: "
+                                                    r"probabilities must be .*in \[0, 1\]$"),
+    ([{"text": "n 1"}, {"text": " \n\t"}], r"records\[1\]\.text: empty or blank text$"),
+    ([{"text": "n 1", "label": [1, 2]}], r"records\[0\]\.label: a class is text or a whole "
+                                         r"number, got list$"),
+    ([{"text": "n 1", "prediction": True}], r"records\[0\]\.prediction: a class is text or a "
+                                            r"whole number, got bool$"),
     ([{"text": "n 1", "colour": "red"}], r"records\[0\]\.colour: Extra inputs"),
     ([{"id": "a", "text": "n 1"}, {"id": "a", "text": "n 2"}], r"records\[1\]\.id: 'a' "
                                                               r"repeats records\[0\]\.id"),

@@ -60,6 +60,23 @@ class Record(BaseModel):
     label: str | int | None = None
     timestamp: datetime | None = None
 
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        """The rule of every file reader: a text has something besides whitespace."""
+        if not value.strip():
+            raise ValueError("empty or blank text")
+        return value
+
+    @field_validator("prediction", "label", mode="before")
+    @classmethod
+    def _class(cls, value: Any) -> Any:
+        """A class is named by text or a whole number (one message, not one per type)."""
+        if value is None or isinstance(value, str) or \
+                isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"a class is text or a whole number, got {type(value).__name__}")
+
     @field_validator("probabilities", mode="before")
     @classmethod
     def _numbers(cls, value: Any) -> Any:
@@ -132,7 +149,7 @@ def validation_reason(exc: ValidationError, prefix: str = "") -> str:
     where = prefix
     for part in error["loc"]:
         where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else str(part)
-    return f"{where or 'body'}: {error['msg']}"
+    return f"{where or 'body'}: {error['msg'].removeprefix('Value error, ')}"
 
 
 def _records_table() -> tuple[Any, Table]:
