@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from shiftbench.config import Filter, LabelMap, Selection, Source
 from shiftbench.errors import ShiftbenchError
-from shiftbench.file_formats import DELIMITERS, file_format
+from shiftbench.file_formats import DELIMITERS, file_format, json_problem
 from shiftbench.labels import class_names, class_of, is_missing
 from shiftbench.registry import SOURCES
 from shiftbench.split import Split, sample_indices, unit_hash
@@ -43,7 +43,7 @@ def _package_dir(package: str) -> Path:
 def _decode(path: Path, encoding: str) -> str:
     raw = path.read_bytes()
     try:
-        return raw.decode(encoding)
+        return raw.decode(encoding).removeprefix("\ufeff")  # a byte order mark is no text
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ShiftbenchError(
@@ -63,7 +63,7 @@ def read_jsonl(source: Source, path: Path | None) -> pd.DataFrame:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ShiftbenchError(f"{path}: line {number}: invalid JSON ({exc.msg})") from None
+            raise ShiftbenchError(f"{path}: line {number}: {json_problem(exc)}") from None
         if not isinstance(row, dict):
             raise ShiftbenchError(f"{path}: line {number}: expected a JSON object")
         rows.append(row)

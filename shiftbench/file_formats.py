@@ -8,6 +8,7 @@ reads the same as a suite source of that kind.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from shiftbench.errors import ShiftbenchError
@@ -29,3 +30,11 @@ def file_format(path: Path) -> str:
 
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 """The field separator of each delimited kind (a suite source may set another)."""
+
+
+def json_problem(exc: ValueError) -> str:
+    """What is wrong with a line that json.loads refused, with its column: "invalid JSON
+    (Unterminated string starting at column 12)" (a decoding error has no column)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
+    return f"invalid JSON ({exc})"

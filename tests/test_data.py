@@ -106,10 +106,33 @@ def test_undecodable_bytes_name_the_line(tmp_path: Path) -> None:
     assert latin["text"].iloc[1] == "café"
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".tsv"])
+def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path: Path, suffix: str) -> None:
+    """Files saved by Windows tools start with a UTF-8 BOM; it is read past, in a suite's
+    source as in a monitored file (whole or row by row)."""
+    from shiftbench.monitor.rows import read_texts
+    from shiftbench.monitor.windows import WindowReader
+
+    sep = "\t" if suffix == ".tsv" else ","
+    body = ('{"text": "first", "label": "a"}\r\n{"text": "second", "label": "b"}\r\n'
+            if suffix == ".jsonl" else f"text{sep}label\r\nfirst{sep}a\r\nsecond{sep}b\r\n")
+    path = tmp_path / f"d{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    frame = read_source(Source(kind=suffix[1:], path=str(path)), tmp_path)
+    assert list(frame["text"]) == ["first", "second"] and list(frame["label"]) == ["a", "b"]
+    assert read_texts(path, "text") == ["first", "second"]
+    assert [w.texts for w in WindowReader(path, window=1).windows()] == [["first"], ["second"]]
+
+
 def test_invalid_json_and_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a"}\n{"text": \n')
-    with pytest.raises(ShiftbenchError, match="d.jsonl: line 2: invalid JSON"):
+    with pytest.raises(ShiftbenchError, match=r"d.jsonl: line 2: invalid JSON \(Expecting "
+                                              r"value at column 10\)$"):
+        read_source(Source(kind="jsonl", path=str(path)), tmp_path)
+    path.write_text('{"text": "a"}\n{"text": "b}\n')
+    with pytest.raises(ShiftbenchError, match=r"line 2: invalid JSON \(Unterminated string "
+                                              r"starting at column 10\)$"):
         read_source(Source(kind="jsonl", path=str(path)), tmp_path)
     with pytest.raises(ShiftbenchError, match="data file not found"):
         read_source(Source(kind="csv", path="missing.csv"), tmp_path)

@@ -366,7 +366,7 @@ def test_a_file_replaced_since_the_stream_stopped_is_an_error(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"text": "n 1"}\n{"text": \n', r"line 2: invalid JSON"),
+    ('{"text": "n 1"}\n{"text": \n', r"line 2: invalid JSON \(Expecting value at column 10\)"),
     ('{"text": "n 1"}\n\n["n 2"]\n', r"line 3: expected a JSON object"),
     ('{"text": "n 1"}\n{"body": "n 2"}\n', r"line 2: empty or missing text in 'text'"),
     ('{"text": "n 1"}\n{"text": "  "}\n', r"line 2: empty or missing text"),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftbench.errors import ShiftbenchError
-from shiftbench.file_formats import DELIMITERS, file_format
+from shiftbench.file_formats import DELIMITERS, file_format, json_problem
 
 
 def read_records(path: Path, offset: int, text_column: str,
@@ -69,10 +69,10 @@ def _jsonl_records(path: Path, offset: int, column: str,
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw)
+                row = json.loads(raw.rstrip(b"\r\n"))
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-                raise ShiftbenchError(f"{path}: {_line(path, start)}: invalid JSON "
-                                      f"({getattr(exc, 'msg', exc)})") from None
+                raise ShiftbenchError(f"{path}: {_line(path, start)}: "
+                                      f"{json_problem(exc)}") from None
             if not isinstance(row, dict):
                 raise ShiftbenchError(f"{path}: {_line(path, start)}: expected a JSON "
                                       "object")
