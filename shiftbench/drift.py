@@ -40,6 +40,43 @@ def in_half_b(example_id: str) -> bool:
     return unit_hash("drift-half", example_id) >= 0.5
 
 
+def _halves(reference: Split) -> tuple[set[str], set[str]]:
+    """The reference's ids in half A (detectors fit on it) and in half B."""
+    half_a = {i for i in reference.ids if not in_half_b(i)}
+    return half_a, set(reference.ids) - half_a
+
+
+def _held_out(split: Split, half_b: set[str]) -> set[str] | None:
+    """The ids of ``split`` a detector tests: half B of a perturbation, all of a domain."""
+    return half_b if split.info.get("kind") == "perturbation" else None
+
+
+def check_sizes(reference: Split, shifted: Sequence[Split],
+                specs: Sequence[DetectorSpec]) -> None:
+    """Every detector has rows enough to fit on (half A of the reference) and to test in
+    each shifted split; checked once the splits exist, before any inference, so a small
+    ``--limit`` fails at once and says which half is short."""
+    from shiftbench.detectors import make_detector
+
+    half_a, half_b = _halves(reference)
+    for spec in specs:
+        detector = make_detector(spec.name, **spec.params)
+        if len(half_a) < detector.min_reference:
+            raise ShiftbenchError(
+                f"detector {spec.name}: fits on half of the reference's rows (the other half "
+                f"is tested in the perturbed splits): {len(half_a)} of {len(reference)}, fewer "
+                f"than the {detector.min_reference} it needs; use more reference rows "
+                "(--limit)")
+        for split in shifted:
+            held_out = _held_out(split, half_b)
+            n = len(split.ids) if held_out is None else sum(i in held_out for i in split.ids)
+            if n < detector.min_sample:
+                where = " (those in the reference's other half)" if held_out else ""
+                raise ShiftbenchError(
+                    f"detector {spec.name}: split {split.name!r} has {n} rows to test{where}, "
+                    f"fewer than the {detector.min_sample} it needs; use more rows (--limit)")
+
+
 def _rows(split: Split, vectors: np.ndarray, held_out: set[str] | None) -> np.ndarray:
     """The rows of ``split`` in ``held_out`` (all when None) that have a value (an empty
     text has no bits per byte: NaN, left out)."""
@@ -68,8 +105,7 @@ def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[Dete
 
     if not specs:
         return {}
-    half_a = {i for i in reference.ids if not in_half_b(i)}
-    half_b = set(reference.ids) - half_a
+    half_a, half_b = _halves(reference)
     vectors = {split.name: embed(split.texts) for split in (reference, *shifted)}
     results: dict[str, list[dict[str, Any]]] = {split.name: [] for split in shifted}
     for spec in specs:
@@ -81,8 +117,7 @@ def drift_tests(reference: Split, shifted: Sequence[Split], specs: Sequence[Dete
                                   "language model: name one (suite perplexity: or --lm)")
         detector.fit(_rows(reference, inputs[reference.name], half_a))
         for split in shifted:
-            held_out = half_b if split.info.get("kind") == "perturbation" else None
-            result = detector.test(_rows(split, inputs[split.name], held_out))
+            result = detector.test(_rows(split, inputs[split.name], _held_out(split, half_b)))
             results[split.name].append({**result.to_dict(), "detector": spec.name})
     adjust_for_multiplicity(results)
     return results

@@ -186,6 +186,7 @@ def check_report_folder(suite: Suite, options: RunOptions) -> Path:
 
 def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> Path:
     """Run a suite against a model; return the finished report directory."""
+    from shiftbench.drift import check_sizes
     from shiftbench.evaluate import evaluate, evaluate_generation
     from shiftbench.models import load_model
     from shiftbench.report import SCHEMA_VERSION
@@ -201,6 +202,7 @@ def run_suite(suite_path: str | Path, model_spec: str, options: RunOptions) -> P
     runner = options.runtime.runner()
     splits = build_splits(suite, suite_path, options.data_dir, options.limit,
                           model.needs_training, runner, phases)
+    check_sizes(splits.reference, splits.shifted, suite.detectors)
     if splits.train is not None:
         with phases.phase("fit_s"):
             model.use_suite_seed(suite.seed)

@@ -116,9 +116,9 @@ def make_shift(entry: Perturbation, severity: int, index: int, suite_path: Path)
 
 def check_detector(spec: DetectorSpec, index: int, suite_path: Path,
                    task: str = "classification") -> None:
-    """A detector the suite names must exist and accept its parameters (and have inputs a
-    run of the suite's task makes: a generator has no class probabilities, a classifier
-    no output texts)."""
+    """A detector the suite names must exist and accept its parameters, each of its type and
+    in its range (and have inputs a run of the suite's task makes: a generator has no class
+    probabilities, a classifier no output texts)."""
     from shiftbench.detectors import make_detector
     from shiftbench.registry import DETECTORS
 
@@ -127,7 +127,7 @@ def check_detector(spec: DetectorSpec, index: int, suite_path: Path,
     except ShiftbenchError as exc:
         raise ShiftbenchError(f"{suite_path}: detectors.{index}.name: {exc}") from None
     try:
-        detector = make_detector(spec.name, **spec.params)
+        detector = make_detector(spec.name, **spec.params).validate()
     except (ShiftbenchError, TypeError, ValueError) as exc:
         raise ShiftbenchError(f"{suite_path}: detectors.{index}.params: {exc}") from None
     if task == "generation" and detector.input == "probabilities":

@@ -142,6 +142,13 @@ def edit_suite(path: Path, **change) -> None:
         ("sklearn:tfidf", {"limt": 3}, "limt: unknown field"),
         ("sklearn:tfidf", {"detectors": [{"name": "psychic"}]},
          "detectors.0.name: unknown detector 'psychic'"),
+        ("sklearn:tfidf", {"detectors": [{"name": "mmd", "params": {"n_permutations": "5"}}]},
+         "detectors.0.params: mmd: parameter 'n_permutations' must be integer, got '5'"),
+        ("sklearn:tfidf", {"detectors": [{"name": "ks"}, {"name": "bbsd",
+                                                          "params": {"alpha": 2}}]},
+         "detectors.1.params: bbsd: alpha must be in (0, 1), got 2"),
+        ("sklearn:tfidf", {"detectors": [{"name": "classifier", "params": {"n_folds": 1}}]},
+         "detectors.0.params: classifier: n_folds must be >= 2, got 1"),
         ("hf:/no/such/model/dir", {}, "/no/such/model/dir"),
     ],
 )
@@ -153,6 +160,19 @@ def test_bad_input_is_one_line_and_exit_2(tiny_suite: Path, tiny_classifier_dir:
     err = capsys.readouterr().err.strip()
     assert err.startswith("shiftbench: error:") and expected in err and "\n" not in err
     assert not (tiny_suite.parent / "reports" / "tiny").exists()
+
+
+def test_too_few_rows_for_a_detector_fail_before_inference(tiny_suite: Path, capsys) -> None:
+    """A small --limit leaves a detector too few rows in the half of the reference it fits
+    on: one line saying so, checked once the splits exist (before the model's work)."""
+    edit_suite(tiny_suite, detectors=[{"name": "classifier"}])  # 10 rows each side
+    assert run(tiny_suite, "sklearn:tfidf", "--limit", "12") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("shiftbench: error: detector classifier: fits on half of the "
+                          "reference's rows") and "fewer than the 10 it needs" in err
+    assert "\n" not in err and not (tiny_suite.parent / "reports" / "tiny").exists()
+    edit_suite(tiny_suite, detectors=[{"name": "mmd"}])  # 2 rows each side
+    assert run(tiny_suite, "sklearn:tfidf", "--limit", "12") == 0
 
 
 def test_ls_lists_every_kind_and_the_suites(capsys) -> None:

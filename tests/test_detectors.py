@@ -528,3 +528,28 @@ def test_ks_p_value_is_never_zero_for_completely_separated_unequal_samples() -> 
     n, m = 15, 20
     assert ks_pvalues(np.array([n * m]), n, m)[0] == pytest.approx(2 / comb(n + m, n))
     assert 0 < ks_pvalues(np.array([3000 * 4000]), 3000, 4000)[0] < 1e-300
+
+
+def test_a_split_with_too_few_rows_to_test_is_named() -> None:
+    """check_sizes counts what drift_tests will test: half B of a perturbation's ids, all
+    of a domain's rows."""
+    from shiftbench.config import DetectorSpec
+    from shiftbench.drift import check_sizes, in_half_b
+    from shiftbench.split import Split
+
+    ids = [f"r{i}" for i in range(40)]
+    reference = Split("reference", ids, [f"text {i}" for i in ids])
+    in_b = [i for i in ids if in_half_b(i)]
+    typo = reference.subset([ids.index(in_b[0])] + [ids.index(i) for i in ids
+                                                     if not in_half_b(i)][:5])
+    typo = typo.derive("typo@1", typo.texts, kind="perturbation")
+    domain = Split("other", ["d1", "d2"], ["x", "y"], info={"kind": "domain"})
+    check_sizes(reference, [domain], [DetectorSpec(name="mmd")])
+    with pytest.raises(ShiftbenchError) as err:
+        check_sizes(reference, [domain, typo], [DetectorSpec(name="mmd")])
+    assert str(err.value) == ("detector mmd: split 'typo@1' has 1 rows to test (those in the "
+                              "reference's other half), fewer than the 2 it needs; use more "
+                              "rows (--limit)")
+    with pytest.raises(ShiftbenchError, match="split 'other' has 2 rows to test, fewer than "
+                                              "the 10"):
+        check_sizes(reference, [domain], [DetectorSpec(name="classifier")])

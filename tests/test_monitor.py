@@ -298,7 +298,8 @@ def bad_rows(kind: str) -> list[dict]:
     ("inf", [], "row 8 (id r7): embedding holds NaN or infinite values"),
     ("dims", [], "embeddings have 6 dimensions, the reference's have 8"),
     ("ragged", [], "row 5 (id r4): embedding has 5 numbers, the first row has 8"),
-    ("tiny", ["--detector", "classifier"], "needs at least 10 rows; the current sample has 4"),
+    ("tiny", ["--detector", "classifier"], "needs at least 10 rows; the current sample "
+                                           "(CURRENT) has 4"),
     ("same", ["--detector", "classifier", "--window", "6"],
      "needs at least 10 rows; the calibration window is 6"),
     ("same", ["--window", "151"], "--window 151: calibration tests windows drawn from the "
@@ -314,6 +315,7 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, current, extr
     path = files.get(current) or write_jsonl(tmp_path / f"{current}.jsonl", bad_rows(current))
     assert check(files["reference"], path, tmp_path / "out", *extra) == 2
     err = capsys.readouterr().err.strip()
+    message = message.replace("CURRENT", str(path))
     assert err.startswith("shiftbench: error:") and message in err and "\n" not in err
     assert not (tmp_path / "out" / "monitor.json").exists()
 

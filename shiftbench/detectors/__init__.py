@@ -76,11 +76,15 @@ def _annotated_kinds(hint: Any) -> tuple[type, ...] | None:
     return kinds if all(isinstance(k, type) for k in kinds) else None
 
 
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ShiftbenchError(f"backend {backend!r}: use {', '.join(BACKENDS)}")
+
+
 def resolve_backend(backend: str, device: str) -> tuple[str, str]:
     """(numpy, cpu) or (torch, device). ``auto`` is torch on a CUDA GPU when torch sees
     one, else numpy: torch on CPU gives the same answers and is no faster."""
-    if backend not in BACKENDS:
-        raise ShiftbenchError(f"backend {backend!r}: use {', '.join(BACKENDS)}")
+    check_backend(backend)
     if backend == "numpy":
         return "numpy", "cpu"
     from shiftbench.device import resolve_device
@@ -175,10 +179,18 @@ class Detector(Params, ABC):
 
     # -- fit / test ---------------------------------------------------------------------------
 
-    def fit(self, reference: Any) -> Detector:
-        """Validate and keep the reference; subclasses extend ``_fit`` for more state."""
+    def validate(self) -> Detector:
+        """Check the parameters alone, each of its annotated type and then their values,
+        so a suite or command with a bad one fails before any work (``fit`` calls it)."""
+        type(self).check_params(self.get_params(), self.name)
         if not 0 < self.alpha < 1:
             raise ShiftbenchError(f"{self.name}: alpha must be in (0, 1), got {self.alpha}")
+        self._validate()
+        return self
+
+    def fit(self, reference: Any) -> Detector:
+        """Validate and keep the reference; subclasses extend ``_fit`` for more state."""
+        self.validate()
         ref = self._check(reference, "reference", self.min_reference)
         self._fit(ref)
         self.reference_ = ref
@@ -210,8 +222,11 @@ class Detector(Params, ABC):
                                   f"{self.name} detector needs")
         return arr
 
+    def _validate(self) -> None:
+        """Hook: checks of the parameters' values that need no data."""
+
     def _fit(self, reference: np.ndarray) -> None:
-        """Hook for learned state beyond the reference (backend resolution, checks)."""
+        """Hook for learned state beyond the reference (backend resolution)."""
 
     @abstractmethod
     def _score(self, sample: np.ndarray) -> Score:

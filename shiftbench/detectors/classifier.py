@@ -44,7 +44,7 @@ class ClassifierDetector(Detector):
     def min_sample(self) -> int:
         return 2 * self.n_folds
 
-    def _fit(self, reference: np.ndarray) -> None:
+    def _validate(self) -> None:
         if self.n_folds < 2:
             raise ShiftbenchError(f"classifier: n_folds must be >= 2, got {self.n_folds}")
         if not self.C > 0:

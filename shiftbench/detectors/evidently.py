@@ -70,7 +70,7 @@ class EvidentlyDetector(Detector):
     def min_reference(self) -> int:
         return 10
 
-    def _fit(self, reference: np.ndarray) -> None:
+    def _validate(self) -> None:
         _method(self.method, self.bootstrap, self.options)
 
     def _score(self, sample: np.ndarray) -> Score:

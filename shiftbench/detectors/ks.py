@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from shiftbench.detectors import Detector, Score, resolve_backend
+from shiftbench.detectors import Detector, Score, check_backend, resolve_backend
 from shiftbench.errors import ShiftbenchError
 
 CORRECTIONS = ("bonferroni", "bh")
@@ -117,10 +117,13 @@ class KSDetector(Detector):
         self.backend = backend
         self.device = device
 
-    def _fit(self, reference: np.ndarray) -> None:
+    def _validate(self) -> None:
         if self.correction not in CORRECTIONS:
             raise ShiftbenchError(f"{self.name}: correction {self.correction!r}: use "
                                   f"{', '.join(CORRECTIONS)}")
+        check_backend(self.backend)
+
+    def _fit(self, reference: np.ndarray) -> None:
         self.backend_, self.device_ = resolve_backend(self.backend, self.device)
 
     def _columns(self, x: np.ndarray) -> np.ndarray:

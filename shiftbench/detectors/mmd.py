@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from shiftbench.detectors import Detector, Score, resolve_backend
+from shiftbench.detectors import Detector, Score, check_backend, resolve_backend
 from shiftbench.errors import ShiftbenchError
 
 MEDIAN_ROWS = 1000
@@ -162,7 +162,7 @@ class MMDDetector(Detector):
         self.device = device
         self.seed = seed
 
-    def _fit(self, reference: np.ndarray) -> None:
+    def _validate(self) -> None:
         if self.n_permutations < 1:
             raise ShiftbenchError(f"mmd: n_permutations must be >= 1, got {self.n_permutations}")
         if 1 / (1 + self.n_permutations) >= self.alpha:
@@ -172,6 +172,9 @@ class MMDDetector(Detector):
             raise ShiftbenchError(f"mmd: bandwidth must be > 0, got {self.bandwidth}")
         if self.max_rows is not None and self.max_rows < 2:
             raise ShiftbenchError(f"mmd: max_rows must be >= 2 or None, got {self.max_rows}")
+        check_backend(self.backend)
+
+    def _fit(self, reference: np.ndarray) -> None:
         self.backend_, self.device_ = resolve_backend(self.backend, self.device)
         self.center_ = reference.mean(axis=0)
 

@@ -212,7 +212,8 @@ class _Check:
         opts = self.options
         ref_split, ref_vectors = self.fit_model(reference)
         window = self.window(len(ref_split), len(current.split))
-        check_sizes(detectors, len(ref_split), len(current.split), window)
+        check_sizes(detectors, len(ref_split), len(current.split), window,
+                    (reference.path, current.path))
         ref_in, cur_in = self.embed(ref_split, ref_vectors, current)
         labels = [control_label(*control) for control in controls] if window is not None else []
         positives = self.positives(detectors, controls, ref_split, window)

@@ -103,11 +103,12 @@ def calibration_window(window: int | None, n_reference: int, n_current: int,
 
 
 def check_sizes(detectors: dict[str, Detector], n_reference: int, n_current: int,
-                window: int | None) -> None:
-    """Fail before any embedding when a detector cannot work at these sizes."""
+                window: int | None, files: tuple[Path, Path]) -> None:
+    """Fail before any embedding when a detector cannot work at these sizes (``files``: the
+    reference's and the current sample's, named in the error)."""
     for name, det in detectors.items():
-        checks = [(n_reference, det.min_reference, "the reference has"),
-                  (n_current, det.min_sample, "the current sample has")]
+        checks = [(n_reference, det.min_reference, f"the reference ({files[0]}) has"),
+                  (n_current, det.min_sample, f"the current sample ({files[1]}) has")]
         if window is not None:
             checks += [(n_reference // 2, det.min_reference,
                         "calibration fits on half the reference:"),
