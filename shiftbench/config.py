@@ -179,6 +179,18 @@ class Source(Strict):
         description="columns kept on each split beside text and label (e.g. auxiliary "
                     "labels for multitask)")
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, utf-8-sig, "
+                             "latin-1, cp1252)") from None
+        return value
+
     @model_validator(mode="after")
     def _needs_location(self) -> Source:
         if self.kind in ("jsonl", "parquet", *DELIMITED) and not self.path:
@@ -288,9 +300,11 @@ class Domain(Selection):
 
 
 def _shift_kind(entry: Any) -> str:
-    """Route each shifted split by its keys, so errors speak of the right kind."""
-    keys = entry if isinstance(entry, dict) else vars(entry)
-    return "perturbation" if "shift" in keys else "domain"
+    """Route each shifted split by its keys, so errors speak of the right kind (an entry
+    that is not a mapping goes to the perturbation, whose error says it must be one)."""
+    if isinstance(entry, dict):
+        return "perturbation" if "shift" in entry else "domain"
+    return "domain" if isinstance(entry, Domain) else "perturbation"
 
 
 ShiftedSplit = Annotated[
@@ -500,16 +514,32 @@ def _file_path(loc: tuple, data: Any, missing: bool) -> list[str]:
     return path
 
 
+def _entry_kind(loc: tuple, path: list[str], data: Any) -> str:
+    """What kind of entry holds the field at ``path``: the union tag pydantic routed it by
+    (``perturbation``), or the entry's own ``kind`` (a gate rule's), else "this entry"."""
+    tags = [part for part in loc[:-1] if isinstance(part, str) and part not in path]
+    if tags:
+        return f"a {tags[-1]}"
+    node = data
+    for part in path[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.get(part, {})
+    kind = node.get("kind") if isinstance(node, dict) else None
+    return f"kind {kind}" if isinstance(kind, str) else "this entry"
+
+
 def format_validation_error(where: str, exc: ValidationError, model: type[BaseModel],
                             data: Any) -> str:
     """One line for a validation error: an unknown key first (with the key it may have
     meant), else the first problem, its field as written in the file."""
     errors = exc.errors()
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    field = ".".join(_file_path(err["loc"], data, err["type"] == "missing")) or "<top>"
+    path = _file_path(err["loc"], data, err["type"] == "missing")
+    field = ".".join(path) or "<top>"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown field" + did_you_mean(str(err["loc"][-1]), _keys_at(model, err["loc"]))
+        key, keys = str(err["loc"][-1]), _keys_at(model, err["loc"])
+        msg = "unknown field" + (f" for {_entry_kind(err['loc'], path, data)} (another kind "
+                                 "of entry takes it)" if key in keys else did_you_mean(key, keys))
     elif isinstance(err.get("input"), str | int | float | bool) and err["type"] != "value_error":
         msg += f" (got {err['input']!r})"
     others = {".".join(_file_path(e["loc"], data, e["type"] == "missing")) for e in errors}

@@ -64,6 +64,13 @@ def test_shifted_splits_route_by_their_keys_and_expand_severities(tmp_path: Path
         ({"shifts": [{"name": "x", "flters": []}]}, "did you mean 'filters'?"),
         # data file layout and label mapping
         ({"data": {"kind": "csv", "path": "d.csv", "sep": "\\t"}}, "data: sep is one character"),
+        ({"data": {**MINIMAL["data"], "encoding": "klingon"}},
+         "data.encoding: unknown encoding 'klingon'"),
+        # a shift that is not a mapping, a field of the other kind of shifted split
+        ({"shifts": ["keyboard"]}, "shifts.0: Input should be a valid dictionary or instance of "
+                                   "Perturbation (got 'keyboard')"),
+        ({"shifts": [{"shift": "keyboard", "source": {"kind": "jsonl", "path": "x"}}]},
+         "shifts.0.source: unknown field for a perturbation (another kind of entry takes it)"),
         ({"data": {"kind": "jsonl", "path": "d", "sep": ";"}}, "sep: only csv and tsv sources"),
         ({"data": {"kind": "csv", "path": "d", "header": False}}, "header: false needs columns"),
         ({"data": {"kind": "tsv", "path": "d", "columns": ["a"]}}, "columns are only for files"),
