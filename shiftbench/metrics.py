@@ -195,9 +195,11 @@ class CalibrationGap:
 
     def bounds(self, level: float) -> tuple[float, float]:
         """(low, high): each a one-sided (1 + level) / 2 bound on the true ECE, whatever
-        the gaps of the bins (conservative where bins are calibrated)."""
+        the gaps of the bins (conservative where bins are calibrated), within ECE's range
+        [0, 1] (on a few rows the normal bound alone passes 1)."""
         z = _z(level)
-        return max(0.0, self.plug_in - self.max_bias - z * self.se), self.plug_in + z * self.se
+        return (max(0.0, self.plug_in - self.max_bias - z * self.se),
+                min(1.0, self.plug_in + z * self.se))
 
 
 def calibration_gap(proba: Any, y_true: Any, n_bins: int = ECE_BINS) -> CalibrationGap:

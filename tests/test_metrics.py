@@ -142,8 +142,17 @@ def test_ece_estimate_is_inside_its_interval_and_needs_no_seed():
             proba, y = _calibration_sample(rng, n, gap)
             est = M.estimate("ece", proba, y, rng=1)
             assert est == M.estimate("ece", proba, y, rng=2)
-            assert 0 <= est.low <= est.value <= est.high
+            assert 0 <= est.low <= est.value <= est.high <= 1
             assert est.method == "debiased_ece" and est.n_boot is None
+
+
+def test_ece_interval_stays_within_zero_and_one_on_one_confident_error():
+    """One row, wrong at probability 0.95: the normal bound alone would pass 1 (a user's
+    1-row reference showed [0.000, 1.513])."""
+    est = M.ece_ci(np.array([[0.95, 0.05]]), np.array([1]))
+    gap = M.calibration_gap(np.array([[0.95, 0.05]]), np.array([1]))
+    assert gap.plug_in + 1.96 * gap.se > 1  # what the clip guards against
+    assert est.high == 1.0 and 0 <= est.low <= est.value <= 1
 
 
 def test_debiased_ece_removes_most_of_the_plug_ins_bias():
