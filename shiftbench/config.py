@@ -52,6 +52,22 @@ def _tuple(value: Any) -> Any:
 Pair = Annotated[tuple[float, float], BeforeValidator(_tuple)]  # YAML has lists, not tuples
 
 
+MAX_SPLIT_NAME = 100
+
+
+def _split_name(name: str) -> str:
+    """A split's name is shown in every table and named by gate rules: visible text, with
+    no space around it and no line break or other control character."""
+    if not name.strip() or name != name.strip() or len(name) > MAX_SPLIT_NAME \
+            or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"a split name is 1-{MAX_SPLIT_NAME} visible characters without "
+                         f"space around them or control characters, got {name!r}")
+    return name
+
+
+SplitName = Annotated[str, AfterValidator(_split_name)]
+
+
 def registered(registry: Registry) -> AfterValidator:
     """A field validator: the value names a component of ``registry`` (built-in or
     plug-in); an unknown name gets a did-you-mean."""
@@ -275,7 +291,7 @@ class Perturbation(Strict):
     """A shift applied to the reference split, at one or more severities."""
 
     shift: str
-    name: str | None = None
+    name: SplitName | None = None
     severity: int | list[int] = 1
     params: dict[str, Any] = {}
     limit: int | None = Field(default=None, gt=0, description="perturb a seeded subset only")
@@ -296,7 +312,7 @@ class Perturbation(Strict):
 class Domain(Selection):
     """A natural out-of-domain split: other examples, not a perturbation."""
 
-    name: str
+    name: SplitName
 
 
 def _shift_kind(entry: Any) -> str:
@@ -366,6 +382,11 @@ class Suite(Strict):
     @classmethod
     def _task_metric(cls, names: list[str], info: ValidationInfo) -> list[str]:
         task = info.data.get("task", "classification")
+        if not names:
+            raise ValueError(f"name at least one metric, or leave metrics out for the task's "
+                             f"({', '.join(task_metrics(task))})")
+        if len(set(names)) != len(names):
+            raise ValueError(f"a metric is named twice: {', '.join(names)}")
         for name in names:
             kind = METRICS.load(name).task
             if kind != task:

@@ -148,6 +148,8 @@ def read_source(source: Source, base_dir: Path) -> pd.DataFrame:
     """The source's rows as a frame with string columns ``id``, ``text`` and ``label``."""
     path = resolve_path(source, base_dir)
     if path is not None and source.kind != "hf":
+        if path.is_dir():
+            raise ShiftbenchError(f"{path}: is a folder; the source's path names a data file")
         if not path.is_file():
             raise ShiftbenchError(f"{path}: data file not found (set --data-dir or the source's "
                                   "path)")
@@ -309,7 +311,10 @@ def to_split(frame: pd.DataFrame, name: str, need_labels: bool, **info: object) 
     kind) and build a Split; ``info`` counts the rows the label mapping dropped, if any."""
     where = frame.attrs["where"]
     if frame.empty:
-        raise ShiftbenchError(f"{where}: split {name!r} selects no rows (check its filters)")
+        dropped = frame.attrs.get("labels_dropped")
+        cause = (f"the source's labels mapping dropped all {dropped} rows that its filters "
+                 "and portion kept" if dropped else "check its filters and portion")
+        raise ShiftbenchError(f"{where}: split {name!r} selects no rows ({cause})")
     _check_texts(frame, "text", where)
     targets = None
     if "target" in frame.columns:

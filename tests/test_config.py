@@ -51,6 +51,9 @@ def test_shifted_splits_route_by_their_keys_and_expand_severities(tmp_path: Path
         ({"reference": {"portion": [0.5, 0.2]}}, "reference.portion: portion is [start, end)"),
         ({"shifts": [{"shift": "ocr"}, {"shift": "ocr"}]}, "repeated: ocr@1"),
         ({"metrics": ["accuracy", "auc"]}, "metrics.1: unknown metric 'auc' (known: "),
+        ({"metrics": []}, "metrics: name at least one metric, or leave metrics out for the "
+                          "task's (accuracy, macro_f1, ece, nll)"),
+        ({"metrics": ["ece", "ece"]}, "metrics: a metric is named twice: ece, ece"),
         # strict types: no string-to-number, no bool-to-int
         ({"limit": "100"}, "limit: Input should be a valid integer (got '100')"),
         ({"seed": True}, "seed: Input should be a valid integer (got True)"),
@@ -66,6 +69,12 @@ def test_shifted_splits_route_by_their_keys_and_expand_severities(tmp_path: Path
         ({"data": {"kind": "csv", "path": "d.csv", "sep": "\\t"}}, "data: sep is one character"),
         ({"data": {**MINIMAL["data"], "encoding": "klingon"}},
          "data.encoding: unknown encoding 'klingon'"),
+        ({"shifts": [{"name": "", "source": {"kind": "jsonl", "path": "x"}}]},
+         "shifts.0.name: a split name is 1-100 visible characters"),
+        ({"shifts": [{"name": "typo\nsplit", "shift": "keyboard"}]},
+         "shifts.0.name: a split name is 1-100 visible characters"),
+        ({"shifts": [{"name": " other", "source": {"kind": "jsonl", "path": "x"}}]},
+         "without space around them"),
         # a shift that is not a mapping, a field of the other kind of shifted split
         ({"shifts": ["keyboard"]}, "shifts.0: Input should be a valid dictionary or instance of "
                                    "Perturbation (got 'keyboard')"),

@@ -136,6 +136,8 @@ def test_invalid_json_and_missing_file(tmp_path: Path) -> None:
         read_source(Source(kind="jsonl", path=str(path)), tmp_path)
     with pytest.raises(ShiftbenchError, match="data file not found"):
         read_source(Source(kind="csv", path="missing.csv"), tmp_path)
+    with pytest.raises(ShiftbenchError, match="is a folder; the source's path names a data "):
+        read_source(Source(kind="jsonl", path="."), tmp_path)
 
 
 def test_filter_on_unknown_column(tmp_path: Path) -> None:
@@ -284,6 +286,17 @@ def test_label_map_names_classes_and_drops_the_rest(tmp_path: Path) -> None:
     # the sample is drawn from the rows the mapping keeps
     limited = to_split(select(frame, Selection(), 0, 5), "s", True)
     assert len(limited) == 5 and limited.info["labels_dropped"] == 24
+
+
+def test_a_label_map_that_keeps_nothing_says_so(tmp_path: Path) -> None:
+    """Not 'check its filters': the mapping dropped every row (its keys are not the
+    file's labels)."""
+    source = write_jsonl(tmp_path / "d.jsonl", RATED).model_copy(
+        update={"label": "rating", "labels": LabelMap(map={"one star": "neg"})})
+    empty = select(read_source(source, tmp_path), Selection(), 0, None)
+    with pytest.raises(ShiftbenchError, match=r"split 'train' selects no rows \(the source's "
+                                              r"labels mapping dropped all 40 rows"):
+        to_split(empty, "train", True)
 
 
 def test_label_ranges_from_a_headerless_csv(tmp_path: Path) -> None:
