@@ -182,6 +182,17 @@ def read_parquet(source: Source, path: Path | None) -> pd.DataFrame:
         ) from None
 
 
+def with_metadata(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """A standardised frame of a source that names no metadata, given the suite's
+    ``data.metadata`` columns: each from the file's column of that name where it has one,
+    else missing (another domain's file may lack it)."""
+    out = frame.copy()
+    for column in columns:
+        out[f"{METADATA}{column}"] = frame[column] if column in frame.columns else None
+    out.attrs = {**frame.attrs, "metadata": list(columns)}
+    return out
+
+
 def _standardise(frame: pd.DataFrame, source: Source, where: object) -> pd.DataFrame:
     """Columns ``id``, ``text``, ``label`` (mapped by the source's ``labels``), ``target``
     (where the source names one), ``__row`` (the row number for messages) and ``__dropped``

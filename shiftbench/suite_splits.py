@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shiftbench.config import DetectorSpec, Domain, Perturbation, Suite, load_suite
-from shiftbench.data import check_train_overlap, read_source, select, to_split
+from shiftbench.data import check_train_overlap, read_source, select, to_split, with_metadata
 from shiftbench.errors import ShiftbenchError
 from shiftbench.progress import Phases
 from shiftbench.registry import SHIFTS
@@ -59,6 +59,8 @@ def build_splits(suite: Suite, suite_path: Path, data_dir: Path | None, limit: i
         key = source.model_dump_json()
         if key not in frames:
             frames[key] = read_source(source, base)
+            if selection.source is not None and not source.metadata and suite.data.metadata:
+                frames[key] = with_metadata(frames[key], suite.data.metadata)
         return select(frames[key], selection, suite.seed, limit)
 
     limit = limit or suite.limit

@@ -184,3 +184,37 @@ def test_an_edited_slices_section_is_refused_in_one_line(tmp_path: Path, edit,
     with pytest.raises(ShiftbenchError, match=expected.replace("[", r"\[")) as caught:
         render(run_dir)
     assert "\n" not in str(caught.value)
+
+
+def test_a_domain_with_its_own_source_keeps_the_suites_metadata(meta_suite: Path) -> None:
+    """data.metadata holds for every split: a domain read from its own file takes the
+    column from that file, or has it missing when the file lacks it."""
+    folder = meta_suite.parent
+    rows = [{"id": f"k{i}", "text": f"the kettle {i} was {'great' if i % 2 else 'awful'}",
+             "label": "positive" if i % 2 else "negative", "source": f"s{i % 2}"}
+            for i in range(40)]
+    (folder / "kitchen.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    bare = [{k: v for k, v in r.items() if k != "source"} for r in rows]
+    (folder / "bare.jsonl").write_text("\n".join(json.dumps(r) for r in bare))
+    suite = yaml.safe_load(meta_suite.read_text())
+    suite["shifts"] = [{"name": name, "source": {"kind": "jsonl", "path": f"{name}.jsonl"}}
+                       for name in ("kitchen", "bare")]
+    meta_suite.write_text(yaml.safe_dump(suite))
+    assert main(["run", str(meta_suite), "--model", "sklearn:tfidf", "--reports-dir",
+                 str(folder / "reports"), "--no-progress", "--no-movement"]) == 0
+    (run_dir,) = (folder / "reports" / "meta").iterdir()
+    slices = json.loads((run_dir / "report.json").read_text())["slices"]["rows"]
+    by_source = {(r["split"], r["slice"]): r["n"] for r in slices if r["dimension"] == "source"}
+    assert {k: v for k, v in by_source.items() if k[0] != "reference"} == {
+        ("kitchen", "s0"): 20, ("kitchen", "s1"): 20, ("bare", "(missing)"): 40}
+
+
+def test_a_slice_short_only_in_the_reference_says_so() -> None:
+    section = {"min_n": 30, "dimensions": [{"name": "topic", "about": "t", "slices": ["car"]}],
+               "rows": [{"split": "cars", "dimension": "topic", "slice": "car", "n": 40,
+                         "too_few": True}, {"split": "bus", "dimension": "topic",
+                                            "slice": "car", "n": 12, "too_few": True}]}
+    report = {"splits": [{"name": "cars"}, {"name": "bus"}], "slices": section}
+    (table,) = slice_tables(report)
+    assert table[2] == [["cars", "n=40; too few in the reference to compare"],
+                        ["bus", "too few (n=12)"]]

@@ -268,12 +268,14 @@ def perplexity_note(report: dict[str, Any]) -> str:
             "resampled on its own. Empty texts have no bits per byte and are left out.")
 
 
-def _slice_cell(row: dict[str, Any] | None) -> str:
-    """One slice of one split: its accuracy and drop with intervals, or why not."""
+def _slice_cell(row: dict[str, Any] | None, min_n: int) -> str:
+    """One slice of one split: its accuracy and drop with intervals, or why not (too few
+    here: fewer than ``min_n``; else too few on the reference's side of its Δ)."""
     if row is None:
         return MISSING
     if row["too_few"]:
-        return f"too few (n={row['n']})"
+        return (f"too few (n={row['n']})" if row["n"] < min_n else
+                f"n={row['n']}; too few in the reference to compare")
     text = f"{estimate_text(row['accuracy'], '%')} (n={row['n']})"
     return f"{text}; Δ {estimate_text(row['delta'], 'pp')}" if row["delta"] else text
 
@@ -289,7 +291,8 @@ def slice_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list
     tables = []
     for dimension in section["dimensions"]:
         name, slices = dimension["name"], dimension["slices"]
-        rows = [[split, *(_slice_cell(found.get((split, name, value))) for value in slices)]
+        rows = [[split, *(_slice_cell(found.get((split, name, value)), section["min_n"])
+                           for value in slices)]
                 for split in splits]
         tables.append((f"Accuracy by {name}", ["split", *slices], rows,
                        f"Slices by {dimension['about']}. {slice_note(section)}"))
