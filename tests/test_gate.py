@@ -464,6 +464,22 @@ def test_outputs_name_models_as_given_and_warn_of_one_class_predictions() -> Non
          "rules.0.max_dorp: unknown field (did you mean 'max_drop'?) (+1 more)"),
         ({"rules": [{"kind": "absolute", "min": 0.7, "severity": "fial"}]},
          "rules.0.severity: Input should be 'fail' or 'warn' (got 'fial')"),
+        # thresholds that could never be crossed, by the metric's bounds in the metric table
+        ({"rules": [{"kind": "absolute", "min": 1.5}]},
+         "rules.0.min: a bound on accuracy lies strictly between 0 and 1"),
+        ({"rules": [{"kind": "non_inferiority", "margin": 2}]},
+         "rules.0.margin: margin on accuracy must be below 1, the whole range of accuracy (0 to "
+         "1): no change is larger, so the rule could never fail"),
+        ({"rules": [{"kind": "robustness", "max_drop": 1}]},
+         "rules.0.max_drop: max_drop on accuracy must be below 1, the whole range"),
+        ({"rules": [{"kind": "non_inferiority", "metric": "ece", "margin": 1.0}]},
+         "rules.0.margin: margin on ece must be below 1"),
+        ({"rules": [{"kind": "non_inferiority", "metric": "chrf", "margin": 100}]},
+         "rules.0.margin: margin on chrf must be below 100, the whole range of chrf (0 to 100)"),
+        ({"rules": [{"kind": "robustness", "metric": "nll", "max_drop": math.inf}]},
+         "rules.0.max_drop: max_drop on nll must be below inf"),
+        ({"rules": [{"kind": "non_inferiority", "margin": -0.02}]},
+         "rules.0.margin: Input should be greater than or equal to 0 (got -0.02)"),
     ],
 )
 def test_bad_policies_are_one_line_errors(tmp_path: Path, policy_yaml, expected) -> None:
@@ -473,6 +489,17 @@ def test_bad_policies_are_one_line_errors(tmp_path: Path, policy_yaml, expected)
         load_policy(path)
     assert str(info.value).startswith(str(path)) and expected in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_allowances_short_of_the_metric_range_load(tmp_path: Path) -> None:
+    """The refusal above is the metric's own range, not a fixed cap: chrF runs to 100, NLL
+    has no top."""
+    path = tmp_path / "p.gate.yaml"
+    path.write_text(yaml.safe_dump({"rules": [
+        {"kind": "non_inferiority", "margin": 0.99},
+        {"kind": "non_inferiority", "metric": "chrf", "margin": 99},
+        {"kind": "robustness", "metric": "nll", "max_drop": 50}]}))
+    assert [rule.allowed for rule in load_policy(path).rules] == [0.99, 99, 50]
 
 
 def test_policy_reads_exponents_and_refuses_duplicate_keys(tmp_path: Path) -> None:
@@ -596,6 +623,8 @@ def write_policy(tiny, rules: list[dict], **fields) -> Path:
         ({"rules": [{"kind": "drift", "detector": "mmd"}]}, "no drift results"),
         ({"rules": [{"kind": "absolute", "min": 0.7, "metric": "recall"}]}, "rules.0"),
         ({"rules": [{"kind": "absolute", "min": 0.7, "severty": "warn"}]}, "unknown field"),
+        ({"rules": [{"kind": "non_inferiority", "margin": 2}]},
+         "rules.0.margin: margin on accuracy must be below 1"),
     ],
 )
 def test_bad_rules_exit_2_naming_the_field(tiny, capsys, change, expected) -> None:
@@ -637,6 +666,35 @@ def test_bad_inputs_exit_2(tiny, capsys) -> None:
     assert gate(tiny, "--baseline", str(tiny["root"] / "reports" / "tiny" / "other"),
                 "--candidate", str(tiny["root"] / "reports" / "tiny" / "other")) == 2
     assert "suite: run" in capsys.readouterr().err
+
+
+def test_a_given_run_is_checked_against_the_suite_before_any_model_runs(tiny, capsys) -> None:
+    """A stored run of another suite spec, or one with more examples on a split than the
+    run to be made evaluates, is refused at once: the other side's model is never loaded
+    (a missing model file would be another error) and no run folder is made."""
+    plain = write_policy(tiny, [{"kind": "absolute", "min": 0.6}])
+    spec = {**yaml.safe_load(tiny["suite"].read_text()), "seed": 2}
+    reseeded = tiny["root"] / "reseeded.yaml"
+    reseeded.write_text(yaml.safe_dump(spec))
+    missing, reports = str(tiny["root"] / "no-such-model.yaml"), tiny["root"] / "unrun"
+    assert main(["gate", str(plain), "--suite", str(reseeded), "--baseline-model", missing,
+                 "--candidate", str(tiny["alike"]), "--reports-dir", str(reports)]) == 2
+    assert (f"error: baseline run of {reseeded} and candidate {tiny['alike']} come from "
+            "different suite specs") in capsys.readouterr().err
+    assert main(["gate", str(plain), "--suite", str(tiny["suite"]), "--baseline",
+                 str(tiny["base"]), "--candidate-model", missing, "--limit", "50",
+                 "--reports-dir", str(reports)]) == 2
+    n = json.loads((tiny["base"] / "report.json").read_text())["splits"][0]["n"]
+    assert (f"error: baseline {tiny['base']}: split 'reference' has {n} examples, more than "
+            f"the run of {tiny['suite']} evaluates (limit 50); run both with the same --limit"
+            ) in capsys.readouterr().err
+    assert not reports.exists()
+    # a run that pairs passes the checks: the other side runs and is gated against it
+    assert main(["gate", str(plain), "--suite", str(tiny["suite"]), "--baseline",
+                 str(tiny["base"]), "--candidate-model", str(tiny["root"] / "alike.yaml"),
+                 "--limit", str(n), "--reports-dir", str(reports), "--no-progress",
+                 "--no-movement"]) == 0
+    assert "gate PASS" in capsys.readouterr().out
 
 
 # --- plug-ins: a rule kind, a metric and a detector found through their entry-point groups
@@ -772,6 +830,10 @@ def test_a_plugin_metric_works_in_a_suite_its_report_and_the_gate(plugins, tiny,
     assert main(["gate", str(policy_path), "--baseline", str(runs["base"]), "--candidate",
                  str(runs["alike"])]) == 2
     assert "a bound on brier lies strictly between 0 and 2" in capsys.readouterr().err
+    with pytest.raises(ShiftbenchError, match="margin on brier must be below 2, the whole range "
+                                              r"of brier \(0 to 2\)"):
+        validate(Policy, {"rules": [{"kind": "non_inferiority", "metric": "brier",
+                                     "margin": 2}]}, "p")
 
 
 # --- drift rules name detectors as suites do (regression: `detector: evidently` failed)

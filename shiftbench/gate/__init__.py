@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from shiftbench.errors import ShiftbenchError
 
 if TYPE_CHECKING:
+    from shiftbench.config import Suite
     from shiftbench.gate.policy import Policy
     from shiftbench.gate.rules import GateResult
     from shiftbench.gate.runs import Run
@@ -80,16 +81,41 @@ def example_groups(policy: Policy, result: GateResult, baseline: Run,
     return groups
 
 
-def check_rules(policy: Policy, policy_path: Path, suite_path: Path) -> None:
-    """Check every rule's splits against a suite before spending time on its runs."""
-    import numpy as np
-
-    from shiftbench.config import Perturbation, load_suite, split_names
-    from shiftbench.evaluate import ScoredSplit
+def check_before_running(policy: Policy, policy_path: Path, suite_path: Path,
+                         given: dict[str, Path], limit: int | None) -> None:
+    """What can fail before a model spec runs on the suite, checked at once rather than
+    after minutes of running: every rule's splits, and whether each given run (by side)
+    will pair with the run to be made: the same suite spec, and no split with more
+    examples than that run evaluates (``limit``, else the suite's, as ``run`` applies it).
+    """
+    from shiftbench.config import load_suite
     from shiftbench.gate.rules import expand
-    from shiftbench.gate.runs import Run
+    from shiftbench.gate.runs import check_same_suite, load_run
 
     suite = load_suite(suite_path)
+    planned = _planned_run(suite, suite_path)
+    expand(policy, planned, str(policy_path))
+    limit = limit or suite.limit
+    for side, run_dir in given.items():
+        run = load_run(run_dir)
+        check_same_suite(*((run, planned) if side == "baseline" else (planned, run)))
+        for split in run.splits.values():
+            if limit is not None and len(split.ids) > limit:
+                raise ShiftbenchError(
+                    f"{side} {run.label}: split {split.name!r} has {len(split.ids)} examples, "
+                    f"more than the {planned.label} evaluates (limit {limit}); run both "
+                    "with the same --limit")
+
+
+def _planned_run(suite: Suite, suite_path: Path) -> Run:
+    """A run of the suite before it runs: the suite's spec hash and its splits, empty (a
+    drift result list each when the suite has detectors)."""
+    import numpy as np
+
+    from shiftbench.config import Perturbation, split_names
+    from shiftbench.evaluate import ScoredSplit
+    from shiftbench.gate.runs import Run
+
     kinds = {"reference": "reference"}
     for entry in suite.shifts:
         names = split_names(suite.model_copy(update={"shifts": [entry]}))
@@ -99,5 +125,4 @@ def check_rules(policy: Policy, policy_path: Path, suite_path: Path) -> None:
     outputs = np.zeros(0, dtype=object) if suite.task == "generation" else np.zeros((0, 0))
     splits = {name: ScoredSplit(name, kind, [], empty, outputs) for name, kind in kinds.items()}
     drift = {name: [] for name in list(kinds)[1:]} if suite.detectors else None
-    expand(policy, Run(str(suite_path), suite.name, suite.spec_hash(), {}, splits, drift=drift),
-           str(policy_path))
+    return Run(f"run of {suite_path}", suite.name, suite.spec_hash(), {}, splits, drift=drift)

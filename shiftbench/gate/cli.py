@@ -65,11 +65,11 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _run_models(args: argparse.Namespace) -> tuple[Path, Path]:
-    """Run the model specs on the suite (rules checked against it first) -> run dirs."""
+    """Run the model specs on the suite (rules and given runs checked against it first)
+    -> run dirs."""
     from shiftbench.config import load_suite
-    from shiftbench.gate import check_rules, policy_suite
+    from shiftbench.gate import check_before_running, policy_suite
     from shiftbench.gate.policy import load_policy
-    from shiftbench.report import load_report
     from shiftbench.run import run_suite
 
     policy = load_policy(args.policy)
@@ -80,11 +80,10 @@ def _run_models(args: argparse.Namespace) -> tuple[Path, Path]:
                               f"in {args.policy})")
     if named is not None and load_suite(suite).spec_hash() != load_suite(named).spec_hash():
         raise ShiftbenchError(f"--suite: {suite} is not the suite {args.policy} gates ({named})")
-    check_rules(policy, args.policy, suite)
-    for side in ("baseline", "candidate"):  # fail now, not after running the other side
-        if getattr(args, side) is not None:
-            load_report(getattr(args, side))
     options = run_options(args)
+    check_before_running(policy, args.policy, suite,
+                         {side: getattr(args, side) for side in ("baseline", "candidate")
+                          if getattr(args, side) is not None}, options.limit)
     dirs = {}
     for side in ("baseline", "candidate"):
         spec = getattr(args, f"{side}_model")

@@ -12,10 +12,10 @@ changes), the ECE with worst-case bias bounds, any other resampled metric by boo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from shiftbench.config import MetricName
 from shiftbench.errors import ShiftbenchError
@@ -39,6 +39,38 @@ if TYPE_CHECKING:
 
 
 # --- rules about one metric of the metric table
+
+
+def _bounds(info: ValidationInfo) -> tuple[str, float, float] | None:
+    """The rule's metric and the values it can take, or None when the metric itself is
+    invalid (that error is reported instead)."""
+    name = info.data.get("metric")
+    return None if name is None else (name, *metric_named(name).bounds)
+
+
+def _inside(bound: float, info: ValidationInfo) -> float:
+    """A bound at or past an end of the metric's range always or never holds."""
+    found = _bounds(info)
+    if found and not found[1] < bound < found[2]:
+        name, low, high = found
+        raise ValueError(f"a bound on {name} lies strictly between {low:g} and {high:g}")
+    return bound
+
+
+def _below_range(allowed: float, info: ValidationInfo) -> float:
+    """A metric changes by at most its whole range, so allowing that much (or more: a
+    margin of 2 on accuracy) makes a rule that always holds."""
+    found = _bounds(info)
+    if found and not allowed < found[2] - found[1]:
+        name, low, high = found
+        raise ValueError(f"{info.field_name} on {name} must be below {high - low:g}, the whole "
+                         f"range of {name} ({low:g} to {high:g}): no change is larger, so the "
+                         "rule could never fail")
+    return allowed
+
+
+Bound = Annotated[float, AfterValidator(_inside)]
+Allowance = Annotated[float, Field(ge=0), AfterValidator(_below_range)]
 
 
 class MetricRule(RuleBase):
@@ -151,18 +183,13 @@ class Absolute(MetricRule):
 
     kind: Literal["absolute"]
     split: str | list[str] = "reference"
-    min: float | None = None
-    max: float | None = None
+    min: Bound | None = None
+    max: Bound | None = None
 
     @model_validator(mode="after")
     def _one_bound(self) -> Absolute:
         if (self.min is None) == (self.max is None):
             raise ValueError("an absolute rule takes exactly one of min, max")
-        bound = self.min if self.min is not None else self.max
-        low, high = self.table_row.bounds
-        if not low < bound < high:  # a bound at or past an end always or never holds
-            raise ValueError(f"a bound on {self.metric} lies strictly between {low:g} and "
-                             f"{high:g}")
         return self
 
     def setup(self, split: str, candidate: Run, where: str) -> Setup:
@@ -213,7 +240,7 @@ class Robustness(MetricChange):
     shifted split (paired by id for perturbations, unpaired for other domains)."""
 
     kind: Literal["robustness"]
-    max_drop: float = Field(ge=0)
+    max_drop: Allowance
     allowance = "max_drop"
     compared = "shifted − reference"
 
@@ -243,7 +270,7 @@ class NonInferiority(MetricChange):
     (paired by example id)."""
 
     kind: Literal["non_inferiority"]
-    margin: float = Field(default=0.0, ge=0)
+    margin: Allowance = 0.0
     allowance = "margin"
     compared = "candidate − baseline"
 

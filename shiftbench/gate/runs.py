@@ -62,12 +62,8 @@ def check_comparable(baseline: Run, candidate: Run,
                      roles: tuple[str, str] = ("baseline", "candidate")) -> None:
     """Raise unless the runs pair: same suite spec, classes, and examples per split;
     ``roles`` name the two runs in the message (``shiftbench compare``: "run", "run")."""
+    check_same_suite(baseline, candidate, roles)
     first, second = f"{roles[0]} {baseline.label}", f"{roles[1]} {candidate.label}"
-    if baseline.suite_hash != candidate.suite_hash:
-        raise ShiftbenchError(
-            f"{first} and {second} come from different suite specs ({baseline.suite_name} "
-            f"{baseline.suite_hash[:12]} vs {candidate.suite_name} "
-            f"{candidate.suite_hash[:12]}); run both with the same suite")
     if baseline.model.get("classes") != candidate.model.get("classes"):
         raise ShiftbenchError(f"{first} and {second} predict different classes "
                               f"({baseline.model.get('classes')} vs "
@@ -77,6 +73,18 @@ def check_comparable(baseline: Run, candidate: Run,
                               f"({', '.join(baseline.splits)} vs {', '.join(candidate.splits)})")
     for name, cand in candidate.splits.items():
         _check_same_examples(baseline.splits[name], cand, first, second)
+
+
+def check_same_suite(baseline: Run, candidate: Run,
+                     roles: tuple[str, str] = ("baseline", "candidate")) -> None:
+    """Raise unless the runs come from the same suite spec: needs only their reports, so
+    the gate checks a given run against a suite before running a model on it."""
+    if baseline.suite_hash != candidate.suite_hash:
+        raise ShiftbenchError(
+            f"{roles[0]} {baseline.label} and {roles[1]} {candidate.label} come from "
+            f"different suite specs ({baseline.suite_name} {baseline.suite_hash[:12]} vs "
+            f"{candidate.suite_name} {candidate.suite_hash[:12]}); run both with the same "
+            "suite")
 
 
 def _check_same_examples(base: ScoredSplit, cand: ScoredSplit, first: str, second: str) -> None:
