@@ -177,6 +177,17 @@ def test_ece_ceiling_keeps_its_promised_power():
     assert caught >= 0.8 - mc_bound(0.8, sims)
 
 
+def test_the_ece_change_interval_stays_within_eces_range() -> None:
+    """One row each side: the normal bounds alone would pass +1."""
+    from shiftbench.metrics import calibration_gap
+
+    before = calibration_gap(np.array([[0.6, 0.4]]), np.array([0]))
+    after = calibration_gap(np.array([[0.95, 0.05]]), np.array([1]))
+    assert after.plug_in - before.plug_in + before.max_bias > 0.9  # + z * sd passes 1
+    change = stats.ece_change_test(before, after, 0.0, 0.05, None, 0.8, paired=True)
+    assert -1 <= change.low <= change.value <= change.high == 1.0
+
+
 def overconfident_proba(rng: np.random.Generator, conf: np.ndarray, gap) -> np.ndarray:
     """Probabilities for rows of label 0 from a model with confidence ``conf`` that is right
     with probability conf + gap(conf)."""

@@ -211,8 +211,8 @@ def ece_change_test(before: M.CalibrationGap, after: M.CalibrationGap, threshold
     """
     sd = after.se + before.se if paired else math.hypot(after.se, before.se)
     z = _z(1 - alpha)
-    low = after.plug_in - after.max_bias - before.plug_in - z * sd
-    high = after.plug_in - before.plug_in + before.max_bias + z * sd
+    low = max(-1.0, after.plug_in - after.max_bias - before.plug_in - z * sd)
+    high = min(1.0, after.plug_in - before.plug_in + before.max_bias + z * sd)  # ECE's range
     excess = after.plug_in - after.max_bias - before.plug_in - threshold
     p = 1 - NormalDist().cdf(excess / sd) if sd > 0 else float(excess <= 0)
     z_a = 0.0 if a is None else _z(1 - a)
