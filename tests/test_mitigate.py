@@ -102,6 +102,10 @@ def test_parameters_are_parsed_strictly() -> None:
                           ("seed=1", "not a parameter")]:
         with pytest.raises(ShiftbenchError, match=message):
             parse_params(DANN, [pair])
+    with pytest.raises(ShiftbenchError) as err:  # DANN and the trainer both take hidden
+        parse_params(DANN, ["zzz=1"])
+    known = str(err.value).split("(known: ")[1].rstrip(")").split(", ")
+    assert "hidden" in known and len(known) == len(set(known))
 
 
 @pytest.mark.parametrize("model, extra, message", [

@@ -47,7 +47,7 @@ def parse_params(method_cls: type, pairs: list[str]) -> tuple[dict[str, Any], di
     train_types = {f.name: f.type for f in fields(TrainConfig) if f.name not in NOT_TUNABLE}
     train_types = {name: {"int": int, "float": float, "str": str}.get(str(kind), kind)
                    for name, kind in train_types.items()}
-    known = [*method_cls.param_names(), *train_types]
+    known = list(dict.fromkeys([*method_cls.param_names(), *train_types]))  # no name twice
     method_params: dict[str, Any] = {}
     train_params: dict[str, Any] = {}
     for pair in pairs:
