@@ -11,6 +11,8 @@ import re
 import subprocess
 import sys
 import unicodedata
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from statistics import mean
 
@@ -22,7 +24,13 @@ from hypothesis import strategies as st
 from shiftbench.errors import ShiftbenchError
 from shiftbench.registry import SHIFTS
 from shiftbench.shifts import Shift, apply_shift
-from shiftbench.shifts.noise import SEVERITY_RATES, NoiseShift, _misspellings
+from shiftbench.shifts.noise import (
+    SEVERITY_RATES,
+    NoiseShift,
+    _misspellings,
+    _seeded_global_random,
+    _Words,
+)
 from shiftbench.split import Split
 
 NOISE = [n for n in SHIFTS.names() if SHIFTS.target(n).startswith("shiftbench.shifts.noise:")]
@@ -258,6 +266,72 @@ def test_character_shifts_keep_the_word_count() -> None:
         for seed, text in enumerate(SENTENCES):
             out = make(name, 5).perturb(text, random.Random(seed))
             assert len(out.split()) == len(text.split())
+
+
+def nlpaug_augment(shift: Shift) -> Callable[[str, random.Random], str]:
+    """``shift.perturb`` as it ran until it made its own edits: nlpaug's ``augment`` (whose
+    edit loops are quadratic in a word's length) on the words, with the same picks."""
+    aug = shift._build()
+    aug.tokenizer, aug.reverse_tokenizer = str.split, " ".join
+    aug.action = {"char_insert": "insert", "char_swap": "swap", "char_delete": "delete"}.get(
+        shift.name, "substitute")
+
+    def perturb(text: str, rng: random.Random) -> str:
+        if not text.strip():
+            return text
+        words = _Words(text)
+        with _seeded_global_random(rng.getrandbits(64)):
+            out = aug.augment(" ".join(words.words))[0]
+        new = out.split(" ")
+        if len(new) == len(words.words):
+            words.words = new
+            out = str(words)
+        return out if out.strip() else text
+
+    return perturb
+
+
+MIXED_TEXTS = [*SENTENCES[:10], *ODD_TEXTS, "ÄRGER über Straße ǅemal İstanbul", "ab" * 1500,
+               "MiXeD CaSe WoRdS, A b C dE! 0o1l 8s 2z", "k" * 3 + " " + "Qx9" * 900]
+
+
+@pytest.mark.parametrize("name", CHAR_LEVEL)
+def test_character_shifts_edit_exactly_as_nlpaug_did(name: str) -> None:
+    """Cached perturbed texts stay valid: every pick and edit is nlpaug's, draw for draw."""
+    for severity, params in [(1, {}), (3, {}), (5, {}), (1, {"word_rate": 1.0, "char_rate": 1.0})]:
+        shift = make(name, severity, **params)
+        old = nlpaug_augment(shift)
+        for seed, text in enumerate(MIXED_TEXTS):
+            assert shift.perturb(text, random.Random(seed)) == old(text, random.Random(seed))
+
+
+LONG = 100_000
+LONG_TOKENS = {  # a character every edit visibly changes
+    "keyboard": "x", "ocr": "o", "char_substitute": "X", "char_insert": "x", "char_delete": "x",
+}
+
+
+@pytest.mark.parametrize("name", CHAR_LEVEL)
+@pytest.mark.parametrize("severity", [2, 5])
+def test_a_long_token_gets_the_char_rate_deterministically(name: str, severity: int) -> None:
+    """A 100,000-character token (a base64 blob, a URL) is edited at the table's rate, and
+    by its id alone (it took ~20 s a text while nlpaug's edit loops were quadratic)."""
+    text = "ab" * (LONG // 2) if name == "char_swap" else LONG_TOKENS[name] * LONG
+    edits = math.ceil(SEVERITY_RATES[severity].char * LONG)
+    out = make(name, severity).perturb(text, random.Random(0))
+    if name == "char_insert":
+        assert len(out) == LONG + edits
+    elif name == "char_delete":
+        assert len(out) == LONG - edits
+    else:
+        changed = sum(a != b for a, b in zip(text, out, strict=True))
+        if name == "char_swap":  # a swap moves two characters, a later one may move them back
+            assert Counter(out) == Counter(text) and edits <= changed <= 2 * edits
+        else:
+            assert changed == edits
+    split = Split("clean", ["short", "long"], [SENTENCES[0], text])
+    alone = apply_shift(make(name, severity), Split("clean", ["long"], [text]), seed=3)
+    assert apply_shift(make(name, severity), split, seed=3).texts[1] == alone.texts[0] != text
 
 
 SPELLING_SCRIPT = """

@@ -21,8 +21,10 @@ text with no eligible word comes back unchanged.
 applies to the character shifts.
 
 Words are runs of non-whitespace; the whitespace between them (newlines included) is
-kept exactly. Character shifts run nlpaug's augmenters (imported on first use); the
-word shifts, casing and punctuation are plain Python, which spares the ~4 s that
+kept exactly. Character shifts use nlpaug's augmenters (imported on first use) to pick
+words and characters but make nlpaug's edits themselves, in time linear in the text's
+length (nlpaug's edit loops are quadratic in a word's length). The word shifts, casing
+and punctuation are plain Python, which spares the ~4 s that
 ``import nlpaug.augmenter.word`` spends importing transformers.
 
 Determinism: every random choice comes from the per-example rng. nlpaug draws from the
@@ -46,7 +48,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.shifts import Shift
@@ -147,12 +149,12 @@ class NoiseShift(Shift):
 
 @contextmanager
 def _seeded_global_random(seed: int) -> Iterator[None]:
-    """Seed the global ``random`` rng for one nlpaug call, then give the caller its state back.
+    """Seed the global ``random`` rng for one text's character edits, then restore it.
 
-    nlpaug 1.1.11's character augmenters draw only through ``Augmenter.sample`` ->
-    ``random.sample``; its numpy draws (``prob``, ``sample`` of an int) are not on their
-    path, and saving numpy's state would cost ~150 us a text. The tests check that the
-    output depends on neither global rng.
+    nlpaug 1.1.11's picks draw only through ``Augmenter.sample`` -> ``random.sample``,
+    and the edits here draw the same way; its numpy draws (``prob``, ``sample`` of an
+    int) are not on that path, and saving numpy's state would cost ~150 us a text. The
+    tests check that the output depends on neither global rng.
     """
     saved = random.getstate()
     random.seed(seed)
@@ -160,6 +162,14 @@ def _seeded_global_random(seed: int) -> Iterator[None]:
         yield
     finally:
         random.setstate(saved)
+
+
+_T = TypeVar("_T")
+
+
+def _draw(candidates: list[_T]) -> _T:
+    """One candidate, drawn as nlpaug draws it (``random.sample(..., 1)``), so outputs match."""
+    return random.sample(candidates, 1)[0]
 
 
 def _only_mappable(augmenter: Any) -> Any:
@@ -173,7 +183,15 @@ def _only_mappable(augmenter: Any) -> Any:
 
 
 class _NlpaugChars(NoiseShift):
-    """A character shift run by an nlpaug augmenter, built once per instance on first use."""
+    """A character shift: nlpaug picks the words and characters, :meth:`_edit` changes them.
+
+    The picks are nlpaug's own (``_get_aug_idxes``: its eligibility rules, counts and
+    draws), and the edits replay its actions draw for draw, so texts come out exactly
+    as ``augmenter.augment`` made them. nlpaug's edit loops are not used because they
+    are quadratic: a list membership test per character, a list copy per swap, a list
+    insert or delete per edit, and a slice of the whole text per word; a 100,000-char
+    word took ~20 s. Here each text costs time linear in its length.
+    """
 
     rate_params = ("word_rate", "char_rate")
 
@@ -185,7 +203,7 @@ class _NlpaugChars(NoiseShift):
         return self._build()
 
     def _nlpaug_options(self) -> dict[str, Any]:
-        """nlpaug settings shared by every character shift: our rates, no caps, our words."""
+        """nlpaug settings shared by every character shift: our rates, no caps."""
         return {
             "aug_word_p": self.word_rate,
             "aug_word_min": 1,
@@ -194,16 +212,26 @@ class _NlpaugChars(NoiseShift):
             "aug_char_min": 1,
             "aug_char_max": None,
             "min_char": 2,
-            "tokenizer": str.split,
-            "reverse_tokenizer": " ".join,
         }
 
+    def _edit(self, chars: list[str], picked: list[int]) -> list[str]:
+        """``chars`` after this shift's edit at ``picked`` (nlpaug's draw order)."""
+        raise NotImplementedError
+
+    def _edit_word(self, word: str) -> str:
+        aug = self._augmenter
+        chars = list(word)
+        picked = aug._get_aug_idxes(chars, aug.aug_char_min, aug.aug_char_max, aug.aug_char_p,
+                                    "char")
+        return "".join(self._edit(chars, picked))
+
     def _noise(self, words: _Words, rng: random.Random) -> str:
-        augmenter = self._augmenter
+        aug = self._augmenter
         with _seeded_global_random(rng.getrandbits(64)):
-            out = augmenter.augment(" ".join(words.words))
-        if isinstance(out, list):
-            out = out[0] if out else ""
+            picked = set(aug._get_aug_idxes(words.words, aug.aug_word_min, aug.aug_word_max,
+                                            aug.aug_word_p, "word"))
+            edited = [self._edit_word(w) if i in picked else w for i, w in enumerate(words.words)]
+        out = " ".join(w for w in edited if w)  # nlpaug's join, which drops emptied words
         new = out.split(" ")
         if len(new) != len(words.words):  # a word lost all its characters: keep nlpaug's text
             return out
@@ -211,7 +239,17 @@ class _NlpaugChars(NoiseShift):
         return str(words)
 
 
-class KeyboardTypos(_NlpaugChars):
+class _MappedChars(_NlpaugChars):
+    """Picked characters replaced by one of their mapped confusions (keyboard, OCR)."""
+
+    def _edit(self, chars: list[str], picked: list[int]) -> list[str]:
+        model = self._augmenter.model
+        for i in sorted(picked):
+            chars[i] = _draw(model.predict(chars[i]))
+        return chars
+
+
+class KeyboardTypos(_MappedChars):
     """Characters replaced by a neighbouring key on a QWERTY keyboard (nlpaug KeyboardAug).
 
     Replacements are neighbouring letters and digits; shifted keys (capitals, symbols) are
@@ -230,7 +268,7 @@ class KeyboardTypos(_NlpaugChars):
         )
 
 
-class OcrErrors(_NlpaugChars):
+class OcrErrors(_MappedChars):
     """Characters an OCR engine confuses (o/0, l/1, r/k, ...; nlpaug OcrAug's mapping).
 
     Only words with a confusable character are picked, so ``word_rate`` is the share
@@ -246,40 +284,56 @@ class OcrErrors(_NlpaugChars):
 
 
 class _RandomChars(_NlpaugChars):
-    """nlpaug RandomCharAug with one action; new characters are lower-case ASCII letters."""
-
-    action: ClassVar[str] = ""
+    """nlpaug RandomCharAug's picks; new characters are lower-case ASCII letters."""
 
     def _build(self) -> Any:
         from nlpaug.augmenter.char import RandomCharAug
 
-        return RandomCharAug(
-            action=self.action,
-            candidates=list(string.ascii_lowercase),
-            swap_mode="adjacent",
-            **self._nlpaug_options(),
-        )
+        return RandomCharAug(candidates=list(string.ascii_lowercase), **self._nlpaug_options())
 
 
 class CharInsert(_RandomChars):
     """A random letter inserted at ``char_rate`` of the positions of ``word_rate`` of words."""
 
     name = "char_insert"
-    action = "insert"
+
+    def _edit(self, chars: list[str], picked: list[int]) -> list[str]:
+        letters = self._augmenter.model
+        new = {i: _draw(letters) for i in sorted(picked, reverse=True)}
+        return [new.get(i, "") + c for i, c in enumerate(chars)]
 
 
 class CharSubstitute(_RandomChars):
     """``char_rate`` of the characters of ``word_rate`` of words replaced by random letters."""
 
     name = "char_substitute"
-    action = "substitute"
+
+    def _edit(self, chars: list[str], picked: list[int]) -> list[str]:
+        letters = self._augmenter.model
+        for i in sorted(picked):
+            chars[i] = _draw(letters)
+        return chars
 
 
 class CharSwap(_RandomChars):
-    """``char_rate`` of the characters of ``word_rate`` of words swapped with a neighbour."""
+    """``char_rate`` of the characters of ``word_rate`` of words swapped with a neighbour.
+
+    Swaps run in the order picked, each on the result of the last; case stays with the
+    position ("Ab" -> "Ba"), as in nlpaug.
+    """
 
     name = "char_swap"
-    action = "swap"
+
+    def _edit(self, chars: list[str], picked: list[int]) -> list[str]:
+        last = len(chars) - 1
+        for i in picked:
+            j = 1 if i == 0 else i - 1 if i == last else i + _draw([-1, 1])
+            upper_i, upper_j = chars[i].isupper(), chars[j].isupper()
+            chars[i], chars[j] = chars[j], chars[i]
+            chars[i] = chars[i].upper() if upper_i else chars[i].lower()
+            chars[j] = chars[j].upper() if upper_j else chars[j].lower()
+            _draw(self._augmenter.model)  # nlpaug draws a letter per swap and drops it
+        return chars
 
 
 class CharDelete(_RandomChars):
@@ -290,7 +344,10 @@ class CharDelete(_RandomChars):
     """
 
     name = "char_delete"
-    action = "delete"
+
+    def _edit(self, chars: list[str], picked: list[int]) -> list[str]:
+        gone = set(picked)
+        return [c for i, c in enumerate(chars) if i not in gone]
 
 
 @cache
