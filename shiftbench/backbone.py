@@ -78,19 +78,32 @@ def mean_hidden(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     return mean_pool(model.base_model(**inputs).last_hidden_state, inputs["attention_mask"])
 
 
-def longest_prefix(text: str, fits: Callable[[str], bool]) -> str:
-    """The longest prefix of ``text`` that ``fits`` (by bisection over characters; the empty
-    prefix is assumed to fit): how a prompt's text slot is cut so the prompt fits."""
-    if fits(text):
-        return text
-    good, bad = 0, len(text)
+def _last_fitting(ends: Sequence[int], fits: Callable[[int], bool]) -> int:
+    """The largest of the increasing ``ends`` that ``fits`` (0 when none), by bisection:
+    a longer prefix is taken never to need fewer tokens."""
+    good, bad = -1, len(ends)
     while bad - good > 1:
         middle = (good + bad) // 2
-        if fits(text[:middle]):
+        if fits(ends[middle]):
             good = middle
         else:
             bad = middle
-    return text[:good]
+    return ends[good] if good >= 0 else 0
+
+
+def longest_prefix(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest prefix of ``text`` that ``fits``, ending where a word ends (a cut inside
+    a word would put a typo into the clean text), or inside the first word when not even
+    it fits (the empty prefix is assumed to fit): how a prompt's text slot is cut so the
+    prompt fits. Word ends, not characters, are bisected: a tokenizer can need more tokens
+    for "were print" than for "were printed", which misled a bisection over characters."""
+    if fits(text):
+        return text
+    ends = [match.end() for match in re.finditer(r"\S+", text)]
+    cut = _last_fitting(ends, lambda end: fits(text[:end]))
+    if not cut and ends:
+        cut = _last_fitting(range(1, ends[0] + 1), lambda end: fits(text[:end]))
+    return text[:cut]
 
 
 class Backbone:

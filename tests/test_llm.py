@@ -209,6 +209,25 @@ def test_truncation_cuts_the_text_never_the_cue(tiny_causal_lm_dir: Path, lm, ru
                        model.loglikelihoods([cut], runner)[0], atol=1e-5)
 
 
+def test_a_text_is_cut_where_a_word_ends() -> None:
+    """The longest prefix that fits ends at a word's end, whatever a character bisection
+    would have found: here a budget counted in characters, and one whose count of a cut
+    word ("print") exceeds the whole word's ("printed"), as a tokenizer's can."""
+    from shiftbench.backbone import longest_prefix
+
+    text = "the pages were printed upside down"
+    assert longest_prefix(text, lambda part: len(part) <= 20) == "the pages were"
+    assert longest_prefix(text, lambda part: True) == text
+
+    def tokens(part: str) -> int:  # a whole known word is one token, else one per character
+        return sum(1 if word in text.split() else len(word) for word in part.split())
+
+    assert longest_prefix(text, lambda part: tokens(part) <= 4) == "the pages were printed"
+    # no word fits whole: cut inside the first one
+    assert longest_prefix("unbelievably long", lambda part: len(part) <= 5) == "unbel"
+    assert longest_prefix("   spaced", lambda part: len(part) <= 4) == "   s"
+
+
 def test_shots_are_dropped_before_the_text_is_cut(tiny_causal_lm_dir: Path, lm,
                                                   runner) -> None:
     _, tokenizer = lm
@@ -315,6 +334,11 @@ def test_cache_serves_a_second_pass_and_other_normalisations(tiny_causal_lm_dir:
      "verbalizers: .*class 'negative' has an empty continuation"),
     ({"verbalizers": {"negative": []}}, "verbalizers: .*at least two classes"),
     ({"verbalizers": {1: " yes", "1": " no"}}, "verbalizers: .*distinct"),
+    # a continuation twice would count its probability twice (or tie two classes)
+    ({"verbalizers": {"negative": [" awful", " awful"], "positive": " great"}},
+     r"verbalizers: ' awful' is given twice \(class 'negative'\): a continuation belongs"),
+    ({"verbalizers": {"negative": " great", "positive": [" good", " great"]}},
+     r"verbalizers: ' great' is given twice \(class 'negative' and class 'positive'\)"),
     ({"normalize": "chars"}, "normalize"),
     ({"calibrate": "yes"}, "calibrate"),
     ({"shots": -1}, "shots"),

@@ -85,9 +85,16 @@ def _check_verbalizers(verbalizers: dict[str | int, str | list[str]]
         raise ValueError("class names must be distinct")
     if len(table) < 2:
         raise ValueError("give at least two classes")
+    owner: dict[str, str] = {}  # continuation -> its class
     for name, conts in table.items():
         if not conts or not all(conts):
             raise ValueError(f"class {name!r} has an empty continuation (or none)")
+        for continuation in conts:  # a repeat would add its probability twice
+            if continuation in owner:
+                raise ValueError(f"{continuation!r} is given twice (class {owner[continuation]!r}"
+                                 + ("" if owner[continuation] == name else f" and class {name!r}")
+                                 + "): a continuation belongs to one class, once")
+            owner[continuation] = name
     return verbalizers
 
 
@@ -271,7 +278,7 @@ class Scorer(CausalBatches):
 
     def encode(self, texts: list[str]) -> list[Request]:
         """Each text's request, fitted to max_length: shots dropped first, then the text's
-        end cut (the largest prefix of the text that fits, by bisection)."""
+        end cut (the longest prefix of the text that fits, ending at a word's end)."""
         return [self.fitted(text) for text in texts]
 
     def fitted(self, text: str) -> Request:
