@@ -171,19 +171,12 @@ class Backbone:
         placement = (runner.device_, runner.precision_, runner.compile)
         if self._model is None or self._placement != placement:
             import transformers
-            from transformers.utils import logging as hf_logging
 
             cls = getattr(transformers, self.auto_class)
-            bar_was_on = hf_logging.is_progress_bar_enabled()
-            if not runner.show_progress:  # transformers' own "Loading weights" bar too
-                hf_logging.disable_progress_bar()
-            try:
-                model = self._loading(
-                    "model", lambda: cls.from_pretrained(self.directory, dtype=runner.torch_dtype,
-                                                         **self._file_kwargs))
-            finally:
-                if bar_was_on:
-                    hf_logging.enable_progress_bar()
+            model = self._loading(
+                "model", lambda: cls.from_pretrained(self.directory, dtype=runner.torch_dtype,
+                                                     **self._file_kwargs),
+                bars=runner.show_progress)
             self._model, self._placement = runner.to_device(model), placement
         return self._model
 
@@ -210,13 +203,24 @@ class Backbone:
             return min(self.max_length, limit)
         return self.max_length
 
-    def _loading(self, what: str, load: Callable[[], Any]) -> Any:
+    def _loading(self, what: str, load: Callable[[], Any], bars: bool = False) -> Any:
+        """``load()`` with transformers' progress bars ("Loading weights", a GGUF file's
+        "Converting and de-quantizing") shown only when ``bars`` (a run's progress: config
+        and tokenizer loads have none); any failure as one line."""
+        from transformers.utils import logging as hf_logging
+
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        if not bars:
+            hf_logging.disable_progress_bar()
         try:
             return load()
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise ShiftbenchError(f"{self.directory}: cannot load the {what} "
                                   f"({exc.__class__.__name__}: {first})") from None
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
 
 
 class TokenBatches:

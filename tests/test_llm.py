@@ -365,10 +365,13 @@ def test_a_verbalizer_class_the_data_lacks_is_named_at_fit(tiny_causal_lm_dir: P
 
 def test_missing_gguf_and_a_model_that_is_not_causal_are_one_line(
         tiny_causal_lm_dir: Path, tiny_classifier_dir: Path, tmp_path: Path, runner) -> None:
-    with pytest.raises(ShiftbenchError, match="nothing.gguf: GGUF file not found"):
+    with pytest.raises(ShiftbenchError, match="nothing.gguf: GGUF file not found$"):
         make(tiny_causal_lm_dir, gguf_file="nothing.gguf").fingerprint()
-    with pytest.raises(ShiftbenchError, match="missing.gguf: GGUF file not found"):
+    with pytest.raises(ShiftbenchError, match="missing.gguf: GGUF file not found$"):
         make(tmp_path / "missing.gguf").predict_proba(["a"], runner)
+    with pytest.raises(ShiftbenchError, match="x.gguf: GGUF file not found; a GGUF file is "
+                                              "read from a local folder, and org/model is not"):
+        make("org/model", gguf_file="x.gguf").fingerprint()
     with pytest.raises(ShiftbenchError, match="a bert model is not a causal"):
         make(tiny_classifier_dir).predict_proba(["the movie was great"], runner)
 

@@ -396,3 +396,19 @@ def test_sklearn_fit_problems_are_one_line_errors(train_split: Split) -> None:
     model = SklearnPipeline(min_df=10_000)
     with pytest.raises(ShiftbenchError, match=r"sklearn:tfidf: cannot fit on split 'train'"):
         model.fit(train_split, runner())
+
+
+def test_transformers_bars_show_only_with_a_runs_progress(tmp_path: Path) -> None:
+    """A GGUF file's "Converting and de-quantizing" bar came through --no-progress: config
+    and tokenizer loads (no run's progress to follow) hide transformers' bars, a model
+    load shows them only when the runner shows progress, and the setting is restored."""
+    from transformers.utils import logging as hf_logging
+
+    from shiftbench.backbone import Backbone
+
+    backbone = Backbone(str(tmp_path), "AutoModel", 8)
+    shown = []
+    for bars in (False, True):
+        backbone._loading("x", lambda: shown.append(hf_logging.is_progress_bar_enabled()),
+                          bars=bars)
+    assert shown == [False, True] and hf_logging.is_progress_bar_enabled()

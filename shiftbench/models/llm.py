@@ -122,7 +122,9 @@ def locate(source: str, gguf_file: str | None) -> tuple[str, str | None]:
         return source, None
     path = Path(source).expanduser() / gguf_file
     if not path.is_file():
-        raise ShiftbenchError(f"{path}: GGUF file not found (gguf_file needs a local folder)")
+        where = ("" if Path(source).expanduser().is_dir() else
+                 f"; a GGUF file is read from a local folder, and {source} is not one")
+        raise ShiftbenchError(f"{path}: GGUF file not found{where}")
     missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
     if missing:
         raise ShiftbenchError(f"{path}: reading a GGUF file needs the packages "
