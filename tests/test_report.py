@@ -288,6 +288,20 @@ def _drift_result(method: str, p_value: float | None, statistic: float) -> dict:
             "n_sample": 30, "calibrated": p_value is not None, "details": {}}
 
 
+def test_the_drift_note_names_what_each_detector_tests() -> None:
+    """A suite with only `bpb` read "each detector tests a shifted split's MiniLM
+    embeddings"."""
+    from shiftbench.report.markdown import drift_note
+
+    def note(*names: str) -> str:
+        return drift_note({"drift": {"typo@1": [{**_drift_result(name, 0.5, 0.1),
+                                                  "detector": name} for name in names]}})
+
+    assert "tests a shifted split's bits per byte under the LM (bpb) against" in note("bpb")
+    assert ("text embeddings (mmd, ks) and the model's probabilities (bbsd) against"
+            in note("mmd", "bbsd", "ks"))
+
+
 def test_drift_marks_are_holm_adjusted_over_every_split_and_detector(run):
     from shiftbench.drift import adjust_for_multiplicity
     from shiftbench.report.html import report_html

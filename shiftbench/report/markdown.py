@@ -205,10 +205,31 @@ def drift_note(report: dict[str, Any]) -> str:
              if family is not None else
              "Each cell is the raw p-value (this report predates the Holm adjustment: no drift "
              "marks)")
-    return ("Drift p: each detector tests a shifted split's MiniLM embeddings (BBSD: the "
-            "model's probabilities) against half of the reference; perturbed splits use only "
-            f"their examples from the other half, so the samples are independent. {marks}. "
-            "n/a: a detector without a p-value (uncalibrated), never marked.")
+    return (f"Drift p: each detector tests a shifted split's {_drift_inputs(report)} against "
+            "half of the reference; perturbed splits use only their examples from the other "
+            f"half, so the samples are independent. {marks}. n/a: a detector without a p-value "
+            "(uncalibrated), never marked.")
+
+
+DRIFT_INPUTS = {"embeddings": "text embeddings", "probabilities": "the model's probabilities",
+                "bits_per_byte": "bits per byte under the LM", "output_words": "output lengths"}
+
+
+def _drift_inputs(report: dict[str, Any]) -> str:
+    """What the report's detectors test, e.g. "text embeddings (mmd, ks) and the model's
+    probabilities (bbsd)", from the registry (a detector this installation lacks: its
+    inputs)."""
+    from shiftbench.registry import DETECTORS
+
+    by_input: dict[str, list[str]] = {}
+    for name in dict.fromkeys(r.get("detector") or r.get("method") or "?"
+                              for results in report["drift"].values() for r in results):
+        try:
+            kind = DRIFT_INPUTS.get(DETECTORS.load(name).input, "inputs")
+        except ShiftbenchError:
+            kind = "inputs"
+        by_input.setdefault(kind, []).append(name)
+    return " and ".join(f"{kind} ({', '.join(names)})" for kind, names in by_input.items())
 
 
 def label_free_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
