@@ -10,7 +10,9 @@ inference context.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -206,14 +208,18 @@ class Backbone:
     def _loading(self, what: str, load: Callable[[], Any], bars: bool = False) -> Any:
         """``load()`` with transformers' progress bars ("Loading weights", a GGUF file's
         "Converting and de-quantizing") shown only when ``bars`` (a run's progress: config
-        and tokenizer loads have none); any failure as one line."""
+        and tokenizer loads have none); any failure as one line. The GGUF bar is a plain
+        tqdm on sys.stderr that transformers' switch does not reach, so without bars the
+        load's direct writes to sys.stderr are dropped (logging keeps its own stream)."""
         from transformers.utils import logging as hf_logging
 
         bar_was_on = hf_logging.is_progress_bar_enabled()
         if not bars:
             hf_logging.disable_progress_bar()
         try:
-            return load()
+            with contextlib.nullcontext() if bars else \
+                    contextlib.redirect_stderr(io.StringIO()):
+                return load()
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise ShiftbenchError(f"{self.directory}: cannot load the {what} "

@@ -398,17 +398,26 @@ def test_sklearn_fit_problems_are_one_line_errors(train_split: Split) -> None:
         model.fit(train_split, runner())
 
 
-def test_transformers_bars_show_only_with_a_runs_progress(tmp_path: Path) -> None:
-    """A GGUF file's "Converting and de-quantizing" bar came through --no-progress: config
-    and tokenizer loads (no run's progress to follow) hide transformers' bars, a model
-    load shows them only when the runner shows progress, and the setting is restored."""
+def test_transformers_bars_show_only_with_a_runs_progress(tmp_path: Path, capsys) -> None:
+    """A GGUF file's "Converting and de-quantizing" bar (a plain tqdm on stderr) came
+    through --no-progress: config and tokenizer loads (no run's progress to follow) hide
+    transformers' bars and the load's own stderr, a model load shows them only when the
+    runner shows progress, and the setting is restored."""
+    import sys
+
     from transformers.utils import logging as hf_logging
 
     from shiftbench.backbone import Backbone
 
     backbone = Backbone(str(tmp_path), "AutoModel", 8)
     shown = []
-    for bars in (False, True):
-        backbone._loading("x", lambda: shown.append(hf_logging.is_progress_bar_enabled()),
-                          bars=bars)
+
+    def load() -> None:
+        print("Converting and de-quantizing", file=sys.stderr)
+        shown.append(hf_logging.is_progress_bar_enabled())
+
+    backbone._loading("x", load)
+    assert capsys.readouterr().err == ""
+    backbone._loading("x", load, bars=True)
+    assert capsys.readouterr().err == "Converting and de-quantizing\n"
     assert shown == [False, True] and hf_logging.is_progress_bar_enabled()
