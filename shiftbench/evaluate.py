@@ -99,19 +99,28 @@ def _score(split: Split, kind: str, proba: np.ndarray, classes: list[str]) -> Sc
     return ScoredSplit(split.name, kind, split.ids, y, proba, split.texts)
 
 
-def prediction_warnings(pred: np.ndarray, classes: Sequence[str]) -> list[str]:
-    """What a reader must know about one split's predictions (class indices) before
-    trusting its numbers, in words; empty when nothing stands out."""
+def prediction_warnings(pred: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> list[str]:
+    """What a reader must know about one split's predictions (class indices; ``y``: its
+    labels as class indices) before trusting its numbers, in words; empty when nothing
+    stands out: one class predicted for nearly every example, or a class predicted that
+    no example has (an LLM's verbalizer for a class the data lacks, a 3-class model on
+    2-class data), which macro-F1 averages in at 0."""
     if len(pred) == 0:
         return []
     counts = np.bincount(np.asarray(pred, dtype=np.int64), minlength=len(classes))
+    found = []
     top = int(counts.argmax())
-    share = counts[top] / len(pred)
-    if share < ONE_CLASS_SHARE:
-        return []
-    return [f"the model predicted {classes[top]!r} for {counts[top]} of {len(pred)} "
-            f"examples: its accuracy here is the share of {classes[top]!r} labels, not a sign "
-            "that it tells the classes apart"]
+    if counts[top] / len(pred) >= ONE_CLASS_SHARE:
+        found.append(f"the model predicted {classes[top]!r} for {counts[top]} of {len(pred)} "
+                     f"examples: its accuracy here is the share of {classes[top]!r} labels, not "
+                     "a sign that it tells the classes apart")
+    labelled = set(np.asarray(y, dtype=np.int64).tolist())
+    absent = [k for k in np.flatnonzero(counts) if k not in labelled]
+    if absent:
+        named = ", ".join(f"{classes[k]!r} ({counts[k]} examples)" for k in absent)
+        found.append(f"the model predicted {named}, a class no example here has: those are "
+                     "errors, and macro-F1 averages the class in at 0")
+    return found
 
 
 def metric_estimates(s: ScoredSplit, metrics: dict[str, M.Metric], seed: int,
@@ -225,12 +234,12 @@ def evaluate(
     table = _table(metrics, [reference.name, *(split.name for split, _ in shifted)])
     ref = _score(reference, "reference", reference_proba, classes)
     records = [_record(reference, ref, metric_estimates(ref, table, seed, n_boot),
-                       prediction_warnings(ref.pred, classes))]
+                       prediction_warnings(ref.pred, ref.y, classes))]
     scored = [(reference, ref)]
     for split, proba in shifted:
         s = _score(split, _shifted_kind(split), proba, classes)
         record = _record(split, s, metric_estimates(s, table, seed, n_boot),
-                         prediction_warnings(s.pred, classes))
+                         prediction_warnings(s.pred, s.y, classes))
         record.update(_compare(ref, s, seed, n_boot))
         records.append(record)
         scored.append((split, s))

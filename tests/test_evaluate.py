@@ -5,6 +5,7 @@ import pytest
 
 from shiftbench.errors import ShiftbenchError
 from shiftbench.evaluate import evaluate, prediction_warnings
+from shiftbench.labels import class_indices
 from shiftbench.split import Split
 
 CLASSES = ["neg", "neu", "pos"]
@@ -203,7 +204,7 @@ def test_unlabelled_split_is_refused(ref):
 ])
 def test_one_class_predictions_are_named_in_words(counts: tuple[int, ...], warned: bool) -> None:
     pred = np.repeat(np.arange(3), counts)
-    warnings = prediction_warnings(pred, CLASSES)
+    warnings = prediction_warnings(pred, pred, CLASSES)  # every predicted class labelled
     top = int(np.argmax(counts))
     assert bool(warnings) == warned
     if warned:
@@ -218,5 +219,18 @@ def test_each_record_carries_its_splits_warnings(ref) -> None:
     records, _ = evaluate(split, proba, [_perturbed(split, list(range(len(split))), constant)],
                           CLASSES, ["accuracy"], seed=0, n_boot=50)
     assert records[0]["warnings"] == []
-    assert records[1]["warnings"] == prediction_warnings(np.full(len(split), 2), CLASSES)
+    assert records[1]["warnings"] == prediction_warnings(np.full(len(split), 2),
+                                                         class_indices(split.labels, CLASSES,
+                                                                       split.ids, "s"), CLASSES)
     assert "'pos' for 150 of 150 examples" in records[1]["warnings"][0]
+
+
+def test_a_predicted_class_no_example_has_is_named() -> None:
+    """An LLM with a verbalizer for a class the data lacks predicted it, silently lowering
+    macro-F1."""
+    y = np.array([0, 0, 1, 1, 0, 1])
+    pred = np.array([0, 2, 1, 2, 2, 1])
+    (text,) = prediction_warnings(pred, y, CLASSES)
+    assert text == (f"the model predicted {CLASSES[2]!r} (3 examples), a class no example here "
+                    "has: those are errors, and macro-F1 averages the class in at 0")
+    assert prediction_warnings(np.array([0, 1, 1, 0, 0, 1]), y, CLASSES) == []

@@ -40,7 +40,7 @@ class Run:
         from the predictions themselves; splits without any are left out."""
         classes = [str(c) for c in self.model.get("classes") or []]
         found = {name: generation_warnings(list(split.proba)) if split.generated
-                 else prediction_warnings(split.pred, classes)
+                 else prediction_warnings(split.pred, split.y, classes)
                  for name, split in self.splits.items()}
         return {name: lines for name, lines in found.items() if lines}
 
