@@ -77,6 +77,7 @@ def _annotated_kinds(hint: Any) -> tuple[type, ...] | None:
 
 
 def check_backend(backend: str) -> None:
+    """A backend name alone (resolving it to a device waits for ``fit``)."""
     if backend not in BACKENDS:
         raise ShiftbenchError(f"backend {backend!r}: use {', '.join(BACKENDS)}")
 

@@ -154,9 +154,10 @@ class WindowReader:
 
     def _end(self, cursor: Position) -> tuple[Position, dict[str, str]]:
         """A window's end, with the fingerprint of a text file, and its ``extra``."""
-        if file_format(self._path(cursor.file)) == "parquet":
+        path = self._path(cursor.file)
+        if file_format(path) == "parquet":
             return cursor, {}
-        end = replace(cursor, digest=fingerprint(self._path(cursor.file), cursor.offset))
+        end = replace(cursor, digest=fingerprint(path, cursor.offset))
         return end, {DIGEST_KEY: end.digest}
 
     def _row_windows(self, cursor: Position, index: int) -> Iterator[Window]:

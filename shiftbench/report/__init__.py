@@ -145,7 +145,7 @@ def _examples(report: dict[str, Any], frame: pd.DataFrame) -> list[ScoredSplit] 
     return scored_splits(frame, report, Path(report["predictions_file"]))
 
 
-def score_metric(report: dict[str, Any], frame: pd.DataFrame) -> str | None:
+def _score_metric(report: dict[str, Any], frame: pd.DataFrame) -> str | None:
     """The score a generation run's failures compare: the first of its metrics that the
     predictions hold example by example (None when every one is a corpus score, as BLEU)."""
     names = (report["splits"][0].get("metrics") or {}) if report["splits"] else {}
@@ -161,7 +161,7 @@ def _groups(report: dict[str, Any], frame: pd.DataFrame) -> list[Group]:
         return []
     if report_task(report) == "classification":
         return run_groups(splits, model_classes(report))
-    metric = score_metric(report, frame)
+    metric = _score_metric(report, frame)
     if metric is None:
         return []
     scores = {s.name: frame.loc[frame["split"] == s.name, metric].to_numpy(float)
